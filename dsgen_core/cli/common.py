@@ -1,0 +1,24 @@
+"""Helpers shared by the CLI command modules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import orjson
+
+from dsgen_core.registry.db import Registry
+
+project_option = click.option("--project", default="default", show_default=True, help="Project name.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+
+
+def open_registry() -> Registry:
+    return Registry()
+
+
+def emit(data: Any, as_json: bool, human: str | None = None) -> None:
+    if as_json:
+        click.echo(orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS).decode())
+    else:
+        click.echo(human if human is not None else orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())

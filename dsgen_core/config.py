@@ -1,0 +1,29 @@
+"""Where dsgen keeps its data, read from the environment.
+
+``DSGEN_HOME`` (default ``./data``) is the data root; ``DSGEN_DATABASE_URL`` overrides the
+registry database, which otherwise is the SQLite file ``$DSGEN_HOME/registry/registry.db``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    storage_root: str
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings(home: str | os.PathLike[str] | None = None, database_url: str | None = None) -> Settings:
+    root = Path(home or os.environ.get("DSGEN_HOME") or "data").resolve()
+    url = database_url or os.environ.get("DSGEN_DATABASE_URL") or f"sqlite:///{root / 'registry' / 'registry.db'}"
+    storage = os.environ.get("DSGEN_STORAGE") or str(root / "registry")
+    return Settings(home=root, database_url=url, storage_root=storage)

@@ -1,0 +1,15 @@
+"""Errors meant for users: the CLI prints them without a traceback."""
+
+from __future__ import annotations
+
+
+class DsgenError(Exception):
+    """A user-facing error: bad input, a refused operation, a missing thing."""
+
+
+class NotFound(DsgenError):
+    pass
+
+
+class ImmutableError(DsgenError):
+    """A change to something frozen was refused."""
