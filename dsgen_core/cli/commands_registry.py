@@ -1,13 +1,22 @@
-"""``dsgen init``, ``dsgen stats``."""
+"""``dsgen init``, ``stats``, ``import coco``, ``export coco``, ``thumbnails``."""
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import click
 
 from dsgen_core.cli.common import emit, json_option, open_registry, project_option
 from dsgen_core.cli.main import cli
+from dsgen_core.formats.coco.exporter import build_coco, write_coco
+from dsgen_core.formats.coco.importer import import_coco
+from dsgen_core.formats.report import ImportRefused
 from dsgen_core.registry.projects import ensure_project, get_project
 from dsgen_core.registry.stats import registry_stats
+from dsgen_core.storage import LocalStorage
+from dsgen_core.storage.masks import MaskStore
+from dsgen_core.thumbnails import make_thumbnails
 
 
 @cli.command()
@@ -30,3 +39,87 @@ def stats(project: str, as_json: bool) -> None:
         data = registry_stats(s, get_project(s, project))
     human = "\n".join(f"{k:>12}: {v}" for k, v in data.items())
     emit(data, as_json, human)
+
+
+@cli.group("import")
+def import_() -> None:
+    """Import annotations into the registry."""
+
+
+@import_.command("coco")
+@click.argument("annotations", type=click.Path(path_type=Path))
+@click.option("--images", type=click.Path(path_type=Path), help="Image folder or ZIP (CVAT export layout works as is).")
+@project_option
+@click.option("--skip-invalid", is_flag=True, help="Import the valid records and report the rest.")
+@click.option("--report", "report_path", type=click.Path(path_type=Path), help="Write the validation report (JSON) here.")
+@click.option("--create-missing", is_flag=True, help="Results files: create images/classes the project lacks.")
+@click.option("--panoptic-dir", type=click.Path(path_type=Path), help="Folder of panoptic PNGs (default: next to the JSON).")
+@json_option
+def import_coco_cmd(annotations: Path, images: Path | None, project: str, skip_invalid: bool, report_path: Path | None,
+                    create_missing: bool, panoptic_dir: Path | None, as_json: bool) -> None:
+    """Import a CVAT "COCO 1.0" export or any COCO file (instances, keypoints, captions, panoptic, results).
+
+    A file with problems is refused whole with a report; nothing is written.
+    """
+    reg = open_registry()
+    try:
+        result = import_coco(reg, annotations, images=images, project=project, skip_invalid=skip_invalid,
+                             report_path=report_path, progress=sys.stderr.isatty() and not as_json,
+                             create_missing=create_missing, panoptic_dir=panoptic_dir)
+    except ImportRefused as exc:
+        if report_path is not None:
+            exc.report.write(report_path)
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    s = result.summary()
+    human = (f"imported {annotations} into project {project!r} in {s['seconds']} s: "
+             f"{s['images_new']} new images ({s['images_existing']} already known), {s['annotations']} annotations"
+             f" ({s['annotations_duplicate']} already present), {s['categories_new']} new categories, "
+             f"{s['masks']} masks, {s['tracks']} tracks")
+    if result.report.problems:
+        human += "\n" + result.report.to_text(20)
+    if result.report_path:
+        human += f"\nreport: {result.report_path}"
+    emit(s, as_json, human)
+
+
+@cli.group("export")
+def export_() -> None:
+    """Export a selection of the registry."""
+
+
+@export_.command("coco")
+@click.argument("out", type=click.Path(path_type=Path))
+@project_option
+@click.option("--query", "-q", default="", help="Only images matching this query.")
+@click.option("--human-only", is_flag=True, help="Leave out model annotations.")
+@json_option
+def export_coco_cmd(out: Path, project: str, query: str, human_only: bool, as_json: bool) -> None:
+    """Write the project (or the images matching --query) as one COCO JSON file."""
+    reg = open_registry()
+    with reg.session() as s:
+        p = get_project(s, project)
+        ids = None
+        if query.strip():
+            from dsgen_core.query import compile_query  # noqa: PLC0415
+
+            ids = compile_query(query, project_id=p.id)
+        doc = build_coco(s, p, MaskStore(LocalStorage(reg.settings.storage_root)), asset_ids=ids,
+                         include_model=not human_only)
+    write_coco(doc, out)
+    data = {"path": str(out), "images": len(doc["images"]), "annotations": len(doc["annotations"]),
+            "categories": len(doc["categories"])}
+    emit(data, as_json, f"wrote {out}: {data['images']} images, {data['annotations']} annotations, {data['categories']} categories")
+
+
+@cli.command()
+@project_option
+@click.option("--size", default=512, show_default=True, help="Longest side in pixels.")
+@json_option
+def thumbnails(project: str, size: int, as_json: bool) -> None:
+    """Make thumbnails for every image that has none yet."""
+    reg = open_registry()
+    with reg.session() as s:
+        pid = get_project(s, project).id
+    counts = make_thumbnails(reg, pid, size=size, progress=sys.stderr.isatty() and not as_json)
+    emit(counts, as_json, f"{counts['created']} thumbnails created, {counts['failed']} failed")

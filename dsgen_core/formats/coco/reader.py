@@ -1,0 +1,467 @@
+"""Reading COCO files of every flavour into one validated, normalised form.
+
+Flavours met in the wild: instances (polygons, multi-part polygons, compressed and
+uncompressed RLE, iscrowd), person keypoints, captions, image-level labels, image_info only,
+stuff, panoptic (segments in PNGs), results lists (``score`` = model confidence), SA-1B
+per-image files (``image`` instead of ``images``), and CVAT "COCO 1.0" exports with
+``attributes`` {occluded, rotation, track_id, keyframe, custom}. Nothing the file says is
+dropped: unknown keys are kept in ``extra`` so an export can give them back.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from dsgen_core.errors import DsgenError
+from dsgen_core.formats.report import ValidationReport
+from dsgen_core.storage.masks import polygon_area_bbox, rle_area_bbox, to_compressed_rle
+
+IMAGE_KEYS = {"id", "width", "height", "file_name"}
+CATEGORY_KEYS = {"id", "name", "supercategory", "keypoints", "skeleton"}
+HINTS = "_dsgen"  # reserved key in ``extra`` for how the source file was written; never exported as is
+ANNOTATION_KEYS = {
+    "id", "image_id", "category_id", "segmentation", "area", "bbox", "iscrowd", "attributes",
+    "keypoints", "num_keypoints", "score", "caption",
+}
+
+
+@dataclass
+class CocoImage:
+    index: int
+    coco_id: int
+    file_name: str
+    width: int | None
+    height: int | None
+    extra: dict[str, Any] | None
+
+
+@dataclass
+class CocoCategory:
+    coco_id: int
+    name: str
+    supercategory: str | None
+    keypoints: list[str] | None
+    skeleton: list[Any] | None
+    extra: dict[str, Any] | None
+
+
+@dataclass
+class CocoAnnotation:
+    """One normalised object; geometry checked, area/bbox from pycocotools where there is a shape."""
+
+    index: int
+    coco_id: int | None
+    image_id: int
+    category_id: int | None
+    geometry_type: str
+    bbox: tuple[float, float, float, float] | None
+    polygon: list[list[float]] | None
+    rle: dict[str, Any] | None  # compressed COCO RLE
+    keypoints: list[float] | None
+    num_keypoints: int | None
+    caption: str | None
+    area: float | None
+    iscrowd: bool
+    attributes: dict[str, Any] | None
+    extra: dict[str, Any] | None
+    score: float | None
+
+
+@dataclass
+class CocoFile:
+    path: Path
+    kind: str  # dataset | results | panoptic | sa1b
+    images: list[CocoImage]
+    categories: list[CocoCategory]
+    annotations: list[CocoAnnotation]
+    header: dict[str, Any]
+    report: ValidationReport
+    invalid_images: set[int] = field(default_factory=set)
+    raw_bytes_sha256: str = ""
+    raw_annotation_count: int = 0
+    raw_image_count: int = 0
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def load_json(path: Path) -> tuple[Any, bytes]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DsgenError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise DsgenError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        return orjson.loads(data), data
+    except orjson.JSONDecodeError as exc:
+        raise DsgenError(f"{path}: bad JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+
+
+def read_coco(path: Path, *, panoptic_dir: Path | None = None) -> CocoFile:
+    """Parse and validate; problems go to the report, never half into the result."""
+    import hashlib
+
+    doc, raw = load_json(path)
+    report = ValidationReport()
+    fname = str(path)
+    header: dict[str, Any] = {}
+    kind = "dataset"
+    if isinstance(doc, list):
+        kind = "results"
+        raw_images: list[Any] = []
+        raw_categories: list[Any] = []
+        raw_annotations = doc
+    elif isinstance(doc, dict):
+        if "image" in doc and "images" not in doc:
+            kind = "sa1b"
+            img = dict(doc["image"]) if isinstance(doc["image"], dict) else {}
+            if "id" not in img and "image_id" in img:
+                img["id"] = img.pop("image_id")
+            raw_images = [img]
+            raw_categories = []
+            raw_annotations = [dict(a, image_id=a.get("image_id", img.get("id"))) for a in doc.get("annotations") or []]
+        else:
+            raw_images = doc.get("images")
+            raw_categories = doc.get("categories")
+            raw_annotations = doc.get("annotations")
+            for key, label in (("images", raw_images), ("categories", raw_categories), ("annotations", raw_annotations)):
+                if label is not None and not isinstance(label, list):
+                    raise DsgenError(f"{path}: '{key}' must be a list, found {type(label).__name__}")
+            if raw_images is None:
+                raise DsgenError(f"{path}: not a COCO file: no 'images' list (keys: {sorted(doc)[:10]})")
+            raw_categories = raw_categories or []
+            raw_annotations = raw_annotations or []
+            if raw_annotations and isinstance(raw_annotations[0], dict) and "segments_info" in raw_annotations[0]:
+                kind = "panoptic"
+        header = {k: v for k, v in doc.items() if k not in ("images", "categories", "annotations", "image")}
+    else:
+        raise DsgenError(f"{path}: not a COCO file: top level is {type(doc).__name__}")
+
+    images = _read_images(raw_images, fname, report)
+    raw_image_count = len(raw_images)
+    categories = _read_categories(raw_categories, fname, report)
+    if kind == "panoptic":
+        raw_annotations = _expand_panoptic(raw_annotations, path, panoptic_dir, images, fname, report)
+    if kind == "sa1b" and raw_annotations and not categories:
+        # SA-1B masks have no class; give them one so they stay exportable as COCO.
+        categories = [CocoCategory(1, "object", None, None, None, None)]
+        raw_annotations = [dict(a, category_id=a.get("category_id", 1)) for a in raw_annotations]
+    annotations = _read_annotations(raw_annotations, fname, report, images, categories, kind)
+    return CocoFile(path, kind, images, categories, annotations, header, report,
+                    raw_bytes_sha256=hashlib.sha256(raw).hexdigest(), raw_annotation_count=len(raw_annotations),
+                    raw_image_count=raw_image_count)
+
+
+def _read_images(raw: list[Any], fname: str, report: ValidationReport) -> list[CocoImage]:
+    out: list[CocoImage] = []
+    seen: dict[int, int] = {}
+    names: Counter[str] = Counter()
+    for i, im in enumerate(raw):
+        rec = f"images[{i}]"
+        if not isinstance(im, dict):
+            report.error(fname, rec, "-", f"expected an object, found {type(im).__name__}")
+            continue
+        iid = im.get("id")
+        rec = f"images[{i}] (id={iid})"
+        if not isinstance(iid, int) or isinstance(iid, bool):
+            report.error(fname, rec, "id", "missing or not an integer")
+            continue
+        if iid in seen:
+            report.error(fname, rec, "id", f"duplicate image id (also images[{seen[iid]}])")
+            continue
+        seen[iid] = i
+        name = im.get("file_name")
+        if not isinstance(name, str) or not name:
+            report.error(fname, rec, "file_name", "missing or empty")
+            continue
+        w, h = im.get("width"), im.get("height")
+        bad = False
+        for key, v in (("width", w), ("height", h)):
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v <= 0):
+                report.error(fname, rec, key, f"must be a positive integer, found {v!r}")
+                bad = True
+        if bad:
+            continue
+        names[name] += 1
+        if names[name] == 2:
+            report.warning(fname, rec, "file_name", f"{name!r} is used by more than one image")
+        extra = {k: v for k, v in im.items() if k not in IMAGE_KEYS} or None
+        out.append(CocoImage(i, iid, name, w, h, extra))
+    return out
+
+
+def _read_categories(raw: list[Any], fname: str, report: ValidationReport) -> list[CocoCategory]:
+    out: list[CocoCategory] = []
+    ids: set[int] = set()
+    names: set[str] = set()
+    for i, c in enumerate(raw):
+        rec = f"categories[{i}]"
+        if not isinstance(c, dict):
+            report.error(fname, rec, "-", f"expected an object, found {type(c).__name__}")
+            continue
+        cid, name = c.get("id"), c.get("name")
+        rec = f"categories[{i}] (id={cid})"
+        if not isinstance(cid, int) or isinstance(cid, bool):
+            report.error(fname, rec, "id", "missing or not an integer")
+            continue
+        if cid in ids:
+            report.error(fname, rec, "id", "duplicate category id")
+            continue
+        if not isinstance(name, str) or not name.strip():
+            report.error(fname, rec, "name", "missing or empty")
+            continue
+        if name in names:
+            report.error(fname, rec, "name", f"duplicate category name {name!r}")
+            continue
+        ids.add(cid)
+        names.add(name)
+        kps = c.get("keypoints")
+        if kps is not None and not (isinstance(kps, list) and all(isinstance(k, str) for k in kps)):
+            report.error(fname, rec, "keypoints", "must be a list of keypoint names")
+            continue
+        extra = {k: v for k, v in c.items() if k not in CATEGORY_KEYS} or None
+        out.append(CocoCategory(cid, name, c.get("supercategory"), kps, c.get("skeleton"), extra))
+    return out
+
+
+def _expand_panoptic(
+    raw: list[Any], path: Path, panoptic_dir: Path | None, images: list[CocoImage], fname: str, report: ValidationReport
+) -> list[dict[str, Any]]:
+    """Each segment of a panoptic PNG becomes an object with an RLE mask."""
+    from PIL import Image
+    from pycocotools import mask as mask_utils
+
+    png_dir = panoptic_dir or path.parent / path.stem
+    by_id = {im.coco_id: im for im in images}
+    out: list[dict[str, Any]] = []
+    for i, a in enumerate(raw):
+        rec = f"annotations[{i}] (image_id={a.get('image_id') if isinstance(a, dict) else '?'})"
+        if not isinstance(a, dict) or not isinstance(a.get("segments_info"), list):
+            report.error(fname, rec, "segments_info", "missing or not a list")
+            continue
+        png = png_dir / str(a.get("file_name", ""))
+        try:
+            rgb = np.asarray(Image.open(png).convert("RGB"), dtype=np.uint32)
+        except (FileNotFoundError, OSError):
+            report.error(fname, rec, "file_name", f"panoptic PNG {png} missing or unreadable")
+            continue
+        ids = rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
+        im = by_id.get(a.get("image_id"))
+        if im is not None and (im.height, im.width) != ids.shape and im.height is not None:
+            report.error(fname, rec, "file_name", f"PNG is {ids.shape[1]}x{ids.shape[0]}, image is {im.width}x{im.height}")
+            continue
+        for seg in a["segments_info"]:
+            m = np.asfortranarray((ids == seg.get("id")).astype(np.uint8))
+            rle = mask_utils.encode(m)
+            extra_keys = {k: v for k, v in seg.items() if k not in ANNOTATION_KEYS}
+            out.append({
+                **{k: v for k, v in seg.items() if k in ANNOTATION_KEYS},
+                "image_id": a.get("image_id"),
+                "segmentation": {"size": list(rle["size"]), "counts": rle["counts"].decode()},
+                "_extra": {"panoptic_file": a.get("file_name"), **extra_keys},
+            })
+    return out
+
+
+def _read_annotations(
+    raw: list[Any],
+    fname: str,
+    report: ValidationReport,
+    images: list[CocoImage],
+    categories: list[CocoCategory],
+    kind: str,
+) -> list[CocoAnnotation]:
+    img_by_id = {im.coco_id: im for im in images}
+    cat_by_id = {c.coco_id: c for c in categories}
+    seen_ids: dict[int, int] = {}
+    out: list[CocoAnnotation] = []
+    err = report.error
+    results = kind == "results"
+    known = ANNOTATION_KEYS
+    for i, a in enumerate(raw):
+        if not isinstance(a, dict):
+            err(fname, f"annotations[{i}]", "-", f"expected an object, found {type(a).__name__}")
+            continue
+        aid = a.get("id")
+        rec = f"annotations[{i}] (id={aid})"
+        if aid is not None:
+            if not isinstance(aid, int) or isinstance(aid, bool):
+                err(fname, rec, "id", f"not an integer: {aid!r}")
+                continue
+            if aid in seen_ids:
+                err(fname, rec, "id", f"duplicate annotation id (also annotations[{seen_ids[aid]}])")
+                continue
+            seen_ids[aid] = i
+        image_id = a.get("image_id")
+        im = img_by_id.get(image_id)
+        if im is None and not results:
+            err(fname, rec, "image_id", f"refers to image {image_id!r}, which is not in 'images'")
+            continue
+        if results and (not isinstance(image_id, int) or isinstance(image_id, bool)):
+            err(fname, rec, "image_id", f"missing or not an integer: {image_id!r}")
+            continue
+        cid = a.get("category_id")
+        caption = a.get("caption")
+        if cid is None:
+            if caption is None:
+                err(fname, rec, "category_id", "missing (and no caption)")
+                continue
+        elif not results and cid not in cat_by_id:
+            if caption is None:
+                err(fname, rec, "category_id", f"refers to category {cid!r}, which is not in 'categories'")
+                continue
+            # Caption files often carry a placeholder category (datumaro writes 0); keep it for export.
+            a = {**a, "_extra": {**a.get("_extra", {}), "category_id": cid}}
+            cid = None
+        elif results and (not isinstance(cid, int) or isinstance(cid, bool)):
+            err(fname, rec, "category_id", f"not an integer: {cid!r}")
+            continue
+        if caption is not None and not isinstance(caption, str):
+            err(fname, rec, "caption", "must be a string")
+            continue
+
+        bbox = a.get("bbox")
+        box: tuple[float, float, float, float] | None = None
+        if bbox is not None:
+            if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_num(v) for v in bbox)):
+                err(fname, rec, "bbox", f"must be [x, y, width, height] numbers, found {bbox!r}")
+                continue
+            if bbox[2] <= 0 or bbox[3] <= 0:
+                err(fname, rec, "bbox", f"negative or zero-size box {bbox!r}")
+                continue
+            box = (float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3]))
+            if im is not None and im.width and im.height and (
+                box[0] < -1 or box[1] < -1 or box[0] + box[2] > im.width + 1 or box[1] + box[3] > im.height + 1
+            ):
+                report.warning(fname, rec, "bbox", f"box {bbox!r} extends beyond the {im.width}x{im.height} image")
+
+        seg = a.get("segmentation")
+        polygon: list[list[float]] | None = None
+        rle: dict[str, Any] | None = None
+        area_calc: float | None = None
+        bbox_calc: list[float] | None = None
+        if isinstance(seg, list) and seg:
+            if not all(isinstance(p, list) for p in seg):
+                err(fname, rec, "segmentation", "polygon must be a list of coordinate lists")
+                continue
+            bad = next((p for p in seg if len(p) < 6 or len(p) % 2 or not all(_is_num(v) for v in p)), None)
+            if bad is not None:
+                err(fname, rec, "segmentation", f"polygon with fewer than 3 points or bad coordinates ({len(bad)} values)")
+                continue
+            polygon = [[float(v) for v in p] for p in seg]
+            if im is not None and im.width and im.height:
+                area_calc, bbox_calc = polygon_area_bbox(polygon, im.height, im.width)
+        elif isinstance(seg, dict):
+            size, counts = seg.get("size"), seg.get("counts")
+            if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
+                err(fname, rec, "segmentation.size", f"must be [height, width], found {size!r}")
+                continue
+            if not isinstance(counts, (list, str)) or (isinstance(counts, list) and not all(isinstance(v, int) for v in counts)):
+                err(fname, rec, "segmentation.counts", "must be a list of run lengths or a compressed RLE string")
+                continue
+            if im is not None and im.height and im.width and size != [im.height, im.width]:
+                err(fname, rec, "segmentation.size", f"RLE size {size} does not match the image's [height, width] [{im.height}, {im.width}]")
+                continue
+            if isinstance(counts, list) and sum(counts) != size[0] * size[1]:
+                err(fname, rec, "segmentation.counts", f"runs add up to {sum(counts)}, not {size[0]}x{size[1]}")
+                continue
+            try:
+                rle = to_compressed_rle(seg)
+                area_calc, bbox_calc = rle_area_bbox(rle)
+            except (ValueError, TypeError) as exc:
+                err(fname, rec, "segmentation", f"RLE cannot be decoded ({exc})")
+                continue
+        elif seg not in (None, []):
+            err(fname, rec, "segmentation", f"must be polygon lists or an RLE object, found {type(seg).__name__}")
+            continue
+
+        kps = a.get("keypoints")
+        keypoints: list[float] | None = None
+        if kps is not None and kps != []:
+            if not (isinstance(kps, list) and len(kps) % 3 == 0 and all(_is_num(v) for v in kps)):
+                err(fname, rec, "keypoints", "must be a flat list of x, y, visibility triples")
+                continue
+            cat = cat_by_id.get(cid)
+            if cat is not None and cat.keypoints and len(kps) != 3 * len(cat.keypoints):
+                err(fname, rec, "keypoints", f"{len(kps) // 3} points, category {cat.name!r} defines {len(cat.keypoints)}")
+                continue
+            keypoints = [float(v) for v in kps]
+
+        score = a.get("score")
+        if score is not None and not _is_num(score):
+            err(fname, rec, "score", f"must be a number, found {score!r}")
+            continue
+        attrs = a.get("attributes")
+        if attrs is not None and not isinstance(attrs, dict):
+            err(fname, rec, "attributes", "must be an object")
+            continue
+
+        if keypoints is not None:
+            gtype = "keypoints"
+        elif rle is not None:
+            gtype = "mask"
+        elif polygon is not None:
+            gtype = "polygon"
+        elif box is not None:
+            gtype = "bbox"
+        elif caption is not None:
+            gtype = "caption"
+        else:
+            gtype = "label"
+        if box is None and bbox_calc is not None and bbox_calc[2] > 0 and bbox_calc[3] > 0:
+            box = (bbox_calc[0], bbox_calc[1], bbox_calc[2], bbox_calc[3])
+
+        extra = {k: v for k, v in a.items() if k not in known and k != "_extra"}
+        if "_extra" in a:
+            extra.update(a["_extra"])
+        file_area = a.get("area")
+        area = area_calc if area_calc is not None else (float(file_area) if _is_num(file_area) else (box[2] * box[3] if box else None))
+        # How the file wrote things we normalise, so an export gives back the same shapes.
+        hints: dict[str, Any] = {}
+        if _is_num(file_area) and area is not None and abs(float(file_area) - area) > 1e-6:
+            hints["area"] = file_area
+        elif file_area is None and "area" not in a:
+            hints["no_area"] = True
+        if "segmentation" not in a:
+            hints["no_segmentation"] = True
+        elif seg is None or seg == []:
+            hints["segmentation"] = seg
+        elif isinstance(seg, dict) and isinstance(seg.get("counts"), list):
+            hints["rle"] = "list"
+        if "iscrowd" not in a:
+            hints["no_iscrowd"] = True
+        if "bbox" not in a and box is not None:
+            hints["no_bbox"] = True
+        if hints:
+            extra[HINTS] = hints
+        nk = a.get("num_keypoints")
+        out.append(
+            CocoAnnotation(
+                index=i,
+                coco_id=aid,
+                image_id=image_id,
+                category_id=cid,
+                geometry_type=gtype,
+                bbox=box,
+                polygon=polygon,
+                rle=rle,
+                keypoints=keypoints,
+                num_keypoints=nk if isinstance(nk, int) else (sum(1 for v in keypoints[2::3] if v > 0) if keypoints else None),
+                caption=caption,
+                area=area,
+                iscrowd=bool(a.get("iscrowd") or 0),
+                attributes=attrs,
+                extra=extra or None,
+                score=float(score) if score is not None else None,
+            )
+        )
+    return out

@@ -1,0 +1,154 @@
+"""Finding, hashing and measuring the image files an annotation file refers to.
+
+A folder is used in place; a ZIP is checked (no entry may escape the target folder, no
+decompression bombs, only images and annotation files) and unpacked into a staging folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from PIL import Image, UnidentifiedImageError
+
+from dsgen_core.errors import DsgenError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+ANNOTATION_SUFFIXES = {".json", ".xml", ".txt", ".yaml", ".yml"}
+MAX_ZIP_TOTAL_BYTES = 64 * 1024**3
+MAX_ZIP_RATIO = 200  # a real image compresses little; 200:1 is a bomb
+MAX_IMAGE_PIXELS = 40_000 * 40_000
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    path: Path
+    sha256: str
+    bytes: int
+    width: int
+    height: int
+    mime_type: str
+
+
+class ImageProblem(Exception):
+    """Why one image file could not be used; the importer turns it into a report line."""
+
+
+def probe_image(path: Path) -> ImageInfo:
+    """sha256, size and the real width/height from the file header (the pixels are not decoded)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ImageProblem("missing image file") from None
+    except OSError as exc:
+        raise ImageProblem(f"cannot read image file: {exc.strerror}") from None
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+            fmt = (im.format or "").lower()
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise ImageProblem(f"not a readable image ({type(exc).__name__})") from None
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ImageProblem(f"image of {width}x{height} pixels exceeds the {MAX_IMAGE_PIXELS} pixel limit")
+    return ImageInfo(path, hashlib.sha256(data).hexdigest(), len(data), width, height, f"image/{fmt or 'unknown'}")
+
+
+class ImageSource:
+    """Resolves COCO ``file_name``s against a folder (CVAT exports keep images under ``images/``)."""
+
+    def __init__(self, root: Path, *, staged: bool = False) -> None:
+        self.root = root.resolve()
+        self.staged = staged  # True when root is an unpacked ZIP that must be cleaned up
+        self._by_basename: dict[str, list[Path]] | None = None
+
+    def resolve(self, file_name: str) -> Path | None:
+        rel = PurePosixPath(file_name.replace("\\", "/"))
+        if rel.is_absolute() or ".." in rel.parts:
+            return None
+        for base in (self.root, self.root / "images"):
+            p = base / rel
+            if p.is_file():
+                return p
+        if self._by_basename is None:
+            self._by_basename = {}
+            for dirpath, _dirs, files in os.walk(self.root):
+                for f in files:
+                    self._by_basename.setdefault(f, []).append(Path(dirpath) / f)
+        found = self._by_basename.get(rel.name, [])
+        return found[0] if len(found) == 1 else None
+
+    def probe_all(self, file_names: list[str], progress=None) -> list[ImageInfo | ImageProblem]:  # noqa: ANN001
+        def one(name: str) -> ImageInfo | ImageProblem:
+            p = self.resolve(name)
+            if p is None:
+                return ImageProblem(f"missing image file (looked in {self.root})")
+            try:
+                return probe_image(p)
+            except ImageProblem as exc:
+                return exc
+
+        out: list[ImageInfo | ImageProblem] = []
+        with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
+            for r in pool.map(one, file_names, chunksize=64):
+                out.append(r)
+                if progress is not None:
+                    progress.update(1)
+        return out
+
+    def cleanup(self) -> None:
+        if self.staged:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def unpack_zip(zip_path: Path, target: Path) -> ImageSource:
+    """Checks every entry before writing anything, then unpacks into ``target``."""
+    try:
+        zf = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DsgenError(f"{zip_path}: not a readable ZIP file ({exc})") from None
+    with zf:
+        problems: list[str] = []
+        total = 0
+        for info in zf.infolist():
+            name = info.filename
+            parts = PurePosixPath(name.replace("\\", "/")).parts
+            if name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
+                problems.append(f"{name}: entry would be written outside the target folder")
+                continue
+            if stat.S_ISLNK(info.external_attr >> 16):
+                problems.append(f"{name}: symbolic links are not accepted")
+                continue
+            if info.is_dir():
+                continue
+            total += info.file_size
+            if info.compress_size and info.file_size / info.compress_size > MAX_ZIP_RATIO and info.file_size > 1 << 20:
+                problems.append(f"{name}: compression ratio {info.file_size // info.compress_size}:1 looks like a decompression bomb")
+            suffix = PurePosixPath(name).suffix.lower()
+            if suffix not in IMAGE_SUFFIXES and suffix not in ANNOTATION_SUFFIXES:
+                problems.append(f"{name}: not an image file ({suffix or 'no extension'})")
+        if total > MAX_ZIP_TOTAL_BYTES:
+            problems.append(f"unpacked size {total} bytes exceeds the {MAX_ZIP_TOTAL_BYTES} byte limit")
+        if problems:
+            listing = "\n  ".join(problems[:50])
+            raise DsgenError(f"{zip_path}: ZIP refused, nothing was written:\n  {listing}")
+        target.mkdir(parents=True, exist_ok=True)
+        for info in zf.infolist():
+            if info.is_dir():
+                continue
+            dest = target / PurePosixPath(info.filename.replace("\\", "/"))
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(dest, "wb") as out:
+                # Read in bounded chunks and stop at the declared size, so a lying header cannot fill the disk.
+                remaining = info.file_size
+                while chunk := src.read(min(1 << 20, remaining + 1)):
+                    remaining -= len(chunk)
+                    if remaining < 0:
+                        raise DsgenError(f"{zip_path}: {info.filename}: entry is larger than its header says")
+                    out.write(chunk)
+    return ImageSource(target, staged=True)
