@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Sets up a dsgen checkout: .venv with CPU-only torch and the package (editable, with dev extras),
+# and the PostgreSQL server binaries the test suite starts throwaway servers with.
+# Idempotent: a second run only checks, in a few seconds.
+#
+#   bash scripts/setup.sh            # PostgreSQL is installed if missing and we may (root or sudo -n)
+#   DSGEN_REQUIRE_POSTGRES=1 bash scripts/setup.sh   # ... and failing that is an error (CI)
+#   PYTHON=/path/to/python3.11 bash scripts/setup.sh  # choose the interpreter for a new .venv
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+VENV=$ROOT/.venv
+TORCH_VERSION=2.13.0
+STAMP=$VENV/.dsgen-setup
+
+log() { printf '[setup] %s\n' "$*"; }
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
+
+# --------------------------------------------------------------------------- Python >= 3.11
+find_python() {
+    local c
+    for c in "${PYTHON:-}" python3.11 "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.11*/bin/python3.11 \
+             /root/.pyenv/versions/3.11*/bin/python3.11 python3.12 python3.13 python3; do
+        [[ -n $c ]] || continue
+        c=$(command -v "$c" 2>/dev/null) || continue
+        if "$c" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+            echo "$c"
+            return 0
+        fi
+    done
+    return 1
+}
+
+if [[ ! -x $VENV/bin/python ]]; then
+    PY=$(find_python) || die "no Python >= 3.11 with venv/ensurepip found (set PYTHON=/path/to/python3.11)"
+    log "creating .venv with $PY ($("$PY" -V 2>&1))"
+    "$PY" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --upgrade pip setuptools wheel
+fi
+
+# --------------------------------------------------------------------------- Python packages
+# The stamp records what the last successful install was made from; a change reinstalls.
+want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
+if [[ -f $STAMP && $(cat "$STAMP") == "$want" && -x $VENV/bin/dsgen ]] \
+   && "$VENV/bin/python" -c 'import dsgen_core' 2>/dev/null; then
+    log "python packages up to date"
+else
+    # CPU torch first, by itself: pip's find-links (/opt/wheels) holds the +cpu wheel, and once
+    # it is installed the rest resolves against it instead of pulling GBs of CUDA libraries.
+    log "installing torch==$TORCH_VERSION (CPU)"
+    "$VENV/bin/python" -m pip install -q "torch==$TORCH_VERSION"
+    log "installing dsgen (editable, dev extras)"
+    "$VENV/bin/python" -m pip install -q -e '.[dev]'
+    echo "$want" >"$STAMP"
+fi
+
+# No CUDA: torch must be the CPU build and no NVIDIA CUDA libraries may have come along.
+# (nvidia-ml-py, the pure-Python NVML binding ultralytics requires, is not a CUDA library.)
+"$VENV/bin/python" - <<'EOF' || die "CUDA packages found in .venv (see above); torch must be the CPU wheel"
+import importlib.metadata as md, sys
+torch = md.version("torch")
+cuda = sorted(
+    d.metadata["Name"] for d in md.distributions()
+    if (d.metadata["Name"] or "").lower().replace("_", "-").startswith("nvidia-")
+    and (d.metadata["Name"] or "").lower().replace("_", "-") != "nvidia-ml-py"
+)
+print(f"[setup] torch {torch}; CUDA packages: {', '.join(cuda) or 'none'}")
+sys.exit(0 if torch.endswith("+cpu") and not cuda else 1)
+EOF
+
+# --------------------------------------------------------------------------- PostgreSQL server binaries
+have_pg() {
+    { command -v initdb && command -v pg_ctl; } >/dev/null 2>&1 && return 0
+    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null
+}
+
+if have_pg; then
+    log "postgresql binaries present"
+else
+    SUDO=()
+    if [[ $(id -u) -ne 0 ]]; then
+        if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO=(sudo -n); else SUDO=(none); fi
+    fi
+    if [[ ${SUDO[0]:-} == none ]] || ! command -v apt-get >/dev/null; then
+        msg="PostgreSQL (initdb, pg_ctl) is missing and cannot be installed here (needs apt-get and root or sudo); install the postgresql package: the test suite runs every registry test on PostgreSQL too"
+        [[ ${DSGEN_REQUIRE_POSTGRES:-0} == 1 ]] && die "$msg"
+        log "warning: $msg"
+    else
+        log "installing postgresql (apt-get)"
+        export DEBIAN_FRONTEND=noninteractive
+        "${SUDO[@]}" apt-get update -q </dev/null
+        "${SUDO[@]}" apt-get install -y -q postgresql </dev/null
+        have_pg || die "postgresql installed but initdb/pg_ctl still not found"
+    fi
+fi
+
+log "ready: $VENV"
