@@ -52,14 +52,17 @@ else
     # it is installed the rest resolves against it instead of pulling GBs of CUDA libraries.
     log "installing torch==$TORCH_VERSION (CPU)"
     "$VENV/bin/python" -m pip install -q "torch==$TORCH_VERSION"
+    # torch stays pinned here too: otherwise pip takes the newest torchvision (via ultralytics),
+    # which wants a newer torch, and "upgrades" torch to the CUDA build from PyPI.
     log "installing dsgen (editable, dev extras)"
-    "$VENV/bin/python" -m pip install -q -e '.[dev]'
-    echo "$want" >"$STAMP"
+    "$VENV/bin/python" -m pip install -q -e '.[dev]' "torch==$TORCH_VERSION"
+    fresh_install=1
 fi
 
 # No CUDA: torch must be the CPU build and no NVIDIA CUDA libraries may have come along.
 # (nvidia-ml-py, the pure-Python NVML binding ultralytics requires, is not a CUDA library.)
-"$VENV/bin/python" - <<'EOF' || die "CUDA packages found in .venv (see above); torch must be the CPU wheel"
+"$VENV/bin/python" - <<'EOF' \
+    || die "CUDA packages in .venv (see above): torch must be the CPU wheel; remove .venv and run this again"
 import importlib.metadata as md, sys
 torch = md.version("torch")
 cuda = sorted(
@@ -70,6 +73,7 @@ cuda = sorted(
 print(f"[setup] torch {torch}; CUDA packages: {', '.join(cuda) or 'none'}")
 sys.exit(0 if torch.endswith("+cpu") and not cuda else 1)
 EOF
+if [[ -n ${fresh_install:-} ]]; then echo "$want" >"$STAMP"; fi
 
 # --------------------------------------------------------------------------- PostgreSQL server binaries
 have_pg() {
