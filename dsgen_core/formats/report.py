@@ -31,11 +31,11 @@ class ValidationReport:
     problems: list[Problem] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)  # what --skip-invalid left out, by kind
 
-    def error(self, file: str, record: str, fld: str, reason: str) -> None:
-        self.problems.append(Problem(file, record, fld, reason, "error"))
+    def error(self, file: str, record: object, fld: str, reason: str) -> None:
+        self.problems.append(Problem(file, str(record), fld, reason, "error"))
 
-    def warning(self, file: str, record: str, fld: str, reason: str) -> None:
-        self.problems.append(Problem(file, record, fld, reason, "warning"))
+    def warning(self, file: str, record: object, fld: str, reason: str) -> None:
+        self.problems.append(Problem(file, str(record), fld, reason, "warning"))
 
     @property
     def errors(self) -> list[Problem]:

@@ -52,7 +52,7 @@ class CocoCategory:
     extra: dict[str, Any] | None
 
 
-@dataclass
+@dataclass(slots=True)
 class CocoAnnotation:
     """One normalised object; geometry checked, area/bbox from pycocotools where there is a shape."""
 
@@ -91,6 +91,18 @@ class CocoFile:
 
 def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_box(b: Any) -> bool:
+    """Hot path of every import: four finite numbers, checked without a generator."""
+    if type(b) is not list or len(b) != 4:
+        return False
+    x, y, w, h = b
+    tx, ty, tw, th = type(x), type(y), type(w), type(h)
+    return (
+        (tx is float or tx is int) and (ty is float or ty is int) and (tw is float or tw is int)
+        and (th is float or th is int) and x - x == 0 and y - y == 0 and w - w == 0 and h - h == 0
+    )
 
 
 def load_json(path: Path) -> tuple[Any, bytes]:
@@ -149,15 +161,16 @@ def read_coco(path: Path, *, panoptic_dir: Path | None = None) -> CocoFile:
     images = _read_images(raw_images, fname, report)
     raw_image_count = len(raw_images)
     categories = _read_categories(raw_categories, fname, report)
+    dropped = 0
     if kind == "panoptic":
-        raw_annotations = _expand_panoptic(raw_annotations, path, panoptic_dir, images, fname, report)
+        raw_annotations, dropped = _expand_panoptic(raw_annotations, path, panoptic_dir, images, fname, report)
     if kind == "sa1b" and raw_annotations and not categories:
         # SA-1B masks have no class; give them one so they stay exportable as COCO.
         categories = [CocoCategory(1, "object", None, None, None, None)]
         raw_annotations = [dict(a, category_id=a.get("category_id", 1)) for a in raw_annotations]
     annotations = _read_annotations(raw_annotations, fname, report, images, categories, kind)
     return CocoFile(path, kind, images, categories, annotations, header, report,
-                    raw_bytes_sha256=hashlib.sha256(raw).hexdigest(), raw_annotation_count=len(raw_annotations),
+                    raw_bytes_sha256=hashlib.sha256(raw).hexdigest(), raw_annotation_count=len(raw_annotations) + dropped,
                     raw_image_count=raw_image_count)
 
 
@@ -235,29 +248,33 @@ def _read_categories(raw: list[Any], fname: str, report: ValidationReport) -> li
 
 def _expand_panoptic(
     raw: list[Any], path: Path, panoptic_dir: Path | None, images: list[CocoImage], fname: str, report: ValidationReport
-) -> list[dict[str, Any]]:
-    """Each segment of a panoptic PNG becomes an object with an RLE mask."""
+) -> tuple[list[dict[str, Any]], int]:
+    """Each segment of a panoptic PNG becomes an object with an RLE mask; also returns how many were refused."""
     from PIL import Image
     from pycocotools import mask as mask_utils
 
     png_dir = panoptic_dir or path.parent / path.stem
     by_id = {im.coco_id: im for im in images}
     out: list[dict[str, Any]] = []
+    dropped = 0
     for i, a in enumerate(raw):
         rec = f"annotations[{i}] (image_id={a.get('image_id') if isinstance(a, dict) else '?'})"
         if not isinstance(a, dict) or not isinstance(a.get("segments_info"), list):
             report.error(fname, rec, "segments_info", "missing or not a list")
+            dropped += 1
             continue
         png = png_dir / str(a.get("file_name", ""))
         try:
             rgb = np.asarray(Image.open(png).convert("RGB"), dtype=np.uint32)
         except (FileNotFoundError, OSError):
             report.error(fname, rec, "file_name", f"panoptic PNG {png} missing or unreadable")
+            dropped += len(a["segments_info"])
             continue
         ids = rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
         im = by_id.get(a.get("image_id"))
         if im is not None and (im.height, im.width) != ids.shape and im.height is not None:
             report.error(fname, rec, "file_name", f"PNG is {ids.shape[1]}x{ids.shape[0]}, image is {im.width}x{im.height}")
+            dropped += len(a["segments_info"])
             continue
         for seg in a["segments_info"]:
             m = np.asfortranarray((ids == seg.get("id")).astype(np.uint8))
@@ -269,7 +286,19 @@ def _expand_panoptic(
                 "segmentation": {"size": list(rle["size"]), "counts": rle["counts"].decode()},
                 "_extra": {"panoptic_file": a.get("file_name"), **extra_keys},
             })
-    return out
+    return out, dropped
+
+
+class _Rec:
+    """Names a record in a report; formatted only when there is a problem to report."""
+
+    __slots__ = ("i", "aid")
+
+    def __init__(self, i: int, aid: Any) -> None:
+        self.i, self.aid = i, aid
+
+    def __str__(self) -> str:
+        return f"annotations[{self.i}] (id={self.aid})"
 
 
 def _read_annotations(
@@ -292,7 +321,7 @@ def _read_annotations(
             err(fname, f"annotations[{i}]", "-", f"expected an object, found {type(a).__name__}")
             continue
         aid = a.get("id")
-        rec = f"annotations[{i}] (id={aid})"
+        rec = _Rec(i, aid)
         if aid is not None:
             if not isinstance(aid, int) or isinstance(aid, bool):
                 err(fname, rec, "id", f"not an integer: {aid!r}")
@@ -332,7 +361,7 @@ def _read_annotations(
         bbox = a.get("bbox")
         box: tuple[float, float, float, float] | None = None
         if bbox is not None:
-            if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_num(v) for v in bbox)):
+            if not _is_box(bbox):
                 err(fname, rec, "bbox", f"must be [x, y, width, height] numbers, found {bbox!r}")
                 continue
             if bbox[2] <= 0 or bbox[3] <= 0:
@@ -420,7 +449,7 @@ def _read_annotations(
         if box is None and bbox_calc is not None and bbox_calc[2] > 0 and bbox_calc[3] > 0:
             box = (bbox_calc[0], bbox_calc[1], bbox_calc[2], bbox_calc[3])
 
-        extra = {k: v for k, v in a.items() if k not in known and k != "_extra"}
+        extra = {} if a.keys() <= known else {k: v for k, v in a.items() if k not in known and k != "_extra"}
         if "_extra" in a:
             extra.update(a["_extra"])
         file_area = a.get("area")
@@ -433,8 +462,8 @@ def _read_annotations(
             hints["no_area"] = True
         if "segmentation" not in a:
             hints["no_segmentation"] = True
-        elif seg is None or seg == []:
-            hints["segmentation"] = seg
+        elif seg is None:
+            hints["segmentation"] = None  # [] is what an export writes by default
         elif isinstance(seg, dict) and isinstance(seg.get("counts"), list):
             hints["rle"] = "list"
         if "iscrowd" not in a:
