@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -313,9 +314,13 @@ class Annotation(Base):
     __table_args__ = (
         Index("ix_annotations_asset_id", "asset_id"),
         Index("ix_annotations_label_asset", "label_class_id", "asset_id"),
-        Index("ix_annotations_confidence", "confidence"),
-        Index("ix_annotations_track_id", "track_id"),
-        Index("ix_annotations_model_version_id", "model_version_id"),
+        # Partial: imported human boxes leave these NULL, and a million of them should not pay for the index.
+        Index("ix_annotations_confidence", "confidence", sqlite_where=text("confidence IS NOT NULL"),
+              postgresql_where=text("confidence IS NOT NULL")),
+        Index("ix_annotations_track_id", "track_id", sqlite_where=text("track_id IS NOT NULL"),
+              postgresql_where=text("track_id IS NOT NULL")),
+        Index("ix_annotations_model_version_id", "model_version_id", sqlite_where=text("model_version_id IS NOT NULL"),
+              postgresql_where=text("model_version_id IS NOT NULL")),
         CheckConstraint(
             "geometry_type IN ('bbox','polygon','mask','keypoints','polyline','label','caption')",
             name="geometry_type",

@@ -456,10 +456,10 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('annotations', schema=None) as batch_op:
         batch_op.create_index('ix_annotations_asset_id', ['asset_id'], unique=False)
-        batch_op.create_index('ix_annotations_confidence', ['confidence'], unique=False)
+        batch_op.create_index('ix_annotations_confidence', ['confidence'], unique=False, sqlite_where=sa.text('confidence IS NOT NULL'), postgresql_where=sa.text('confidence IS NOT NULL'))
         batch_op.create_index('ix_annotations_label_asset', ['label_class_id', 'asset_id'], unique=False)
-        batch_op.create_index('ix_annotations_model_version_id', ['model_version_id'], unique=False)
-        batch_op.create_index('ix_annotations_track_id', ['track_id'], unique=False)
+        batch_op.create_index('ix_annotations_model_version_id', ['model_version_id'], unique=False, sqlite_where=sa.text('model_version_id IS NOT NULL'), postgresql_where=sa.text('model_version_id IS NOT NULL'))
+        batch_op.create_index('ix_annotations_track_id', ['track_id'], unique=False, sqlite_where=sa.text('track_id IS NOT NULL'), postgresql_where=sa.text('track_id IS NOT NULL'))
 
     op.create_table('dataset_version_assets',
     sa.Column('dataset_version_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
