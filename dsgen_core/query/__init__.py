@@ -1,0 +1,86 @@
+"""The query language: ``tag:car color:red width>1024`` compiled to SQL with bound parameters.
+
+Syntax
+    Terms separated by whitespace are ANDed (an explicit ``AND`` is allowed); ``OR`` (upper
+    case) binds looser than AND; parentheses group; ``-term`` or ``-( ... )`` negates.
+    A term is ``key OP value`` with OP one of ``: = != > >= < <=`` (``:`` is ``=``).
+    Values are bare (up to whitespace or a parenthesis) or quoted ``"with spaces"`` / ``'x'``
+    with backslash escapes (``\\"``, ``\\\\``). The empty query matches everything in the
+    project (assets not soft-deleted).
+
+Fields (keys are case-insensitive; ``class``/``label`` = ``category``, ``filename`` = ``file``)
+    ``tag:T``                      asset tag; object level: the object's tag or its image's tag
+    ``category:C``                 label class key, display name or synonym (case-insensitive),
+                                   any ontology version of the project
+    ``width height bytes aspect``  image size, file size, width/height; numeric comparisons
+    ``area confidence``            object area (bbox w*h when area is missing), detection score
+    ``id:N``                       asset id (image level) or annotation id (object level)
+    ``file:S``                     substring of the file name, case-insensitive, literal % and _
+    ``source:model|human``  ``iscrowd:true|false|1|0``  ``validated:true|false``
+    ``has:mask|polygon|keypoints|bbox|caption|track|tag|metadata``
+    ``attr.K:V`` ``attr.K>N``      annotation ``attributes`` JSON; true/false/1/0 match booleans
+                                   and their spellings; ``>``/``<`` apply to JSON numbers
+    ``track:X``                    CVAT track (Track.external_id)
+    ``model:m3``  ``annotator:A``  model version human id, annotator name
+    ``version:v3``                 asset is in dataset version v3 of the project
+    ``split:train``                asset is in the train split of ANY dataset version; together
+                                   with ``version:v3`` in the same AND: the train split of v3
+    ``KEY:V`` ``KEY>N`` ``KEY:*``  any other key is metadata: text equality (numbers also
+                                   compare numerically), numeric comparisons, "has the key";
+                                   ``meta.KEY`` reaches a metadata key named like a builtin.
+                                   Object level: the object's own metadata, falling back to
+                                   its image's when the object lacks the key.
+
+Levels
+    ``level="image"`` returns asset ids; an object predicate means "has an object such that".
+    Consecutive positive object predicates of one AND must hold for the same object:
+    ``category:car confidence<0.5`` is one low-confidence car, while a second ``category``
+    starts another object (``category:car category:person``: a car and a person). A negated
+    object predicate is the complement (``-category:car``: no car at all).
+    ``level="object"`` returns annotation ids; image predicates filter by the object's image.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, func
+from sqlalchemy.orm import Session
+
+from dsgen_core.query.compiler import Level, compile_query
+from dsgen_core.query.parser import And, Node, Not, Or, Predicate, QueryError, parse
+
+__all__ = [
+    "And",
+    "Level",
+    "Node",
+    "Not",
+    "Or",
+    "Predicate",
+    "QueryError",
+    "compile_query",
+    "count_query",
+    "parse",
+    "run_query",
+]
+
+
+def run_query(
+    session: Session,
+    text: str,
+    *,
+    project_id: int,
+    level: Level = "image",
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[int]:
+    """Matching ids in ascending order, ``limit``/``offset`` applied."""
+    stmt: Select[Any] = compile_query(text, project_id=project_id, level=level)
+    stmt = stmt.order_by(stmt.selected_columns[0]).offset(offset).limit(limit)
+    return list(session.scalars(stmt))
+
+
+def count_query(session: Session, text: str, *, project_id: int, level: Level = "image") -> int:
+    stmt = compile_query(text, project_id=project_id, level=level)
+    # Each asset/annotation appears once, so count(*) over the same FROM needs no subquery.
+    return session.scalar(stmt.with_only_columns(func.count(), maintain_column_froms=True)) or 0

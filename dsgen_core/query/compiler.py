@@ -1,0 +1,382 @@
+"""Compiling a parsed query into one SQLAlchemy ``Select`` of asset ids or annotation ids.
+
+Every value travels as a bound parameter. Predicates compile to ``id IN (SELECT ...)`` forms
+that the schema's indexes serve: ``asset_tags(tag, asset_id)``, ``asset_metadata(key, ...)``,
+``annotations(label_class_id, asset_id)``, ``annotations(confidence)``, ``assets(width)``.
+
+Image level, the same-object rule: inside one AND, consecutive *positive* object predicates
+(category, confidence, area, attr.*, iscrowd, source, has:mask, ...) become one
+``Asset.id IN (SELECT asset_id FROM annotations WHERE p1 AND p2 ...)``, so they must hold for
+the same object. A second category predicate starts a new object, and anything else in
+between (an image predicate, a negated term, a parenthesised group) ends the run. So
+``category:car confidence<0.5`` is "has a car detected with low confidence" while
+``category:car category:person`` is "has a car and has a person". A negated object predicate
+is the complement at image level: ``-category:car`` is "has no car".
+
+Negation is set complement at both levels: ``NOT coalesce(p, false)``, so a NULL column
+(an image without a width) counts as "does not match" and lands in the negated result.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ColumnElement,
+    Float,
+    Select,
+    Text,
+    and_,
+    bindparam,
+    case,
+    cast,
+    false,
+    func,
+    not_,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+from dsgen_core.errors import DsgenError
+from dsgen_core.query.parser import FALSE_WORDS, NUMBER_RE, TRUE_WORDS, And, Node, Not, Or, Predicate, parse
+from dsgen_core.registry.models import (
+    Annotation,
+    AnnotationMetadata,
+    AnnotationTag,
+    Asset,
+    AssetMetadata,
+    AssetTag,
+    DatasetSplit,
+    DatasetVersion,
+    DatasetVersionAsset,
+    LabelClass,
+    ModelVersion,
+    OntologyVersion,
+    Track,
+)
+
+Level = Literal["image", "object"]
+
+# Fields that describe the image itself; at image level every other field is about an object.
+IMAGE_FIELDS = frozenset({"tag", "meta", "width", "height", "bytes", "aspect", "file", "id", "split", "version"})
+IMAGE_HAS = frozenset({"tag", "metadata"})
+# Columns of the image at both levels (object level joins the object's asset).
+ASSET_FIELDS = frozenset({"width", "height", "bytes", "aspect", "file"})
+
+_COMPARE = {
+    "=": lambda c, v: c == v,
+    "!=": lambda c, v: c != v,
+    ">": lambda c, v: c > v,
+    ">=": lambda c, v: c >= v,
+    "<": lambda c, v: c < v,
+    "<=": lambda c, v: c <= v,
+}
+
+
+# --------------------------------------------------------------------------- dialect-specific JSON tests
+
+
+class _synonym_match(FunctionElement[bool]):
+    """``lower(needle)`` is an element of the JSON array of strings (label class synonyms)."""
+
+    type = Boolean()
+    inherit_cache = True
+    name = "synonym_match"
+
+
+@compiles(_synonym_match, "sqlite")
+def _synonym_match_sqlite(element: _synonym_match, compiler: SQLCompiler, **kw: Any) -> str:
+    array, needle = (compiler.process(c, **kw) for c in element.clauses)
+    return f"EXISTS (SELECT 1 FROM json_each({array}) AS syn WHERE lower(syn.value) = {needle})"
+
+
+@compiles(_synonym_match, "postgresql")
+def _synonym_match_pg(element: _synonym_match, compiler: SQLCompiler, **kw: Any) -> str:
+    # Containment on the lower-cased document needs no array check: 'null' @> '[..]' is false.
+    array, needle = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(CAST(lower(CAST({array} AS TEXT)) AS JSONB) @> jsonb_build_array(CAST({needle} AS TEXT)))"
+
+
+class _json_is_number(FunctionElement[bool]):
+    """The JSON document's top-level ``key`` holds a number (not a string, bool or null)."""
+
+    type = Boolean()
+    inherit_cache = True
+    name = "json_is_number"
+
+
+@compiles(_json_is_number, "sqlite")
+def _json_is_number_sqlite(element: _json_is_number, compiler: SQLCompiler, **kw: Any) -> str:
+    doc, key = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(json_type({doc}, {key}) IN ('integer', 'real'))"
+
+
+@compiles(_json_is_number, "postgresql")
+def _json_is_number_pg(element: _json_is_number, compiler: SQLCompiler, **kw: Any) -> str:
+    doc, key = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(jsonb_typeof({doc} -> {key}) = 'number')"
+
+
+def _json_key(key: str) -> ColumnElement[Any]:
+    # JSONIndexType renders '$."key"' on SQLite and the bare key on PostgreSQL.
+    return bindparam(None, key, type_=JSON.JSONIndexType())
+
+
+# --------------------------------------------------------------------------- public entry points
+
+
+def compile_query(text: str, *, project_id: int, level: Level = "image") -> Select[Any]:
+    """One-column select of the matching ``Asset.id`` (image level) or ``Annotation.id`` (object level).
+
+    Unordered, so it can be used as a subquery: ``Asset.id.in_(compile_query(...))``.
+    """
+    return _select(parse(text), project_id=project_id, level=level)
+
+
+def _select(node: Node, *, project_id: int, level: Level) -> Select[Any]:
+    if level == "image":
+        stmt = select(Asset.id)
+    elif level == "object":
+        stmt = select(Annotation.id).join(Asset, Asset.id == Annotation.asset_id)
+    else:
+        raise DsgenError(f"unknown query level {level!r}: expected 'image' or 'object'")
+    stmt = stmt.where(Asset.project_id == project_id, Asset.deleted_at.is_(None))
+    if node != And(()):
+        stmt = stmt.where(_Compiler(project_id, level).node(node))
+    return stmt
+
+
+# --------------------------------------------------------------------------- the compiler
+
+
+class _Compiler:
+    def __init__(self, project_id: int, level: Level) -> None:
+        self.project_id = project_id
+        self.level = level
+
+    def node(self, node: Node) -> ColumnElement[bool]:
+        if isinstance(node, Predicate):
+            return self._and((node,))
+        if isinstance(node, Not):
+            return not_(func.coalesce(self.node(node.child), false(), type_=Boolean))
+        if isinstance(node, Or):
+            return or_(*(self.node(c) for c in node.children))
+        return self._and(node.children)
+
+    def _is_object(self, node: Node) -> bool:
+        """An object predicate at image level (grouped into one EXISTS per object)."""
+        if self.level != "image" or not isinstance(node, Predicate):
+            return False
+        if node.field == "has":
+            return node.value not in IMAGE_HAS
+        return node.field not in IMAGE_FIELDS
+
+    def _and(self, children: tuple[Node, ...]) -> ColumnElement[bool]:
+        # version:v3 split:train in one AND means "in the train split of v3", not two memberships.
+        versions = [c for c in children if isinstance(c, Predicate) and c.field == "version"]
+        splits = [str(c.value) for c in children if isinstance(c, Predicate) and c.field == "split"]
+        conds: list[ColumnElement[bool]] = []
+        group: list[Predicate] = []
+
+        def flush() -> None:
+            if group:
+                conds.append(Asset.id.in_(select(Annotation.asset_id).where(*map(self._object, group))))
+                group.clear()
+
+        for child in children:
+            if self._is_object(child):
+                assert isinstance(child, Predicate)
+                if child.field == "category" and any(p.field == "category" for p in group):
+                    flush()
+                group.append(child)
+                continue
+            flush()
+            if not isinstance(child, Predicate):
+                conds.append(self.node(child))
+            elif child.field == "version":
+                conds.append(self._membership(str(child.value), splits))
+            elif child.field == "split":
+                if not versions:
+                    conds.append(self._membership(None, [str(child.value)]))
+            elif self.level == "image" or child.field in ASSET_FIELDS:
+                conds.append(self._image(child))
+            else:
+                conds.append(self._object(child))
+        flush()
+        return and_(*conds) if conds else true()
+
+    # -- image predicates (columns of Asset; at object level Asset is joined)
+
+    def _image(self, p: Predicate) -> ColumnElement[bool]:
+        match p.field:
+            case "tag":
+                return Asset.id.in_(select(AssetTag.asset_id).where(AssetTag.tag == p.value))
+            case "meta":
+                return Asset.id.in_(select(AssetMetadata.asset_id).where(_meta_match(AssetMetadata, p)))
+            case "width" | "height" | "bytes" | "id":
+                return _COMPARE[p.op](getattr(Asset, p.field), p.value)
+            case "aspect":
+                return _COMPARE[p.op](cast(Asset.width, Float) / func.nullif(Asset.height, 0), p.value)
+            case "file":
+                return Asset.file_name.icontains(str(p.value), autoescape=True)
+            case "has" if p.value == "tag":
+                return Asset.id.in_(select(AssetTag.asset_id))
+            case "has":
+                return Asset.id.in_(select(AssetMetadata.asset_id))
+        raise AssertionError(f"not an image field: {p.field}")
+
+    def _membership(self, version_tag: str | None, splits: list[str]) -> ColumnElement[bool]:
+        stmt = (
+            select(DatasetVersionAsset.asset_id)
+            .join(DatasetVersion, DatasetVersion.id == DatasetVersionAsset.dataset_version_id)
+            .where(DatasetVersion.project_id == self.project_id)
+        )
+        if version_tag is not None:
+            stmt = stmt.where(DatasetVersion.version_tag == version_tag)
+        if splits:
+            stmt = stmt.join(DatasetSplit, DatasetSplit.id == DatasetVersionAsset.split_id)
+            stmt = stmt.where(*(DatasetSplit.split == s for s in splits))
+        return Asset.id.in_(stmt)
+
+    # -- object predicates (columns of Annotation)
+
+    def _object(self, p: Predicate) -> ColumnElement[bool]:
+        match p.field:
+            case "category":
+                return Annotation.label_class_id.in_(self._label_classes(str(p.value)))
+            case "confidence":
+                return _COMPARE[p.op](Annotation.confidence, p.value)
+            case "area":
+                return _COMPARE[p.op](func.coalesce(Annotation.area, Annotation.bbox_w * Annotation.bbox_h), p.value)
+            case "source":
+                return Annotation.source == p.value
+            case "iscrowd":
+                return Annotation.iscrowd == p.value
+            case "validated":
+                return Annotation.is_validated == p.value
+            case "annotator":
+                return Annotation.annotator == p.value
+            case "model":
+                return Annotation.model_version_id.in_(select(ModelVersion.id).where(ModelVersion.human_id == p.value))
+            case "track":
+                tracks = select(Track.id).where(Track.project_id == self.project_id, Track.external_id == p.value)
+                return Annotation.track_id.in_(tracks)
+            case "attr":
+                return _attr_match(str(p.key), p)
+            case "has":
+                return self._object_has(str(p.value))
+            # Image fields with an object meaning of their own (object level only).
+            case "id":
+                return _COMPARE[p.op](Annotation.id, p.value)
+            case "tag":
+                return or_(
+                    Annotation.id.in_(select(AnnotationTag.annotation_id).where(AnnotationTag.tag == p.value)),
+                    Annotation.asset_id.in_(select(AssetTag.asset_id).where(AssetTag.tag == p.value)),
+                )
+            case "meta":
+                return self._object_meta(p)
+        raise AssertionError(f"not an object field: {p.field}")
+
+    def _object_has(self, what: str) -> ColumnElement[bool]:
+        match what:
+            case "mask":
+                return Annotation.mask_uri.is_not(None)
+            case "polygon":
+                return _json_nonempty(Annotation.polygon)
+            case "keypoints":
+                return _json_nonempty(Annotation.keypoints)
+            case "bbox":
+                return Annotation.bbox_w.is_not(None)
+            case "caption":
+                return and_(Annotation.caption.is_not(None), Annotation.caption != "")
+            case "track":
+                return Annotation.track_id.is_not(None)
+            case "tag":
+                return or_(
+                    Annotation.id.in_(select(AnnotationTag.annotation_id)),
+                    Annotation.asset_id.in_(select(AssetTag.asset_id)),
+                )
+        return or_(
+            Annotation.id.in_(select(AnnotationMetadata.annotation_id)),
+            Annotation.asset_id.in_(select(AssetMetadata.asset_id)),
+        )
+
+    def _object_meta(self, p: Predicate) -> ColumnElement[bool]:
+        """The object's own value wins; an object without the key falls back to its image's."""
+        own = Annotation.id.in_(select(AnnotationMetadata.annotation_id).where(_meta_match(AnnotationMetadata, p)))
+        inherited = Annotation.asset_id.in_(select(AssetMetadata.asset_id).where(_meta_match(AssetMetadata, p)))
+        if p.value is None:
+            return or_(own, inherited)
+        has_own_key = select(AnnotationMetadata.annotation_id).where(AnnotationMetadata.key == p.key)
+        return or_(own, and_(Annotation.id.not_in(has_own_key), inherited))
+
+    def _label_classes(self, name: str) -> Select[Any]:
+        """Label classes of any ontology version of the project named ``name`` (key, display name, synonym)."""
+        needle = name.lower()
+        return (
+            select(LabelClass.id)
+            .join(OntologyVersion, OntologyVersion.id == LabelClass.ontology_version_id)
+            .where(
+                OntologyVersion.project_id == self.project_id,
+                or_(
+                    func.lower(LabelClass.key) == needle,
+                    func.lower(LabelClass.display_name) == needle,
+                    _synonym_match(LabelClass.synonyms, needle),
+                ),
+            )
+        )
+
+
+# --------------------------------------------------------------------------- value matching
+
+
+def _meta_match(table: type[AssetMetadata] | type[AnnotationMetadata], p: Predicate) -> ColumnElement[bool]:
+    """The row of ``table`` is key ``p.key`` and its value satisfies ``p``."""
+    has_key = table.key == p.key
+    if p.value is None:
+        return has_key
+    if p.op not in ("=", "!="):
+        return and_(has_key, _COMPARE[p.op](table.value_num, p.value))
+    text = str(p.value)
+    # Each branch repeats the key so SQLite can serve the OR from both (key, value) indexes.
+    branches = [and_(has_key, table.value_text == text)]
+    if NUMBER_RE.fullmatch(text):
+        branches.append(and_(has_key, table.value_num == float(text)))
+    equal = or_(*branches)
+    if p.op == "=":
+        return equal
+    return and_(has_key, not_(func.coalesce(equal, false(), type_=Boolean)))
+
+
+def _attr_match(key: str, p: Predicate) -> ColumnElement[bool]:
+    """A predicate on the annotation's ``attributes`` JSON; booleans compare as true/false/1/0."""
+    as_text = Annotation.attributes[key].as_string()
+    as_number = case((_json_is_number(Annotation.attributes, _json_key(key)), Annotation.attributes[key].as_float()))
+    if p.value is None:
+        return as_text.is_not(None)
+    if p.op not in ("=", "!="):
+        return _COMPARE[p.op](as_number, p.value)
+    text = str(p.value)
+    branches = [as_text == text]
+    word = text.lower()
+    if word in TRUE_WORDS | FALSE_WORDS:
+        # JSON true reads back as 'true' on PostgreSQL and as 1 on SQLite; strings may say "True".
+        branches.append(func.lower(as_text).in_(sorted(TRUE_WORDS if word in TRUE_WORDS else FALSE_WORDS)))
+    if NUMBER_RE.fullmatch(text):
+        branches.append(as_number == float(text))
+    equal = or_(*branches)
+    if p.op == "=":
+        return equal
+    return and_(as_text.is_not(None), not_(func.coalesce(equal, false(), type_=Boolean)))
+
+
+def _json_nonempty(column: InstrumentedAttribute[Any]) -> ColumnElement[bool]:
+    # JSON null and [] both mean "none" (imports write either for a missing polygon).
+    return and_(column.is_not(None), cast(column, Text).not_in(["null", "[]"]))
