@@ -46,19 +46,40 @@ def sync_sequence(conn: Connection, table: str, column: str = "id") -> None:
         )
 
 
+def _sql_literal(v: Any) -> str:
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return "'" + str(v).replace("'", "''") + "'"
+
+
 def insert_rows(
-    conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, chunk: int = 50_000
+    conn: Connection,
+    table: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    constants: dict[str, Any] | None = None,
+    chunk: int = 50_000,
 ) -> int:
-    cols = ", ".join(columns)
+    """Insert rows; ``constants`` are columns with one value for every row, bound once rather than per row."""
+    constants = constants or {}
     n = 0
     if conn.dialect.name == "postgresql":
+        cols = ", ".join([*columns, *constants])
+        tail = tuple(constants.values())
         raw = conn.connection.driver_connection
         with raw.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
             for row in rows:
-                copy.write_row(row)
+                copy.write_row((*row, *tail) if tail else row)
                 n += 1
         return n
-    sql = f"INSERT INTO {table} ({cols}) VALUES ({', '.join('?' * len(columns))})"
+    cols = ", ".join([*columns, *constants])
+    values = ", ".join(["?"] * len(columns) + [_sql_literal(v) for v in constants.values()])
+    sql = f"INSERT INTO {table} ({cols}) VALUES ({values})"
     it = iter(rows)
     while batch := list(islice(it, chunk)):
         conn.exec_driver_sql(sql, batch)

@@ -349,3 +349,25 @@ def test_cli_import_export_stats_contract(cli, corpus: Path, tmp_path: Path) -> 
     assert_same_coco(good, orjson.loads(out.read_bytes()))
     r = cli("stats", "--project", "nope", "--json")
     assert r.returncode != 0 and "does not exist" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_fast_box_path_reads_exactly_like_the_general_path(tmp_path: Path) -> None:
+    """Plain boxes take a fast path; an unknown key forces the general one. Both must agree."""
+    from dsgen_core.formats.coco.reader import HINTS, read_coco
+
+    anns = [
+        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4], "area": 12, "iscrowd": 0, "segmentation": [],
+         "attributes": {"occluded": True}},
+        {"id": 2, "image_id": 1, "category_id": 1, "bbox": [1.5, 2, 3, 4.25]},
+        {"id": 3, "image_id": 1, "category_id": 1, "bbox": [0, 0, 2, 2], "segmentation": None, "iscrowd": 1},
+        {"id": 4, "image_id": 1, "category_id": 1, "bbox": [8, 8, 5, 5], "area": 25.0},  # beyond the image: warning
+    ]
+    doc = {"images": [{"id": 1, "width": 10, "height": 10, "file_name": "a.jpg"}], "categories": [{"id": 1, "name": "x"}]}
+    fast = read_coco(_write(tmp_path, {**doc, "annotations": anns}, "fast.json"))
+    slow = read_coco(_write(tmp_path, {**doc, "annotations": [dict(a, zz=1) for a in anns]}, "slow.json"))
+    assert len(fast.annotations) == len(slow.annotations) == 4
+    for f, s in zip(fast.annotations, slow.annotations, strict=True):
+        s_extra = {k: v for k, v in (s.extra or {}).items() if k != "zz"} or None
+        assert f._replace(extra=None) == s._replace(extra=None)
+        assert (f.extra or {}).get(HINTS) == (s_extra or {}).get(HINTS)
+    assert [p.reason for p in fast.report.warnings] == [p.reason for p in slow.report.warnings]

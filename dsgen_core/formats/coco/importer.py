@@ -35,9 +35,10 @@ from dsgen_core.storage.masks import MaskStore
 
 ANNOTATION_COLUMNS = (
     "id", "asset_id", "label_class_id", "geometry_type", "bbox_x", "bbox_y", "bbox_w", "bbox_h", "polygon",
-    "mask_uri", "keypoints", "num_keypoints", "caption", "area", "iscrowd", "is_normalized", "attributes", "extra",
-    "source", "confidence", "is_validated", "track_id", "external_id", "import_batch_id", "created_at", "updated_at",
+    "mask_uri", "keypoints", "num_keypoints", "caption", "area", "iscrowd", "attributes", "extra", "confidence",
+    "track_id", "external_id",
 )
+_MASK_URI, _TRACK_ID = ANNOTATION_COLUMNS.index("mask_uri"), ANNOTATION_COLUMNS.index("track_id")
 ASSET_COLUMNS = (
     "id", "project_id", "asset_type", "file_name", "storage_uri", "sha256", "bytes", "width", "height", "mime_type",
     "external_id", "extra", "import_batch_id", "status", "created_at", "updated_at",
@@ -285,8 +286,8 @@ def _write(registry: Registry, session, coco: CocoFile, infos: dict[int, ImageIn
     mask_writes: list[tuple[int, dict[str, Any]]] = []
     duplicates = 0
     nid = next_id(conn, "annotations")
-    batch_id = batch.id
     names = {im.coco_id: im.file_name for im in coco.images}
+    dumps = orjson.dumps
     for a in tqdm(anns, desc="annotations", unit="ann", disable=not progress, leave=False, mininterval=0.5):
         asset_id = image_to_asset[a.image_id]
         lcid = cat_to_class.get(a.category_id) if a.category_id is not None else None
@@ -303,9 +304,11 @@ def _write(registry: Registry, session, coco: CocoFile, infos: dict[int, ImageIn
             mask_writes.append((nid, a.rle))
             mask_uri = f"masks:{nid}"  # replaced by the real URI below, before commit
         annotation_rows.append((
-            nid, asset_id, lcid, a.geometry_type, bbox[0], bbox[1], bbox[2], bbox[3], _dumps(a.polygon), mask_uri,
-            _dumps(a.keypoints), a.num_keypoints, a.caption, a.area, a.iscrowd, False, _dumps(a.attributes),
-            _dumps(a.extra), source_kind, a.score, False, None, a.coco_id, batch_id, now, now,
+            nid, asset_id, lcid, a.geometry_type, bbox[0], bbox[1], bbox[2], bbox[3],
+            None if a.polygon is None else dumps(a.polygon).decode(), mask_uri,
+            None if a.keypoints is None else dumps(a.keypoints).decode(), a.num_keypoints, a.caption, a.area,
+            a.iscrowd, None if a.attributes is None else dumps(a.attributes).decode(),
+            None if a.extra is None else dumps(a.extra).decode(), a.score, None, a.coco_id,
         ))
         attrs = a.attributes
         if attrs and attrs.get("track_id") is not None:
@@ -322,11 +325,14 @@ def _write(registry: Registry, session, coco: CocoFile, infos: dict[int, ImageIn
             uris[object_id] = masks.put(object_id, rle)
             written.append(uris[object_id])
         if uris:
-            annotation_rows = [r if r[9] is None else (*r[:9], uris[r[0]], *r[10:]) for r in annotation_rows]
+            annotation_rows = [r if r[_MASK_URI] is None else (*r[:_MASK_URI], uris[r[0]], *r[_MASK_URI + 1:])
+                               for r in annotation_rows]
         track_ids = _write_tracks(conn, session, proj.id, track_members, track_class, annotation_rows)
         if track_ids:
-            annotation_rows = [(*r[:21], track_ids.get(r[0]), *r[22:]) for r in annotation_rows]
-        insert_rows(conn, "annotations", ANNOTATION_COLUMNS, annotation_rows)
+            annotation_rows = [(*r[:_TRACK_ID], track_ids.get(r[0]), *r[_TRACK_ID + 1:]) for r in annotation_rows]
+        insert_rows(conn, "annotations", ANNOTATION_COLUMNS, annotation_rows,
+                    constants={"source": source_kind, "is_normalized": False, "is_validated": False,
+                               "import_batch_id": batch.id, "created_at": now, "updated_at": now})
         if track_ids:
             insert_rows(conn, "track_members", ("track_id", "annotation_id", "sequence_idx", "keyframe"),
                         _track_member_rows(track_members, track_ids))

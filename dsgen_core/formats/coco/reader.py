@@ -14,7 +14,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -25,6 +25,7 @@ from dsgen_core.storage.masks import polygon_area_bbox, rle_area_bbox, to_compre
 
 IMAGE_KEYS = {"id", "width", "height", "file_name"}
 CATEGORY_KEYS = {"id", "name", "supercategory", "keypoints", "skeleton"}
+_BOX_KEYS = frozenset({"id", "image_id", "category_id", "bbox", "area", "iscrowd", "segmentation", "attributes"})
 HINTS = "_dsgen"  # reserved key in ``extra`` for how the source file was written; never exported as is
 ANNOTATION_KEYS = {
     "id", "image_id", "category_id", "segmentation", "area", "bbox", "iscrowd", "attributes",
@@ -52,9 +53,11 @@ class CocoCategory:
     extra: dict[str, Any] | None
 
 
-@dataclass(slots=True)
-class CocoAnnotation:
-    """One normalised object; geometry checked, area/bbox from pycocotools where there is a shape."""
+class CocoAnnotation(NamedTuple):
+    """One normalised object; geometry checked, area/bbox from pycocotools where there is a shape.
+
+    A NamedTuple, built positionally: a million of these are made per large import.
+    """
 
     index: int
     coco_id: int | None
@@ -316,7 +319,48 @@ def _read_annotations(
     err = report.error
     results = kind == "results"
     known = ANNOTATION_KEYS
+    box_keys = _BOX_KEYS
+    img_size = {im.coco_id: (im.width, im.height) for im in images}
+    append = out.append
     for i, a in enumerate(raw):
+        # Fast path for the bulk of real files: a plain box with only the usual keys. Anything
+        # unusual, or anything wrong, falls through to the general path, which reports it.
+        if type(a) is dict and a.keys() <= box_keys and not results:
+            aid = a.get("id")
+            image_id = a.get("image_id")
+            cid = a.get("category_id")
+            bbox = a.get("bbox")
+            seg = a.get("segmentation")
+            attrs = a.get("attributes")
+            file_area = a.get("area")
+            size = img_size.get(image_id)
+            if (type(aid) is int and aid not in seen_ids and size is not None and cid in cat_by_id and not seg
+                    and (attrs is None or type(attrs) is dict) and _is_box(bbox) and bbox[2] > 0 and bbox[3] > 0):
+                x, y, w, h = bbox
+                iw, ih = size
+                if iw is None or ih is None or (x >= -1 and y >= -1 and x + w <= iw + 1 and y + h <= ih + 1):
+                    seen_ids[aid] = i
+                    ta = type(file_area)
+                    hints = None
+                    if ta is float or ta is int:
+                        area = float(file_area)
+                    else:
+                        area = float(w * h)
+                        if "area" not in a:
+                            hints = {"no_area": True}
+                    if seg is None or "iscrowd" not in a:
+                        hints = hints or {}
+                        if seg is None and "segmentation" in a:
+                            hints["segmentation"] = None
+                        elif seg is None:
+                            hints["no_segmentation"] = True
+                        if "iscrowd" not in a:
+                            hints["no_iscrowd"] = True
+                    append(CocoAnnotation(
+                        i, aid, image_id, cid, "bbox", (float(x), float(y), float(w), float(h)), None, None, None, None,
+                        None, area, bool(a.get("iscrowd")), attrs, {HINTS: hints} if hints else None, None,
+                    ))
+                    continue
         if not isinstance(a, dict):
             err(fname, f"annotations[{i}]", "-", f"expected an object, found {type(a).__name__}")
             continue
@@ -453,44 +497,34 @@ def _read_annotations(
         if "_extra" in a:
             extra.update(a["_extra"])
         file_area = a.get("area")
-        area = area_calc if area_calc is not None else (float(file_area) if _is_num(file_area) else (box[2] * box[3] if box else None))
+        ta = type(file_area)
+        file_area_ok = (ta is float or ta is int) and file_area - file_area == 0
+        area = area_calc if area_calc is not None else (float(file_area) if file_area_ok else (box[2] * box[3] if box else None))
         # How the file wrote things we normalise, so an export gives back the same shapes.
         hints: dict[str, Any] = {}
-        if _is_num(file_area) and area is not None and abs(float(file_area) - area) > 1e-6:
-            hints["area"] = file_area
+        if file_area_ok:
+            if area is not None and abs(file_area - area) > 1e-6:
+                hints["area"] = file_area
         elif file_area is None and "area" not in a:
             hints["no_area"] = True
-        if "segmentation" not in a:
-            hints["no_segmentation"] = True
-        elif seg is None:
-            hints["segmentation"] = None  # [] is what an export writes by default
-        elif isinstance(seg, dict) and isinstance(seg.get("counts"), list):
+        if seg is None:
+            if "segmentation" in a:
+                hints["segmentation"] = None  # [] is what an export writes by default
+            else:
+                hints["no_segmentation"] = True
+        elif rle is not None and type(seg["counts"]) is list:
             hints["rle"] = "list"
         if "iscrowd" not in a:
             hints["no_iscrowd"] = True
-        if "bbox" not in a and box is not None:
+        if box is not None and bbox is None:
             hints["no_bbox"] = True
         if hints:
             extra[HINTS] = hints
         nk = a.get("num_keypoints")
-        out.append(
-            CocoAnnotation(
-                index=i,
-                coco_id=aid,
-                image_id=image_id,
-                category_id=cid,
-                geometry_type=gtype,
-                bbox=box,
-                polygon=polygon,
-                rle=rle,
-                keypoints=keypoints,
-                num_keypoints=nk if isinstance(nk, int) else (sum(1 for v in keypoints[2::3] if v > 0) if keypoints else None),
-                caption=caption,
-                area=area,
-                iscrowd=bool(a.get("iscrowd") or 0),
-                attributes=attrs,
-                extra=extra or None,
-                score=float(score) if score is not None else None,
-            )
-        )
+        if keypoints is not None and type(nk) is not int:
+            nk = sum(1 for v in keypoints[2::3] if v > 0)
+        out.append(CocoAnnotation(
+            i, aid, image_id, cid, gtype, box, polygon, rle, keypoints, nk if type(nk) is int else None, caption, area,
+            bool(a.get("iscrowd")), attrs, extra or None, None if score is None else float(score),
+        ))
     return out
