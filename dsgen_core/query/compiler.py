@@ -19,6 +19,7 @@ Negation is set complement at both levels: ``NOT coalesce(p, false)``, so a NULL
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from sqlalchemy import (
@@ -221,14 +222,14 @@ class _Compiler:
             case "meta":
                 return Asset.id.in_(select(AssetMetadata.asset_id).where(_meta_match(AssetMetadata, p)))
             case "width" | "height" | "bytes" | "id":
-                return _COMPARE[p.op](getattr(Asset, p.field), p.value)
+                return _compare_int(getattr(Asset, p.field), p.op, float(p.value))  # type: ignore[arg-type]
             case "aspect":
-                return _COMPARE[p.op](cast(Asset.width, Float) / func.nullif(Asset.height, 0), p.value)
+                return _COMPARE[p.op](cast(Asset.width, Float) / cast(func.nullif(Asset.height, 0), Float), p.value)
             case "file":
                 return Asset.file_name.icontains(str(p.value), autoescape=True)
             case "has" if p.value == "tag":
                 return Asset.id.in_(select(AssetTag.asset_id))
-            case "has":
+            case "has" if p.value == "metadata":
                 return Asset.id.in_(select(AssetMetadata.asset_id))
         raise AssertionError(f"not an image field: {p.field}")
 
@@ -274,7 +275,7 @@ class _Compiler:
                 return self._object_has(str(p.value))
             # Image fields with an object meaning of their own (object level only).
             case "id":
-                return _COMPARE[p.op](Annotation.id, p.value)
+                return _compare_int(Annotation.id, p.op, float(p.value))  # type: ignore[arg-type]
             case "tag":
                 return or_(
                     Annotation.id.in_(select(AnnotationTag.annotation_id).where(AnnotationTag.tag == p.value)),
@@ -303,10 +304,12 @@ class _Compiler:
                     Annotation.id.in_(select(AnnotationTag.annotation_id)),
                     Annotation.asset_id.in_(select(AssetTag.asset_id)),
                 )
-        return or_(
-            Annotation.id.in_(select(AnnotationMetadata.annotation_id)),
-            Annotation.asset_id.in_(select(AssetMetadata.asset_id)),
-        )
+            case "metadata":
+                return or_(
+                    Annotation.id.in_(select(AnnotationMetadata.annotation_id)),
+                    Annotation.asset_id.in_(select(AssetMetadata.asset_id)),
+                )
+        raise AssertionError(f"not a has: value: {what}")
 
     def _object_meta(self, p: Predicate) -> ColumnElement[bool]:
         """The object's own value wins; an object without the key falls back to its image's."""
@@ -335,6 +338,18 @@ class _Compiler:
 
 
 # --------------------------------------------------------------------------- value matching
+
+
+def _compare_int(column: InstrumentedAttribute[Any], op: str, value: float) -> ColumnElement[bool]:
+    """Compare an integer column with an integer bound, so PostgreSQL keeps using its index
+    (integer > 1023.5 would compare as float) and never rounds the bound."""
+    if value.is_integer():
+        return _COMPARE[op](column, int(value))
+    if op in (">", ">="):
+        return column >= math.ceil(value)
+    if op in ("<", "<="):
+        return column <= math.floor(value)
+    return column.is_not(None) if op == "!=" else false()
 
 
 def _meta_match(table: type[AssetMetadata] | type[AnnotationMetadata], p: Predicate) -> ColumnElement[bool]:

@@ -7,6 +7,7 @@ parses always compiles, and every error can point at the column where it went wr
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -233,7 +234,7 @@ def _resolve(text: str, raw_key: str, raw_op: str, value: str, quoted: bool, col
     return Predicate(field, None, "=", value, column)
 
 
-def _number(value: str, fail, what: str) -> float:  # noqa: ANN001 - the local error factory
+def _number(value: str, fail: Callable[[str], QueryError], what: str) -> float:
     if not NUMBER_RE.fullmatch(value):
         raise fail(f"{what} needs a number, got {value!r}")
     return float(value)

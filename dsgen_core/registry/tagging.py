@@ -16,20 +16,20 @@ import json
 import math
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import DateTime, Float, Select, Text, delete, literal, or_, select
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from dsgen_core.errors import DsgenError, NotFound
-from dsgen_core.query import compile_query
+from dsgen_core.query import Level, compile_query
 from dsgen_core.query.parser import ALIASES, BUILTIN_FIELDS, NUMBER_RE
 from dsgen_core.registry.changes import audit, record_change
 from dsgen_core.registry.models import AnnotationMetadata, AnnotationTag, AssetMetadata, AssetTag, Base, Json, utcnow
-
-Level = Literal["image", "object"]
 
 MAX_LENGTH = 255
 # Bound parameters per statement stay far below SQLite's and PostgreSQL's limits.
@@ -145,7 +145,7 @@ def _targets(
     return chunks, ids
 
 
-def _insert(session: Session, table: type[Base]):  # noqa: ANN202 - sqlite/postgresql Insert
+def _insert(session: Session, table: type[Base]) -> PgInsert | SqliteInsert:
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         return pg_insert(table)

@@ -92,6 +92,14 @@ def test_image_numbers(scene: Scene) -> None:
         ("aspect:1", {"dark"}),
         ("aspect<1.4", {"street2", "dark"}),
         ("width>1e3", {"street1", "dark"}),
+        # Fractional bounds on integer columns: never rounded.
+        ("width>1023.5", {"street1", "dark"}),
+        ("width>=1024.5", {"street1"}),
+        ("width<640.5", {"street2"}),
+        ("width<=639.5", set()),
+        ("width=640.5", set()),
+        ("width!=640.5", {"street1", "street2", "dark"}),
+        ("bytes>=100000.5", {"street1", "dark"}),
     ])
     check(scene, [("width>1024", {"car1", "person1"}), ("height<=480", {"car2", "truck1"})], "object")
 
