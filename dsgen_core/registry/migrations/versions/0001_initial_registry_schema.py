@@ -657,6 +657,13 @@ def upgrade() -> None:
         batch_op.create_index('ix_track_members_annotation_id', ['annotation_id'], unique=False)
 
     # ### end Alembic commands ###
+    # The two cyclic foreign keys (use_alter) are left out of CREATE TABLE; PostgreSQL needs them added.
+    # SQLite keeps them inline, where a cycle is harmless.
+    if op.get_bind().dialect.name != "sqlite":
+        op.create_foreign_key(op.f("fk_projects_default_ontology_version_id_ontology_versions"), "projects",
+                              "ontology_versions", ["default_ontology_version_id"], ["id"], ondelete="SET NULL")
+        op.create_foreign_key(op.f("fk_model_versions_init_from_artifact_id_model_artifacts"), "model_versions",
+                              "model_artifacts", ["init_from_artifact_id"], ["id"], ondelete="SET NULL")
 
 
 def downgrade() -> None:
