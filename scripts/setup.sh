@@ -22,8 +22,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 # --------------------------------------------------------------------------- Python >= 3.11
 find_python() {
     local c
-    for c in "${PYTHON:-}" python3.11 "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.11*/bin/python3.11 \
-             /root/.pyenv/versions/3.11*/bin/python3.11 python3.12 python3.13 python3; do
+    for c in "${PYTHON:-}" "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.11*/bin/python3.11 \
+             /root/.pyenv/versions/3.11*/bin/python3.11 python3.11 python3.12 python3.13 python3; do
         [[ -n $c ]] || continue
         c=$(command -v "$c" 2>/dev/null) || continue
         if "$c" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then

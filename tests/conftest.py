@@ -46,7 +46,11 @@ def pg_server() -> Iterator[PostgresServer]:
     try:
         server = PostgresServer()
     except PostgresUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
+        missing = str(exc)
+    else:
+        missing = None
+    if missing:
+        pytest.fail(missing, pytrace=False)
     try:
         server.start()
         yield server
