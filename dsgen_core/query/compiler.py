@@ -2,7 +2,8 @@
 
 Every value travels as a bound parameter. Predicates compile to ``id IN (SELECT ...)`` forms
 that the schema's indexes serve: ``asset_tags(tag, asset_id)``, ``asset_metadata(key, ...)``,
-``annotations(label_class_id, asset_id)``, ``annotations(confidence)``, ``assets(width)``.
+``annotations(label_class_id, asset_id)``, ``annotations(confidence)``, ``assets(width)``; the
+project filter is marked likely() for SQLite so it never displaces them (see ``_likely``).
 
 Image level, the same-object rule: inside one AND, consecutive *positive* object predicates
 (category, confidence, area, attr.*, iscrowd, source, has:mask, ...) become one
@@ -81,11 +82,11 @@ _COMPARE = {
 }
 
 
-# --------------------------------------------------------------------------- dialect-specific JSON tests
+# --------------------------------------------------------------------------- dialect-specific SQL
 
 
 class _synonym_match(FunctionElement[bool]):
-    """``lower(needle)`` is an element of the JSON array of strings (label class synonyms)."""
+    """Some string of the JSON array (label class synonyms), lower-cased, equals the lower-case needle."""
 
     type = Boolean()
     inherit_cache = True
@@ -125,6 +126,27 @@ def _json_is_number_pg(element: _json_is_number, compiler: SQLCompiler, **kw: An
     return f"(jsonb_typeof({doc} -> {key}) = 'number')"
 
 
+class _likely(FunctionElement[bool]):
+    """A condition true for most rows: the project filter. Without ANALYZE statistics SQLite
+    guesses an equality on an index is selective and would walk every image of the project
+    through ix_assets_project_file_name instead of the tag/width/confidence index; likely()
+    tells it otherwise. Other databases plan from real statistics and get the bare condition."""
+
+    type = Boolean()
+    inherit_cache = True
+    name = "likely"
+
+
+@compiles(_likely)
+def _likely_default(element: _likely, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(_likely, "sqlite")
+def _likely_sqlite(element: _likely, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"likely({compiler.process(element.clauses, **kw)})"
+
+
 def _json_key(key: str) -> ColumnElement[Any]:
     # JSONIndexType renders '$."key"' on SQLite and the bare key on PostgreSQL.
     return bindparam(None, key, type_=JSON.JSONIndexType())
@@ -148,7 +170,7 @@ def _select(node: Node, *, project_id: int, level: Level) -> Select[Any]:
         stmt = select(Annotation.id).join(Asset, Asset.id == Annotation.asset_id)
     else:
         raise DsgenError(f"unknown query level {level!r}: expected 'image' or 'object'")
-    stmt = stmt.where(Asset.project_id == project_id, Asset.deleted_at.is_(None))
+    stmt = stmt.where(_likely(Asset.project_id == project_id), Asset.deleted_at.is_(None))
     if node != And(()):
         stmt = stmt.where(_Compiler(project_id, level).node(node))
     return stmt
@@ -166,7 +188,7 @@ class _Compiler:
         if isinstance(node, Predicate):
             return self._and((node,))
         if isinstance(node, Not):
-            return not_(func.coalesce(self.node(node.child), false(), type_=Boolean))
+            return _complement(self.node(node.child))
         if isinstance(node, Or):
             return or_(*(self.node(c) for c in node.children))
         return self._and(node.children)
@@ -340,6 +362,17 @@ class _Compiler:
 # --------------------------------------------------------------------------- value matching
 
 
+def _complement(cond: ColumnElement[bool]) -> ColumnElement[bool]:
+    # NULL (unknown) counts as "does not match", so the complement contains it.
+    return not_(func.coalesce(cond, false(), type_=Boolean))
+
+
+def _equality(op: str, branches: list[ColumnElement[bool]], *, present: ColumnElement[bool]) -> ColumnElement[bool]:
+    """``=``: any branch holds; ``!=``: the value is present and no branch holds."""
+    equal = or_(*branches)
+    return equal if op == "=" else and_(present, _complement(equal))
+
+
 def _compare_int(column: InstrumentedAttribute[Any], op: str, value: float) -> ColumnElement[bool]:
     """Compare an integer column with an integer bound, so PostgreSQL keeps using its index
     (integer > 1023.5 would compare as float) and never rounds the bound."""
@@ -364,10 +397,7 @@ def _meta_match(table: type[AssetMetadata] | type[AnnotationMetadata], p: Predic
     branches = [and_(has_key, table.value_text == text)]
     if NUMBER_RE.fullmatch(text):
         branches.append(and_(has_key, table.value_num == float(text)))
-    equal = or_(*branches)
-    if p.op == "=":
-        return equal
-    return and_(has_key, not_(func.coalesce(equal, false(), type_=Boolean)))
+    return _equality(p.op, branches, present=has_key)
 
 
 def _attr_match(key: str, p: Predicate) -> ColumnElement[bool]:
@@ -386,10 +416,7 @@ def _attr_match(key: str, p: Predicate) -> ColumnElement[bool]:
         branches.append(func.lower(as_text).in_(sorted(TRUE_WORDS if word in TRUE_WORDS else FALSE_WORDS)))
     if NUMBER_RE.fullmatch(text):
         branches.append(as_number == float(text))
-    equal = or_(*branches)
-    if p.op == "=":
-        return equal
-    return and_(as_text.is_not(None), not_(func.coalesce(equal, false(), type_=Boolean)))
+    return _equality(p.op, branches, present=as_text.is_not(None))
 
 
 def _json_nonempty(column: InstrumentedAttribute[Any]) -> ColumnElement[bool]:
