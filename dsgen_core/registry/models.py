@@ -500,14 +500,36 @@ class DatasetVersionAsset(Base):
 
 
 class DatasetVersionAnnotation(Base):
-    """The annotations of a frozen version as they were at freeze time (copy-on-write snapshot)."""
+    """The annotations of a version as they were when it froze.
+
+    Copied in SQL at freeze time (one INSERT ... SELECT), so later edits in the registry never
+    change what a frozen version exports. Mask files are immutable; the URI is enough.
+    """
 
     __tablename__ = "dataset_version_annotations"
     dataset_version_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id", ondelete="CASCADE"), primary_key=True)
     annotation_id: Mapped[int] = mapped_column(BigId, primary_key=True)  # no FK: the snapshot outlives edits
     asset_id: Mapped[int] = mapped_column(BigId)
     label_class_id: Mapped[int | None] = mapped_column(ForeignKey("label_classes.id", ondelete="RESTRICT"))
-    snapshot: Mapped[dict[str, Any]] = mapped_column()  # geometry, attributes, track, keypoints, ...
+    geometry_type: Mapped[str] = mapped_column(String(12))
+    bbox_x: Mapped[float | None] = mapped_column(Float)
+    bbox_y: Mapped[float | None] = mapped_column(Float)
+    bbox_w: Mapped[float | None] = mapped_column(Float)
+    bbox_h: Mapped[float | None] = mapped_column(Float)
+    polygon: Mapped[list[Any] | None] = mapped_column()
+    mask_uri: Mapped[str | None] = mapped_column(Text)
+    keypoints: Mapped[list[Any] | None] = mapped_column()
+    num_keypoints: Mapped[int | None] = mapped_column(Integer)
+    caption: Mapped[str | None] = mapped_column(Text)
+    area: Mapped[float | None] = mapped_column(Float)
+    iscrowd: Mapped[bool] = mapped_column(Boolean, default=False)
+    attributes: Mapped[dict[str, Any] | None] = mapped_column()
+    extra: Mapped[dict[str, Any] | None] = mapped_column()
+    source: Mapped[str] = mapped_column(String(10), default="human")
+    confidence: Mapped[float | None] = mapped_column(Float)
+    track_id: Mapped[int | None] = mapped_column(BigId)
+    external_id: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (Index("ix_dataset_version_annotations_version_asset", "dataset_version_id", "asset_id"),)
 
 
 # --------------------------------------------------------------------------- models (seed 003)

@@ -323,11 +323,31 @@ def upgrade() -> None:
     sa.Column('annotation_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('asset_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('label_class_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('snapshot', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('geometry_type', sa.String(length=12), nullable=False),
+    sa.Column('bbox_x', sa.Float(), nullable=True),
+    sa.Column('bbox_y', sa.Float(), nullable=True),
+    sa.Column('bbox_w', sa.Float(), nullable=True),
+    sa.Column('bbox_h', sa.Float(), nullable=True),
+    sa.Column('polygon', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
+    sa.Column('mask_uri', sa.Text(), nullable=True),
+    sa.Column('keypoints', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
+    sa.Column('num_keypoints', sa.Integer(), nullable=True),
+    sa.Column('caption', sa.Text(), nullable=True),
+    sa.Column('area', sa.Float(), nullable=True),
+    sa.Column('iscrowd', sa.Boolean(), nullable=False),
+    sa.Column('attributes', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
+    sa.Column('extra', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
+    sa.Column('source', sa.String(length=10), nullable=False),
+    sa.Column('confidence', sa.Float(), nullable=True),
+    sa.Column('track_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('external_id', sa.BigInteger(), nullable=True),
     sa.ForeignKeyConstraint(['dataset_version_id'], ['dataset_versions.id'], name=op.f('fk_dataset_version_annotations_dataset_version_id_dataset_versions'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['label_class_id'], ['label_classes.id'], name=op.f('fk_dataset_version_annotations_label_class_id_label_classes'), ondelete='RESTRICT'),
     sa.PrimaryKeyConstraint('dataset_version_id', 'annotation_id', name=op.f('pk_dataset_version_annotations'))
     )
+    with op.batch_alter_table('dataset_version_annotations', schema=None) as batch_op:
+        batch_op.create_index('ix_dataset_version_annotations_version_asset', ['dataset_version_id', 'asset_id'], unique=False)
+
     op.create_table('export_jobs',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('project_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -657,6 +677,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_track_members_annotation_id', ['annotation_id'], unique=False)
 
     # ### end Alembic commands ###
+    _frozen_version_triggers()
     # The two cyclic foreign keys (use_alter) are left out of CREATE TABLE; PostgreSQL needs them added.
     # SQLite keeps them inline, where a cycle is harmless.
     if op.get_bind().dialect.name != "sqlite":
@@ -666,8 +687,47 @@ def upgrade() -> None:
                               "model_artifacts", ["init_from_artifact_id"], ["id"], ondelete="SET NULL")
 
 
+FROZEN_MEMBER_TABLES = ("dataset_splits", "dataset_version_assets", "dataset_version_annotations")
+FROZEN_MESSAGE = "dataset version is frozen: its definition, members and annotations cannot change"
+
+
+def _frozen_version_triggers() -> None:
+    """A frozen version, its splits, members and annotation snapshot refuse every change, whoever writes."""
+    if op.get_bind().dialect.name == "sqlite":
+        for when in ("UPDATE", "DELETE"):
+            op.execute(f"CREATE TRIGGER trg_dataset_versions_frozen_{when.lower()} BEFORE {when} ON dataset_versions "
+                       f"WHEN OLD.is_frozen BEGIN SELECT RAISE(ABORT, '{FROZEN_MESSAGE}'); END")
+        for table in FROZEN_MEMBER_TABLES:
+            for when, row in (("INSERT", "NEW"), ("UPDATE", "OLD"), ("DELETE", "OLD")):
+                op.execute(f"CREATE TRIGGER trg_{table}_frozen_{when.lower()} BEFORE {when} ON {table} "
+                           f"WHEN (SELECT is_frozen FROM dataset_versions WHERE id = {row}.dataset_version_id) "
+                           f"BEGIN SELECT RAISE(ABORT, '{FROZEN_MESSAGE}'); END")
+        return
+    op.execute(f"""
+        CREATE FUNCTION dsgen_refuse_frozen() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE vid bigint;
+        BEGIN
+            IF TG_TABLE_NAME = 'dataset_versions' THEN
+                IF OLD.is_frozen THEN RAISE EXCEPTION '{FROZEN_MESSAGE}' USING ERRCODE = 'P0001'; END IF;
+                RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+            END IF;
+            vid := CASE WHEN TG_OP = 'INSERT' THEN NEW.dataset_version_id ELSE OLD.dataset_version_id END;
+            IF (SELECT is_frozen FROM dataset_versions WHERE id = vid) THEN
+                RAISE EXCEPTION '{FROZEN_MESSAGE}' USING ERRCODE = 'P0001';
+            END IF;
+            RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+        END $$""")
+    op.execute("CREATE TRIGGER trg_dataset_versions_frozen BEFORE UPDATE OR DELETE ON dataset_versions "
+               "FOR EACH ROW EXECUTE FUNCTION dsgen_refuse_frozen()")
+    for table in FROZEN_MEMBER_TABLES:
+        op.execute(f"CREATE TRIGGER trg_{table}_frozen BEFORE INSERT OR UPDATE OR DELETE ON {table} "
+                   "FOR EACH ROW EXECUTE FUNCTION dsgen_refuse_frozen()")
+
+
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    if op.get_bind().dialect.name != "sqlite":
+        op.execute("DROP FUNCTION IF EXISTS dsgen_refuse_frozen() CASCADE")
     with op.batch_alter_table('track_members', schema=None) as batch_op:
         batch_op.drop_index('ix_track_members_annotation_id')
 
