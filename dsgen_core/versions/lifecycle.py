@@ -1,0 +1,348 @@
+"""Dataset versions: a draft (query + ontology + split config + seed) that freezes into members,
+an annotation snapshot and a content hash, and never changes after that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from dsgen_core.errors import DsgenError, ImmutableError, NotFound
+from dsgen_core.query import compile_query
+from dsgen_core.registry.bulk import insert_rows
+from dsgen_core.registry.changes import audit, record_change
+from dsgen_core.registry.models import (
+    Annotation,
+    Asset,
+    Dataset,
+    DatasetSplit,
+    DatasetVersion,
+    DatasetVersionAnnotation,
+    DatasetVersionAsset,
+    Frame,
+    LabelClass,
+    OntologyVersion,
+    Project,
+)
+from dsgen_core.storage.base import Storage
+from dsgen_core.versions.splits import SPLIT_NAMES, assign_splits, parse_split_config
+
+SNAPSHOT_COLUMNS = (
+    "label_class_id", "geometry_type", "bbox_x", "bbox_y", "bbox_w", "bbox_h", "polygon", "mask_uri", "keypoints",
+    "num_keypoints", "caption", "area", "iscrowd", "attributes", "extra", "source", "confidence", "track_id",
+    "external_id",
+)
+
+
+def get_version(session: Session, project_id: int, tag: str) -> DatasetVersion:
+    v = session.scalar(select(DatasetVersion).where(DatasetVersion.project_id == project_id, DatasetVersion.version_tag == tag))
+    if v is None:
+        raise NotFound(f"dataset version {tag!r} does not exist (create it with `dsgen version create {tag}`)")
+    return v
+
+
+def list_versions(session: Session, project_id: int) -> list[DatasetVersion]:
+    return list(session.scalars(select(DatasetVersion).where(DatasetVersion.project_id == project_id).order_by(DatasetVersion.id)))
+
+
+def create_version(
+    session: Session,
+    project: Project,
+    tag: str,
+    *,
+    query: str = "",
+    split: str | dict[str, float] | None = None,
+    seed: int = 0,
+    include_model: bool = False,
+) -> DatasetVersion:
+    """A draft version; nothing is selected until it freezes."""
+    if not tag or any(c.isspace() for c in tag) or "|" in tag:
+        raise DsgenError(f"version tag {tag!r}: use a non-empty name without spaces or '|' (e.g. v3)")
+    if session.scalar(select(DatasetVersion.id).where(DatasetVersion.project_id == project.id, DatasetVersion.version_tag == tag)):
+        raise DsgenError(f"dataset version {tag!r} already exists in project {project.name!r}")
+    compile_query(query, project_id=project.id)  # a bad query fails now, not at freeze time
+    ratios = parse_split_config(split)
+    dataset = session.scalar(select(Dataset).where(Dataset.project_id == project.id).order_by(Dataset.id))
+    if dataset is None:
+        dataset = Dataset(project_id=project.id, name=project.name)
+        session.add(dataset)
+        session.flush()
+    v = DatasetVersion(
+        dataset_id=dataset.id, project_id=project.id, version_tag=tag, ontology_version_id=project.default_ontology_version_id,
+        status="draft", is_frozen=False, query=query, split_config=ratios, seed=seed,
+        filter_config={"include_model": include_model},
+    )
+    session.add(v)
+    session.flush()
+    audit(session, "version.create", project_id=project.id, entity_type="dataset_version", entity_ids=[v.id],
+          detail={"tag": tag, "query": query, "split": ratios, "seed": seed})
+    record_change(session, project_id=project.id, entity="dataset_versions", op="create", entity_id=v.id, detail={"tag": tag})
+    return v
+
+
+def request_freeze(session: Session, project_id: int, tag: str) -> DatasetVersion:
+    """Ask for a freeze; a sensor following the change sequence (or the caller) carries it out."""
+    v = get_version(session, project_id, tag)
+    if v.is_frozen:
+        return v
+    v.freeze_requested_at = datetime.now(timezone.utc)
+    session.flush()
+    record_change(session, project_id=project_id, entity="dataset_versions", op="freeze_requested", entity_id=v.id,
+                  detail={"tag": tag})
+    return v
+
+
+@dataclass(frozen=True)
+class FreezeResult:
+    tag: str
+    content_hash: str
+    splits: dict[str, int]
+    annotations: dict[str, int]
+    already_frozen: bool
+
+
+def freeze_version(session: Session, project_id: int, tag: str, storage: Storage | None = None) -> FreezeResult:
+    """Select the members, split them, snapshot their annotations and hash it all; then refuse changes."""
+    v = get_version(session, project_id, tag)
+    if v.is_frozen:
+        s = version_summary(session, v)
+        return FreezeResult(tag, v.content_hash or "", s["splits"], s["annotations"], True)
+    conn = session.connection()
+    member_q = compile_query(v.query or "", project_id=project_id).subquery()
+    rows = conn.execute(
+        select(Asset.id, func.coalesce(Asset.sha256, "name:" + Asset.file_name)).where(Asset.id.in_(select(member_q)))
+    ).all()
+    if not rows:
+        raise DsgenError(f"version {tag!r}: the query {v.query!r} selects no images; nothing to freeze")
+    assets = {r[0]: r[1] for r in rows}
+    include_model = bool((v.filter_config or {}).get("include_model"))
+    ann_filter = [Annotation.asset_id.in_(select(member_q))]
+    if not include_model:
+        ann_filter.append(Annotation.source == "human")
+
+    classes_of: dict[int, set[str]] = defaultdict(set)
+    for asset_id, key in conn.execute(
+        select(Annotation.asset_id, LabelClass.key).join(LabelClass, LabelClass.id == Annotation.label_class_id).where(*ann_filter).distinct()
+    ):
+        classes_of[asset_id].add(key)
+    linked: dict[Any, list[int]] = defaultdict(list)
+    for track_id, asset_id in conn.execute(
+        select(Annotation.track_id, Annotation.asset_id).where(Annotation.track_id.is_not(None), *ann_filter).distinct()
+    ):
+        linked[("t", track_id)].append(asset_id)
+    for video_id, asset_id in conn.execute(
+        select(Frame.video_asset_id, Frame.image_asset_id).where(Frame.image_asset_id.in_(select(member_q)))
+    ):
+        linked[("v", video_id)].append(asset_id)
+
+    ratios = v.split_config or parse_split_config(None)
+    assignment = assign_splits(assets, classes_of, linked.values(), ratios, v.seed)
+    split_ids: dict[str, int] = {}
+    for name in SPLIT_NAMES:
+        if ratios.get(name, 0) > 0:
+            sp = DatasetSplit(dataset_version_id=v.id, split=name, ratio=ratios[name])
+            session.add(sp)
+            session.flush()
+            split_ids[name] = sp.id
+    insert_rows(conn, "dataset_version_assets", ("dataset_version_id", "asset_id", "split_id"),
+                ((v.id, aid, split_ids[s]) for aid, s in sorted(assignment.split_of.items())))
+
+    # The snapshot is copied inside the database: no row passes through Python.
+    cols = ", ".join(SNAPSHOT_COLUMNS)
+    src = ", ".join(f"a.{c}" for c in SNAPSHOT_COLUMNS)
+    model_clause = "" if include_model else " AND a.source = 'human'"
+    conn.exec_driver_sql(
+        f"INSERT INTO dataset_version_annotations (dataset_version_id, annotation_id, asset_id, {cols}) "
+        f"SELECT m.dataset_version_id, a.id, a.asset_id, {src} FROM annotations a "
+        f"JOIN dataset_version_assets m ON m.asset_id = a.asset_id "
+        f"WHERE m.dataset_version_id = {int(v.id)}{model_clause}"
+    )
+    content_hash = compute_content_hash(session, v, storage)
+    if v.ontology_version_id is not None:
+        # New classes after this point go into a new ontology version (seed 003).
+        session.get(OntologyVersion, v.ontology_version_id).is_frozen = True
+    v.content_hash = content_hash
+    v.is_frozen = True
+    v.status = "frozen"
+    v.frozen_at = datetime.now(timezone.utc)
+    session.flush()
+    summary = version_summary(session, v)
+    audit(session, "version.freeze", project_id=project_id, entity_type="dataset_version", entity_ids=[v.id],
+          detail={"tag": tag, "content_hash": content_hash, "splits": summary["splits"]})
+    record_change(session, project_id=project_id, entity="dataset_versions", op="frozen", entity_id=v.id,
+                  count=len(assets), detail={"tag": tag, "content_hash": content_hash})
+    return FreezeResult(tag, content_hash, summary["splits"], summary["annotations"], False)
+
+
+def _snapshot_rows(session: Session, v: DatasetVersion) -> Iterator[Any]:
+    conn = session.connection()
+    content_key = func.coalesce(Asset.sha256, "name:" + Asset.file_name)
+    return conn.execute(
+        select(
+            content_key, DatasetSplit.split, LabelClass.key, DatasetVersionAnnotation.geometry_type,
+            DatasetVersionAnnotation.bbox_x, DatasetVersionAnnotation.bbox_y, DatasetVersionAnnotation.bbox_w,
+            DatasetVersionAnnotation.bbox_h, DatasetVersionAnnotation.polygon, DatasetVersionAnnotation.mask_uri,
+            DatasetVersionAnnotation.keypoints, DatasetVersionAnnotation.caption, DatasetVersionAnnotation.iscrowd,
+            DatasetVersionAnnotation.attributes, DatasetVersionAnnotation.track_id,
+        )
+        .select_from(DatasetVersionAnnotation)
+        .join(Asset, Asset.id == DatasetVersionAnnotation.asset_id)
+        .join(DatasetVersionAsset, (DatasetVersionAsset.asset_id == Asset.id)
+              & (DatasetVersionAsset.dataset_version_id == DatasetVersionAnnotation.dataset_version_id))
+        .join(DatasetSplit, DatasetSplit.id == DatasetVersionAsset.split_id)
+        .outerjoin(LabelClass, LabelClass.id == DatasetVersionAnnotation.label_class_id)
+        .where(DatasetVersionAnnotation.dataset_version_id == v.id)
+    )
+
+
+def compute_content_hash(session: Session, v: DatasetVersion, storage: Storage | None = None) -> str:
+    """sha256 over the ontology, split config, members (by content, not id) and annotation snapshot.
+
+    Independent of row ids and row order, so the same data frozen in another registry hashes the same.
+    """
+    h = hashlib.sha256()
+    classes = session.execute(
+        select(LabelClass.key, LabelClass.keypoint_spec).where(LabelClass.ontology_version_id == v.ontology_version_id).order_by(LabelClass.key)
+    ).all() if v.ontology_version_id else []
+    h.update(orjson.dumps({"ontology": [[k, s] for k, s in classes], "split": v.split_config, "seed": v.seed,
+                           "query": v.query}, option=orjson.OPT_SORT_KEYS))
+    members = session.execute(
+        select(func.coalesce(Asset.sha256, "name:" + Asset.file_name), DatasetSplit.split)
+        .join(DatasetVersionAsset, DatasetVersionAsset.asset_id == Asset.id)
+        .join(DatasetSplit, DatasetSplit.id == DatasetVersionAsset.split_id)
+        .where(DatasetVersionAsset.dataset_version_id == v.id)
+    ).all()
+    for key, split in sorted(members):
+        h.update(f"{key}\0{split}\n".encode())
+    mask_cache: dict[str, str] = {}
+    digests: list[bytes] = []
+    for r in _snapshot_rows(session, v):
+        mask = None
+        if r.mask_uri and storage is not None:
+            mask = mask_cache.get(r.mask_uri)
+            if mask is None:
+                mask = mask_cache[r.mask_uri] = hashlib.sha256(storage.read_bytes(storage.key_of(r.mask_uri))).hexdigest()
+        box = None if r.bbox_w is None else [round(r.bbox_x, 4), round(r.bbox_y, 4), round(r.bbox_w, 4), round(r.bbox_h, 4)]
+        digests.append(hashlib.sha256(orjson.dumps(
+            [r[0], r.split, r.key, r.geometry_type, box, r.polygon, mask, r.keypoints, r.caption, bool(r.iscrowd),
+             r.attributes, r.track_id is not None], option=orjson.OPT_SORT_KEYS)).digest())
+    for d in sorted(digests):
+        h.update(d)
+    return h.hexdigest()
+
+
+def verify_content_hash(session: Session, v: DatasetVersion, storage: Storage | None = None) -> bool:
+    return v.content_hash is not None and compute_content_hash(session, v, storage) == v.content_hash
+
+
+def version_summary(session: Session, v: DatasetVersion) -> dict[str, Any]:
+    splits: dict[str, int] = {}
+    annotations: dict[str, int] = {}
+    classes: dict[str, dict[str, int]] = {}
+    if v.is_frozen or v.status == "frozen":
+        for split, n in session.execute(
+            select(DatasetSplit.split, func.count()).join(DatasetVersionAsset, DatasetVersionAsset.split_id == DatasetSplit.id)
+            .where(DatasetSplit.dataset_version_id == v.id).group_by(DatasetSplit.split)
+        ):
+            splits[split] = n
+        for split, key, n in session.execute(
+            select(DatasetSplit.split, LabelClass.key, func.count())
+            .select_from(DatasetVersionAnnotation)
+            .join(DatasetVersionAsset, (DatasetVersionAsset.asset_id == DatasetVersionAnnotation.asset_id)
+                  & (DatasetVersionAsset.dataset_version_id == DatasetVersionAnnotation.dataset_version_id))
+            .join(DatasetSplit, DatasetSplit.id == DatasetVersionAsset.split_id)
+            .outerjoin(LabelClass, LabelClass.id == DatasetVersionAnnotation.label_class_id)
+            .where(DatasetVersionAnnotation.dataset_version_id == v.id)
+            .group_by(DatasetSplit.split, LabelClass.key)
+        ):
+            annotations[split] = annotations.get(split, 0) + n
+            classes.setdefault(key or "(none)", {})[split] = n
+        for name in (v.split_config or {}):
+            splits.setdefault(name, 0)
+    return {
+        "tag": v.version_tag,
+        "frozen": bool(v.is_frozen),
+        "status": v.status,
+        "content_hash": v.content_hash,
+        "query": v.query,
+        "split_config": v.split_config,
+        "seed": v.seed,
+        "splits": splits,
+        "annotations": annotations,
+        "classes": classes,
+        "created_at": v.created_at.isoformat() if v.created_at else None,
+        "frozen_at": v.frozen_at.isoformat() if v.frozen_at else None,
+        "freeze_requested": v.freeze_requested_at is not None,
+    }
+
+
+def diff_versions(session: Session, project_id: int, a: str, b: str) -> dict[str, Any]:
+    """What changed from version ``a`` to ``b``: images added/removed/moved, annotations added/removed/relabelled."""
+    va, vb = get_version(session, project_id, a), get_version(session, project_id, b)
+    for v in (va, vb):
+        if not v.is_frozen:
+            raise DsgenError(f"version {v.version_tag!r} is a draft; freeze it before comparing")
+
+    def members(v: DatasetVersion) -> dict[str, tuple[str, str]]:
+        rows = session.execute(
+            select(func.coalesce(Asset.sha256, "name:" + Asset.file_name), Asset.file_name, DatasetSplit.split)
+            .join(DatasetVersionAsset, DatasetVersionAsset.asset_id == Asset.id)
+            .join(DatasetSplit, DatasetSplit.id == DatasetVersionAsset.split_id)
+            .where(DatasetVersionAsset.dataset_version_id == v.id)
+        ).all()
+        return {k: (name, split) for k, name, split in rows}
+
+    def labels(v: DatasetVersion) -> dict[int, str | None]:
+        return dict(session.execute(
+            select(DatasetVersionAnnotation.annotation_id, LabelClass.key)
+            .outerjoin(LabelClass, LabelClass.id == DatasetVersionAnnotation.label_class_id)
+            .where(DatasetVersionAnnotation.dataset_version_id == v.id)
+        ).all())
+
+    ma, mb = members(va), members(vb)
+    la, lb = labels(va), labels(vb)
+    relabelled = [{"annotation_id": i, "from": la[i], "to": lb[i]} for i in sorted(la.keys() & lb.keys()) if la[i] != lb[i]]
+    moved = [{"file_name": mb[k][0], "from": ma[k][1], "to": mb[k][1]} for k in sorted(ma.keys() & mb.keys()) if ma[k][1] != mb[k][1]]
+    added_classes = Counter(lb[i] for i in lb.keys() - la.keys())
+    removed_classes = Counter(la[i] for i in la.keys() - lb.keys())
+    return {
+        "from": a,
+        "to": b,
+        "images_added": sorted(mb[k][0] for k in mb.keys() - ma.keys()),
+        "images_removed": sorted(ma[k][0] for k in ma.keys() - mb.keys()),
+        "images_moved": moved,
+        "annotations_added": sum(added_classes.values()),
+        "annotations_removed": sum(removed_classes.values()),
+        "annotations_added_by_class": dict(added_classes),
+        "annotations_removed_by_class": dict(removed_classes),
+        "relabelled": relabelled,
+        "content_hash": {a: va.content_hash, b: vb.content_hash},
+    }
+
+
+def refuse_if_frozen(v: DatasetVersion) -> None:
+    if v.is_frozen:
+        raise ImmutableError(f"dataset version {v.version_tag!r} is frozen (content hash {v.content_hash}); "
+                             "create a new version instead")
+
+
+def translate_frozen_error(exc: DBAPIError) -> ImmutableError | None:
+    """The database triggers' refusal, as a user-facing error."""
+    if "dataset version is frozen" in str(exc.orig):
+        return ImmutableError("refused: dataset version is frozen; its definition, members and annotations cannot change")
+    return None
+
+
+def ontology_of(session: Session, v: DatasetVersion) -> list[LabelClass]:
+    if v.ontology_version_id is None:
+        return []
+    return list(session.scalars(select(LabelClass).join(OntologyVersion).where(OntologyVersion.id == v.ontology_version_id).order_by(LabelClass.id)))
