@@ -32,7 +32,7 @@ def cli() -> None:
 def _register() -> None:
     from dsgen_core.cli import commands_registry  # noqa: F401, PLC0415
 
-    for name in ("commands_query", "commands_insights", "commands_demo"):
+    for name in ("commands_query", "commands_insights", "commands_versions", "commands_demo"):
         try:
             __import__(f"dsgen_core.cli.{name}")
         except ModuleNotFoundError as exc:

@@ -1,0 +1,110 @@
+"""``dsgen version create|freeze|request-freeze|list|show|diff``."""
+
+from __future__ import annotations
+
+import click
+
+from dsgen_core.cli.common import emit, json_option, open_registry, project_option
+from dsgen_core.cli.main import cli
+from dsgen_core.registry.projects import get_project
+from dsgen_core.storage import LocalStorage
+from dsgen_core.versions.lifecycle import (
+    create_version,
+    diff_versions,
+    freeze_version,
+    get_version,
+    list_versions,
+    request_freeze,
+    version_summary,
+)
+
+
+@cli.group()
+def version() -> None:
+    """Frozen, reproducible dataset versions with train/val/test splits."""
+
+
+@version.command("create")
+@click.argument("tag")
+@click.option("--query", "-q", default="", help="Which images the version holds (default: all).")
+@click.option("--split", default="train=0.8,val=0.1,test=0.1", show_default=True, help="Split ratios.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the deterministic split.")
+@click.option("--include-model", is_flag=True, help="Also snapshot model annotations (default: human only).")
+@project_option
+@json_option
+def create_cmd(tag: str, query: str, split: str, seed: int, include_model: bool, project: str, as_json: bool) -> None:
+    """Define a draft version; it selects nothing until it is frozen."""
+    reg = open_registry()
+    with reg.session() as s:
+        v = create_version(s, get_project(s, project), tag, query=query, split=split, seed=seed, include_model=include_model)
+        data = version_summary(s, v)
+    emit(data, as_json, f"created draft version {tag!r} (query {query!r}, split {data['split_config']}, seed {seed})")
+
+
+@version.command("freeze")
+@click.argument("tag")
+@click.option("--request", "request_only", is_flag=True,
+              help="Only request the freeze; the Dagster sensor picks it up and materializes the version.")
+@project_option
+@json_option
+def freeze_cmd(tag: str, request_only: bool, project: str, as_json: bool) -> None:
+    """Freeze a draft: split, snapshot and hash it. A frozen version never changes."""
+    reg = open_registry()
+    with reg.session() as s:
+        pid = get_project(s, project).id
+        if request_only:
+            v = request_freeze(s, pid, tag)
+            data = version_summary(s, v)
+            emit(data, as_json, f"freeze of {tag!r} requested")
+            return
+        r = freeze_version(s, pid, tag, LocalStorage(reg.settings.storage_root))
+        data = version_summary(s, get_version(s, pid, tag))
+    word = "was already frozen" if r.already_frozen else "frozen"
+    emit(data, as_json, f"version {tag!r} {word}: {data['splits']} images, content hash {r.content_hash}")
+
+
+@version.command("list")
+@project_option
+@json_option
+def list_cmd(project: str, as_json: bool) -> None:
+    """All versions of the project."""
+    reg = open_registry()
+    with reg.session() as s:
+        rows = [version_summary(s, v) for v in list_versions(s, get_project(s, project).id)]
+    human = "\n".join(
+        f"{r['tag']:<12} {'frozen' if r['frozen'] else 'draft ':<7} {sum(r['splits'].values()):>8} images  "
+        f"{(r['content_hash'] or '')[:12]}  {r['query']!r}" for r in rows
+    ) or "no versions yet (dsgen version create v1)"
+    emit(rows, as_json, human)
+
+
+@version.command("show")
+@click.argument("tag")
+@project_option
+@json_option
+def show_cmd(tag: str, project: str, as_json: bool) -> None:
+    """A version's definition, split sizes, class counts and content hash."""
+    reg = open_registry()
+    with reg.session() as s:
+        data = version_summary(s, get_version(s, get_project(s, project).id, tag))
+    lines = [f"{data['tag']}: {'frozen' if data['frozen'] else 'draft'}  query {data['query']!r}  seed {data['seed']}",
+             f"  content hash {data['content_hash']}", f"  images per split {data['splits']}",
+             f"  annotations per split {data['annotations']}"]
+    lines += [f"  {k:<20} {v}" for k, v in sorted(data["classes"].items())]
+    emit(data, as_json, "\n".join(lines))
+
+
+@version.command("diff")
+@click.argument("a")
+@click.argument("b")
+@project_option
+@json_option
+def diff_cmd(a: str, b: str, project: str, as_json: bool) -> None:
+    """What was added, removed, moved between splits and relabelled from A to B."""
+    reg = open_registry()
+    with reg.session() as s:
+        d = diff_versions(s, get_project(s, project).id, a, b)
+    human = (f"{a} -> {b}: +{len(d['images_added'])} / -{len(d['images_removed'])} images, "
+             f"{len(d['images_moved'])} moved between splits; +{d['annotations_added']} / -{d['annotations_removed']} "
+             f"annotations, {len(d['relabelled'])} relabelled")
+    emit(d, as_json, human)
