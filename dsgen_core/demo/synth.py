@@ -327,7 +327,7 @@ def _random_shape(
         cx = float(rng.uniform(size / 2, max(size / 2 + 1, w - size / 2)))
         cy = float(rng.uniform(size / 2, max(size / 2 + 1, h - size / 2)))
     angle = 0.0 if kind == "circle" else float(
-        rng.uniform(-25, 25) if kind == "square" else rng.uniform(0, 360)
+        rng.uniform(-15, 15) if kind == "square" else rng.uniform(0, 360)
     )
     color = _pick_color(rng, ci)
     return _Shape(kind, cx, cy, size, angle, color, _rgb(rng, color)), ci
@@ -397,7 +397,8 @@ def _save(img: np.ndarray, path: Path) -> None:
     if path.suffix == ".png":
         im.save(path, format="PNG", compress_level=6)
     else:
-        im.save(path, format="JPEG", quality=92)
+        # 4:4:4 keeps colour edges as sharp as the shapes; small shapes blur into blobs otherwise
+        im.save(path, format="JPEG", quality=92, subsampling=0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -614,7 +615,7 @@ def _sample_sequence(
         cy0 = float(rng.uniform(size / 2, max(size / 2 + 1, h - size / 2)))
         speed = float(rng.uniform(1.0, 4.0)) * scale
         heading = float(rng.uniform(0, 2 * math.pi))
-        angle0 = 0.0 if kind == "circle" else float(rng.uniform(-20, 20) if kind == "square" else rng.uniform(0, 360))
+        angle0 = 0.0 if kind == "circle" else float(rng.uniform(-15, 15) if kind == "square" else rng.uniform(0, 360))
         spin = 0.0 if kind == "circle" else float(rng.uniform(-3, 3))
         start = int(rng.integers(0, 3)) if rng.random() < 0.3 else 0
         end = int(rng.integers(start + 2, n_frames)) if rng.random() < 0.3 else n_frames - 1
