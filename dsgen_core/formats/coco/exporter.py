@@ -38,7 +38,7 @@ def build_coco(
     asset_ids: Select | Sequence[int] | None = None,
     include_model: bool = True,
 ) -> dict[str, Any]:
-    """The COCO document for the project's assets (or the given subset)."""
+    """The COCO document for the project's assets (or the given subset), from the live registry."""
     stmt = select(Asset).where(Asset.project_id == project.id, Asset.deleted_at.is_(None)).order_by(Asset.id)
     if asset_ids is not None:
         stmt = stmt.where(Asset.id.in_(asset_ids))
@@ -54,9 +54,22 @@ def build_coco(
     if not include_model:
         ann_stmt = ann_stmt.where(Annotation.source == "human")
     anns = list(session.scalars(ann_stmt))
+    base = label_classes(session, project.default_ontology_version_id) if project.default_ontology_version_id else []
+    return coco_document(session, assets, anns, base, masks)
 
-    # Categories: the current ontology plus any older class still used, merged by key.
-    classes = {lc.key: lc for lc in label_classes(session, project.default_ontology_version_id)} if project.default_ontology_version_id else {}
+
+def coco_document(
+    session: Session,
+    assets: Sequence[Asset],
+    anns: Sequence[Any],
+    base_classes: Sequence[LabelClass],
+    masks: MaskStore,
+) -> dict[str, Any]:
+    """Assemble COCO from assets and annotation rows (live ``Annotation``s or a version's snapshot rows).
+
+    Categories are ``base_classes`` plus any older class still used, merged by key.
+    """
+    classes = {lc.key: lc for lc in base_classes}
     used = {a.label_class_id for a in anns if a.label_class_id is not None}
     class_by_id = {lc.id: lc for lc in classes.values()}
     missing = used - class_by_id.keys()
@@ -86,11 +99,10 @@ def build_coco(
         im.update(a.extra or {})
         images.append(im)
 
+    anns = [a for a in anns if a.asset_id in image_id]
     keep_ann_ids = _unique_or_none([a.external_id for a in anns])
     annotations = []
     for i, a in enumerate(anns, 1):
-        if a.asset_id not in image_id:
-            continue
         extra = dict(a.extra or {})
         hints = extra.pop(HINTS, {})
         out: dict[str, Any] = {"id": a.external_id if keep_ann_ids else i, "image_id": image_id[a.asset_id]}
@@ -121,7 +133,7 @@ def build_coco(
         out.update(extra)
         annotations.append(out)
 
-    header = _header(session, assets)
+    header = _header(session, list(assets))
     return {**header, "categories": categories, "images": images, "annotations": annotations}
 
 

@@ -1,0 +1,283 @@
+"""Exports of a frozen dataset version: COCO (one file per split) and Ultralytics YOLO.
+
+Both read the version's annotation snapshot, never the live registry, so an export of a version
+is the same whatever happened to the registry since it froze; and both write deterministically
+(sorted, fixed float formatting, no timestamps), so re-exporting gives identical bytes. Images are
+hard-linked into the export when the filesystem allows it, else copied.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import yaml
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dsgen_core.errors import DsgenError
+from dsgen_core.formats.coco.exporter import coco_document
+from dsgen_core.registry.models import (
+    Asset,
+    DatasetSplit,
+    DatasetVersion,
+    DatasetVersionAnnotation,
+    DatasetVersionAsset,
+    LabelClass,
+)
+from dsgen_core.storage.base import Storage
+from dsgen_core.storage.masks import MaskStore, decode
+from dsgen_core.versions.lifecycle import get_version, ontology_of
+
+YOLO_TASKS = ("detect", "segment", "pose")
+
+
+@dataclass
+class ExportResult:
+    format: str
+    tag: str
+    out_dir: Path
+    files: dict[str, int]  # split -> images
+    annotations: dict[str, int]  # split -> objects written
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> objects left out
+    linked: int = 0
+    copied: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {"format": self.format, "tag": self.tag, "out_dir": str(self.out_dir), "images": self.files,
+                "annotations": self.annotations, "skipped": self.skipped, "hard_links": self.linked,
+                "copies": self.copied, "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class _Member:
+    asset: Asset
+    split: str
+    name: str  # file name inside the export, unique within the version
+
+
+def _frozen(session: Session, project_id: int, tag: str) -> DatasetVersion:
+    v = get_version(session, project_id, tag)
+    if not v.is_frozen:
+        raise DsgenError(f"version {tag!r} is a draft; freeze it first (`dsgen version freeze {tag}`)")
+    return v
+
+
+def _members(session: Session, v: DatasetVersion) -> list[_Member]:
+    rows = session.execute(
+        select(Asset, DatasetSplit.split)
+        .join(DatasetVersionAsset, DatasetVersionAsset.asset_id == Asset.id)
+        .join(DatasetSplit, DatasetSplit.id == DatasetVersionAsset.split_id)
+        .where(DatasetVersionAsset.dataset_version_id == v.id)
+    ).all()
+    # Names come from the file names, not row ids, so two registries export the same tree.
+    rows.sort(key=lambda r: (r[0].file_name, r[0].sha256 or ""))
+    used: set[str] = set()
+    out: list[_Member] = []
+    for asset, split in rows:
+        name = asset.file_name.replace("\\", "/").strip("/").replace("/", "__")
+        if name in used:
+            stem, dot, ext = name.rpartition(".")
+            name = f"{stem}_{(asset.sha256 or str(asset.id))[:10]}{dot}{ext}" if dot else f"{name}_{asset.id}"
+        used.add(name)
+        out.append(_Member(asset, split, name))
+    return out
+
+
+def _snapshot(session: Session, v: DatasetVersion) -> dict[int, list[DatasetVersionAnnotation]]:
+    by_asset: dict[int, list[DatasetVersionAnnotation]] = defaultdict(list)
+    for a in session.scalars(select(DatasetVersionAnnotation).where(DatasetVersionAnnotation.dataset_version_id == v.id)
+                             .order_by(DatasetVersionAnnotation.annotation_id)):
+        by_asset[a.asset_id].append(a)
+    return by_asset
+
+
+def _place_image(src: str | None, dest: Path) -> str:
+    """Hard link, else copy; returns "link" or "copy". Missing sources are a clear error."""
+    if not src or not os.path.exists(src):
+        raise DsgenError(f"image file {src!r} is missing; the export needs every member image (re-import its folder)")
+    if dest.exists():
+        dest.unlink()
+    try:
+        os.link(src, dest)
+        return "link"
+    except OSError:
+        shutil.copyfile(src, dest)
+        return "copy"
+
+
+def _reset(out_dir: Path, owned: tuple[str, ...]) -> None:
+    """Clear only what an earlier export of ours wrote, so re-exporting gives the same tree."""
+    for name in owned:
+        p = out_dir / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+
+
+def _class_order(session: Session, v: DatasetVersion) -> list[LabelClass]:
+    return sorted(ontology_of(session, v), key=lambda c: (c.external_id is None, c.external_id or 0, c.key))
+
+
+def export_version_coco(session: Session, project_id: int, tag: str, out_dir: Path, *, storage: Storage) -> ExportResult:
+    """``annotations/instances_<split>.json`` plus ``images/<split>/`` for each split of a frozen version."""
+    t0 = time.perf_counter()
+    v = _frozen(session, project_id, tag)
+    out_dir = Path(out_dir)
+    _reset(out_dir, ("annotations", "images"))
+    members = _members(session, v)
+    snap = _snapshot(session, v)
+    base = _class_order(session, v)
+    masks = MaskStore(storage)
+    result = ExportResult("coco", tag, out_dir, {}, {})
+    by_split: dict[str, list[_Member]] = defaultdict(list)
+    for m in members:
+        by_split[m.split].append(m)
+    for split in sorted(by_split):
+        (out_dir / "images" / split).mkdir(parents=True, exist_ok=True)
+        for m in by_split[split]:
+            how = _place_image(m.asset.storage_uri, out_dir / "images" / split / m.name)
+            result.linked += how == "link"
+            result.copied += how == "copy"
+        # Exported assets carry their export file names, so the JSON points at files that exist.
+        assets = [_renamed(m) for m in by_split[split]]
+        anns = [a for m in by_split[split] for a in snap.get(m.asset.id, [])]
+        doc = coco_document(session, assets, anns, base, masks)
+        (out_dir / "annotations").mkdir(parents=True, exist_ok=True)
+        (out_dir / "annotations" / f"instances_{split}.json").write_bytes(orjson.dumps(doc))
+        result.files[split] = len(assets)
+        result.annotations[split] = len(doc["annotations"])
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _renamed(m: _Member) -> Asset:
+    a = Asset(id=m.asset.id, width=m.asset.width, height=m.asset.height, file_name=m.name,
+              external_id=m.asset.external_id, extra=m.asset.extra, import_batch_id=m.asset.import_batch_id)
+    return a
+
+
+def _fmt(v: float) -> str:
+    return f"{min(max(v, 0.0), 1.0):.6f}"
+
+
+def _polygon_of(a: DatasetVersionAnnotation, masks: MaskStore) -> list[float] | None:
+    """One polygon in pixels: COCO parts joined the way Ultralytics' own converter joins them; masks traced."""
+    parts: list[list[float]] = []
+    if a.polygon:
+        parts = [p for p in a.polygon if len(p) >= 6]
+    elif a.mask_uri:
+        import cv2
+
+        m = decode(masks.get(a.mask_uri)).astype(np.uint8)
+        contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        parts = [c.reshape(-1).astype(float).tolist() for c in sorted(contours, key=cv2.contourArea, reverse=True)
+                 if len(c) >= 3]
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    from ultralytics.data.converter import merge_multi_segment
+
+    return np.concatenate(merge_multi_segment(parts), axis=0).reshape(-1).tolist()
+
+
+def export_version_yolo(session: Session, project_id: int, tag: str, out_dir: Path, *, storage: Storage,
+                        task: str = "detect") -> ExportResult:
+    """An Ultralytics dataset: ``images/<split>/``, ``labels/<split>/*.txt`` and ``data.yaml`` with the names.
+
+    ``detect`` writes boxes; ``segment`` polygons (masks are traced); ``pose`` boxes plus keypoints.
+    Crowd regions and objects without the task's geometry are left out and counted.
+    """
+    if task not in YOLO_TASKS:
+        raise DsgenError(f"unknown YOLO task {task!r}; use one of {', '.join(YOLO_TASKS)}")
+    t0 = time.perf_counter()
+    v = _frozen(session, project_id, tag)
+    out_dir = Path(out_dir)
+    _reset(out_dir, ("images", "labels", "data.yaml", "dsgen_export.json"))
+    classes = _class_order(session, v)
+    if not classes:
+        raise DsgenError(f"version {tag!r} has no label classes to train on")
+    index = {c.key: i for i, c in enumerate(classes)}
+    key_of = {c.id: c.key for c in session.scalars(select(LabelClass))}
+    kpt_shape: list[int] | None = None
+    if task == "pose":
+        specs = [c for c in classes if c.keypoint_spec and c.keypoint_spec.get("keypoints")]
+        if not specs:
+            raise DsgenError(f"version {tag!r} has no class with keypoints; pose export needs them")
+        kpt_shape = [len(specs[0].keypoint_spec["keypoints"]), 3]
+    members = _members(session, v)
+    snap = _snapshot(session, v)
+    masks = MaskStore(storage)
+    result = ExportResult(f"yolo-{task}", tag, out_dir, Counter(), Counter())
+    skipped: Counter[str] = Counter()
+    for split in sorted({m.split for m in members}):
+        (out_dir / "images" / split).mkdir(parents=True, exist_ok=True)
+        (out_dir / "labels" / split).mkdir(parents=True, exist_ok=True)
+    for m in members:
+        how = _place_image(m.asset.storage_uri, out_dir / "images" / m.split / m.name)
+        result.linked += how == "link"
+        result.copied += how == "copy"
+        w, h = m.asset.width, m.asset.height
+        lines: list[str] = []
+        for a in snap.get(m.asset.id, []):
+            key = key_of.get(a.label_class_id)
+            if key not in index:
+                skipped["no class in the ontology"] += 1
+                continue
+            if a.iscrowd:
+                skipped["crowd region"] += 1
+                continue
+            cls = index[key]
+            if task == "segment":
+                poly = _polygon_of(a, masks)
+                if poly is None:
+                    skipped["no polygon or mask"] += 1
+                    continue
+                coords = " ".join(f"{_fmt(x / w)} {_fmt(y / h)}" for x, y in zip(poly[0::2], poly[1::2], strict=True))
+                lines.append(f"{cls} {coords}")
+            else:
+                if a.bbox_w is None or a.bbox_w <= 0 or a.bbox_h <= 0:
+                    skipped["no box"] += 1
+                    continue
+                box = (f"{cls} {_fmt((a.bbox_x + a.bbox_w / 2) / w)} {_fmt((a.bbox_y + a.bbox_h / 2) / h)} "
+                       f"{_fmt(a.bbox_w / w)} {_fmt(a.bbox_h / h)}")
+                if task == "pose":
+                    kps = a.keypoints or []
+                    if len(kps) != 3 * kpt_shape[0]:
+                        skipped["keypoints missing or of another skeleton"] += 1
+                        continue
+                    pts = []
+                    for x, y, vis in zip(kps[0::3], kps[1::3], kps[2::3], strict=True):
+                        pts.append(f"{_fmt(x / w)} {_fmt(y / h)} {int(vis)}" if vis else "0.000000 0.000000 0")
+                    box += " " + " ".join(pts)
+                lines.append(box)
+        (out_dir / "labels" / m.split / (Path(m.name).stem + ".txt")).write_text("".join(f"{ln}\n" for ln in lines))
+        result.files[m.split] += 1
+        result.annotations[m.split] += len(lines)
+    data: dict[str, Any] = {
+        # No `path`: Ultralytics then resolves the splits next to this file, wherever the folder is moved.
+        **{s: f"images/{s}" for s in ("train", "val", "test") if s in result.files},
+        # Ultralytics needs a val entry; a version without a val split validates on train.
+        **({} if "val" in result.files else {"val": "images/train"}),
+        "names": {i: c.display_name for i, c in enumerate(classes)},
+    }
+    if kpt_shape:
+        data["kpt_shape"] = kpt_shape
+        data["flip_idx"] = list(range(kpt_shape[0]))
+    (out_dir / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    result.files, result.annotations, result.skipped = dict(result.files), dict(result.annotations), dict(skipped)
+    (out_dir / "dsgen_export.json").write_bytes(orjson.dumps(
+        {"version": tag, "content_hash": v.content_hash, "task": task, "images": result.files,
+         "annotations": result.annotations, "skipped": result.skipped}, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
+    result.seconds = time.perf_counter() - t0
+    return result
