@@ -16,9 +16,12 @@ from typing import Any
 from matplotlib import rc_context
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import to_rgba
+from matplotlib.colors import CSS4_COLORS, to_rgba
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
+
+from dsgen_core.insights.compute import COCO_MEDIUM_BINS, COCO_SMALL_BINS
 
 TOP = 30
 DPI = 110
@@ -97,14 +100,14 @@ def _hbar(
     labels = [_truncate(k) for k, _ in items]
     values = [v for _, v in items]
     ys = range(len(items))
-    colors = list(colors) if colors else [OTHERS_COLOR if k.startswith(OTHERS) else BAR for k, _ in items]
+    colors = list(colors) if colors else [OTHERS_COLOR if k.startswith(f"{OTHERS} (") else BAR for k, _ in items]
     ax.barh(ys, values, color=colors, height=0.72)
     ax.set_yticks(list(ys), labels)
-    ax.invert_yaxis()
-    ax.set_ylim(len(items) - 0.5, -0.5)
+    ax.set_ylim(len(items) - 0.5, -0.5)  # largest on top
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.grid(axis="y", visible=False)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.5 ticks on small data
     top = max(values)
     ax.set_xlim(0, top * 1.22)
     size = 8 if len(items) <= 20 else 7
@@ -125,6 +128,7 @@ def _vbar(ax: Axes, labels: Sequence[str], values: Sequence[float], title: str, 
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(axis="x", visible=False)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     top = max(values)
     ax.set_ylim(0, top * 1.15)
     if len(values) <= 16:
@@ -216,7 +220,10 @@ def _panel_resolution(ax: Axes, data: Mapping[str, Any], top: int) -> None:
 def _panel_bbox_size(ax: Axes, data: Mapping[str, Any], top: int) -> None:
     hist = data["sqrt_area"]
     edges = hist["edges"]
-    colors = [COCO_COLORS["small"] if i < 3 else COCO_COLORS["medium"] if i < 5 else COCO_COLORS["large"] for i in range(len(edges) + 1)]
+    colors = [
+        COCO_COLORS["small"] if i < COCO_SMALL_BINS else COCO_COLORS["medium"] if i < COCO_MEDIUM_BINS else COCO_COLORS["large"]
+        for i in range(len(edges) + 1)
+    ]
     coco = data["coco"]
     title = f"Box size √(w·h) px — COCO S/M/L {_fmt_count(coco['small'])}/{_fmt_count(coco['medium'])}/{_fmt_count(coco['large'])}"
     _hist_bars(ax, hist, title, "√area (px)", "objects", colors=colors)
@@ -300,12 +307,12 @@ def _value_color(value: str, i: int) -> tuple[str, str]:
     fixed = {"true": "#C44E52", "false": "#4C72B0"}
     if value in fixed:
         return fixed[value], "white"
-    try:
-        r, g, b, _ = to_rgba(value.lower())
-    except ValueError:
+    name = value.lower()
+    if name not in CSS4_COLORS:  # not to_rgba: it reads "0" and "1" as grey levels
         return PALETTE[(i + 2) % len(PALETTE)], "white"
+    r, g, b, _ = to_rgba(name)
     # Perceived brightness decides between dark and light text on a named colour.
-    return value.lower(), "#222222" if 0.299 * r + 0.587 * g + 0.114 * b > 0.6 else "white"
+    return name, "#222222" if 0.299 * r + 0.587 * g + 0.114 * b > 0.6 else "white"
 
 
 def _attribute_heatmap(ax: Axes, key: str, matrix: Mapping[str, Any], top: int, fig: Figure) -> None:
@@ -350,6 +357,7 @@ def _panel_sources(ax: Axes, data: Mapping[str, Any], top: int) -> None:
     ax.invert_yaxis()
     ax.set_title("Human vs model objects per class")
     ax.set_xlabel("objects")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(axis="y", visible=False)
     ax.tick_params(axis="y", length=0, labelsize=8 if len(by_class) <= 20 else 7)
     ax.legend(loc="lower right", frameon=False)
@@ -592,5 +600,6 @@ def render_charts(
 
 
 def _save(fig: Figure, path: Path, dpi: int) -> Path:
-    fig.savefig(path, dpi=dpi, facecolor="white")
+    # zlib level 1: a quarter of the encoding time of the default 6 for files about 20 % larger.
+    fig.savefig(path, dpi=dpi, facecolor="white", pil_kwargs={"compress_level": 1})
     return path

@@ -8,7 +8,8 @@ streamed and counted in Python, which measured faster than SQLite sorting ``json
 The queries are shaped for SQLite's planner, which only aggregates without a sort when rows
 arrive in GROUP BY order: class counts scan the ``(label_class_id, asset_id)`` index, objects
 per image the ``asset_id`` index, and every box, source and confidence histogram comes from a
-single pass over the annotation table. PostgreSQL hash-aggregates the same statements.
+single pass over the annotation table grouped by one packed integer key. PostgreSQL
+hash-aggregates the same statements.
 
 Results are plain JSON-able dicts, read by the chart renderer, the CLI and Dagster metadata.
 Histograms share one shape: ``{"edges": [...], "counts": [...], "labels": [...]}`` with
@@ -17,6 +18,7 @@ Histograms share one shape: ``{"edges": [...], "counts": [...], "labels": [...]}
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -132,18 +134,17 @@ class _Scope:
 # --------------------------------------------------------------------------- helpers
 
 
-def _bin(value: ColumnElement[Any], edges: Sequence[float], scale: ColumnElement[Any] | None = None, lo: int = 0, hi: int | None = None) -> ColumnElement[Any]:
-    """Index of the bin of ``value`` as a balanced CASE tree (log2 comparisons, not one per edge).
-
-    ``value`` is compared with ``edge * scale`` rather than divided by ``scale``: no division
-    by zero, and no sqrt/log, which some SQLite builds lack.
-    """
+def _bin(value: ColumnElement[Any], edges: Sequence[float], *, offset: int = 0, lo: int = 0, hi: int | None = None) -> ColumnElement[Any]:
+    """``offset`` + the index of the bin of ``value``, as a balanced CASE tree: log2 comparisons
+    per row instead of one per edge, and no sqrt/log, which some SQLite builds lack."""
     hi = len(edges) if hi is None else hi
     if lo == hi:
-        return literal(lo)
+        return literal(lo + offset)
     mid = (lo + hi) // 2
-    edge = literal(edges[mid], Float()) if scale is None else literal(edges[mid], Float()) * scale
-    return case((value < edge, _bin(value, edges, scale, lo, mid)), else_=_bin(value, edges, scale, mid + 1, hi))
+    return case(
+        (value < literal(edges[mid], Float()), _bin(value, edges, offset=offset, lo=lo, hi=mid)),
+        else_=_bin(value, edges, offset=offset, lo=mid + 1, hi=hi),
+    )
 
 
 def _labels(edges: Sequence[float], fmt: Callable[[float], str]) -> list[str]:
@@ -329,12 +330,20 @@ def _resolution(scope: _Scope, top: int) -> dict[str, Any]:
     }
 
 
-def _object_scan(scope: _Scope) -> list[Any]:
-    """One pass over the objects in scope, grouped by every per-object bin the box, source and
-    confidence insights need: (size, relative size, aspect, confidence, source, class).
+# Per-object codes packed into one integer key by _object_scan. A box-size code is 0 without a
+# box (image-level labels, captions), 1 for a degenerate box (a side <= 0), 2 + bin otherwise;
+# the relative-size code is also 0 on an image of unknown size; the confidence code is 0
+# without a confidence, 1 + bin otherwise.
+_OBJECT_RADICES = (len(BOX_SIZE_EDGES) + 3, len(REL_SIZE_EDGES) + 3, len(ASPECT_EDGES) + 3, len(CONFIDENCE_EDGES) + 2, 2)
+_PER_CLASS = math.prod(_OBJECT_RADICES)
 
-    Size bins are -1 for a degenerate box (a side <= 0) and NULL without a box (image-level
-    labels, captions); the relative bin is also NULL on an image of unknown size.
+
+def _object_scan(scope: _Scope) -> list[tuple[int | None, int | None, int | None, int | None, str, int | None, int, float | None]]:
+    """One pass over the objects in scope, counted per (size bin, relative size bin, aspect bin,
+    confidence bin, source, class) for the box, source and confidence insights.
+
+    Rows are ``(sb, rb, ab, cb, source, class id, objects, sum of confidences)``; a bin is None
+    where its code is 0 (see above) and the size bins are -1 for a degenerate box.
     """
     if "objects_scan" in scope.cache:
         return scope.cache["objects_scan"]
@@ -343,46 +352,83 @@ def _object_scan(scope: _Scope) -> list[Any]:
         select(
             case((Annotation.is_normalized, Annotation.bbox_w * Asset.width), else_=Annotation.bbox_w).label("w"),
             case((Annotation.is_normalized, Annotation.bbox_h * Asset.height), else_=Annotation.bbox_h).label("h"),
-            case((or_(Asset.width <= 0, Asset.height <= 0), None), else_=Asset.width * Asset.height).label("image_area"),
+            # As a float: width * height of a gigapixel image overflows PostgreSQL's integer.
+            case((or_(Asset.width <= 0, Asset.height <= 0), None), else_=cast(Asset.width, Float) * Asset.height).label("image_area"),
             Annotation.confidence.label("conf"),
             Annotation.source.label("src"),
-            # SQLite reorders GROUP BY terms to walk an index matching one of them, here the class
-            # index, and then reads rows out of table order, which costs more than the sort it
-            # saves; `+ 0` keeps it on a table scan.
-            (Annotation.label_class_id + 0).label("cls"),
+            Annotation.label_class_id.label("cls"),
         )
         .select_from(Annotation)
         .join(Asset, Asset.id == Annotation.asset_id)
         .where(scope.in_scope(Annotation.asset_id))
-        # OFFSET 0 keeps both planners from inlining the subquery, which would evaluate the
-        # CASEs above again in every comparison of the bin trees below.
+        # OFFSET 0 keeps both planners from inlining a subquery into the next, which would
+        # evaluate its expressions again wherever the next one uses them.
         .offset(0)
         .subquery()
     )
-    w, h, image_area, conf = sizes.c.w, sizes.c.h, sizes.c.image_area, sizes.c.conf
-    area = w * h
-    no_box = or_(w.is_(None), h.is_(None))
-    degenerate = or_(w <= 0, h <= 0)
-    per_object = select(
-        case((no_box, None), (degenerate, -1), else_=_bin(area, [e * e for e in BOX_SIZE_EDGES])).label("sb"),
-        case(
-            (no_box, None),
-            (degenerate, -1),
-            (image_area.is_(None), None),
-            else_=_bin(area, [e * e for e in REL_SIZE_EDGES], image_area),
-        ).label("rb"),
-        case((no_box, None), (degenerate, -1), else_=_bin(w, ASPECT_EDGES, h)).label("ab"),
-        case((conf.is_(None), None), else_=_bin(conf, CONFIDENCE_EDGES)).label("cb"),
-        sizes.c.src,
-        sizes.c.cls,
-        conf,
-    ).subquery()
-    c = per_object.c
-    keys = (c.sb, c.rb, c.ab, c.cb, c.src, c.cls)
-    rows = scope.session.execute(select(*keys, func.count(), func.sum(c.conf)).group_by(*keys)).all()
+    w, h = sizes.c.w, sizes.c.h
+    box = case((or_(w.is_(None), h.is_(None)), 0), (or_(w <= 0, h <= 0), 1), else_=2)
+    # Each derived value is computed once per object here, then only compared in the bin trees.
+    shapes = (
+        select(
+            box.label("box"),
+            (w * h).label("area"),
+            case((box < 2, None), else_=w / h).label("ratio"),
+            case((box < 2, None), else_=w * h / sizes.c.image_area).label("rel"),
+            sizes.c.conf,
+            sizes.c.src,
+            sizes.c.cls,
+        )
+        .offset(0)
+        .subquery()
+    )
+    c = shapes.c
+    codes = (
+        case((c.box < 2, c.box), else_=_bin(c.area, [e * e for e in BOX_SIZE_EDGES], offset=2)),
+        # Rounded so that 0.05² is 0.0025 and a box of exactly a twentieth lands in the 0.05 bin.
+        case((c.box < 2, c.box), (c.rel.is_(None), 0), else_=_bin(c.rel, [round(e * e, 12) for e in REL_SIZE_EDGES], offset=2)),
+        case((c.box < 2, c.box), else_=_bin(c.ratio, ASPECT_EDGES, offset=2)),
+        case((c.conf.is_(None), 0), else_=_bin(c.conf, CONFIDENCE_EDGES, offset=1)),
+        case((c.src == "model", 1), else_=0),
+    )
+    key: ColumnElement[Any] = literal(0)
+    for code, radix in zip(codes, _OBJECT_RADICES):
+        key = key * radix + code
+    key = key + (func.coalesce(c.cls, -1) + 1) * _PER_CLASS
+    conf = c.conf
+    # SQLite can only aggregate by sorting its input, and sorts one integer key with about a
+    # fifth less work than six columns (measured); PostgreSQL hashes it either way.
+    per_object = select(key.label("k"), conf).subquery()
+    grouped = scope.session.execute(
+        select(per_object.c.k, func.count(), func.sum(per_object.c.conf)).group_by(per_object.c.k)
+    ).all()
+    rows = []
+    for k, n, total in grouped:
+        cls_code, rest = divmod(int(k), _PER_CLASS)
+        parts = []
+        for radix in reversed(_OBJECT_RADICES):
+            rest, part = divmod(rest, radix)
+            parts.append(part)
+        model, cb, ab, rb, sb = parts
+        rows.append(
+            (
+                _size_bin(sb),
+                _size_bin(rb),
+                _size_bin(ab),
+                cb - 1 if cb else None,
+                "model" if model else "human",
+                cls_code - 1 if cls_code else None,
+                int(n),
+                _num(total),
+            )
+        )
     scope.cache["objects_scan"] = rows
-    scope.cache.setdefault("objects", sum(int(r[6]) for r in rows))
+    scope.cache.setdefault("objects", sum(r[6] for r in rows))
     return rows
+
+
+def _size_bin(code: int) -> int | None:
+    return None if code == 0 else code - 2
 
 
 def _bbox_size(scope: _Scope, top: int) -> dict[str, Any]:
@@ -509,30 +555,42 @@ _AttrCounts = dict[tuple[int | None, str, str, str | None], list[Any]]
 
 
 def _attribute_counts_sql(scope: _Scope) -> _AttrCounts:
-    """PostgreSQL: ``jsonb_each`` over the objects, hash-aggregated by the server."""
+    """PostgreSQL: ``jsonb_each`` over each distinct (class, attributes) pair, hash-aggregated.
+
+    Grouping the pairs first means the per-item expressions below run once per distinct
+    attribute object rather than once per object (about a fifth faster on a million).
+    """
     attrs = type_coerce(Annotation.attributes, JSONB)
+    pairs = (
+        scope.annotations(Annotation.label_class_id.label("cls"), attrs.label("attrs"), func.count().label("n"))
+        .where(Annotation.attributes.is_not(None))
+        .group_by(Annotation.label_class_id, attrs)
+        .subquery()
+    )
     # jsonb_each raises on anything but an object, and WHERE is not guaranteed to run first.
-    doc = case((func.jsonb_typeof(attrs) == "object", attrs), else_=literal_column("'{}'::jsonb"))
+    doc = case((func.jsonb_typeof(pairs.c.attrs) == "object", pairs.c.attrs), else_=literal_column("'{}'::jsonb"))
     each = func.jsonb_each(doc).table_valued("key", "value").lateral("j")
     text = each.c.value.op("#>>")(literal_column("'{}'::text[]"))
     json_type = func.jsonb_typeof(each.c.value)
     is_integer = and_(json_type == "number", text.regexp_match("^-?[0-9]+$"))
     # Integers are categories (kept by value), reals measurements (kept as min/max/sum).
     per_item = (
-        scope.annotations(
-            Annotation.label_class_id.label("cls"),
+        select(
+            pairs.c.cls,
+            pairs.c.n,
             each.c.key.label("key"),
             case((is_integer, "integer"), (json_type == "number", "real"), else_=json_type).label("kind"),
             case((is_integer, text), (json_type.in_(("number", "object", "array")), None), else_=text).label("value"),
             case((json_type == "number", cast(text, Float)), else_=None).label("num"),
         )
+        .select_from(pairs)
         .join(each, true())
         .where(each.c.key.not_in(IGNORED_ATTRIBUTES))
         .subquery()
     )
     c = per_item.c
     rows = scope.session.execute(
-        select(c.cls, c.key, c.kind, c.value, func.count(), func.min(c.num), func.max(c.num), func.sum(c.num)).group_by(
+        select(c.cls, c.key, c.kind, c.value, func.sum(c.n), func.min(c.num), func.max(c.num), func.sum(c.num * c.n)).group_by(
             c.cls, c.key, c.kind, c.value
         )
     )

@@ -169,3 +169,20 @@ def test_uncommitted_changes_are_seen(registry: Registry, sample: Sample) -> Non
         out = compute_insights(s, sample.project_id, "", ["attributes"])
         assert out["attributes"]["keys"]["occluded"]["values"] == {"false": 3, "true": 3}
         s.rollback()
+
+
+def test_gigapixel_image(registry: Registry) -> None:
+    """width * height past 2**31 must not overflow PostgreSQL's integer arithmetic."""
+    from dsgen_core.registry.models import Annotation, Asset
+    from dsgen_core.registry.projects import ensure_project
+
+    with registry.session() as s:
+        pid = ensure_project(s, "satellite").id
+        asset = Asset(project_id=pid, file_name="tile.tif", sha256="t", width=100_000, height=100_000)
+        s.add(asset)
+        s.flush()
+        s.add(Annotation(asset_id=asset.id, geometry_type="bbox", bbox_w=5_000, bbox_h=5_000))
+    with registry.session() as s:
+        out = compute_insights(s, pid, "", ["bbox_size", "resolution"])
+    assert _nonzero(out["bbox_size"]["relative"]) == {"0.05–0.1": 1}
+    assert _nonzero(out["resolution"]["width"]) == {"≥3840": 1}
