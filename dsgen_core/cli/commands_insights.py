@@ -167,7 +167,7 @@ def _print(project: str, data: dict[str, Any], charts: dict[str, Path], as_json:
 
 def _pairs(counts: dict[str, int], n: int = 8) -> str:
     items = list(counts.items())
-    text = ", ".join(f"{k} {v}" for k, v in items[:n])
+    text = ", ".join(f"{k} ({v})" for k, v in items[:n])
     return text + (f", … ({len(items) - n} more)" if len(items) > n else "")
 
 

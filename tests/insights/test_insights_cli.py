@@ -31,9 +31,9 @@ def test_summary_query_and_out_dir(cli, sample: Sample, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     text = result.output
     assert "query 'tag:day': 2 images, 4 objects" in text
-    assert "car" in text and "tags (2 distinct, 0 images untagged): day 2, city 1" in text
+    assert "car" in text and "tags (2 distinct, 0 images untagged): day (2), city (1)" in text
     assert "most common 1920×1080 (1), 640×480 (1)" in text
-    assert "occluded (3 objects): false 2, true 1" in text
+    assert "occluded (3 objects): false (2), true (1)" in text
     assert str(tmp_path / "day" / "overview.png") in text
     assert (tmp_path / "day" / "attributes.png").is_file()
 
