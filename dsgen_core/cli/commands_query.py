@@ -15,9 +15,8 @@ from dsgen_core.registry import tagging
 from dsgen_core.registry.models import Asset
 from dsgen_core.registry.projects import get_project
 
-objects_option = click.option(
-    "--objects", is_flag=True, help="Work on objects (annotations) instead of images; --ids are then annotation ids."
-)
+def _objects_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option("--objects", is_flag=True, help=help_text)
 
 
 def _level(objects: bool) -> Level:
@@ -31,7 +30,7 @@ def _level(objects: bool) -> Level:
 )
 @click.argument("terms", nargs=-1, type=click.UNPROCESSED)
 @project_option
-@objects_option
+@_objects_option("Return objects (annotation ids) instead of images.")
 @click.option("--count", "only_count", is_flag=True, help="Print only how many match.")
 @json_option
 @click.option("--limit", type=click.IntRange(min=0), default=None, help="Print at most N results.")
@@ -41,11 +40,22 @@ def query_command(
 ) -> None:
     """Find images (or objects) matching a query, e.g. 'tag:car color:red width>1024'.
 
-    Quote the query for the shell. Terms are ANDed; OR, parentheses and -term work;
-    tag:, category:, width>, confidence<, attr.K:, has:, split:, version:, any metadata
-    key:value. See `python -c "import dsgen_core.query as q; help(q)"` for every field.
-    An empty query matches everything. Prints `ID<TAB>FILE` per image, one id per object,
-    a JSON list of ids with --json, `{"count": N}` with --count --json.
+    Quote the query for the shell. Terms are ANDed; OR (upper case), parentheses and
+    -term work; values may be "quoted". An empty query matches everything. Prints
+    `ID<TAB>FILE` per image, one id per object, a JSON list of ids with --json, and
+    {"count": N} with --count --json.
+
+    \b
+    tag:T  category:C (class:, label:)  file:SUBSTRING  id:N
+    width height bytes aspect area confidence  with  : = != > >= < <=
+    source:model|human  iscrowd:true|false  validated:true|false
+    has:mask|polygon|keypoints|bbox|caption|track|tag|metadata
+    attr.K:V  attr.K>N  track:X  model:m3  annotator:NAME
+    version:v3  split:train|val|test  (together: that split of that version)
+    KEY:V  KEY>N  KEY:*   any other key is metadata (meta.KEY for builtin names)
+
+    Object predicates ANDed next to each other must hold for the same object:
+    'category:car confidence<0.5' is an image with a low-confidence car.
     """
     text = " ".join(terms)
     level = _level(objects)
@@ -86,7 +96,7 @@ def _target_options(command: Callable[..., Any]) -> Callable[..., Any]:
     for option in (
         json_option,
         project_option,
-        objects_option,
+        _objects_option("Change objects instead of images; --ids are then annotation ids."),
         click.option("--ids", callback=_parse_ids, help="Comma-separated ids, e.g. 1,2,3."),
         click.option("--query", "query_text", help="Every image (or object) matching this query."),
     ):
