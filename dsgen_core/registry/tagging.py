@@ -154,12 +154,6 @@ def _insert(session: Session, table: type[Base]) -> PgInsert | SqliteInsert:
     raise DsgenError(f"tagging supports SQLite and PostgreSQL, not {dialect}")
 
 
-def _level(level: str) -> Level:
-    if level not in ("image", "object"):
-        raise DsgenError(f"unknown level {level!r}: expected 'image' or 'object'")
-    return level  # type: ignore[return-value]
-
-
 def _log(
     session: Session,
     project_id: int,
@@ -206,7 +200,6 @@ def add_tags(
 ) -> int:
     """Tag the images (``level="image"``) or objects (``"object"``; ``asset_ids`` are then
     annotation ids) given by ids or by a query. Returns the number of tags newly added."""
-    level = _level(level)
     tag_list = _tag_list(tags)
     sources, ids = _targets(session, project_id, asset_ids=asset_ids, query=query, level=level)
     table, fk = _TAGS[level]
@@ -235,7 +228,6 @@ def remove_tags(
     actor: str | None = None,
 ) -> int:
     """Remove tags from images or objects; returns the number of tags removed."""
-    level = _level(level)
     tag_list = _tag_list(tags)
     sources, ids = _targets(session, project_id, asset_ids=asset_ids, query=query, level=level)
     table, fk = _TAGS[level]
@@ -275,7 +267,6 @@ def set_metadata(
 ) -> int:
     """Set ``key`` to ``value`` on images or objects; returns how many rows were added or changed
     (a row that already holds the value is not counted)."""
-    level = _level(level)
     key = validate_key(key)
     text, number, doc = encode_value(value)
     sources, ids = _targets(session, project_id, asset_ids=asset_ids, query=query, level=level)
@@ -320,7 +311,6 @@ def unset_metadata(
     actor: str | None = None,
 ) -> int:
     """Remove ``key`` from images or objects; returns how many rows were removed."""
-    level = _level(level)
     if not key:
         raise DsgenError("empty metadata key")
     sources, ids = _targets(session, project_id, asset_ids=asset_ids, query=query, level=level)
