@@ -21,6 +21,14 @@ class Settings:
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
+    def export_dir(self, project: str, tag: str, fmt: str) -> Path:
+        """Where an export of a dataset version goes: ``$DSGEN_HOME/exports/<project>/<tag>/<fmt>``."""
+        return self.home / "exports" / project / tag / fmt
+
+    def insights_dir(self, project: str, tag: str) -> Path:
+        """Where the charts of a dataset version go: ``$DSGEN_HOME/insights/<project>/<tag>``."""
+        return self.home / "insights" / project / tag
+
 
 def load_settings(home: str | os.PathLike[str] | None = None, database_url: str | None = None) -> Settings:
     root = Path(home or os.environ.get("DSGEN_HOME") or "data").resolve()

@@ -53,8 +53,13 @@ def current_seq(session: Session) -> int:
     return session.scalar(select(func.coalesce(func.max(ChangeEvent.seq), 0))) or 0
 
 
-def changes_since(session: Session, seq: int, entity: str | None = None, limit: int = 1000) -> list[ChangeEvent]:
+def changes_since(
+    session: Session, seq: int, entity: str | None = None, limit: int = 1000, *, project_id: int | None = None
+) -> list[ChangeEvent]:
+    """The changes after ``seq``, oldest first; of one entity and/or one project when given."""
     stmt = select(ChangeEvent).where(ChangeEvent.seq > seq).order_by(ChangeEvent.seq).limit(limit)
     if entity is not None:
         stmt = stmt.where(ChangeEvent.entity == entity)
+    if project_id is not None:
+        stmt = stmt.where(ChangeEvent.project_id == project_id)
     return list(session.scalars(stmt))

@@ -110,8 +110,14 @@ class FreezeResult:
     already_frozen: bool
 
 
-def freeze_version(session: Session, project_id: int, tag: str, storage: Storage | None = None) -> FreezeResult:
-    """Select the members, split them, snapshot their annotations and hash it all; then refuse changes."""
+def freeze_version(
+    session: Session, project_id: int, tag: str, storage: Storage | None = None, *, actor: str | None = None
+) -> FreezeResult:
+    """Select the members, split them, snapshot their annotations and hash it all; then refuse changes.
+
+    ``actor`` (e.g. ``dagster:<run id>``) goes into the audit log and the ``frozen`` change event,
+    so whoever follows the change sequence can tell its own freezes from others'.
+    """
     v = get_version(session, project_id, tag)
     if v.is_frozen:
         s = version_summary(session, v)
@@ -177,9 +183,9 @@ def freeze_version(session: Session, project_id: int, tag: str, storage: Storage
     session.flush()
     summary = version_summary(session, v)
     audit(session, "version.freeze", project_id=project_id, entity_type="dataset_version", entity_ids=[v.id],
-          detail={"tag": tag, "content_hash": content_hash, "splits": summary["splits"]})
+          detail={"tag": tag, "content_hash": content_hash, "splits": summary["splits"]}, actor=actor)
     record_change(session, project_id=project_id, entity="dataset_versions", op="frozen", entity_id=v.id,
-                  count=len(assets), detail={"tag": tag, "content_hash": content_hash})
+                  count=len(assets), detail={"tag": tag, "content_hash": content_hash, "actor": actor})
     return FreezeResult(tag, content_hash, summary["splits"], summary["annotations"], False)
 
 
