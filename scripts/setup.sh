@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up a dsgen checkout: .venv with CPU-only torch and the package (editable, with dev extras),
+# Sets up a dsgen checkout: .venv with torch/torchvision and the package (editable, with dev extras),
 # and the PostgreSQL server binaries the test suite starts throwaway servers with.
 # Idempotent: a second run only checks, in a few seconds.
 #
@@ -12,6 +12,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 VENV=$ROOT/.venv
 TORCH_VERSION=2.13.0
+TORCHVISION_VERSION=0.28.0
 STAMP=$VENV/.dsgen-setup
 
 log() { printf '[setup] %s\n' "$*"; }
@@ -48,31 +49,24 @@ if [[ -f $STAMP && $(cat "$STAMP") == "$want" && -x $VENV/bin/dsgen ]] \
    && "$VENV/bin/python" -c 'import dsgen_core' 2>/dev/null; then
     log "python packages up to date"
 else
-    # CPU torch first, by itself: pip's find-links (/opt/wheels) holds the +cpu wheel, and once
-    # it is installed the rest resolves against it instead of pulling GBs of CUDA libraries.
-    log "installing torch==$TORCH_VERSION (CPU)"
-    "$VENV/bin/python" -m pip install -q "torch==$TORCH_VERSION"
-    # torch stays pinned here too: otherwise pip takes the newest torchvision (via ultralytics),
-    # which wants a newer torch, and "upgrades" torch to the CUDA build from PyPI.
+    # torch and torchvision as PyPI builds them. PyPI has no CPU build of torchvision, and the CUDA
+    # torchvision cannot load its operators next to a CPU torch (ultralytics' validator imports it),
+    # so both are the CUDA builds; they run on the CPU when there is no GPU. `===` refuses the local
+    # +cpu wheel that pip's find-links offer for the same version.
+    log "installing torch $TORCH_VERSION + torchvision $TORCHVISION_VERSION"
+    "$VENV/bin/python" -m pip install -q "torch===$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
     log "installing dsgen (editable, dev extras)"
-    "$VENV/bin/python" -m pip install -q -e '.[dev]' "torch==$TORCH_VERSION"
+    "$VENV/bin/python" -m pip install -q -e '.[dev]' "torch===$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
     fresh_install=1
 fi
 
-# No CUDA: torch must be the CPU build and no NVIDIA CUDA libraries may have come along.
-# (nvidia-ml-py, the pure-Python NVML binding ultralytics requires, is not a CUDA library.)
-"$VENV/bin/python" - <<'EOF' \
-    || die "CUDA packages in .venv (see above): torch must be the CPU wheel; remove .venv and run this again"
-import importlib.metadata as md, sys
-torch = md.version("torch")
-cuda = sorted(
-    d.metadata["Name"] for d in md.distributions()
-    if (d.metadata["Name"] or "").lower().replace("_", "-").startswith("nvidia-")
-    and (d.metadata["Name"] or "").lower().replace("_", "-") != "nvidia-ml-py"
-)
-print(f"[setup] torch {torch}; CUDA packages: {', '.join(cuda) or 'none'}")
-sys.exit(0 if torch.endswith("+cpu") and not cuda else 1)
-EOF
+# Ultralytics trains and validates only if torchvision's operators load next to this torch.
+"$VENV/bin/python" -c '
+import torch, torchvision
+from torchvision.ops import nms
+nms(torch.zeros((1, 4)), torch.zeros(1), 0.5)
+print(f"[setup] torch {torch.__version__}, torchvision {torchvision.__version__}: operators load")
+' || die "torchvision cannot run next to this torch; remove .venv and run this again"
 if [[ -n ${fresh_install:-} ]]; then echo "$want" >"$STAMP"; fi
 
 # --------------------------------------------------------------------------- PostgreSQL server binaries
