@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, namedtuple
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import orjson
 import yaml
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
 from dsgen_core.errors import DsgenError
@@ -92,11 +92,28 @@ def _members(session: Session, v: DatasetVersion) -> list[_Member]:
     return out
 
 
-def _snapshot(session: Session, v: DatasetVersion) -> dict[int, list[DatasetVersionAnnotation]]:
-    by_asset: dict[int, list[DatasetVersionAnnotation]] = defaultdict(list)
-    for a in session.scalars(select(DatasetVersionAnnotation).where(DatasetVersionAnnotation.dataset_version_id == v.id)
-                             .order_by(DatasetVersionAnnotation.annotation_id)):
-        by_asset[a.asset_id].append(a)
+_JSON_COLUMNS = ("polygon", "keypoints", "attributes", "extra")
+_SNAPSHOT_FIELDS = ("asset_id", "label_class_id", "geometry_type", "bbox_x", "bbox_y", "bbox_w", "bbox_h", "polygon",
+                    "mask_uri", "keypoints", "num_keypoints", "caption", "area", "iscrowd", "attributes", "extra",
+                    "confidence", "external_id")
+SnapshotRow = namedtuple("SnapshotRow", _SNAPSHOT_FIELDS)  # noqa: PYI024 - built positionally, 1M at a time
+
+
+def _snapshot(session: Session, v: DatasetVersion) -> dict[int, list[SnapshotRow]]:
+    """The version's annotations by asset, as plain rows: ORM objects cost ~50 us each, too much at 1M."""
+    t = DatasetVersionAnnotation.__table__
+    cols = [cast(t.c[f], Text) if f in _JSON_COLUMNS else t.c[f] for f in _SNAPSHOT_FIELDS]
+    json_at = [i for i, f in enumerate(_SNAPSHOT_FIELDS) if f in _JSON_COLUMNS]
+    loads = orjson.loads
+    by_asset: dict[int, list[SnapshotRow]] = defaultdict(list)
+    for r in session.connection().execute(
+        select(*cols).where(t.c.dataset_version_id == v.id).order_by(t.c.annotation_id)
+    ):
+        r = list(r)
+        for i in json_at:
+            if r[i] is not None:
+                r[i] = loads(r[i])
+        by_asset[r[0]].append(SnapshotRow(*r))
     return by_asset
 
 
@@ -170,7 +187,7 @@ def _fmt(v: float) -> str:
     return f"{min(max(v, 0.0), 1.0):.6f}"
 
 
-def _polygon_of(a: DatasetVersionAnnotation, masks: MaskStore) -> list[float] | None:
+def _polygon_of(a: SnapshotRow, masks: MaskStore) -> list[float] | None:
     """One polygon in pixels: COCO parts joined the way Ultralytics' own converter joins them; masks traced."""
     parts: list[list[float]] = []
     if a.polygon:
