@@ -320,10 +320,8 @@ def _write(registry: Registry, session, coco: CocoFile, infos: dict[int, ImageIn
 
     written: list[str] = []
     try:
-        uris = {}
-        for object_id, rle in tqdm(mask_writes, desc="masks", unit="mask", disable=not progress or not mask_writes, leave=False):
-            uris[object_id] = masks.put(object_id, rle)
-            written.append(uris[object_id])
+        uris = masks.put_many(mask_writes, progress=progress)
+        written = list(uris.values())
         if uris:
             annotation_rows = [r if r[_MASK_URI] is None else (*r[:_MASK_URI], uris[r[0]], *r[_MASK_URI + 1:])
                                for r in annotation_rows]
