@@ -1,11 +1,19 @@
-"""Storage backends addressed by keys such as ``masks/ab/cd/12.rle``."""
+"""Storage backends addressed by keys such as ``masks/ab/cd/12.rle``.
+
+A missing key reads as FileNotFoundError on every backend; configuration mistakes are DsgenErrors.
+``list`` and ``delete_tree`` take a folder: ``a/b`` covers ``a/b/...``, never ``a/bc``.
+"""
 
 from __future__ import annotations
 
+import builtins
 import os
 import shutil
+import uuid
 from pathlib import Path
 from typing import Protocol
+
+from dsgen_core.errors import DsgenError
 
 
 class Storage(Protocol):
@@ -17,6 +25,10 @@ class Storage(Protocol):
     def delete(self, key: str) -> None: ...
     def uri(self, key: str) -> str: ...
     def key_of(self, uri: str) -> str: ...
+    def write_file(self, key: str, local_path: str | os.PathLike[str]) -> str: ...
+    def download(self, key: str, dest: str | os.PathLike[str]) -> Path: ...
+    def list(self, prefix: str = "") -> builtins.list[str]: ...
+    def delete_tree(self, prefix: str) -> None: ...
 
 
 class LocalStorage:
@@ -47,6 +59,32 @@ class LocalStorage:
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
 
+    def write_file(self, key: str, local_path: str | os.PathLike[str]) -> str:
+        """Store a finished file; a hard link when on the same filesystem, so a big export costs no copy.
+
+        The caller hands the file over: writing into ``local_path`` afterwards would change the stored copy.
+        """
+        p = self.path(key)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(f"{p.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            os.link(local_path, tmp)
+        except OSError:  # another filesystem, or one without hard links
+            shutil.copyfile(local_path, tmp)
+        os.replace(tmp, p)
+        return self.uri(key)
+
+    def download(self, key: str, dest: str | os.PathLike[str]) -> Path:
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.path(key), dest)  # a copy, not a link: the caller may edit what it fetched
+        return dest
+
+    def list(self, prefix: str = "") -> builtins.list[str]:
+        folder = self.path(prefix)
+        root = self.root.resolve()
+        return sorted(p.relative_to(root).as_posix() for p in folder.rglob("*") if p.is_file())
+
     def delete_tree(self, prefix: str) -> None:
         shutil.rmtree(self.path(prefix), ignore_errors=True)
 
@@ -54,6 +92,9 @@ class LocalStorage:
         return key
 
     def key_of(self, uri: str) -> str:
+        if uri.startswith("s3://"):
+            raise DsgenError(f"{uri} is in S3 but the configured storage is the local folder {self.root_uri}: "
+                             "set DSGEN_STORAGE to the s3:// root it was written to")
         return uri
 
 
