@@ -12,7 +12,7 @@ from tqdm import tqdm
 from dsgen_core.registry.changes import record_change
 from dsgen_core.registry.db import Registry
 from dsgen_core.registry.models import Asset
-from dsgen_core.storage.base import LocalStorage, Storage
+from dsgen_core.storage.base import Storage, open_storage
 
 THUMBNAIL_SIZE = 512
 
@@ -32,7 +32,7 @@ def make_thumbnail(path: str, size: int = THUMBNAIL_SIZE) -> bytes:
 def make_thumbnails(registry: Registry, project_id: int, *, size: int = THUMBNAIL_SIZE, progress: bool = False,
                     storage: Storage | None = None) -> dict[str, int]:
     """Thumbnails for every image of the project that has a file and none yet; failures are counted, not fatal."""
-    store = storage or LocalStorage(registry.settings.storage_root)
+    store = storage or open_storage(registry.settings.storage_root)
     with registry.session() as s:
         todo = s.execute(
             select(Asset.id, Asset.storage_uri, Asset.sha256).where(

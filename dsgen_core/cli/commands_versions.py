@@ -7,7 +7,7 @@ import click
 from dsgen_core.cli.common import emit, json_option, open_registry, project_option
 from dsgen_core.cli.main import cli
 from dsgen_core.registry.projects import get_project
-from dsgen_core.storage import LocalStorage
+from dsgen_core.storage import open_storage
 from dsgen_core.versions.lifecycle import (
     create_version,
     diff_versions,
@@ -57,7 +57,7 @@ def freeze_cmd(tag: str, request_only: bool, project: str, as_json: bool) -> Non
             data = version_summary(s, v)
             emit(data, as_json, f"freeze of {tag!r} requested")
             return
-        r = freeze_version(s, pid, tag, LocalStorage(reg.settings.storage_root))
+        r = freeze_version(s, pid, tag, open_storage(reg.settings.storage_root))
         data = version_summary(s, get_version(s, pid, tag))
     word = "was already frozen" if r.already_frozen else "frozen"
     emit(data, as_json, f"version {tag!r} {word}: {data['splits']} images, content hash {r.content_hash}")

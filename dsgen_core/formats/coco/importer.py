@@ -30,7 +30,7 @@ from dsgen_core.registry.changes import audit, record_change
 from dsgen_core.registry.db import Registry
 from dsgen_core.registry.models import Annotation, Asset, ImportBatch, LabelClass, Track
 from dsgen_core.registry.projects import current_ontology, ensure_project, label_classes
-from dsgen_core.storage import LocalStorage
+from dsgen_core.storage import LocalStorage, Storage, open_storage
 from dsgen_core.storage.masks import MaskStore
 
 ANNOTATION_COLUMNS = (
@@ -103,7 +103,7 @@ def import_coco(
     t0 = time.perf_counter()
     path = Path(annotations)
     settings = registry.settings
-    storage = LocalStorage(settings.storage_root)
+    storage = open_storage(settings.storage_root)
     coco = read_coco(path, panoptic_dir=Path(panoptic_dir) if panoptic_dir else None)
     report = coco.report
     fname = str(path)
@@ -114,7 +114,10 @@ def import_coco(
         if ipath.is_dir():
             source = ImageSource(ipath)
         elif ipath.is_file():
-            source = unpack_zip(ipath, storage.path(f"sources/images/{uuid.uuid4().hex}"))
+            # Images are sources, read by path by later steps (thumbnails, training), so a ZIP is
+            # unpacked onto local disk even when the platform's own files go to S3.
+            staging = storage if isinstance(storage, LocalStorage) else LocalStorage(settings.home / "registry")
+            source = unpack_zip(ipath, staging.path(f"sources/images/{uuid.uuid4().hex}"))
         else:
             raise DsgenError(f"{ipath}: image folder or ZIP not found")
     try:
@@ -161,7 +164,7 @@ def _probe_images(coco: CocoFile, source: ImageSource | None, report: Validation
 
 
 def _write(registry: Registry, session, coco: CocoFile, infos: dict[int, ImageInfo], source: ImageSource | None, *,  # noqa: ANN001, C901, PLR0912, PLR0915
-           project: str, storage: LocalStorage, skip_invalid: bool, create_missing: bool, progress: bool) -> ImportResult:
+           project: str, storage: Storage, skip_invalid: bool, create_missing: bool, progress: bool) -> ImportResult:
     report = coco.report
     fname = str(coco.path)
     proj = ensure_project(session, project, source="cvat-coco")
