@@ -315,8 +315,12 @@ class Annotation(Base):
         Index("ix_annotations_asset_id", "asset_id"),
         Index("ix_annotations_label_asset", "label_class_id", "asset_id"),
         # Partial: imported human boxes leave these NULL, and a million of them should not pay for the index.
-        Index("ix_annotations_confidence", "confidence", sqlite_where=text("confidence IS NOT NULL"),
+        # With asset_id the image-level `confidence<x` reads the index alone; with the class first,
+        # `category:car confidence<0.5` does too. Partial, so human boxes (NULL confidence) cost nothing.
+        Index("ix_annotations_confidence", "confidence", "asset_id", sqlite_where=text("confidence IS NOT NULL"),
               postgresql_where=text("confidence IS NOT NULL")),
+        Index("ix_annotations_label_confidence", "label_class_id", "confidence", "asset_id",
+              sqlite_where=text("confidence IS NOT NULL"), postgresql_where=text("confidence IS NOT NULL")),
         Index("ix_annotations_track_id", "track_id", sqlite_where=text("track_id IS NOT NULL"),
               postgresql_where=text("track_id IS NOT NULL")),
         Index("ix_annotations_model_version_id", "model_version_id", sqlite_where=text("model_version_id IS NOT NULL"),

@@ -476,7 +476,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('annotations', schema=None) as batch_op:
         batch_op.create_index('ix_annotations_asset_id', ['asset_id'], unique=False)
-        batch_op.create_index('ix_annotations_confidence', ['confidence'], unique=False, sqlite_where=sa.text('confidence IS NOT NULL'), postgresql_where=sa.text('confidence IS NOT NULL'))
+        batch_op.create_index('ix_annotations_confidence', ['confidence', 'asset_id'], unique=False, sqlite_where=sa.text('confidence IS NOT NULL'), postgresql_where=sa.text('confidence IS NOT NULL'))
+        batch_op.create_index('ix_annotations_label_confidence', ['label_class_id', 'confidence', 'asset_id'], unique=False, sqlite_where=sa.text('confidence IS NOT NULL'), postgresql_where=sa.text('confidence IS NOT NULL'))
         batch_op.create_index('ix_annotations_label_asset', ['label_class_id', 'asset_id'], unique=False)
         batch_op.create_index('ix_annotations_model_version_id', ['model_version_id'], unique=False, sqlite_where=sa.text('model_version_id IS NOT NULL'), postgresql_where=sa.text('model_version_id IS NOT NULL'))
         batch_op.create_index('ix_annotations_track_id', ['track_id'], unique=False, sqlite_where=sa.text('track_id IS NOT NULL'), postgresql_where=sa.text('track_id IS NOT NULL'))
@@ -777,6 +778,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_annotations_track_id')
         batch_op.drop_index('ix_annotations_model_version_id')
         batch_op.drop_index('ix_annotations_label_asset')
+        batch_op.drop_index('ix_annotations_label_confidence')
         batch_op.drop_index('ix_annotations_confidence')
         batch_op.drop_index('ix_annotations_asset_id')
 
