@@ -1,6 +1,6 @@
 """Time ``count_query`` on a synthetic project (default 100k images, ~1M objects).
 
-    python tests/query/bench_query.py --url sqlite:////tmp/query_bench.db --images 100000
+    python benchmarks/bench_query.py --url sqlite:////tmp/query_bench.db --images 100000
 
 The database is filled once and reused when it already holds the project. Prints p50/p95
 per query (each counted ``--repeat`` times after one warm-up) and the SQLite plan with
@@ -141,7 +141,8 @@ def main() -> None:
                     for row in conn.exec_driver_sql(sql, tuple(compiled.params[k] for k in compiled.positiontup or [])):
                         print("      ", row[-1])
     qs = statistics.quantiles(indexed, n=20)
-    print(f"indexed predicates ({args.levels}): p50={statistics.median(indexed):.1f} ms p95={qs[18]:.1f} ms")
+    print(f"indexed predicates ({args.levels}): p50={statistics.median(indexed):.1f} ms p95={qs[18]:.1f} ms"
+          "   (target p50 <= 20 ms, p95 <= 100 ms; reference: FiftyOne, label+width filter on 5,000 images, ~14 ms)")
 
 
 if __name__ == "__main__":

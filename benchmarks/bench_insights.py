@@ -1,6 +1,6 @@
 """Time ``compute_insights`` on a synthetic project (default 100k images, ~1M objects).
 
-    python tests/insights/bench_insights.py --url sqlite:////tmp/insights_bench.db --images 100000
+    python benchmarks/bench_insights.py --url sqlite:////tmp/insights_bench.db --images 100000
 
 The database is filled once and reused when it already holds the project. Not collected by
 pytest: it takes a minute to fill and its numbers depend on the machine.
