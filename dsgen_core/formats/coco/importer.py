@@ -122,7 +122,7 @@ def import_coco(
             raise DsgenError(f"{ipath}: image folder or ZIP not found")
     try:
         infos = _probe_images(coco, source, report, fname, progress)
-        with registry.session() as session:
+        with registry.session(bulk=True) as session:
             result = _write(registry, session, coco, infos, source, project=project, storage=storage,
                             skip_invalid=skip_invalid, create_missing=create_missing, progress=progress)
     except BaseException:
@@ -291,33 +291,34 @@ def _write(registry: Registry, session, coco: CocoFile, infos: dict[int, ImageIn
     nid = next_id(conn, "annotations")
     names = {im.coco_id: im.file_name for im in coco.images}
     dumps = orjson.dumps
+    no_box = (None, None, None, None)
     for a in tqdm(anns, desc="annotations", unit="ann", disable=not progress, leave=False, mininterval=0.5):
-        asset_id = image_to_asset[a.image_id]
-        lcid = cat_to_class.get(a.category_id) if a.category_id is not None else None
-        if asset_id in existing_assets:
-            fp = _fingerprint(lcid, a.geometry_type, a.bbox, a.polygon, a.rle["counts"] if a.rle else None,
-                              a.keypoints, a.caption, a.iscrowd, a.attributes, a.score, source_kind)
+        # Unpacked once: attribute access on a million NamedTuples is measurably slower.
+        _i, coco_id, image_id, cid, gtype, box, poly, rle, kps, nk, caption, area, crowd, attrs, extra, score = a
+        asset_id = image_to_asset[image_id]
+        lcid = None if cid is None else cat_to_class.get(cid)
+        if existing_assets and asset_id in existing_assets:
+            fp = _fingerprint(lcid, gtype, box, poly, rle["counts"] if rle else None, kps, caption, crowd, attrs, score,
+                              source_kind)
             if fp in seen:
                 duplicates += 1
                 continue
             seen.add(fp)
-        bbox = a.bbox or (None, None, None, None)
         mask_uri = None
-        if a.rle is not None:
-            mask_writes.append((nid, a.rle))
+        if rle is not None:
+            mask_writes.append((nid, rle))
             mask_uri = f"masks:{nid}"  # replaced by the real URI below, before commit
+        bx, by, bw, bh = box or no_box
         annotation_rows.append((
-            nid, asset_id, lcid, a.geometry_type, bbox[0], bbox[1], bbox[2], bbox[3],
-            None if a.polygon is None else dumps(a.polygon).decode(), mask_uri,
-            None if a.keypoints is None else dumps(a.keypoints).decode(), a.num_keypoints, a.caption, a.area,
-            a.iscrowd, None if a.attributes is None else dumps(a.attributes).decode(),
-            None if a.extra is None else dumps(a.extra).decode(), a.score, None, a.coco_id,
+            nid, asset_id, lcid, gtype, bx, by, bw, bh, None if poly is None else dumps(poly).decode(), mask_uri,
+            None if kps is None else dumps(kps).decode(), nk, caption, area, crowd,
+            None if attrs is None else dumps(attrs).decode(), None if extra is None else dumps(extra).decode(), score,
+            None, coco_id,
         ))
-        attrs = a.attributes
         if attrs and attrs.get("track_id") is not None:
             key = str(attrs["track_id"])
             kf = attrs.get("keyframe")
-            track_members[key].append((nid, asset_id, bool(kf) if kf is not None else None, names.get(a.image_id, "")))
+            track_members[key].append((nid, asset_id, bool(kf) if kf is not None else None, names.get(image_id, "")))
             track_class.setdefault(key, lcid)
         nid += 1
 
