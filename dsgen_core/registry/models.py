@@ -272,17 +272,13 @@ class Track(Base):
     __table_args__ = (UniqueConstraint("project_id", "external_id"),)
 
 
-class Annotation(Base):
-    """An object or image-level label (seed 000 ``objects``, seed 003 ``annotation``).
+class AnnotationContent:
+    """What an annotation says: label, geometry, attributes, provenance.
 
-    Boxes live in columns so range queries use indexes; polygons and keypoints are JSON;
-    masks are COCO RLE files in the mask store, referenced by ``mask_uri``.
+    Shared by the live ``annotations`` and a frozen version's snapshot of them, which must hold the
+    same things.
     """
 
-    __tablename__ = "annotations"
-    id: Mapped[int] = _pk()
-    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"))
-    frame_id: Mapped[int | None] = mapped_column(ForeignKey("frames.id", ondelete="SET NULL"))
     label_class_id: Mapped[int | None] = mapped_column(ForeignKey("label_classes.id", ondelete="RESTRICT"))
     geometry_type: Mapped[str] = mapped_column(String(12))
     bbox_x: Mapped[float | None] = mapped_column(Float)
@@ -296,18 +292,31 @@ class Annotation(Base):
     caption: Mapped[str | None] = mapped_column(Text)
     area: Mapped[float | None] = mapped_column(Float)
     iscrowd: Mapped[bool] = mapped_column(Boolean, default=False)
-    is_normalized: Mapped[bool] = mapped_column(Boolean, default=False)
     attributes: Mapped[dict[str, Any] | None] = mapped_column()  # CVAT attributes: occluded, rotation, custom
-    extra: Mapped[dict[str, Any] | None] = mapped_column()  # unknown annotation keys, kept for export
+    extra: Mapped[dict[str, Any] | None] = mapped_column()  # unknown keys of the source file, kept for export
     source: Mapped[str] = mapped_column(String(10), default="human")
     confidence: Mapped[float | None] = mapped_column(Float)
+    external_id: Mapped[int | None] = mapped_column(BigInteger)  # COCO annotation id
+
+
+class Annotation(AnnotationContent, Base):
+    """An object or image-level label (seed 000 ``objects``, seed 003 ``annotation``).
+
+    Boxes live in columns so range queries use indexes; polygons and keypoints are JSON;
+    masks are COCO RLE files in the mask store, referenced by ``mask_uri``.
+    """
+
+    __tablename__ = "annotations"
+    id: Mapped[int] = _pk()
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"))
+    frame_id: Mapped[int | None] = mapped_column(ForeignKey("frames.id", ondelete="SET NULL"))
+    is_normalized: Mapped[bool] = mapped_column(Boolean, default=False)
     model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="SET NULL"))
     detection_model: Mapped[str | None] = mapped_column(String(255))
     annotator: Mapped[str | None] = mapped_column(String(255))
     is_validated: Mapped[bool] = mapped_column(Boolean, default=False)
     quality_score: Mapped[float | None] = mapped_column(Float)
     track_id: Mapped[int | None] = mapped_column(ForeignKey("tracks.id", ondelete="SET NULL"))
-    external_id: Mapped[int | None] = mapped_column(BigInteger)  # COCO annotation id
     import_batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batches.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
@@ -503,7 +512,7 @@ class DatasetVersionAsset(Base):
     __table_args__ = (Index("ix_dataset_version_assets_asset_id", "asset_id"),)
 
 
-class DatasetVersionAnnotation(Base):
+class DatasetVersionAnnotation(AnnotationContent, Base):
     """The annotations of a version as they were when it froze.
 
     Copied in SQL at freeze time (one INSERT ... SELECT), so later edits in the registry never
@@ -514,25 +523,7 @@ class DatasetVersionAnnotation(Base):
     dataset_version_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id", ondelete="CASCADE"), primary_key=True)
     annotation_id: Mapped[int] = mapped_column(BigId, primary_key=True)  # no FK: the snapshot outlives edits
     asset_id: Mapped[int] = mapped_column(BigId)
-    label_class_id: Mapped[int | None] = mapped_column(ForeignKey("label_classes.id", ondelete="RESTRICT"))
-    geometry_type: Mapped[str] = mapped_column(String(12))
-    bbox_x: Mapped[float | None] = mapped_column(Float)
-    bbox_y: Mapped[float | None] = mapped_column(Float)
-    bbox_w: Mapped[float | None] = mapped_column(Float)
-    bbox_h: Mapped[float | None] = mapped_column(Float)
-    polygon: Mapped[list[Any] | None] = mapped_column()
-    mask_uri: Mapped[str | None] = mapped_column(Text)
-    keypoints: Mapped[list[Any] | None] = mapped_column()
-    num_keypoints: Mapped[int | None] = mapped_column(Integer)
-    caption: Mapped[str | None] = mapped_column(Text)
-    area: Mapped[float | None] = mapped_column(Float)
-    iscrowd: Mapped[bool] = mapped_column(Boolean, default=False)
-    attributes: Mapped[dict[str, Any] | None] = mapped_column()
-    extra: Mapped[dict[str, Any] | None] = mapped_column()
-    source: Mapped[str] = mapped_column(String(10), default="human")
-    confidence: Mapped[float | None] = mapped_column(Float)
     track_id: Mapped[int | None] = mapped_column(BigId)
-    external_id: Mapped[int | None] = mapped_column(BigInteger)
     __table_args__ = (Index("ix_dataset_version_annotations_version_asset", "dataset_version_id", "asset_id"),)
 
 

@@ -36,10 +36,10 @@ from dsgen_core.registry.models import (
 from dsgen_core.storage.base import Storage
 from dsgen_core.versions.splits import SPLIT_NAMES, assign_splits, parse_split_config
 
-SNAPSHOT_COLUMNS = (
-    "label_class_id", "geometry_type", "bbox_x", "bbox_y", "bbox_w", "bbox_h", "polygon", "mask_uri", "keypoints",
-    "num_keypoints", "caption", "area", "iscrowd", "attributes", "extra", "source", "confidence", "track_id",
-    "external_id",
+# Every column the snapshot shares with the live annotation, so a column added later is copied too.
+SNAPSHOT_COLUMNS = tuple(
+    c.name for c in DatasetVersionAnnotation.__table__.columns
+    if c.name not in ("dataset_version_id", "annotation_id", "asset_id")
 )
 
 
