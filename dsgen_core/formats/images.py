@@ -40,6 +40,35 @@ class ImageProblem(Exception):
     """Why one image file could not be used; the importer turns it into a report line."""
 
 
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _fast_size(data: bytes) -> tuple[int, int, str] | None:
+    """Width, height and format of a JPEG or PNG from its header bytes; None for anything else.
+
+    PIL's ``Image.open`` costs ~150 us of Python per file and holds the GIL; this costs a few.
+    """
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big"), "png"
+    if data[:2] != b"\xff\xd8":
+        return None
+    i, n = 2, len(data)
+    while i + 9 < n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in _JPEG_SOF:
+            return int.from_bytes(data[i + 7:i + 9], "big"), int.from_bytes(data[i + 5:i + 7], "big"), "jpeg"
+        if 0xD0 <= marker <= 0xD9 or marker == 0x01:  # markers without a length
+            i += 2
+            continue
+        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+    return None
+
+
 def probe_image(path: Path) -> ImageInfo:
     """sha256, size and the real width/height from the file header (the pixels are not decoded)."""
     try:
@@ -48,12 +77,16 @@ def probe_image(path: Path) -> ImageInfo:
         raise ImageProblem("missing image file") from None
     except OSError as exc:
         raise ImageProblem(f"cannot read image file: {exc.strerror}") from None
-    try:
-        with Image.open(path) as im:
-            width, height = im.size
-            fmt = (im.format or "").lower()
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-        raise ImageProblem(f"not a readable image ({type(exc).__name__})") from None
+    fast = _fast_size(data)
+    if fast is not None and fast[0] > 0 and fast[1] > 0:
+        width, height, fmt = fast
+    else:
+        try:
+            with Image.open(path) as im:
+                width, height = im.size
+                fmt = (im.format or "").lower()
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+            raise ImageProblem(f"not a readable image ({type(exc).__name__})") from None
     if width * height > MAX_IMAGE_PIXELS:
         raise ImageProblem(f"image of {width}x{height} pixels exceeds the {MAX_IMAGE_PIXELS} pixel limit")
     return ImageInfo(path, hashlib.sha256(data).hexdigest(), len(data), width, height, f"image/{fmt or 'unknown'}")
