@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import time
 from typing import Any
 
 import click
+import orjson
 
 from dsgen_core.cli.common import emit, json_option, open_registry
 from dsgen_core.cli.main import cli
 from dsgen_core.demo.synth import generate_demo_dataset
+from dsgen_core.errors import DsgenError, NotFound
 from dsgen_core.formats.coco.importer import import_coco
 from dsgen_core.insights.charts import render_charts
 from dsgen_core.insights.compute import compute_insights
@@ -19,6 +23,9 @@ from dsgen_core.registry.projects import get_project
 from dsgen_core.registry.stats import registry_stats
 from dsgen_core.registry.tagging import add_tags, set_metadata
 from dsgen_core.thumbnails import make_thumbnails
+from dsgen_core.versions.lifecycle import create_version, get_version
+
+DEMO_VERSION = "v1"
 
 
 def _step(msg: str, quiet: bool) -> None:
@@ -26,15 +33,31 @@ def _step(msg: str, quiet: bool) -> None:
         click.echo(f"[demo] {msg}", err=True)
 
 
+def _through_dagster(settings, project: str, tag: str) -> dict[str, Any]:  # noqa: ANN001 - Settings
+    """Materialize the version's Dagster assets in the local instance, in a separate process: dsgen_core never imports Dagster."""
+    env = {**os.environ, "DSGEN_PROJECT": project, "DSGEN_HOME": str(settings.home),
+           "DSGEN_DATABASE_URL": settings.database_url, "DSGEN_STORAGE": settings.storage_root}
+    proc = subprocess.run([sys.executable, "-m", "dsgen_pipelines.launch", "--json", tag], env=env,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise DsgenError(f"materializing {tag!r} through Dagster failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return orjson.loads(lines[-1])
+
+
 @cli.command()
 @click.option("--project", default="demo", show_default=True, help="Project the demo data goes into.")
 @click.option("--images", "n_images", default=300, show_default=True, help="How many synthetic images.")
 @click.option("--seed", default=0, show_default=True)
+@click.option("--dagster/--no-dagster", "with_dagster", default=True, show_default=True,
+              help=f"Also freeze version {DEMO_VERSION} and export it through Dagster, in the local instance "
+                   "$DAGSTER_HOME (default ./.dagster_home) that `dg dev` then shows.")
 @json_option
-def demo(project: str, n_images: int, seed: int, as_json: bool) -> None:
-    """Generate a CVAT-style COCO export of synthetic shapes, import it, tag it, query it and chart it.
+def demo(project: str, n_images: int, seed: int, with_dagster: bool, as_json: bool) -> None:
+    """Generate a CVAT-style COCO export of synthetic shapes, import it, tag it, query it and chart it;
+    then freeze version v1 and export it (COCO, YOLO) and chart it through Dagster.
 
-    Safe to run again: the import is idempotent.
+    Safe to run again: the import is idempotent and a frozen version stays as it is.
     """
     t0 = time.perf_counter()
     reg = open_registry()
@@ -65,6 +88,15 @@ def demo(project: str, n_images: int, seed: int, as_json: bool) -> None:
         stats = registry_stats(s, get_project(s, project))
     charts = render_charts(insights, out_dir)
     overview = charts.get("overview") or next(iter(charts.values()), None)
+    dagster = None
+    if with_dagster:
+        _step(f"freezing version {DEMO_VERSION!r} and exporting it through Dagster", quiet)
+        with reg.session() as s:
+            try:
+                get_version(s, pid, DEMO_VERSION)
+            except NotFound:
+                create_version(s, get_project(s, project), DEMO_VERSION)
+        dagster = _through_dagster(reg.settings, project, DEMO_VERSION)
     summary = {
         "project": project,
         "database": reg.settings.database_url,
@@ -77,6 +109,7 @@ def demo(project: str, n_images: int, seed: int, as_json: bool) -> None:
         "classes": {c["key"]: c["objects"] for c in insights["class_distribution"]["classes"]},
         "charts": {k: str(v) for k, v in charts.items()},
         "overview_chart": str(overview) if overview else None,
+        "dagster": dagster,
         "seconds": round(time.perf_counter() - t0, 2),
     }
     human = "\n".join([
@@ -84,6 +117,9 @@ def demo(project: str, n_images: int, seed: int, as_json: bool) -> None:
         f"  images {stats['images']}, objects {stats['objects']}, categories {stats['categories']}, tracks {stats['tracks']}",
         *(f"  query {q!r}: {n} images" for q, n in queries.items()),
         f"  insights chart: {overview}",
+        *([f"  version {DEMO_VERSION} frozen, exported and charted through Dagster: "
+           f"{', '.join(dagster['versions'][DEMO_VERSION]['materialized'])} in {reg.settings.export_dir(project, DEMO_VERSION, '*')}",
+           f"  see it: DAGSTER_HOME={dagster['dagster_home']} DSGEN_PROJECT={project} dg dev"] if dagster else []),
         f"  done in {summary['seconds']} s",
     ])
     emit(summary, as_json, human)

@@ -1,0 +1,30 @@
+"""The ``dsgen`` code location: every asset, check, job, sensor and resource of dsgen."""
+
+from collections.abc import Mapping
+
+import dagster as dg
+
+from dsgen_pipelines.automation import automation_sensor
+from dsgen_pipelines.exports.assets import coco_export, yolo_export
+from dsgen_pipelines.insights.assets import insights
+from dsgen_pipelines.registry.assets import import_coco_job, registry_tables, thumbnails
+from dsgen_pipelines.registry.sensors import registry_changes
+from dsgen_pipelines.resources import build_resources
+from dsgen_pipelines.versions.assets import dataset_version, dataset_version_job, freeze_version_job
+from dsgen_pipelines.versions.checks import dataset_version_checks
+
+
+def build_definitions(resources: Mapping[str, dg.ConfigurableResource] | None = None) -> dg.Definitions:
+    """The definitions with ``resources`` (default: configured from the environment)."""
+    return dg.Definitions(
+        assets=[*registry_tables, thumbnails, dataset_version, coco_export, yolo_export, insights],
+        asset_checks=[dataset_version_checks],
+        jobs=[import_coco_job, freeze_version_job, dataset_version_job],
+        sensors=[registry_changes, automation_sensor],
+        resources=dict(resources) if resources is not None else build_resources(),
+        # Steps are database- and disk-bound and run one after another anyway: one process per run.
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,70 @@
+"""Materialize dataset versions into the local Dagster instance, in this process, without a daemon.
+
+    python -m dsgen_pipelines.launch v1 [v2 ...] [--json]
+
+For each tag: add the ``dataset_versions`` partition, then run ``dataset_version_job`` for it
+(freeze, checks, COCO and YOLO exports, insights). The instance is ``$DAGSTER_HOME`` (default
+``./.dagster_home``, given the repository's dagster.yaml if it has none), so ``dg dev`` started with
+the same DAGSTER_HOME shows the runs and materializations. ``dsgen demo`` calls this.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from dsgen_pipelines.definitions import defs
+from dsgen_pipelines.partitions import dataset_versions
+
+REPO_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def ensure_dagster_home() -> Path:
+    home = Path(os.environ.get("DAGSTER_HOME") or ".dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists() and REPO_DAGSTER_YAML.exists():
+        shutil.copyfile(REPO_DAGSTER_YAML, home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def materialize_versions(tags: list[str]) -> dict[str, object]:
+    home = ensure_dagster_home()
+    job = defs.resolve_job_def("dataset_version_job")
+    out: dict[str, object] = {"dagster_home": str(home), "versions": {}}
+    with dg.DagsterInstance.get() as instance:
+        known = set(instance.get_dynamic_partitions(dataset_versions.name))
+        instance.add_dynamic_partitions(dataset_versions.name, [t for t in tags if t not in known])
+        for tag in tags:
+            result = job.execute_in_process(instance=instance, partition_key=tag, run_config=QUIET, raise_on_error=False)
+            out["versions"][tag] = {
+                "run_id": result.run_id,
+                "success": result.success,
+                "materialized": sorted(e.asset_key.to_user_string() for e in result.get_asset_materialization_events()),
+                "checks": {e.check_name: e.passed for e in result.get_asset_check_evaluations()},
+            }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dsgen_pipelines.launch", description=__doc__.split("\n\n")[0])
+    parser.add_argument("tags", nargs="+", help="dataset version tags (the version must exist in the registry)")
+    parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    args = parser.parse_args(argv)
+    out = materialize_versions(args.tags)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        for tag, r in out["versions"].items():
+            print(f"{tag}: {'succeeded' if r['success'] else 'FAILED'} (run {r['run_id']}): {', '.join(r['materialized'])}")
+        print(f"Dagster instance: {out['dagster_home']}")
+    return 0 if all(r["success"] for r in out["versions"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""The registry's tables as assets, the COCO import job that fills them, and thumbnails.
+
+The tables are external assets: whoever writes them (the import job, ``dsgen import coco``, a
+notebook) appends to the registry's change sequence, and the registry sensor records a
+materialization with their row counts and that sequence number.
+"""
+
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from dsgen_core.formats.coco.importer import import_coco
+from dsgen_core.registry.stats import registry_stats
+from dsgen_core.thumbnails import make_thumbnails
+from dsgen_pipelines.resources import RegistryResource, StorageResource
+
+# registry table -> the registry_stats() count of its rows in the project
+TABLE_COUNTS = {"assets": "images", "annotations": "objects", "label_classes": "categories", "tracks": "tracks"}
+TABLE_DESCRIPTIONS = {
+    "assets": "Images (and videos) of the project: file, sha256, size, tags, metadata.",
+    "annotations": "Objects and image labels: boxes, polygons, masks, keypoints, attributes, tracks.",
+    "label_classes": "The classes of the project's ontology versions.",
+    "tracks": "Objects followed across video frames (CVAT track_id).",
+}
+registry_tables = [
+    dg.AssetSpec(["registry", table], description=TABLE_DESCRIPTIONS[table], group_name="registry", kinds={"sql"})
+    for table in TABLE_COUNTS
+]
+REGISTRY_ASSETS, REGISTRY_ANNOTATIONS, REGISTRY_LABEL_CLASSES, _ = (spec.key for spec in registry_tables)
+
+
+def table_metadata(stats: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Materialization metadata per registry table, from ``registry_stats``."""
+    return {
+        table: {"dagster/row_count": int(stats[count]), "change_seq": int(stats["change_seq"])}
+        for table, count in TABLE_COUNTS.items()
+    }
+
+
+class CocoImportConfig(dg.Config):
+    """A CVAT "COCO 1.0" export (or any COCO file) to import into the configured project."""
+
+    annotations: str = Field(description="Path of the COCO JSON (e.g. annotations/instances_default.json).")
+    images: str | None = Field(default=None, description="Image folder or ZIP (CVAT's export layout works as is).")
+    skip_invalid: bool = Field(default=False, description="Import the valid records and report the rest.")
+    create_missing: bool = Field(default=False, description="Results files: create images/classes the project lacks.")
+
+
+@dg.op(description="Import a COCO export into the registry; the registry sensor then records the tables' new state.")
+def import_coco_export(context: dg.OpExecutionContext, config: CocoImportConfig, registry: RegistryResource) -> None:
+    result = import_coco(registry.registry, config.annotations, images=config.images, project=registry.project,
+                         skip_invalid=config.skip_invalid, create_missing=config.create_missing)
+    summary = result.summary()
+    context.log.info(f"imported {config.annotations}: {summary}")
+    context.add_output_metadata({k: v for k, v in summary.items() if isinstance(v, int | float | str)})
+
+
+@dg.job(description="Import a CVAT COCO 1.0 export given as run config (ops.import_coco_export.config).")
+def import_coco_job() -> None:
+    import_coco_export()
+
+
+@dg.asset(
+    deps=[REGISTRY_ASSETS],
+    group_name="registry",
+    kinds={"python"},
+    automation_condition=dg.AutomationCondition.eager(),
+    description="A thumbnail for every image that has none yet (longest side 512 px), in the storage.",
+)
+def thumbnails(registry: RegistryResource, storage: StorageResource) -> dg.MaterializeResult:
+    with registry.session() as s:
+        project_id = registry.get_project(s).id
+    counts = make_thumbnails(registry.registry, project_id, storage=storage.open())
+    return dg.MaterializeResult(metadata=counts)

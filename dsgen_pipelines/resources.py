@@ -1,0 +1,96 @@
+"""Resources: the registry (database + project) and the storage files go to, configured from the environment.
+
+``DSGEN_HOME``, ``DSGEN_DATABASE_URL``, ``DSGEN_STORAGE`` and ``DSGEN_PROJECT`` are read through
+``dg.EnvVar`` when they are set (so their values never enter Dagster's stored config); unset,
+they fall back to dsgen's own defaults (``./data``, SQLite under it, project ``default``).
+"""
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+from pydantic import PrivateAttr
+from sqlalchemy.orm import Session
+
+from dsgen_core.config import Settings, load_settings
+from dsgen_core.registry.db import Registry
+from dsgen_core.registry.models import Project
+from dsgen_core.registry.projects import DEFAULT_PROJECT, get_project
+from dsgen_core.storage import LocalStorage, Storage
+
+
+def env_or(name: str, default: str | None = None) -> dg.EnvVar | str | None:
+    """``dg.EnvVar(name)`` where the variable is set, else ``default``."""
+    return dg.EnvVar(name) if os.environ.get(name) else default
+
+
+class RegistryResource(dg.ConfigurableResource):
+    """The dsgen registry database and the project the pipelines work on."""
+
+    home: str | None = None
+    database_url: str | None = None
+    project: str = DEFAULT_PROJECT
+
+    _registry: Registry | None = PrivateAttr(default=None)
+
+    @property
+    def settings(self) -> Settings:
+        return load_settings(self.home, self.database_url)
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = Registry(self.settings)
+        return self._registry
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self.registry.session() as s:
+            yield s
+
+    def get_project(self, session: Session) -> Project:
+        return get_project(session, self.project)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._registry is not None:
+            self._registry.dispose()
+            self._registry = None
+
+
+class StorageResource(dg.ConfigurableResource):
+    """Where masks, thumbnails and imported images live: a local folder or ``s3://bucket/prefix``.
+
+    S3 clients come from dagster-aws's ``S3Resource`` (endpoint, region and credentials there).
+    """
+
+    home: str | None = None
+    root: str | None = None
+    s3: S3Resource
+
+    @property
+    def root_uri(self) -> str:
+        return self.root or load_settings(self.home).storage_root
+
+    def open(self) -> Storage:
+        root = self.root_uri
+        if root.startswith("s3://"):
+            from dsgen_core.storage.s3 import S3Storage  # noqa: PLC0415 - boto3 only when asked for
+
+            return S3Storage(root, client=self.s3.get_client())
+        return LocalStorage(root)
+
+
+def build_resources() -> dict[str, dg.ConfigurableResource]:
+    home = env_or("DSGEN_HOME")
+    return {
+        "registry": RegistryResource(
+            home=home, database_url=env_or("DSGEN_DATABASE_URL"), project=env_or("DSGEN_PROJECT", DEFAULT_PROJECT)
+        ),
+        "storage": StorageResource(
+            home=home, root=env_or("DSGEN_STORAGE"),
+            s3=S3Resource(endpoint_url=env_or("DSGEN_S3_ENDPOINT_URL") or env_or("AWS_ENDPOINT_URL"),
+                          region_name=env_or("AWS_REGION") or env_or("AWS_DEFAULT_REGION")),
+        ),
+    }

@@ -1,0 +1,69 @@
+"""``dataset_version``: one partition per version tag; materializing a partition freezes that version."""
+
+from typing import Any
+
+import dagster as dg
+
+from dsgen_core.versions.lifecycle import freeze_version, get_version, version_summary
+from dsgen_pipelines.partitions import dataset_versions
+from dsgen_pipelines.registry.assets import REGISTRY_ANNOTATIONS, REGISTRY_ASSETS, REGISTRY_LABEL_CLASSES
+from dsgen_pipelines.resources import RegistryResource, StorageResource
+
+DAGSTER_ACTOR = "dagster:"
+
+
+def class_table(classes: dict[str, dict[str, int]], splits: list[str]) -> str:
+    """The class distribution per split as a markdown table."""
+    rows = sorted(classes.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
+    lines = ["| class | " + " | ".join(splits) + " | total |", "|---" * (len(splits) + 2) + "|"]
+    lines += [f"| {k} | " + " | ".join(str(n.get(s, 0)) for s in splits) + f" | {sum(n.values())} |" for k, n in rows]
+    return "\n".join(lines)
+
+
+def version_metadata(summary: dict[str, Any], already_frozen: bool) -> dict[str, Any]:
+    splits = summary["splits"]
+    return {
+        "content_hash": summary["content_hash"],
+        "images": sum(splits.values()),
+        **{f"images/{name}": n for name, n in splits.items()},
+        **{f"annotations/{name}": n for name, n in summary["annotations"].items()},
+        "class_distribution": dg.MetadataValue.md(class_table(summary["classes"], list(splits))),
+        "classes": len(summary["classes"]),
+        "query": summary["query"] or "",
+        "split_config": dg.MetadataValue.json(summary["split_config"] or {}),
+        "seed": summary["seed"],
+        "frozen_at": summary["frozen_at"],
+        "already_frozen": already_frozen,
+    }
+
+
+@dg.asset(
+    partitions_def=dataset_versions,
+    deps=[REGISTRY_ASSETS, REGISTRY_ANNOTATIONS, REGISTRY_LABEL_CLASSES],
+    group_name="versions",
+    kinds={"python"},
+    description="A frozen dataset version: members split into train/val/test, annotation snapshot, content hash.",
+)
+def dataset_version(
+    context: dg.AssetExecutionContext, registry: RegistryResource, storage: StorageResource
+) -> dg.MaterializeResult:
+    tag = context.partition_key
+    with registry.session() as s:
+        project_id = registry.get_project(s).id
+        result = freeze_version(s, project_id, tag, storage.open(), actor=f"{DAGSTER_ACTOR}{context.run.run_id}")
+        summary = version_summary(s, get_version(s, project_id, tag))
+    return dg.MaterializeResult(
+        metadata=version_metadata(summary, result.already_frozen), data_version=dg.DataVersion(result.content_hash)
+    )
+
+
+freeze_version_job = dg.define_asset_job(
+    "freeze_version_job",
+    selection=dg.AssetSelection.assets(dataset_version),
+    description="Freeze a version (the partition) and run its checks; exports and insights follow by automation.",
+)
+dataset_version_job = dg.define_asset_job(
+    "dataset_version_job",
+    selection=dg.AssetSelection.assets(dataset_version).downstream(),
+    description="Freeze a version, check it, export it (COCO, YOLO) and chart it, in one run per partition.",
+)

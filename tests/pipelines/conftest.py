@@ -1,0 +1,58 @@
+"""Fixtures for the Dagster definitions: demo data, resources on the test's registry, a test instance."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster_aws.s3 import S3Resource
+
+from dsgen_core.demo import DemoDataset, generate_demo_dataset
+from dsgen_core.formats.coco.importer import import_coco
+from dsgen_core.registry.db import Registry
+from dsgen_pipelines.definitions import build_definitions
+from dsgen_pipelines.resources import RegistryResource, StorageResource
+
+PROJECT = "default"
+
+
+@pytest.fixture(autouse=True)
+def _no_outside_dagster(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test sees a developer's Dagster instance, project or Dagster database."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    for name in ("DSGEN_PROJECT", "DSGEN_DAGSTER_PG_URL", "DSGEN_STORAGE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def demo_export(tmp_path_factory: pytest.TempPathFactory) -> DemoDataset:
+    """40 synthetic images in CVAT COCO 1.0 layout: polygons, masks, a track, three classes."""
+    return generate_demo_dataset(tmp_path_factory.mktemp("demo-export"), n_images=40, seed=3)
+
+
+@pytest.fixture
+def imported(registry: Registry, demo_export: DemoDataset) -> Registry:
+    import_coco(registry, demo_export.annotations_path, images=demo_export.images_dir, project=PROJECT)
+    return registry
+
+
+@pytest.fixture
+def resources(registry: Registry) -> dict[str, dg.ConfigurableResource]:
+    home = str(registry.settings.home)
+    return {
+        "registry": RegistryResource(home=home, database_url=registry.settings.database_url, project=PROJECT),
+        "storage": StorageResource(home=home, s3=S3Resource()),
+    }
+
+
+@pytest.fixture
+def defs(resources: dict[str, dg.ConfigurableResource]) -> dg.Definitions:
+    return build_definitions(resources)
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as inst:
+        yield inst

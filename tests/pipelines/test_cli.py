@@ -1,0 +1,57 @@
+"""The README's Dagster commands on the demo data: `dsgen demo`, `dg launch`, `dagster job backfill`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from support import REPO_ROOT
+
+BIN = Path(sys.executable).parent
+DOWNSTREAM = ("coco_export", "yolo_export", "insights")
+
+
+def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([str(BIN / args[0]), *args[1:]], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                          timeout=600, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, f"{' '.join(args)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    return proc
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_demo_then_launch_and_backfill_from_the_cli(cli, env: dict[str, str], tmp_path: Path) -> None:  # noqa: ANN001
+    dagster_home = Path(env["DAGSTER_HOME"])
+    out = json.loads(cli("demo", "--images", "30", "--json", check=True).stdout)
+    v1 = out["dagster"]["versions"]["v1"]
+    assert v1["success"] and v1["materialized"] == ["coco_export", "dataset_version", "insights", "yolo_export"]
+    assert all(v1["checks"].values())
+    assert out["dagster"]["dagster_home"] == str(dagster_home)
+    assert (dagster_home / "dagster.yaml").read_text() == (REPO_ROOT / "dagster.yaml").read_text()
+    exports = Path(env["DSGEN_HOME"]) / "exports" / "demo" / "v1"
+    assert (exports / "coco" / "annotations" / "instances_train.json").is_file()
+    assert (exports / "yolo" / "data.yaml").is_file()
+
+    dagster_env = {**env, "DSGEN_PROJECT": "demo"}
+    run("dg", "launch", "--assets", "dataset_version", "--partition", "v1", env=dagster_env)
+
+    cli("version", "create", "v2", "--project", "demo", "--query", "category:circle", check=True)
+    with dg.DagsterInstance.get() as instance:
+        assert len(instance.fetch_materializations(dg.AssetKey("dataset_version"), limit=10).records) == 2
+        instance.add_dynamic_partitions("dataset_versions", ["v2"])  # what the registry sensor does under `dg dev`
+
+    run("dagster", "job", "backfill", "-j", "dataset_version_job", "--partitions", "v1,v2", "--noprompt", env=dagster_env)
+    with dg.DagsterInstance.get() as instance:
+        runs = instance.get_runs(dg.RunsFilter(job_name="dataset_version_job"))
+        backfill = [r for r in runs if "dagster/backfill" in r.tags]
+        assert sorted(r.tags["dagster/partition"] for r in backfill) == ["v1", "v2"]
+        assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in backfill), [r.status for r in backfill]
+        for key in ("dataset_version", *DOWNSTREAM):
+            assert instance.get_materialized_partitions(dg.AssetKey(key)) == {"v1", "v2"}, key
+    assert (Path(env["DSGEN_HOME"]) / "exports" / "demo" / "v2" / "yolo" / "data.yaml").is_file()
+    versions = {v["tag"]: v for v in json.loads(cli("version", "list", "--project", "demo", "--json", check=True).stdout)}
+    assert versions["v2"]["frozen"] and versions["v2"]["content_hash"]

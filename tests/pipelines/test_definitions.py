@@ -1,0 +1,128 @@
+"""The definitions load, have the documented shape, and one code location name is used everywhere."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+from support import REPO_ROOT
+
+from dsgen_pipelines.automation import after_checked_version
+from dsgen_pipelines.definitions import defs as env_defs
+
+LOCATION = "dsgen"
+CHECKS = {
+    "content_hash_verifies": True,
+    "no_empty_split": True,
+    "no_asset_in_two_splits": True,
+    "every_class_has_train_examples": False,
+}
+
+
+def test_definitions_are_loadable() -> None:
+    dg.Definitions.validate_loadable(env_defs)
+
+
+def test_asset_graph_and_lineage() -> None:
+    graph = env_defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == {
+        "registry/assets", "registry/annotations", "registry/label_classes", "registry/tracks",
+        "thumbnails", "dataset_version", "coco_export", "yolo_export", "insights",
+    }
+    key = dg.AssetKey
+    assert graph.get(key("dataset_version")).parent_keys == {
+        key(["registry", "assets"]), key(["registry", "annotations"]), key(["registry", "label_classes"])}
+    for name in ("coco_export", "yolo_export", "insights"):
+        node = graph.get(key(name))
+        assert node.parent_keys == {key("dataset_version")}
+        assert node.partitions_def == graph.get(key("dataset_version")).partitions_def
+        assert node.automation_condition == after_checked_version
+    assert graph.get(key("thumbnails")).automation_condition is not None
+    assert graph.get(key("dataset_version")).automation_condition is None  # freezing is asked for, never automatic
+    assert not graph.get(key(["registry", "assets"])).is_materializable  # external: the sensor records them
+
+    checks = {c.name: c for c in graph.asset_check_keys}
+    assert set(checks) == set(CHECKS)
+    for name, blocking in CHECKS.items():
+        assert graph.get(checks[name]).blocking is blocking, name
+
+
+def test_jobs_sensors_and_resources() -> None:
+    assert {j.name for j in env_defs.resolve_all_job_defs()} >= {"import_coco_job", "freeze_version_job", "dataset_version_job"}
+    freeze = env_defs.resolve_job_def("freeze_version_job")
+    assert freeze.partitions_def is not None and freeze.partitions_def.name == "dataset_versions"
+    assert set(freeze.graph.node_dict) == {"dataset_version", "dataset_version_checks"}
+    full = env_defs.resolve_job_def("dataset_version_job")
+    assert set(full.graph.node_dict) == {"dataset_version", "dataset_version_checks", "coco_export", "yolo_export", "insights"}
+
+    sensors = {s.name: s for s in env_defs.sensors}
+    assert set(sensors) == {"registry_changes", "dsgen_automation"}
+    for s in sensors.values():
+        assert s.default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensors["registry_changes"].job_name == "freeze_version_job"
+    assert set(env_defs.resources) == {"registry", "storage"}
+
+
+def test_resources_read_the_environment_through_envvar(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dsgen_pipelines.resources import build_resources
+
+    monkeypatch.setenv("DSGEN_DATABASE_URL", "sqlite:////nowhere/registry.db")
+    monkeypatch.setenv("DSGEN_PROJECT", "demo")
+    res = build_resources()
+    assert isinstance(res["registry"].database_url, dg.EnvVar)
+    assert isinstance(res["registry"].project, dg.EnvVar)
+    monkeypatch.delenv("DSGEN_DATABASE_URL")
+    monkeypatch.delenv("DSGEN_PROJECT")
+    res = build_resources()
+    assert res["registry"].database_url is None and res["registry"].project == "default"
+
+
+def test_one_code_location_name_everywhere() -> None:
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    assert pyproject["tool"]["dagster"]["code_location_name"] == LOCATION
+    assert pyproject["tool"]["dg"]["project"]["code_location_name"] == LOCATION
+    assert pyproject["tool"]["dagster"]["module_name"] == "dsgen_pipelines.definitions"
+    workspace = yaml.safe_load((REPO_ROOT / "workspace.yaml").read_text())
+    (entry,) = workspace["load_from"]
+    assert entry["python_module"]["location_name"] == LOCATION
+    assert entry["python_module"]["module_name"] == "dsgen_pipelines.definitions"
+
+
+def test_dg_check_defs(tmp_path: Path) -> None:
+    """What CI and a developer run: `dg check defs` from the project root."""
+    dg_exe = Path(sys.executable).parent / "dg"
+    proc = subprocess.run([str(dg_exe), "check", "defs"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "DAGSTER_HOME": str(tmp_path)}, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "All definitions loaded successfully" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+def test_dagster_yaml_storage_follows_the_environment(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    """The repository's dagster.yaml: SQLite under DAGSTER_HOME, or PostgreSQL when DSGEN_DAGSTER_PG_URL is set."""
+    home = tmp_path / "dagster_home"
+    home.mkdir(exist_ok=True)
+    shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    if database_url.startswith("postgresql"):
+        monkeypatch.setenv("DSGEN_DAGSTER_PG_URL", database_url)  # the SQLAlchemy spelling is accepted too
+    with dg.DagsterInstance.get() as instance:
+        storage = type(instance.run_storage).__name__
+        assert storage == ("PostgresRunStorage" if database_url.startswith("postgresql") else "SqliteRunStorage")
+        assert type(instance.run_coordinator).__name__ in ("DefaultRunCoordinator", "SyncInMemoryRunCoordinator")
+        instance.add_dynamic_partitions("dataset_versions", ["v1"])
+        instance.report_runless_asset_event(dg.AssetMaterialization(["registry", "assets"], metadata={"change_seq": 1}))
+        ref = instance.get_ref()
+    with dg.DagsterInstance.from_ref(ref) as again:  # what run workers and code servers do
+        assert again.get_dynamic_partitions("dataset_versions") == ["v1"]
+        assert again.get_latest_materialization_event(dg.AssetKey(["registry", "assets"])) is not None
