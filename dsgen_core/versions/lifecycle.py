@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import orjson
-from sqlalchemy import Text, cast, func, select
+from sqlalchemy import Select, Text, cast, func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -136,8 +136,8 @@ def freeze_version(
         ann_filter.append(Annotation.source == "human")
 
     classes_of: dict[int, set[str]] = defaultdict(set)
-    for asset_id, key in conn.execute(
-        select(Annotation.asset_id, LabelClass.key).join(LabelClass, LabelClass.id == Annotation.label_class_id).where(*ann_filter).distinct()
+    for asset_id, key in _iter_raw(session, select(Annotation.asset_id, LabelClass.key).join(
+        LabelClass, LabelClass.id == Annotation.label_class_id).where(*ann_filter).distinct()
     ):
         classes_of[asset_id].add(key)
     linked: dict[Any, list[int]] = defaultdict(list)
@@ -172,7 +172,8 @@ def freeze_version(
         f"JOIN dataset_version_assets m ON m.asset_id = a.asset_id "
         f"WHERE m.dataset_version_id = {int(v.id)}{model_clause}"
     )
-    content_hash = compute_content_hash(session, v, storage)
+    content_hash, annotations = _scan_snapshot(session, v, storage)
+    splits = dict(Counter(assignment.split_of.values()))
     if v.ontology_version_id is not None:
         # New classes after this point go into a new ontology version (seed 003).
         session.get(OntologyVersion, v.ontology_version_id).is_frozen = True
@@ -181,18 +182,30 @@ def freeze_version(
     v.status = "frozen"
     v.frozen_at = datetime.now(timezone.utc)
     session.flush()
-    summary = version_summary(session, v)
     audit(session, "version.freeze", project_id=project_id, entity_type="dataset_version", entity_ids=[v.id],
-          detail={"tag": tag, "content_hash": content_hash, "splits": summary["splits"]}, actor=actor)
+          detail={"tag": tag, "content_hash": content_hash, "splits": splits}, actor=actor)
     record_change(session, project_id=project_id, entity="dataset_versions", op="frozen", entity_id=v.id,
                   count=len(assets), detail={"tag": tag, "content_hash": content_hash, "actor": actor})
-    return FreezeResult(tag, content_hash, summary["splits"], summary["annotations"], False)
+    return FreezeResult(tag, content_hash, splits, annotations, False)
 
 
-def _snapshot_rows(session: Session, v: DatasetVersion) -> Iterator[Any]:
-    conn = session.connection()
+def _iter_raw(session: Session, stmt: Select[Any], batch: int = 50_000) -> Iterator[tuple[Any, ...]]:
+    """Plain DBAPI tuples in large batches: SQLAlchemy rows cost microseconds each, and there may be millions."""
+    compiled = stmt.compile(dialect=session.bind.dialect)
+    params = compiled.construct_params()
+    args = tuple(params[k] for k in compiled.positiontup) if compiled.positional else params
+    cursor = session.connection().connection.driver_connection.cursor()
+    try:
+        cursor.execute(compiled.string, args)
+        while rows := cursor.fetchmany(batch):
+            yield from rows
+    finally:
+        cursor.close()
+
+
+def _snapshot_rows(session: Session, v: DatasetVersion) -> Select[Any]:
     content_key = func.coalesce(Asset.sha256, "name:" + Asset.file_name)
-    return conn.execute(
+    return (
         select(
             content_key, DatasetSplit.split, LabelClass.key, DatasetVersionAnnotation.geometry_type,
             DatasetVersionAnnotation.bbox_x, DatasetVersionAnnotation.bbox_y, DatasetVersionAnnotation.bbox_w,
@@ -217,6 +230,11 @@ def compute_content_hash(session: Session, v: DatasetVersion, storage: Storage |
 
     Independent of row ids and row order, so the same data frozen in another registry hashes the same.
     """
+    return _scan_snapshot(session, v, storage)[0]
+
+
+def _scan_snapshot(session: Session, v: DatasetVersion, storage: Storage | None) -> tuple[str, dict[str, int]]:
+    """The content hash, and the annotations per split counted on the way."""
     h = hashlib.sha256()
     classes = session.execute(
         select(LabelClass.key, LabelClass.keypoint_spec).where(LabelClass.ontology_version_id == v.ontology_version_id).order_by(LabelClass.key)
@@ -234,21 +252,24 @@ def compute_content_hash(session: Session, v: DatasetVersion, storage: Storage |
     mask_cache: dict[str, str] = {}
     digests: list[bytes] = []
     loads, dumps, sha = orjson.loads, orjson.dumps, hashlib.sha256
-    for r in _snapshot_rows(session, v):
+    sort_keys = orjson.OPT_SORT_KEYS
+    per_split: Counter[str] = Counter()
+    for key, split, label, gtype, bx, by, bw, bh, polygon, mask_uri, kps, caption, crowd, attrs, track in _iter_raw(
+        session, _snapshot_rows(session, v)
+    ):
+        per_split[split] += 1
         mask = None
-        if r.mask_uri and storage is not None:
-            mask = mask_cache.get(r.mask_uri)
+        if mask_uri and storage is not None:
+            mask = mask_cache.get(mask_uri)
             if mask is None:
-                mask = mask_cache[r.mask_uri] = hashlib.sha256(storage.read_bytes(storage.key_of(r.mask_uri))).hexdigest()
-        box = None if r.bbox_w is None else [round(r.bbox_x, 4), round(r.bbox_y, 4), round(r.bbox_w, 4), round(r.bbox_h, 4)]
-        # Parsed and re-dumped with sorted keys: JSONB and SQLite JSON text differ, the content does not.
+                mask = mask_cache[mask_uri] = sha(storage.read_bytes(storage.key_of(mask_uri))).hexdigest()
+        # JSON parsed and re-dumped with sorted keys: JSONB and SQLite JSON text differ, the content does not.
         digests.append(sha(dumps(
-            [r[0], r.split, r.key, r.geometry_type, box, r.polygon and loads(r.polygon), mask,
-             r.keypoints and loads(r.keypoints), r.caption, bool(r.iscrowd), r.attributes and loads(r.attributes),
-             r.track_id is not None], option=orjson.OPT_SORT_KEYS)).digest())
+            [key, split, label, gtype, bx, by, bw, bh, polygon and loads(polygon), mask, kps and loads(kps), caption,
+             bool(crowd), attrs and loads(attrs), track is not None], option=sort_keys)).digest())
     for d in sorted(digests):
         h.update(d)
-    return h.hexdigest()
+    return h.hexdigest(), dict(per_split)
 
 
 def verify_content_hash(session: Session, v: DatasetVersion, storage: Storage | None = None) -> bool:
