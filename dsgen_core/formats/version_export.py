@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections import Counter, defaultdict, namedtuple
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from dsgen_core.errors import DsgenError
 from dsgen_core.formats.coco.exporter import coco_document
+from dsgen_core.registry.bulk import iter_rows
 from dsgen_core.registry.models import (
     Asset,
     DatasetSplit,
@@ -59,7 +61,7 @@ class ExportResult:
 
 @dataclass
 class _Member:
-    asset: Asset
+    asset: Any  # a row of Asset columns; ORM objects cost too much at 100k images
     split: str
     name: str  # file name inside the export, unique within the version
 
@@ -72,17 +74,20 @@ def _frozen(session: Session, project_id: int, tag: str) -> DatasetVersion:
 
 
 def _members(session: Session, v: DatasetVersion) -> list[_Member]:
+    a = Asset
     rows = session.execute(
-        select(Asset, DatasetSplit.split)
+        select(a.id, a.file_name, a.sha256, a.storage_uri, a.width, a.height, a.external_id, a.extra, a.import_batch_id,
+               DatasetSplit.split)
         .join(DatasetVersionAsset, DatasetVersionAsset.asset_id == Asset.id)
         .join(DatasetSplit, DatasetSplit.id == DatasetVersionAsset.split_id)
         .where(DatasetVersionAsset.dataset_version_id == v.id)
     ).all()
     # Names come from the file names, not row ids, so two registries export the same tree.
-    rows.sort(key=lambda r: (r[0].file_name, r[0].sha256 or ""))
+    rows.sort(key=lambda r: (r.file_name, r.sha256 or ""))
     used: set[str] = set()
     out: list[_Member] = []
-    for asset, split in rows:
+    for asset in rows:
+        split = asset.split
         name = asset.file_name.replace("\\", "/").strip("/").replace("/", "__")
         if name in used:
             stem, dot, ext = name.rpartition(".")
@@ -106,9 +111,7 @@ def _snapshot(session: Session, v: DatasetVersion) -> dict[int, list[SnapshotRow
     json_at = [i for i, f in enumerate(_SNAPSHOT_FIELDS) if f in _JSON_COLUMNS]
     loads = orjson.loads
     by_asset: dict[int, list[SnapshotRow]] = defaultdict(list)
-    for r in session.connection().execute(
-        select(*cols).where(t.c.dataset_version_id == v.id).order_by(t.c.annotation_id)
-    ):
+    for r in iter_rows(session, select(*cols).where(t.c.dataset_version_id == v.id).order_by(t.c.annotation_id)):
         r = list(r)
         for i in json_at:
             if r[i] is not None:
@@ -117,18 +120,25 @@ def _snapshot(session: Session, v: DatasetVersion) -> dict[int, list[SnapshotRow
     return by_asset
 
 
-def _place_image(src: str | None, dest: Path) -> str:
+def _place_image(src: str | None, dest: str | Path) -> str:
     """Hard link, else copy; returns "link" or "copy". Missing sources are a clear error."""
-    if not src or not os.path.exists(src):
-        raise DsgenError(f"image file {src!r} is missing; the export needs every member image (re-import its folder)")
-    if dest.exists():
-        dest.unlink()
+    if not src:
+        raise DsgenError("an image of the version has no file (imported without --images); the export needs every image")
     try:
         os.link(src, dest)
         return "link"
+    except FileNotFoundError:
+        raise DsgenError(f"image file {src!r} is missing; the export needs every member image (re-import its folder)") from None
     except OSError:
         shutil.copyfile(src, dest)
         return "copy"
+
+
+def _write_member(src: str | None, image_dest: str, label_path: str, labels: str) -> str:
+    how = _place_image(src, image_dest)
+    with open(label_path, "w") as f:
+        f.write(labels)
+    return how
 
 
 def _reset(out_dir: Path, owned: tuple[str, ...]) -> None:
@@ -237,13 +247,16 @@ def export_version_yolo(session: Session, project_id: int, tag: str, out_dir: Pa
     masks = MaskStore(storage)
     result = ExportResult(f"yolo-{task}", tag, out_dir, Counter(), Counter())
     skipped: Counter[str] = Counter()
+    img_dir: dict[str, str] = {}
+    lbl_dir: dict[str, str] = {}
     for split in sorted({m.split for m in members}):
         (out_dir / "images" / split).mkdir(parents=True, exist_ok=True)
         (out_dir / "labels" / split).mkdir(parents=True, exist_ok=True)
+        img_dir[split], lbl_dir[split] = str(out_dir / "images" / split), str(out_dir / "labels" / split)
+    pool = ThreadPoolExecutor(max_workers=4)
+    pending: list[Future[str]] = []
     for m in members:
-        how = _place_image(m.asset.storage_uri, out_dir / "images" / m.split / m.name)
-        result.linked += how == "link"
-        result.copied += how == "copy"
+        # Plain strings, not pathlib: a hundred thousand images make its object churn show.
         w, h = m.asset.width, m.asset.height
         lines: list[str] = []
         for a in snap.get(m.asset.id, []):
@@ -266,8 +279,13 @@ def export_version_yolo(session: Session, project_id: int, tag: str, out_dir: Pa
                 if a.bbox_w is None or a.bbox_w <= 0 or a.bbox_h <= 0:
                     skipped["no box"] += 1
                     continue
-                box = (f"{cls} {_fmt((a.bbox_x + a.bbox_w / 2) / w)} {_fmt((a.bbox_y + a.bbox_h / 2) / h)} "
-                       f"{_fmt(a.bbox_w / w)} {_fmt(a.bbox_h / h)}")
+                cx, cy, bw, bh = (a.bbox_x + a.bbox_w / 2) / w, (a.bbox_y + a.bbox_h / 2) / h, a.bbox_w / w, a.bbox_h / h
+                # Clamped inline: a function call per number is a second per million boxes.
+                cx = 0.0 if cx < 0 else 1.0 if cx > 1 else cx
+                cy = 0.0 if cy < 0 else 1.0 if cy > 1 else cy
+                bw = 0.0 if bw < 0 else 1.0 if bw > 1 else bw
+                bh = 0.0 if bh < 0 else 1.0 if bh > 1 else bh
+                box = f"{cls} {cx:.6f} {cy:.6f} {bw:.6f} {bh:.6f}"
                 if task == "pose":
                     kps = a.keypoints or []
                     if len(kps) != 3 * kpt_shape[0]:
@@ -278,9 +296,18 @@ def export_version_yolo(session: Session, project_id: int, tag: str, out_dir: Pa
                         pts.append(f"{_fmt(x / w)} {_fmt(y / h)} {int(vis)}" if vis else "0.000000 0.000000 0")
                     box += " " + " ".join(pts)
                 lines.append(box)
-        (out_dir / "labels" / m.split / (Path(m.name).stem + ".txt")).write_text("".join(f"{ln}\n" for ln in lines))
+        stem = m.name.rpartition(".")[0] or m.name
+        # Links and label files are written by threads: the syscalls release the GIL, so they
+        # overlap with building the next image's labels.
+        pending.append(pool.submit(_write_member, m.asset.storage_uri, f"{img_dir[m.split]}/{m.name}",
+                                   f"{lbl_dir[m.split]}/{stem}.txt", "".join(f"{ln}\n" for ln in lines)))
         result.files[m.split] += 1
         result.annotations[m.split] += len(lines)
+    pool.shutdown(wait=True)
+    for fut in pending:
+        how = fut.result()  # re-raises a missing image as the DsgenError it is
+        result.linked += how == "link"
+        result.copied += how == "copy"
     data: dict[str, Any] = {
         # No `path`: Ultralytics then resolves the splits next to this file, wherever the folder is moved.
         **{s: f"images/{s}" for s in ("train", "val", "test") if s in result.files},

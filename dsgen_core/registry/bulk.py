@@ -1,4 +1,4 @@
-"""Set-based writes for imports: DBAPI ``executemany`` on SQLite, ``COPY`` on PostgreSQL.
+"""Bulk reads and writes: DBAPI ``executemany`` on SQLite, ``COPY`` on PostgreSQL, raw cursor reads.
 
 The ORM costs tens of microseconds a row; a million annotations must go in within seconds, so
 imports hand rows (tuples in column order, JSON already serialised) straight to the driver.
@@ -8,12 +8,13 @@ them before the rows exist.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Select, text
+from sqlalchemy.orm import Session
 
 
 def now_value(conn: Connection) -> Any:
@@ -91,3 +92,17 @@ def insert_rows(
     finally:
         conn.exec_driver_sql("PRAGMA ignore_check_constraints=OFF")
     return n
+
+
+def iter_rows(session: Session, stmt: Select[Any], batch: int = 50_000) -> Iterator[tuple[Any, ...]]:
+    """Plain DBAPI tuples in large batches: SQLAlchemy rows cost microseconds each, and there may be millions."""
+    compiled = stmt.compile(dialect=session.bind.dialect)
+    params = compiled.construct_params()
+    args = tuple(params[k] for k in compiled.positiontup) if compiled.positional else params
+    cursor = session.connection().connection.driver_connection.cursor()
+    try:
+        cursor.execute(compiled.string, args)
+        while rows := cursor.fetchmany(batch):
+            yield from rows
+    finally:
+        cursor.close()

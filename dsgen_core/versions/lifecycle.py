@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -18,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from dsgen_core.errors import DsgenError, ImmutableError, NotFound
 from dsgen_core.query import compile_query
-from dsgen_core.registry.bulk import insert_rows
+from dsgen_core.registry.bulk import insert_rows, iter_rows
 from dsgen_core.registry.changes import audit, record_change
 from dsgen_core.registry.models import (
     Annotation,
@@ -136,7 +135,7 @@ def freeze_version(
         ann_filter.append(Annotation.source == "human")
 
     classes_of: dict[int, set[str]] = defaultdict(set)
-    for asset_id, key in _iter_raw(session, select(Annotation.asset_id, LabelClass.key).join(
+    for asset_id, key in iter_rows(session, select(Annotation.asset_id, LabelClass.key).join(
         LabelClass, LabelClass.id == Annotation.label_class_id).where(*ann_filter).distinct()
     ):
         classes_of[asset_id].add(key)
@@ -187,20 +186,6 @@ def freeze_version(
     record_change(session, project_id=project_id, entity="dataset_versions", op="frozen", entity_id=v.id,
                   count=len(assets), detail={"tag": tag, "content_hash": content_hash, "actor": actor})
     return FreezeResult(tag, content_hash, splits, annotations, False)
-
-
-def _iter_raw(session: Session, stmt: Select[Any], batch: int = 50_000) -> Iterator[tuple[Any, ...]]:
-    """Plain DBAPI tuples in large batches: SQLAlchemy rows cost microseconds each, and there may be millions."""
-    compiled = stmt.compile(dialect=session.bind.dialect)
-    params = compiled.construct_params()
-    args = tuple(params[k] for k in compiled.positiontup) if compiled.positional else params
-    cursor = session.connection().connection.driver_connection.cursor()
-    try:
-        cursor.execute(compiled.string, args)
-        while rows := cursor.fetchmany(batch):
-            yield from rows
-    finally:
-        cursor.close()
 
 
 def _snapshot_rows(session: Session, v: DatasetVersion) -> Select[Any]:
@@ -254,7 +239,7 @@ def _scan_snapshot(session: Session, v: DatasetVersion, storage: Storage | None)
     loads, dumps, sha = orjson.loads, orjson.dumps, hashlib.sha256
     sort_keys = orjson.OPT_SORT_KEYS
     per_split: Counter[str] = Counter()
-    for key, split, label, gtype, bx, by, bw, bh, polygon, mask_uri, kps, caption, crowd, attrs, track in _iter_raw(
+    for key, split, label, gtype, bx, by, bw, bh, polygon, mask_uri, kps, caption, crowd, attrs, track in iter_rows(
         session, _snapshot_rows(session, v)
     ):
         per_split[split] += 1
