@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -46,8 +47,13 @@ def test_demo_then_launch_and_backfill_from_the_cli(cli, env: dict[str, str], tm
 
     run("dagster", "job", "backfill", "-j", "dataset_version_job", "--partitions", "v1,v2", "--noprompt", env=dagster_env)
     with dg.DagsterInstance.get() as instance:
-        runs = instance.get_runs(dg.RunsFilter(job_name="dataset_version_job"))
-        backfill = [r for r in runs if "dagster/backfill" in r.tags]
+        deadline = time.monotonic() + 300  # the CLI leaves once its code server stops, at most 60 s after launching
+        while True:
+            runs = instance.get_runs(dg.RunsFilter(job_name="dataset_version_job"))
+            backfill = [r for r in runs if "dagster/backfill" in r.tags]
+            if all(r.is_finished for r in backfill) or time.monotonic() > deadline:
+                break
+            time.sleep(1)
         assert sorted(r.tags["dagster/partition"] for r in backfill) == ["v1", "v2"]
         assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in backfill), [r.status for r in backfill]
         for key in ("dataset_version", *DOWNSTREAM):
