@@ -124,8 +124,14 @@ def test_daemon_runs_a_requested_freeze_and_automation_exports_it(
                 return done if done == set(DOWNSTREAM) else None
 
             wait_for("automation to export and chart v1", exported, daemon, deadline)
-            auto_runs = instance.get_runs(dg.RunsFilter(tags={"dagster/from_automation_condition": "true"}))
-            assert any(r.status == dg.DagsterRunStatus.SUCCESS and r.tags.get("dagster/partition") == "v1" for r in auto_runs)
+
+            # The materializations are recorded before the run that made them is marked finished.
+            def automation_run() -> dg.DagsterRun | None:
+                runs = instance.get_runs(dg.RunsFilter(tags={"dagster/from_automation_condition": "true"}))
+                return next((r for r in runs if r.status == dg.DagsterRunStatus.SUCCESS
+                             and r.tags.get("dagster/partition") == "v1"), None)
+
+            wait_for("the automation run for v1 to finish", automation_run, daemon, deadline)
         finally:
             daemon.stop()
 
