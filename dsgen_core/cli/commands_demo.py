@@ -23,7 +23,7 @@ from dsgen_core.registry.projects import get_project
 from dsgen_core.registry.stats import registry_stats
 from dsgen_core.registry.tagging import add_tags, set_metadata
 from dsgen_core.thumbnails import make_thumbnails
-from dsgen_core.versions.lifecycle import create_version, get_version
+from dsgen_core.versions.lifecycle import create_version, get_version, version_summary
 
 DEMO_VERSION = "v1"
 
@@ -97,6 +97,13 @@ def demo(project: str, n_images: int, seed: int, with_dagster: bool, as_json: bo
             except NotFound:
                 create_version(s, get_project(s, project), DEMO_VERSION)
         dagster = _through_dagster(reg.settings, project, DEMO_VERSION)
+    version = None
+    with reg.session() as s:
+        try:
+            v = version_summary(s, get_version(s, pid, DEMO_VERSION))
+            version = {k: v[k] for k in ("tag", "frozen", "content_hash", "splits", "annotations")}
+        except NotFound:
+            pass
     summary = {
         "project": project,
         "database": reg.settings.database_url,
@@ -109,6 +116,7 @@ def demo(project: str, n_images: int, seed: int, with_dagster: bool, as_json: bo
         "classes": {c["key"]: c["objects"] for c in insights["class_distribution"]["classes"]},
         "charts": {k: str(v) for k, v in charts.items()},
         "overview_chart": str(overview) if overview else None,
+        "version": version,
         "dagster": dagster,
         "seconds": round(time.perf_counter() - t0, 2),
     }
@@ -117,6 +125,8 @@ def demo(project: str, n_images: int, seed: int, with_dagster: bool, as_json: bo
         f"  images {stats['images']}, objects {stats['objects']}, categories {stats['categories']}, tracks {stats['tracks']}",
         *(f"  query {q!r}: {n} images" for q, n in queries.items()),
         f"  insights chart: {overview}",
+        *([f"  version {version['tag']}: {'frozen' if version['frozen'] else 'draft'}, images per split "
+           f"{version['splits']}, content hash {version['content_hash']}"] if version else []),
         *([f"  version {DEMO_VERSION} frozen, exported and charted through Dagster: "
            f"{', '.join(dagster['versions'][DEMO_VERSION]['materialized'])} in {reg.settings.export_dir(project, DEMO_VERSION, '*')}",
            f"  see it: DAGSTER_HOME={dagster['dagster_home']} DSGEN_PROJECT={project} dg dev"] if dagster else []),

@@ -27,7 +27,9 @@ def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_demo_then_launch_and_backfill_from_the_cli(cli, env: dict[str, str], tmp_path: Path) -> None:  # noqa: ANN001
     dagster_home = Path(env["DAGSTER_HOME"])
-    out = json.loads(cli("demo", "--images", "30", "--json", check=True).stdout)
+    out = json.loads(cli("demo", "--images", "30", "--json", check=True).stdout.splitlines()[-1])
+    assert out["version"]["tag"] == "v1" and out["version"]["frozen"] and len(out["version"]["content_hash"]) == 64
+    assert sum(out["version"]["splits"].values()) == 30
     v1 = out["dagster"]["versions"]["v1"]
     assert v1["success"] and v1["materialized"] == ["coco_export", "dataset_version", "insights", "yolo_export"]
     assert all(v1["checks"].values())
