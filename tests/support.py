@@ -7,6 +7,7 @@ because ``tests/conftest.py`` lives in a directory without ``__init__.py``).
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import pwd
 import shutil
@@ -192,3 +193,12 @@ def run_cli(
             f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
         )
     return proc
+
+
+def tree_digest(root: Path) -> str:
+    """One sha256 over every file's relative path and bytes: equal digests, identical trees."""
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,8 @@ import orjson
 import pytest
 import yaml
 from pycocotools.coco import COCO
+
+from support import tree_digest
 
 from dsgen_core.demo.synth import generate_demo_dataset
 from dsgen_core.errors import DsgenError
@@ -25,14 +26,6 @@ from dsgen_core.versions.lifecycle import create_version, freeze_version, get_ve
 @pytest.fixture(scope="module")
 def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generate_demo_dataset(tmp_path_factory.mktemp("demo"), n_images=40, seed=5).root
-
-
-def tree_digest(root: Path) -> str:
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes())
-    return h.hexdigest()
 
 
 @pytest.fixture

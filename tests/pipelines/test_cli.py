@@ -10,7 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from support import REPO_ROOT
+from support import REPO_ROOT, tree_digest
 
 BIN = Path(sys.executable).parent
 DOWNSTREAM = ("coco_export", "yolo_export", "insights")
@@ -38,6 +38,11 @@ def test_demo_then_launch_and_backfill_from_the_cli(cli, env: dict[str, str], tm
     exports = Path(env["DSGEN_HOME"]) / "exports" / "demo" / "v1"
     assert (exports / "coco" / "annotations" / "instances_train.json").is_file()
     assert (exports / "yolo" / "data.yaml").is_file()
+    # The CLI, without Dagster, writes the same bytes as the Dagster assets.
+    cli("export", "yolo", "v1", tmp_path / "cli-yolo", "--project", "demo", check=True)
+    cli("export", "coco", "--version", "v1", tmp_path / "cli-coco", "--project", "demo", check=True)
+    assert tree_digest(tmp_path / "cli-yolo") == tree_digest(exports / "yolo")
+    assert tree_digest(tmp_path / "cli-coco") == tree_digest(exports / "coco")
 
     dagster_env = {**env, "DSGEN_PROJECT": "demo"}
     run("dg", "launch", "--assets", "dataset_version", "--partition", "v1", env=dagster_env)
