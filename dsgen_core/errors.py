@@ -9,7 +9,3 @@ class DsgenError(Exception):
 
 class NotFound(DsgenError):
     pass
-
-
-class ImmutableError(DsgenError):
-    """A change to something frozen was refused."""

@@ -30,14 +30,14 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from dsgen_core.cli import commands_registry  # noqa: F401, PLC0415
-
-    for name in ("commands_query", "commands_insights", "commands_versions", "commands_demo"):
-        try:
-            __import__(f"dsgen_core.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"dsgen_core.cli.{name}":
-                raise
+    """Import the command modules, each of which adds its commands to ``cli``."""
+    from dsgen_core.cli import (  # noqa: F401, PLC0415 - imported for their side effect
+        commands_demo,
+        commands_insights,
+        commands_query,
+        commands_registry,
+        commands_versions,
+    )
 
 
 def main() -> None:

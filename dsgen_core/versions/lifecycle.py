@@ -12,10 +12,9 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Select, Text, cast, func, select
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from dsgen_core.errors import DsgenError, ImmutableError, NotFound
+from dsgen_core.errors import DsgenError, NotFound
 from dsgen_core.query import compile_query
 from dsgen_core.registry.bulk import insert_rows, iter_rows
 from dsgen_core.registry.changes import audit, record_change
@@ -344,19 +343,6 @@ def diff_versions(session: Session, project_id: int, a: str, b: str) -> dict[str
         "relabelled": relabelled,
         "content_hash": {a: va.content_hash, b: vb.content_hash},
     }
-
-
-def refuse_if_frozen(v: DatasetVersion) -> None:
-    if v.is_frozen:
-        raise ImmutableError(f"dataset version {v.version_tag!r} is frozen (content hash {v.content_hash}); "
-                             "create a new version instead")
-
-
-def translate_frozen_error(exc: DBAPIError) -> ImmutableError | None:
-    """The database triggers' refusal, as a user-facing error."""
-    if "dataset version is frozen" in str(exc.orig):
-        return ImmutableError("refused: dataset version is frozen; its definition, members and annotations cannot change")
-    return None
 
 
 def ontology_of(session: Session, v: DatasetVersion) -> list[LabelClass]:

@@ -11,7 +11,6 @@ import dagster as dg
 from pydantic import Field
 
 from dsgen_core.formats.coco.importer import import_coco
-from dsgen_core.registry.stats import registry_stats
 from dsgen_core.thumbnails import make_thumbnails
 from dsgen_pipelines.resources import RegistryResource, StorageResource
 

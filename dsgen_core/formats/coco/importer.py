@@ -13,7 +13,7 @@ import re
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from sqlalchemy import select
 from tqdm import tqdm
 
 from dsgen_core.errors import DsgenError
-from dsgen_core.formats.coco.reader import CocoAnnotation, CocoFile, read_coco
+from dsgen_core.formats.coco.reader import CocoFile, read_coco
 from dsgen_core.formats.images import ImageInfo, ImageProblem, ImageSource, unpack_zip
 from dsgen_core.formats.report import ImportRefused, ValidationReport
 from dsgen_core.registry.bulk import insert_rows, lock_for_ids, next_id, now_value, sync_sequence
@@ -55,8 +55,6 @@ class ImportResult:
     report: ValidationReport
     report_path: Path | None = None
     seconds: float = 0.0
-    problems_skipped: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -129,7 +127,7 @@ def import_coco(
         if source is not None:
             source.cleanup()
         raise
-    if source is not None and source.staged and not result.extra.get("new_assets"):
+    if source is not None and source.staged and not result.counts["images_new"]:
         source.cleanup()
 
     if report_path is not None or (skip_invalid and report.problems):
@@ -369,8 +367,7 @@ def _write(registry: Registry, session, coco: CocoFile, infos: dict[int, ImageIn
         for uri in written:
             masks.delete(uri)
         raise
-    return ImportResult(batch.id, project, coco.kind, counts, report, problems_skipped=skip_invalid,
-                        extra={"new_assets": len(asset_rows)})
+    return ImportResult(batch.id, project, coco.kind, counts, report)
 
 
 def _existing_fingerprints(conn, asset_ids: set[int], masks: MaskStore) -> set[bytes]:  # noqa: ANN001
