@@ -35,6 +35,8 @@ import numpy as np
 import orjson
 from PIL import Image
 
+from dsgen_core.demo.synth import coco_image_record
+
 SMALL_IMAGES = 5_000
 SMALL_BOXES = 35_000
 LARGE_IMAGES = 100_000
@@ -212,19 +214,6 @@ def _annotation_dicts(
     ]
 
 
-def _image_dict(image_id: int, w: int, h: int, file_name: str) -> dict[str, Any]:
-    return {
-        "id": image_id,
-        "width": w,
-        "height": h,
-        "file_name": file_name,
-        "license": 0,
-        "flickr_url": "",
-        "coco_url": "",
-        "date_captured": 0,
-    }
-
-
 def _write_coco_stream(
     fh: BinaryIO,
     categories: tuple[str, ...],
@@ -316,7 +305,7 @@ def generate_small(out_dir: Path, *, scale: float = 1.0, seed: int = 0, progress
         name = f"frame_{i + 1:06d}.jpg"
         data = with_comment(templates[(w, h)][int(variant[i])], b"dsgen-bench small seed=%d image=%d" % (seed, i + 1))
         (images_dir / name).write_bytes(data)
-        images.append(_image_dict(i + 1, w, h, name))
+        images.append(coco_image_record(i + 1, w, h, name))
         prog.update(i + 1)
 
     widths = np.array([SMALL_SIZES[k][0] for k in size_idx], dtype=np.float64)
@@ -355,7 +344,7 @@ def generate_large(out_dir: Path, *, scale: float = 1.0, seed: int = 0, progress
     heights = np.array([s[1] for s in LARGE_SIZES], dtype=np.float64)[size_idx]
     # Sub-folders of 10,000 like a multi-job CVAT task, so file_name carries a folder.
     images = [
-        _image_dict(i + 1, int(widths[i]), int(heights[i]), f"part_{i // 10_000:02d}/img_{i + 1:07d}.jpg")
+        coco_image_record(i + 1, int(widths[i]), int(heights[i]), f"part_{i // 10_000:02d}/img_{i + 1:07d}.jpg")
         for i in range(n_images)
     ]
     ends = np.cumsum(counts)

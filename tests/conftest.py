@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import REPO_ROOT, PostgresServer, PostgresUnavailable, find_pg_bin, run_cli
+from support import BUCKET, REPO_ROOT, MotoServer, PostgresServer, PostgresUnavailable, find_pg_bin, run_cli
 
 from dsgen_core.config import load_settings
 from dsgen_core.registry.db import Registry
@@ -127,3 +127,15 @@ def corpus() -> Path:
             pytrace=False,
         )
     return path.resolve()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[MotoServer]:
+    """A real S3-compatible HTTP server (moto's, in its own process) with the test bucket made."""
+    server = MotoServer().start()
+    try:
+        server.client().create_bucket(Bucket=BUCKET)
+        yield server
+    finally:
+        server.stop()
+        server.log.unlink(missing_ok=True)

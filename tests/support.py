@@ -16,9 +16,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -202,3 +204,64 @@ def tree_digest(root: Path) -> str:
         if p.is_file():
             h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes())
     return h.hexdigest()
+
+
+BUCKET = "dsgen-test"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+class MotoServer:
+    """``python -m moto.server`` on 127.0.0.1 and a free port; ``auth=True`` checks access keys."""
+
+    def __init__(self, *, auth: bool = False) -> None:
+        self.auth = auth
+        self.log = Path(tempfile.mkstemp(prefix="dsgen-moto-", suffix=".log")[1])
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def start(self) -> MotoServer:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        if self.auth:
+            env["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
+        # A port picked free can be taken by another xdist worker before moto binds it: retry.
+        for _ in range(5):
+            port = _free_port()
+            with self.log.open("wb") as log:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                    env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                )
+            if self._wait_ready(f"http://127.0.0.1:{port}"):
+                self.url = f"http://127.0.0.1:{port}"
+                return self
+            self.stop()
+        raise RuntimeError(f"moto server did not start:\n{self.log.read_text(errors='replace')[-4000:]}")
+
+    def _wait_ready(self, url: str, timeout: float = 30) -> bool:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=1):
+                    return True
+            except OSError:
+                time.sleep(0.05)
+        return False
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def client(self, **credentials: str) -> Any:  # noqa: ANN401 - a boto3 S3 client
+        import boto3  # noqa: PLC0415 - only the S3 tests need it
+
+        creds = credentials or {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+        return boto3.session.Session().client("s3", endpoint_url=self.url, region_name="us-east-1", **creds)

@@ -378,7 +378,8 @@ def _annotation(
     }
 
 
-def _image_record(image_id: int, w: int, h: int, file_name: str) -> dict[str, Any]:
+def coco_image_record(image_id: int, w: int, h: int, file_name: str) -> dict[str, Any]:
+    """An ``images[]`` entry as CVAT's COCO 1.0 export writes it."""
     return {
         "id": image_id,
         "width": w,
@@ -532,7 +533,7 @@ def generate_demo_dataset(
             bg = _background(noise_rng, w, h)
             placed = _sample_still(noise_rng, kinds, weights, w, h, scale)
         _save(_compose(noise_rng, bg, placed), images_dir / item.file_name)
-        images.append(_image_record(image_id, w, h, item.file_name))
+        images.append(coco_image_record(image_id, w, h, item.file_name))
         for p in placed:
             cat = kinds.index(p.shape.kind) + 1
             ann = _annotation(len(annotations) + 1, image_id, cat, p, h, w, scale)

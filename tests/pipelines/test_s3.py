@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterator
 
 import dagster as dg
 import pytest
 from dagster_aws.s3 import S3Resource
-from storage.conftest import BUCKET, CREDENTIALS, MotoServer
+from support import BUCKET, CREDENTIALS, MotoServer
 
 from dsgen_core.demo import DemoDataset
 from dsgen_core.formats.coco.importer import import_coco
@@ -23,37 +22,26 @@ from dsgen_pipelines.resources import RegistryResource, StorageResource
 from .conftest import PROJECT
 
 
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    server = MotoServer().start()
-    try:
-        server.client().create_bucket(Bucket=BUCKET)
-        yield server
-    finally:
-        server.stop()
-        server.log.unlink(missing_ok=True)
-
-
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_freeze_checks_and_exports_read_masks_from_s3(
-    registry: Registry, demo_export: DemoDataset, moto: MotoServer, monkeypatch: pytest.MonkeyPatch,
+    registry: Registry, demo_export: DemoDataset, s3_server: MotoServer, monkeypatch: pytest.MonkeyPatch,
     instance: dg.DagsterInstance,
 ) -> None:
     root = f"s3://{BUCKET}/p-{uuid.uuid4().hex[:12]}"
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DSGEN_STORAGE", root)  # dsgen_core's own writers (the import) store there, through
-    monkeypatch.setenv("DSGEN_S3_ENDPOINT_URL", moto.url)  # a client of their own; the pipelines use S3Resource's
+    monkeypatch.setenv("DSGEN_S3_ENDPOINT_URL", s3_server.url)  # a client of their own; the pipelines use S3Resource's
     for name, value in CREDENTIALS.items():
         monkeypatch.setenv(name, value)
-    s3 = S3Resource(endpoint_url=moto.url, region_name="us-east-1")
+    s3 = S3Resource(endpoint_url=s3_server.url, region_name="us-east-1")
     home = str(registry.settings.home)
     resources = {
         "registry": RegistryResource(home=home, database_url=registry.settings.database_url, project=PROJECT),
         "storage": StorageResource(home=home, root=root, s3=s3),
     }
     store = resources["storage"].open()
-    assert isinstance(store, S3Storage) and store.client.meta.endpoint_url == moto.url
+    assert isinstance(store, S3Storage) and store.client.meta.endpoint_url == s3_server.url
 
     reg = Registry(dataclasses.replace(registry.settings, storage_root=root))
     try:

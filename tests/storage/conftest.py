@@ -1,6 +1,6 @@
 """A real S3-compatible HTTP server for the storage tests: moto's server in its own process.
 
-- ``s3_server``: one moto server per test process (per xdist worker), bucket ``dsgen-test`` made.
+- ``s3_server`` (in tests/conftest.py): one moto server per test process, bucket ``dsgen-test`` made.
 - ``s3_env``: the AWS/dsgen environment pointing at it (monkeypatched; ``~/.aws`` is hidden).
 - ``s3_root``: ``s3://dsgen-test/<unique prefix>`` for this test, also set as ``DSGEN_STORAGE``.
 - ``s3_registry``: the shared ``registry`` fixture (SQLite and PostgreSQL) with ``storage_root = s3_root``.
@@ -11,91 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from support import _free_port
+from support import BUCKET, CREDENTIALS, MotoServer
 
 from dsgen_core.registry.db import Registry
-
-BUCKET = "dsgen-test"
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-
-
-class MotoServer:
-    """``python -m moto.server`` on 127.0.0.1 and a free port; ``auth=True`` checks access keys."""
-
-    def __init__(self, *, auth: bool = False) -> None:
-        self.auth = auth
-        self.log = Path(tempfile.mkstemp(prefix="dsgen-moto-", suffix=".log")[1])
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = ""
-
-    def start(self) -> MotoServer:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        if self.auth:
-            env["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
-        # A port picked free can be taken by another xdist worker before moto binds it: retry.
-        for _ in range(5):
-            port = _free_port()
-            with self.log.open("wb") as log:
-                self.proc = subprocess.Popen(
-                    [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                    env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                )
-            if self._wait_ready(f"http://127.0.0.1:{port}"):
-                self.url = f"http://127.0.0.1:{port}"
-                return self
-            self.stop()
-        raise RuntimeError(f"moto server did not start:\n{self.log.read_text(errors='replace')[-4000:]}")
-
-    def _wait_ready(self, url: str, timeout: float = 30) -> bool:
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return False
-            try:
-                with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=1):
-                    return True
-            except OSError:
-                time.sleep(0.05)
-        return False
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def client(self, **credentials: str) -> Any:  # noqa: ANN401 - a boto3 S3 client
-        creds = credentials or {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-        return boto3.session.Session().client("s3", endpoint_url=self.url, region_name="us-east-1", **creds)
-
-
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[MotoServer]:
-    server = MotoServer().start()
-    try:
-        server.client().create_bucket(Bucket=BUCKET)
-        yield server
-    finally:
-        server.stop()
-        server.log.unlink(missing_ok=True)
-
 
 @pytest.fixture
 def s3_env(s3_server: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:

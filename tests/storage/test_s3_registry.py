@@ -18,7 +18,7 @@ from dsgen_core.registry.models import Annotation, Asset
 from dsgen_core.registry.projects import get_project
 from dsgen_core.thumbnails import make_thumbnails
 
-from .conftest import BUCKET
+from support import BUCKET
 
 DM = "datumaro/tests/assets/coco_dataset/coco_instances"
 

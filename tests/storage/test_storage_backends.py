@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from .conftest import BUCKET, MotoServer
+from support import BUCKET, MotoServer
 
 from dsgen_core.errors import DsgenError
 from dsgen_core.storage import LocalStorage, Storage, open_storage
