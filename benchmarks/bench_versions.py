@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -113,8 +114,11 @@ def main() -> int:
         reg = registry_with(ann, images)
         t_freeze = freeze(reg)
         out = Path(tempfile.mkdtemp(prefix="dsgen-yolo-"))
-        t_export = export(reg, out / "yolo")
-        t_again = export(reg, out / "yolo")
+        # Three exports into new folders, median: the first one after the import often waits on
+        # the disk's writeback of what the import wrote (seconds on this machine, not our work).
+        firsts = [export(reg, out / f"yolo{i}") for i in range(3)]
+        t_export = statistics.median(firsts)
+        t_again = export(reg, out / "yolo0")
         fo_copy = fiftyone_export(ann, images, "True")
         fo_link = fiftyone_export(ann, images, "symlink")
         row("freeze 5,000 images", f"{t_freeze:.2f} s", "", "")
@@ -123,8 +127,9 @@ def main() -> int:
         verdict = (f"{best / t_export:.1f}x faster than FiftyOne's best" if best else
                    f"{FIFTYONE_COPY_S / t_export:.1f}x faster than FiftyOne's 8.7 s measured here earlier")
         row("YOLO export, 5,000 images (hard links)", f"{t_export:.2f} s", ref, f"{verdict} (target <= 1 s, >= 8x)")
+        row("  the three runs", " ".join(f"{t:.2f}" for t in firsts), "", "")
         row("  re-export of the same version", f"{t_again:.2f} s", "", "")
-        results["export5k"] = {"freeze_s": t_freeze, "export_s": t_export, "reexport_s": t_again,
+        results["export5k"] = {"freeze_s": t_freeze, "export_s": t_export, "export_runs_s": firsts, "reexport_s": t_again,
                                "fiftyone_copy_s": fo_copy, "fiftyone_symlink_s": fo_link}
         shutil.rmtree(out, ignore_errors=True)
         shutil.rmtree(reg.settings.home, ignore_errors=True)

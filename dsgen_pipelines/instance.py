@@ -4,14 +4,32 @@
 set (``postgresql://user:password@host:5432/dagster``) it is dagster-postgres' storage in that
 database; unset, it is Dagster's usual SQLite files under ``$DAGSTER_HOME``. Each Dagster process
 (webserver, daemon, code server, run worker) decides for itself, so they must share the variable.
+
+The SQLite storage differs from Dagster's default in two ways that make a short run cheap (a
+5,000-image freeze went from about 1.9x to 1.4x the bare core call): the event log is one
+database file instead of one new database per run (whose schema Dagster creates and stamps before
+the run's first event), and the run and event-log databases keep one pooled engine per process
+with WAL and ``synchronous=NORMAL`` instead of a new engine and an fsync for every event. After a
+power loss the last events may be missing; the files stay consistent.
 """
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
+import sqlalchemy as sa
 from dagster._core.storage.base_storage import DagsterStorage
-from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
+from dagster._core.storage.event_log import ConsolidatedSqliteEventLogStorage
+from dagster._core.storage.runs import SqliteRunStorage
+from dagster._core.storage.schedules import SqliteScheduleStorage
+from dagster._core.storage.sqlite_storage import (
+    DagsterSqliteStorage,
+    _event_logs_directory,
+    _runs_directory,
+    _schedule_directory,
+)
 from dagster._serdes import ConfigurableClass, ConfigurableClassData
 
 PG_URL_ENV = "DSGEN_DAGSTER_PG_URL"
@@ -42,4 +60,63 @@ class DsgenInstanceStorage(DagsterStorage, ConfigurableClass):
         base_dir = config_value.get("base_dir") or os.environ.get("DAGSTER_HOME")
         if not base_dir:
             raise dg.DagsterInvariantViolationError("set DAGSTER_HOME (or storage.custom.config.base_dir in dagster.yaml)")
-        return DagsterSqliteStorage.from_local(base_dir, inst_data=inst_data)
+        return PooledSqliteStorage.from_local(base_dir, inst_data=inst_data)
+
+
+def _pooled_engine(conn_string: str) -> sa.Engine:
+    engine = sa.create_engine(conn_string, connect_args={"timeout": 15})
+
+    @sa.event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.execute("PRAGMA journal_mode=WAL")
+        dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+
+    return engine
+
+
+class PooledEventLogStorage(ConsolidatedSqliteEventLogStorage):
+    """Dagster's one-file SQLite event log, on a pooled engine."""
+
+    _engine: sa.Engine | None = None
+
+    @contextmanager
+    def _connect(self) -> Iterator[sa.Connection]:
+        if self._engine is None:
+            self._engine = _pooled_engine(self._conn_string)
+        with self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    def dispose(self) -> None:
+        super().dispose()
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+class PooledRunStorage(SqliteRunStorage):
+    """Dagster's SQLite run storage, on a pooled engine."""
+
+    _engine: sa.Engine | None = None
+
+    @contextmanager
+    def connect(self) -> Iterator[sa.Connection]:
+        if self._engine is None:
+            self._engine = _pooled_engine(self._conn_string)
+        with self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    def dispose(self) -> None:
+        super().dispose()
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+class PooledSqliteStorage(DagsterSqliteStorage):
+    """Dagster's SQLite files under ``$DAGSTER_HOME``: runs, one event-log file, schedules."""
+
+    def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
+        self.base_dir = base_dir
+        self._run_storage = PooledRunStorage.from_local(_runs_directory(base_dir))
+        self._event_log_storage = PooledEventLogStorage(_event_logs_directory(base_dir))
+        self._schedule_storage = SqliteScheduleStorage.from_local(_schedule_directory(base_dir))
+        self._inst_data = inst_data
+        DagsterStorage.__init__(self)

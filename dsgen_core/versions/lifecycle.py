@@ -105,6 +105,7 @@ class FreezeResult:
     content_hash: str
     splits: dict[str, int]
     annotations: dict[str, int]
+    classes: dict[str, dict[str, int]]
     already_frozen: bool
 
 
@@ -119,7 +120,7 @@ def freeze_version(
     v = get_version(session, project_id, tag)
     if v.is_frozen:
         s = version_summary(session, v)
-        return FreezeResult(tag, v.content_hash or "", s["splits"], s["annotations"], True)
+        return FreezeResult(tag, v.content_hash or "", s["splits"], s["annotations"], s["classes"], True)
     conn = session.connection()
     member_q = compile_query(v.query or "", project_id=project_id).subquery()
     rows = conn.execute(
@@ -170,7 +171,7 @@ def freeze_version(
         f"JOIN dataset_version_assets m ON m.asset_id = a.asset_id "
         f"WHERE m.dataset_version_id = {int(v.id)}{model_clause}"
     )
-    content_hash, annotations = _scan_snapshot(session, v, storage)
+    content_hash, classes = _scan_snapshot(session, v, storage)
     splits = dict(Counter(assignment.split_of.values()))
     if v.ontology_version_id is not None:
         # New classes after this point go into a new ontology version (seed 003).
@@ -184,7 +185,7 @@ def freeze_version(
           detail={"tag": tag, "content_hash": content_hash, "splits": splits}, actor=actor)
     record_change(session, project_id=project_id, entity="dataset_versions", op="frozen", entity_id=v.id,
                   count=len(assets), detail={"tag": tag, "content_hash": content_hash, "actor": actor})
-    return FreezeResult(tag, content_hash, splits, annotations, False)
+    return FreezeResult(tag, content_hash, splits, _annotations_per_split(classes), classes, False)
 
 
 def _snapshot_rows(session: Session, v: DatasetVersion) -> Select[Any]:
@@ -217,8 +218,15 @@ def compute_content_hash(session: Session, v: DatasetVersion, storage: Storage |
     return _scan_snapshot(session, v, storage)[0]
 
 
-def _scan_snapshot(session: Session, v: DatasetVersion, storage: Storage | None) -> tuple[str, dict[str, int]]:
-    """The content hash, and the annotations per split counted on the way."""
+def _annotations_per_split(classes: dict[str, dict[str, int]]) -> dict[str, int]:
+    total: Counter[str] = Counter()
+    for per_split in classes.values():
+        total.update(per_split)
+    return dict(total)
+
+
+def _scan_snapshot(session: Session, v: DatasetVersion, storage: Storage | None) -> tuple[str, dict[str, dict[str, int]]]:
+    """The content hash, and the annotations per class and split counted on the way."""
     h = hashlib.sha256()
     classes = session.execute(
         select(LabelClass.key, LabelClass.keypoint_spec).where(LabelClass.ontology_version_id == v.ontology_version_id).order_by(LabelClass.key)
@@ -237,11 +245,11 @@ def _scan_snapshot(session: Session, v: DatasetVersion, storage: Storage | None)
     digests: list[bytes] = []
     loads, dumps, sha = orjson.loads, orjson.dumps, hashlib.sha256
     sort_keys = orjson.OPT_SORT_KEYS
-    per_split: Counter[str] = Counter()
+    counted: Counter[tuple[str, str]] = Counter()
     for key, split, label, gtype, bx, by, bw, bh, polygon, mask_uri, kps, caption, crowd, attrs, track in iter_rows(
         session, _snapshot_rows(session, v)
     ):
-        per_split[split] += 1
+        counted[label or "(none)", split] += 1
         mask = None
         if mask_uri and storage is not None:
             mask = mask_cache.get(mask_uri)
@@ -253,18 +261,24 @@ def _scan_snapshot(session: Session, v: DatasetVersion, storage: Storage | None)
              bool(crowd), attrs and loads(attrs), track is not None], option=sort_keys)).digest())
     for d in sorted(digests):
         h.update(d)
-    return h.hexdigest(), dict(per_split)
+    classes: dict[str, dict[str, int]] = {}
+    for (label, split), n in counted.items():
+        classes.setdefault(label, {})[split] = n
+    return h.hexdigest(), classes
 
 
 def verify_content_hash(session: Session, v: DatasetVersion, storage: Storage | None = None) -> bool:
     return v.content_hash is not None and compute_content_hash(session, v, storage) == v.content_hash
 
 
-def version_summary(session: Session, v: DatasetVersion) -> dict[str, Any]:
+def version_summary(session: Session, v: DatasetVersion, counted: FreezeResult | None = None) -> dict[str, Any]:
+    """What a version is and holds; ``counted`` (what freezing it just returned) saves counting again."""
     splits: dict[str, int] = {}
     annotations: dict[str, int] = {}
     classes: dict[str, dict[str, int]] = {}
-    if v.is_frozen or v.status == "frozen":
+    if counted is not None:
+        splits, annotations, classes = dict(counted.splits), dict(counted.annotations), dict(counted.classes)
+    elif v.is_frozen or v.status == "frozen":
         for split, n in session.execute(
             select(DatasetSplit.split, func.count()).join(DatasetVersionAsset, DatasetVersionAsset.split_id == DatasetSplit.id)
             .where(DatasetSplit.dataset_version_id == v.id).group_by(DatasetSplit.split)
@@ -282,6 +296,7 @@ def version_summary(session: Session, v: DatasetVersion) -> dict[str, Any]:
         ):
             annotations[split] = annotations.get(split, 0) + n
             classes.setdefault(key or "(none)", {})[split] = n
+    if counted is not None or v.is_frozen or v.status == "frozen":
         for name in (v.split_config or {}):
             splits.setdefault(name, 0)
     return {

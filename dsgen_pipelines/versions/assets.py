@@ -51,7 +51,7 @@ def dataset_version(
     with registry.session() as s:
         project_id = registry.get_project(s).id
         result = freeze_version(s, project_id, tag, storage.open(), actor=f"{DAGSTER_ACTOR}{context.run.run_id}")
-        summary = version_summary(s, get_version(s, project_id, tag))
+        summary = version_summary(s, get_version(s, project_id, tag), counted=result)
     return dg.MaterializeResult(
         metadata=version_metadata(summary, result.already_frozen), data_version=dg.DataVersion(result.content_hash)
     )

@@ -118,7 +118,10 @@ def test_dagster_yaml_storage_follows_the_environment(
         monkeypatch.setenv("DSGEN_DAGSTER_PG_URL", database_url)  # the SQLAlchemy spelling is accepted too
     with dg.DagsterInstance.get() as instance:
         storage = type(instance.run_storage).__name__
-        assert storage == ("PostgresRunStorage" if database_url.startswith("postgresql") else "SqliteRunStorage")
+        assert storage == ("PostgresRunStorage" if database_url.startswith("postgresql") else "PooledRunStorage")
+        if not database_url.startswith("postgresql"):
+            # One event-log file for all runs, not a new database per run.
+            assert [p.name for p in (home / "history" / "runs").glob("*.db")] == ["event_log.db"]
         assert type(instance.run_coordinator).__name__ in ("DefaultRunCoordinator", "SyncInMemoryRunCoordinator")
         instance.add_dynamic_partitions("dataset_versions", ["v1"])
         instance.report_runless_asset_event(dg.AssetMaterialization(["registry", "assets"], metadata={"change_seq": 1}))
