@@ -10,9 +10,13 @@ The SQLite storage differs from Dagster's default in two ways that make a short 
 database file instead of one new database per run (whose schema Dagster creates and stamps before
 the run's first event), and the run and event-log databases keep one pooled engine per process
 with WAL and ``synchronous=NORMAL`` instead of a new engine and an fsync for every event. After a
-power loss the last events may be missing; the files stay consistent.
+power loss the last events may be missing; the files stay consistent. Dagster calls its one-file
+event log "intended for test cases": many runs writing at once share one SQLite write lock (with
+a 15 s busy timeout). For many concurrent runs use PostgreSQL, or set ``event_log: per_run`` in
+``dagster.yaml`` to go back to Dagster's one file per run.
 """
 
+import enum
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +25,7 @@ from typing import Any
 import dagster as dg
 import sqlalchemy as sa
 from dagster._core.storage.base_storage import DagsterStorage
-from dagster._core.storage.event_log import ConsolidatedSqliteEventLogStorage
+from dagster._core.storage.event_log import ConsolidatedSqliteEventLogStorage, SqliteEventLogStorage
 from dagster._core.storage.runs import SqliteRunStorage
 from dagster._core.storage.schedules import SqliteScheduleStorage
 from dagster._core.storage.sqlite_storage import (
@@ -35,6 +39,11 @@ from dagster._serdes import ConfigurableClass, ConfigurableClassData
 PG_URL_ENV = "DSGEN_DAGSTER_PG_URL"
 
 
+class EventLogLayout(enum.Enum):
+    single_file = "single_file"
+    per_run = "per_run"
+
+
 class DsgenInstanceStorage(DagsterStorage, ConfigurableClass):
     """Never instantiated: building it from config returns the PostgreSQL or the SQLite storage."""
 
@@ -45,6 +54,8 @@ class DsgenInstanceStorage(DagsterStorage, ConfigurableClass):
                                          description="Environment variable holding the PostgreSQL URL."),
             "base_dir": dg.Field(dg.StringSource, is_required=False,
                                  description="SQLite: folder of the storage files (default $DAGSTER_HOME)."),
+            "event_log": dg.Field(dg.Enum.from_python_enum_direct_values(EventLogLayout), default_value="single_file",
+                                  description="SQLite: one event-log file for all runs, or Dagster's file per run."),
         }
 
     @classmethod
@@ -60,7 +71,8 @@ class DsgenInstanceStorage(DagsterStorage, ConfigurableClass):
         base_dir = config_value.get("base_dir") or os.environ.get("DAGSTER_HOME")
         if not base_dir:
             raise dg.DagsterInvariantViolationError("set DAGSTER_HOME (or storage.custom.config.base_dir in dagster.yaml)")
-        return PooledSqliteStorage.from_local(base_dir, inst_data=inst_data)
+        return PooledSqliteStorage(base_dir, inst_data=inst_data,
+                                   single_event_log=config_value.get("event_log", "single_file") == "single_file")
 
 
 def _pooled_engine(conn_string: str) -> sa.Engine:
@@ -113,10 +125,13 @@ class PooledRunStorage(SqliteRunStorage):
 class PooledSqliteStorage(DagsterSqliteStorage):
     """Dagster's SQLite files under ``$DAGSTER_HOME``: runs, one event-log file, schedules."""
 
-    def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
+    def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None, *,
+                 single_event_log: bool = True) -> None:
+        os.makedirs(base_dir, exist_ok=True)
         self.base_dir = base_dir
         self._run_storage = PooledRunStorage.from_local(_runs_directory(base_dir))
-        self._event_log_storage = PooledEventLogStorage(_event_logs_directory(base_dir))
+        self._event_log_storage = (PooledEventLogStorage if single_event_log else SqliteEventLogStorage)(
+            _event_logs_directory(base_dir))
         self._schedule_storage = SqliteScheduleStorage.from_local(_schedule_directory(base_dir))
         self._inst_data = inst_data
         DagsterStorage.__init__(self)

@@ -129,3 +129,23 @@ def test_dagster_yaml_storage_follows_the_environment(
     with dg.DagsterInstance.from_ref(ref) as again:  # what run workers and code servers do
         assert again.get_dynamic_partitions("dataset_versions") == ["v1"]
         assert again.get_latest_materialization_event(dg.AssetKey(["registry", "assets"])) is not None
+
+
+def test_sqlite_event_log_can_go_back_to_one_file_per_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`event_log: per_run` in dagster.yaml gives Dagster's own layout; a run's events land in its own file."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(
+        (REPO_ROOT / "dagster.yaml").read_text().replace("event_log: single_file", "event_log: per_run"))
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.delenv("DSGEN_DAGSTER_PG_URL", raising=False)
+
+    @dg.asset
+    def one() -> int:
+        return 1
+
+    with dg.DagsterInstance.get() as instance:
+        assert type(instance.event_log_storage).__name__ == "SqliteEventLogStorage"
+        run_id = dg.materialize([one], instance=instance).run_id
+        assert instance.get_latest_materialization_event(dg.AssetKey("one")) is not None
+    assert (home / "history" / "runs" / f"{run_id}.db").is_file()
