@@ -34,6 +34,7 @@ def _register() -> None:
     from dsgen_core.cli import (  # noqa: F401, PLC0415 - imported for their side effect
         commands_demo,
         commands_insights,
+        commands_models,
         commands_query,
         commands_registry,
         commands_versions,

@@ -104,17 +104,32 @@ _SNAPSHOT_FIELDS = ("asset_id", "label_class_id", "geometry_type", "bbox_x", "bb
 SnapshotRow = namedtuple("SnapshotRow", _SNAPSHOT_FIELDS)  # noqa: PYI024 - built positionally, 1M at a time
 # What each YOLO task reads: fewer columns (above all fewer JSON ones to parse) is most of its speed.
 _YOLO_FIELDS = {
-    "detect": ("asset_id", "label_class_id", "bbox_x", "bbox_y", "bbox_w", "bbox_h", "iscrowd"),
-    "segment": ("asset_id", "label_class_id", "iscrowd", "polygon", "mask_uri"),
-    "pose": ("asset_id", "label_class_id", "bbox_x", "bbox_y", "bbox_w", "bbox_h", "iscrowd", "keypoints"),
+    "detect": ("asset_id", "label_class_id", "bbox_x", "bbox_y", "bbox_w", "bbox_h", "iscrowd", "cvat_mask"),
+    "segment": ("asset_id", "label_class_id", "iscrowd", "cvat_mask", "polygon", "mask_uri"),
+    "pose": ("asset_id", "label_class_id", "bbox_x", "bbox_y", "bbox_w", "bbox_h", "iscrowd", "cvat_mask", "keypoints"),
 }
+
+
+def cvat_mask_flag(attributes: Any) -> Any:
+    """SQL: the object carries CVAT's attributes (``occluded`` is in every CVAT shape).
+
+    CVAT's COCO export writes every mask as an RLE with ``iscrowd=1``; those are single objects to
+    train and evaluate on, unlike COCO's crowd regions, which carry no CVAT attributes.
+    """
+    return cast(attributes, Text).like('%"occluded"%')
+
+
+def is_crowd_region(iscrowd: bool | int | None, attributes: dict[str, Any] | None) -> bool:
+    """The same rule in Python, for rows already read."""
+    return bool(iscrowd) and "occluded" not in (attributes or {})
 
 
 def _snapshot(session: Session, v: DatasetVersion, fields: tuple[str, ...] = _SNAPSHOT_FIELDS) -> dict[int, list[Any]]:
     """The version's annotations by asset, as plain rows: ORM objects cost ~50 us each, too much at 1M."""
     t = DatasetVersionAnnotation.__table__
     row_type = SnapshotRow if fields == _SNAPSHOT_FIELDS else namedtuple("Row", fields)  # noqa: PYI024
-    cols = [cast(t.c[f], Text) if f in _JSON_COLUMNS else t.c[f] for f in fields]
+    cols = [cvat_mask_flag(t.c.attributes) if f == "cvat_mask" else cast(t.c[f], Text) if f in _JSON_COLUMNS else t.c[f]
+            for f in fields]
     json_at = [i for i, f in enumerate(fields) if f in _JSON_COLUMNS]
     loads = orjson.loads
     by_asset: dict[int, list[Any]] = defaultdict(list)
@@ -163,7 +178,8 @@ def _reset(out_dir: Path, owned: tuple[str, ...]) -> None:
             p.unlink()
 
 
-def _class_order(session: Session, v: DatasetVersion) -> list[LabelClass]:
+def class_order(session: Session, v: DatasetVersion) -> list[LabelClass]:
+    """The classes of a version in the order exports (and the models trained on them) number them."""
     return sorted(ontology_of(session, v), key=lambda c: (c.external_id is None, c.external_id or 0, c.key))
 
 
@@ -175,7 +191,7 @@ def export_version_coco(session: Session, project_id: int, tag: str, out_dir: Pa
     _reset(out_dir, ("annotations", "images"))
     members = _members(session, v)
     snap = _snapshot(session, v)
-    base = _class_order(session, v)
+    base = class_order(session, v)
     masks = MaskStore(storage)
     result = ExportResult("coco", tag, out_dir, {}, {})
     by_split: dict[str, list[_Member]] = defaultdict(list)
@@ -231,11 +247,13 @@ def _polygon_of(a: Any, masks: MaskStore) -> list[float] | None:
 
 
 def export_version_yolo(session: Session, project_id: int, tag: str, out_dir: Path, *, storage: Storage,
-                        task: str = "detect") -> ExportResult:
+                        task: str = "detect", class_keys: list[str] | None = None) -> ExportResult:
     """An Ultralytics dataset: ``images/<split>/``, ``labels/<split>/*.txt`` and ``data.yaml`` with the names.
 
     ``detect`` writes boxes; ``segment`` polygons (masks are traced); ``pose`` boxes plus keypoints.
-    Crowd regions and objects without the task's geometry are left out and counted.
+    Crowd regions and objects without the task's geometry are left out and counted. ``class_keys``
+    numbers the classes as another version does (rehearsal data for a model of a newer ontology);
+    by default they are numbered in the version's ontology order.
     """
     if task not in YOLO_TASKS:
         raise DsgenError(f"unknown YOLO task {task!r}; use one of {', '.join(YOLO_TASKS)}")
@@ -243,10 +261,12 @@ def export_version_yolo(session: Session, project_id: int, tag: str, out_dir: Pa
     v = _frozen(session, project_id, tag)
     out_dir = Path(out_dir)
     _reset(out_dir, ("images", "labels", "data.yaml", "dsgen_export.json"))
-    classes = _class_order(session, v)
+    classes = class_order(session, v)
     if not classes:
         raise DsgenError(f"version {tag!r} has no label classes to train on")
-    index = {c.key: i for i, c in enumerate(classes)}
+    index = {c.key: i for i, c in enumerate(classes)} if class_keys is None else {k: i for i, k in enumerate(class_keys)}
+    display = {c.key: c.display_name for c in classes}
+    names = {i: display.get(k, k) for k, i in index.items()}
     key_of = {c.id: c.key for c in session.scalars(select(LabelClass))}
     kpt_shape: list[int] | None = None
     if task == "pose":
@@ -276,7 +296,7 @@ def export_version_yolo(session: Session, project_id: int, tag: str, out_dir: Pa
             if key not in index:
                 skipped["no class in the ontology"] += 1
                 continue
-            if a.iscrowd:
+            if a.iscrowd and not a.cvat_mask:
                 skipped["crowd region"] += 1
                 continue
             cls = index[key]
@@ -325,7 +345,7 @@ def export_version_yolo(session: Session, project_id: int, tag: str, out_dir: Pa
         **{s: f"images/{s}" for s in ("train", "val", "test") if s in result.files},
         # Ultralytics needs a val entry; a version without a val split validates on train.
         **({} if "val" in result.files else {"val": "images/train"}),
-        "names": {i: c.display_name for i, c in enumerate(classes)},
+        "names": names,
     }
     if kpt_shape:
         data["kpt_shape"] = kpt_shape

@@ -1,0 +1,201 @@
+"""Model versions and their artifacts in the registry (seed 003): model -> model_version -> model_artifact.
+
+A model version is named by a human id (``m3``) that is unique in the registry; commands take
+either that or the numeric id. Artifacts are files in storage (``models/<human id>/...``); the
+registry keeps their URI, sha256, size, format and provenance, never the bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from dsgen_core.errors import DsgenError, NotFound
+from dsgen_core.registry.changes import audit, record_change
+from dsgen_core.registry.models import DatasetVersion, Model, ModelArtifact, ModelVersion, TrainingEpochMetric
+from dsgen_core.storage.base import Storage
+
+_TASK_CODES = {"detect": "det", "segment": "seg", "pose": "pose"}
+_HUMAN_ID = re.compile(r"m(\d+)")
+
+
+def artifact_prefix(mv: ModelVersion) -> str:
+    return f"models/{mv.human_id}"
+
+
+def get_model_version(session: Session, ref: str | int) -> ModelVersion:
+    """By human id (``m3``) or numeric id (``3``)."""
+    text = str(ref).strip()
+    mv = None
+    if _HUMAN_ID.fullmatch(text):
+        mv = session.scalar(select(ModelVersion).where(ModelVersion.human_id == text))
+    elif text.isdigit():
+        mv = session.get(ModelVersion, int(text))
+    if mv is None:
+        raise NotFound(f"model version {text!r} does not exist (see `dsgen models`)")
+    return mv
+
+
+def list_model_versions(session: Session, project_id: int) -> list[ModelVersion]:
+    return list(session.scalars(
+        select(ModelVersion).join(Model, Model.id == ModelVersion.model_id)
+        .where(Model.project_id == project_id).order_by(ModelVersion.id)
+    ))
+
+
+def ensure_model(session: Session, project_id: int, name: str, task: str) -> Model:
+    model = session.scalar(select(Model).where(Model.project_id == project_id, Model.name == name))
+    if model is None:
+        model = Model(project_id=project_id, name=name, task=_TASK_CODES.get(task, task))
+        session.add(model)
+        session.flush()
+    return model
+
+
+def create_model_version(
+    session: Session, model: Model, version: DatasetVersion, recipe: str, *, training_config: dict[str, Any],
+    parent: ModelVersion | None = None, init_artifact: ModelArtifact | None = None,
+    incremental_info: dict[str, Any] | None = None, dagster_run_id: str | None = None,
+) -> ModelVersion:
+    # Human ids count over the whole registry (they're unique there); a lock-free max+1 is fine
+    # because the unique constraint refuses a concurrent duplicate.
+    n = session.scalar(select(func.count()).select_from(ModelVersion)) or 0
+    taken = {h for (h,) in session.execute(select(ModelVersion.human_id))}
+    while f"m{n + 1}" in taken:
+        n += 1
+    mv = ModelVersion(
+        model_id=model.id, human_id=f"m{n + 1}", training_data_version_id=version.id,
+        ontology_version_id=version.ontology_version_id, recipe=recipe, framework="ultralytics",
+        framework_version=_ultralytics_version(), status="running", training_config=training_config,
+        parent_model_version_id=parent.id if parent else None,
+        init_from_artifact_id=init_artifact.id if init_artifact else None,
+        incremental_info=incremental_info, dagster_run_id=dagster_run_id, started_at=datetime.now(timezone.utc),
+    )
+    session.add(mv)
+    session.flush()
+    audit(session, "model_version.create", project_id=model.project_id, entity_type="model_version",
+          entity_ids=[mv.id], detail={"human_id": mv.human_id, "dataset_version": version.version_tag, "recipe": recipe})
+    return mv
+
+
+def record_epoch(session: Session, mv: ModelVersion, epoch: int, metrics: dict[str, float | None]) -> None:
+    session.add(TrainingEpochMetric(
+        model_version_id=mv.id, epoch=epoch, train_loss=metrics.get("train_loss"), val_loss=metrics.get("val_loss"),
+        precision=metrics.get("precision"), recall=metrics.get("recall"), map50=metrics.get("map50"),
+        map50_95=metrics.get("map50_95"),
+        extra={k: v for k, v in metrics.items()
+               if k not in ("train_loss", "val_loss", "precision", "recall", "map50", "map50_95")},
+    ))
+
+
+def epoch_metrics(session: Session, mv: ModelVersion) -> list[TrainingEpochMetric]:
+    return list(session.scalars(
+        select(TrainingEpochMetric).where(TrainingEpochMetric.model_version_id == mv.id).order_by(TrainingEpochMetric.epoch)
+    ))
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class ArtifactFile:
+    """A finished file to register; ``key`` is where it goes in storage."""
+
+    path: Path
+    key: str
+    role: str
+    format: str
+    extra: dict[str, Any] | None = None  # opset, ir_version, compat for ONNX
+
+
+def register_artifacts(session: Session, mv: ModelVersion, files: list[ArtifactFile], storage: Storage,
+                       *, device: str = "cpu", precision: str = "fp32") -> list[ModelArtifact]:
+    """Upload the files, then add their rows: a failure on the way leaves no row behind (the caller's transaction)."""
+    rows = []
+    for f in files:
+        sha, size = file_sha256(f.path), os.path.getsize(f.path)
+        uri = storage.write_file(f.key, f.path)
+        extra = dict(f.extra or {})
+        rows.append(ModelArtifact(
+            model_version_id=mv.id, role=f.role, format=f.format, device=device, precision=precision,
+            storage_uri=uri, sha256=sha, size_bytes=size, opset=extra.pop("opset", None),
+            ir_version=extra.pop("ir_version", None), framework=extra.pop("framework", mv.framework),
+            framework_version=extra.pop("framework_version", mv.framework_version), compat=extra or None,
+        ))
+    session.add_all(rows)
+    session.flush()
+    return rows
+
+
+def artifact(session: Session, mv: ModelVersion, role: str, fmt: str) -> ModelArtifact | None:
+    return session.scalar(
+        select(ModelArtifact).where(ModelArtifact.model_version_id == mv.id, ModelArtifact.role == role,
+                                    ModelArtifact.format == fmt).order_by(ModelArtifact.id.desc())
+    )
+
+
+def require_artifact(session: Session, mv: ModelVersion, role: str, fmt: str) -> ModelArtifact:
+    a = artifact(session, mv, role, fmt)
+    if a is None:
+        hint = {"onnx": f"`dsgen export onnx {mv.human_id}`", "ckpt": f"training ({mv.status})"}.get(fmt, "")
+        raise DsgenError(f"model version {mv.human_id} has no {role} {fmt} artifact yet; it comes from {hint}")
+    return a
+
+
+def fetch_artifact(storage: Storage, a: ModelArtifact, dest_dir: Path) -> Path:
+    """A local copy of the artifact (storage may be S3), checked against its sha256."""
+    key = storage.key_of(a.storage_uri)
+    dest = dest_dir / f"{a.id}-{Path(key).name}"
+    if not dest.exists() or file_sha256(dest) != a.sha256:
+        storage.download(key, dest)
+        if a.sha256 and file_sha256(dest) != a.sha256:
+            raise DsgenError(f"artifact {a.storage_uri}: sha256 differs from the registry's; the file was changed")
+    return dest
+
+
+def finish(session: Session, mv: ModelVersion, status: str, *, metrics: dict[str, Any] | None = None,
+           error: str | None = None, project_id: int) -> None:
+    mv.status = status
+    mv.finished_at = datetime.now(timezone.utc)
+    mv.error = error
+    if metrics is not None:
+        mv.metrics = metrics
+    mv.is_frozen = status == "succeeded"
+    session.flush()
+    record_change(session, project_id=project_id, entity="model_versions", op=status, entity_id=mv.id,
+                  count=1, detail={"human_id": mv.human_id})
+
+
+def model_version_summary(session: Session, mv: ModelVersion) -> dict[str, Any]:
+    version = session.get(DatasetVersion, mv.training_data_version_id) if mv.training_data_version_id else None
+    parent = session.get(ModelVersion, mv.parent_model_version_id) if mv.parent_model_version_id else None
+    arts = session.scalars(select(ModelArtifact).where(ModelArtifact.model_version_id == mv.id).order_by(ModelArtifact.id))
+    return {
+        "id": mv.id, "human_id": mv.human_id, "status": mv.status, "error": mv.error, "recipe": mv.recipe,
+        "dataset_version": version.version_tag if version else None, "parent": parent.human_id if parent else None,
+        "framework": mv.framework, "framework_version": mv.framework_version, "metrics": mv.metrics,
+        "incremental_info": mv.incremental_info, "training_config": mv.training_config,
+        "started_at": mv.started_at.isoformat() if mv.started_at else None,
+        "finished_at": mv.finished_at.isoformat() if mv.finished_at else None,
+        "artifacts": [{"id": a.id, "role": a.role, "format": a.format, "uri": a.storage_uri, "sha256": a.sha256,
+                       "size_bytes": a.size_bytes, "opset": a.opset, "ir_version": a.ir_version} for a in arts],
+    }
+
+
+def _ultralytics_version() -> str:
+    from importlib.metadata import version  # noqa: PLC0415
+
+    return version("ultralytics")

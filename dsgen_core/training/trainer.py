@@ -1,0 +1,234 @@
+"""Train a model version with Ultralytics from a frozen dataset version.
+
+The run is recorded as it happens: the model version row exists (status ``running``) before the
+first epoch, every epoch's losses and metrics are committed when the epoch ends, checkpoints go to
+storage every ``checkpoint_every`` epochs. Only a finished run registers artifacts (best and final
+weights), in the same transaction that marks it ``succeeded``; a run that fails or is interrupted
+ends ``failed`` or ``cancelled`` with its error and no artifacts.
+
+Incremental training (a parent model version): the parent's best weights initialise the model,
+a share of the parent's training images (``recipe.rehearsal``) is mixed into the new training set
+(never images of the new version's val/test splits), and with ``recipe.distillation`` > 0 the
+parent also teaches as Ultralytics' distillation teacher.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dsgen_core.errors import DsgenError
+from dsgen_core.formats.version_export import class_order, export_version_yolo
+from dsgen_core.registry.db import Registry
+from dsgen_core.registry.models import DatasetVersion, ModelVersion
+from dsgen_core.registry.projects import get_project
+from dsgen_core.storage.base import Storage
+from dsgen_core.training import model_versions as mvs
+from dsgen_core.training.charts import draw_training_curves
+from dsgen_core.training.recipes import Recipe
+from dsgen_core.versions.lifecycle import get_version
+
+EpochCallback = Callable[[int, int, dict[str, float | None]], None]  # (epoch, epochs, metrics)
+
+
+@dataclass
+class TrainResult:
+    model_version_id: int
+    human_id: str
+    status: str
+    metrics: dict[str, float]
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
+    checkpoints: list[str] = field(default_factory=list)
+    curves_png: str | None = None
+    seconds: float = 0.0
+    incremental_info: dict[str, Any] | None = None
+    best_validation: dict[str, Any] | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {"model_version": self.human_id, "id": self.model_version_id, "status": self.status,
+                "metrics": self.metrics, "artifacts": self.artifacts, "checkpoints": self.checkpoints,
+                "curves_png": self.curves_png, "incremental_info": self.incremental_info,
+                "epochs": len(self.epochs), "seconds": round(self.seconds, 2)}
+
+
+def epoch_row(trainer: Any) -> dict[str, float | None]:
+    """One epoch of an Ultralytics trainer as registry metrics (detection keys; -seg/-pose add theirs to extra)."""
+    m = {k: float(v) for k, v in (trainer.metrics or {}).items()}
+    train = {k: float(v) for k, v in trainer.label_loss_items(trainer.tloss, prefix="train").items()}
+    val_losses = [v for k, v in m.items() if k.startswith("val/")]
+    row: dict[str, float | None] = {
+        "train_loss": sum(train.values()) if train else None,
+        "val_loss": sum(val_losses) if val_losses else None,
+        "precision": m.get("metrics/precision(B)"), "recall": m.get("metrics/recall(B)"),
+        "map50": m.get("metrics/mAP50(B)"), "map50_95": m.get("metrics/mAP50-95(B)"),
+    }
+    row.update({k: v for k, v in {**train, **m}.items() if not k.endswith("(B)")})
+    return row
+
+
+def train_model(
+    registry: Registry, project: str, version_tag: str, recipe: Recipe, *, storage: Storage,
+    parent: str | None = None, model_name: str | None = None, work_dir: Path | None = None,
+    dagster_run_id: str | None = None, on_epoch: EpochCallback | None = None,
+) -> TrainResult:
+    """Train ``recipe`` on the frozen version ``version_tag``; ``parent`` (``m3``) makes it incremental."""
+    t0 = time.perf_counter()
+    os.environ.setdefault("YOLO_OFFLINE", "1")  # Ultralytics then never probes the network
+    own_work = work_dir is None
+    work = Path(work_dir or tempfile.mkdtemp(prefix="dsgen-train-"))
+    with registry.session() as s:
+        proj = get_project(s, project)
+        version = get_version(s, proj.id, version_tag)
+        if not version.is_frozen:
+            raise DsgenError(f"version {version_tag!r} is a draft; freeze it before training (`dsgen version freeze {version_tag}`)")
+        parent_mv = mvs.get_model_version(s, parent) if parent else None
+        init = None
+        if parent_mv is not None:
+            if parent_mv.status != "succeeded":
+                raise DsgenError(f"parent model version {parent_mv.human_id} is {parent_mv.status}; only a trained model can be a parent")
+            init = mvs.require_artifact(s, parent_mv, "best", "ckpt")
+        data = _prepare_data(s, proj.id, version, recipe, work, storage, parent_mv)
+        incremental = _incremental_info(recipe, parent_mv, data) if parent_mv else None
+        model = mvs.ensure_model(s, proj.id, model_name or f"{project}-{recipe.task}", recipe.task)
+        config = {"recipe": recipe.to_dict(), "classes": data["classes"], "train_args": recipe.train_args(),
+                  "model_source": "parent" if parent_mv else recipe.model_source(), "data": data["counts"]}
+        mv = mvs.create_model_version(s, model, version, recipe.name, training_config=config, parent=parent_mv,
+                                      init_artifact=init, incremental_info=incremental, dagster_run_id=dagster_run_id)
+        mv_id, human_id, pid = mv.id, mv.human_id, proj.id
+        init_path = mvs.fetch_artifact(storage, init, work) if init is not None else None
+    result = TrainResult(mv_id, human_id, "running", {}, incremental_info=incremental)
+    try:
+        _run(registry, mv_id, recipe, data, work, storage, init_path, result, on_epoch)
+        curves = work / "training_curves.png"
+        draw_training_curves(result.epochs, curves, title=f"{human_id}: {recipe.name} on {version_tag}")
+        with registry.session() as s:
+            mv = s.get(ModelVersion, mv_id)
+            prefix = mvs.artifact_prefix(mv)
+            weights = work / "run" / "weights"
+            arts = mvs.register_artifacts(s, mv, [
+                mvs.ArtifactFile(weights / "best.pt", f"{prefix}/weights/best.pt", "best", "ckpt"),
+                mvs.ArtifactFile(weights / "last.pt", f"{prefix}/weights/final.pt", "final", "ckpt"),
+            ], storage)
+            result.curves_png = storage.write_file(f"{prefix}/training_curves.png", curves)
+            mvs.finish(s, mv, "succeeded", metrics=result.metrics, project_id=pid)
+            result.artifacts = [{"role": a.role, "format": a.format, "uri": a.storage_uri, "sha256": a.sha256,
+                                 "size_bytes": a.size_bytes} for a in arts]
+        result.status = "succeeded"
+    except BaseException as e:  # noqa: BLE001 - Ctrl-C and Dagster's termination end the version as cancelled
+        cancelled = isinstance(e, KeyboardInterrupt) or type(e).__name__ == "DagsterExecutionInterruptedError"
+        result.status = "cancelled" if cancelled else "failed"
+        message = f"{type(e).__name__}: {e}"
+        with registry.session() as s:
+            mv = s.get(ModelVersion, mv_id)
+            mvs.finish(s, mv, result.status, error=message if cancelled or isinstance(e, DsgenError)
+                       else message + "\n" + traceback.format_exc(limit=8), project_id=pid)
+        raise
+    finally:
+        result.seconds = time.perf_counter() - t0
+        if own_work:
+            shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def _prepare_data(session: Any, project_id: int, version: DatasetVersion, recipe: Recipe, work: Path,
+                  storage: Storage, parent: ModelVersion | None) -> dict[str, Any]:
+    """The version's YOLO export, plus the parent's rehearsal images when training incrementally."""
+    out = work / "data"
+    export = export_version_yolo(session, project_id, version.version_tag, out, storage=storage, task=recipe.task)
+    import yaml  # noqa: PLC0415
+
+    spec = yaml.safe_load((out / "data.yaml").read_text())
+    classes = [c.key for c in class_order(session, version)]
+    counts: dict[str, Any] = {"images": export.files, "objects": export.annotations, "skipped": export.skipped}
+    if "train" not in export.files:
+        raise DsgenError(f"version {version.version_tag!r} has no train split; nothing to train on")
+    if parent is not None and recipe.rehearsal > 0 and parent.training_data_version_id:
+        parent_version = session.get(DatasetVersion, parent.training_data_version_id)
+        old = work / "rehearsal"
+        export_version_yolo(session, project_id, parent_version.version_tag, old, storage=storage, task=recipe.task,
+                            class_keys=classes)
+        # Nothing the new version evaluates on may be trained on; its own train images are there already.
+        taken = {p.name for p in (out / "images").rglob("*") if p.is_file()}
+        pool = sorted(p for p in (old / "images" / "train").iterdir() if p.name not in taken)
+        k = round(len(pool) * recipe.rehearsal)
+        picked = sorted(random.Random(recipe.seed).sample(pool, k)) if k else []
+        new_train = sorted((out / "images" / "train").iterdir())
+        (work / "train.txt").write_text("".join(f"{p}\n" for p in [*new_train, *picked]))
+        spec["train"] = str(work / "train.txt")
+        spec = {k2: (str(out / v) if k2 in ("val", "test") else v) for k2, v in spec.items()}
+        counts["rehearsal"] = {"parent_version": parent_version.version_tag, "parent_train_images": len(pool),
+                               "mixed_in": k, "new_train_images": len(new_train)}
+    data_yaml = work / "data.yaml"
+    data_yaml.write_text(yaml.safe_dump({"path": str(out), **spec}, sort_keys=False))
+    return {"yaml": data_yaml, "classes": classes, "counts": counts}
+
+
+def _incremental_info(recipe: Recipe, parent: ModelVersion, data: dict[str, Any]) -> dict[str, Any]:
+    strategies = ["fine-tune from parent"]
+    if "rehearsal" in data["counts"]:
+        strategies.append("rehearsal")
+    if recipe.distillation > 0:
+        strategies.append("distillation")
+    return {"strategy": " + ".join(strategies), "parent": parent.human_id, "rehearsal_share": recipe.rehearsal,
+            "distillation_weight": recipe.distillation, **data["counts"].get("rehearsal", {})}
+
+
+def _run(registry: Registry, mv_id: int, recipe: Recipe, data: dict[str, Any], work: Path, storage: Storage,
+         init_path: Path | None, result: TrainResult, on_epoch: EpochCallback | None) -> None:
+    from ultralytics import YOLO  # noqa: PLC0415 - torch loads only when training
+
+    model = YOLO(str(init_path) if init_path else recipe.model_source())
+    prefix = f"models/{result.human_id}"
+
+    trained: list[int] = []
+
+    def train_epoch_end(trainer: Any) -> None:
+        trained.append(trainer.epoch)
+
+    def fit_epoch_end(trainer: Any) -> None:
+        row = epoch_row(trainer)
+        if not trained or trained[-1] != trainer.epoch:
+            # Ultralytics' last call validates the best weights (as epoch N+1): that's the result, not an epoch.
+            result.best_validation = row
+            return
+        epoch = trainer.epoch + 1
+        with registry.session() as s:
+            mvs.record_epoch(s, s.get(ModelVersion, mv_id), epoch, row)
+        result.epochs.append({"epoch": epoch, **row})
+        if on_epoch is not None:
+            on_epoch(epoch, trainer.epochs, row)
+
+    def model_save(trainer: Any) -> None:
+        epoch = trainer.epoch + 1
+        if recipe.checkpoint_every > 0 and epoch % recipe.checkpoint_every == 0 and Path(trainer.last).is_file():
+            result.checkpoints.append(storage.write_file(f"{prefix}/checkpoints/epoch_{epoch:04d}.pt", _copy(trainer.last, epoch)))
+
+    model.add_callback("on_train_epoch_end", train_epoch_end)
+    model.add_callback("on_fit_epoch_end", fit_epoch_end)
+    model.add_callback("on_model_save", model_save)
+    args = recipe.train_args()
+    if init_path is not None and recipe.distillation > 0:
+        args |= {"distill_model": str(init_path), "dis": recipe.distillation}
+    model.train(data=str(data["yaml"]), project=str(work), name="run", exist_ok=True, **args)
+    final = model.trainer.metrics or {}
+    result.metrics = {
+        "precision": float(final.get("metrics/precision(B)", 0.0)), "recall": float(final.get("metrics/recall(B)", 0.0)),
+        "map50": float(final.get("metrics/mAP50(B)", 0.0)), "map50_95": float(final.get("metrics/mAP50-95(B)", 0.0)),
+        "epochs": len(result.epochs), "fitness": float(getattr(model.trainer, "best_fitness", None) or 0.0),
+    }
+
+
+def _copy(path: str | Path, epoch: int) -> Path:
+    """A private copy: Ultralytics rewrites last.pt in place, and local storage keeps files by hard link."""
+    dst = Path(path).with_name(f"epoch_{epoch:04d}.pt")
+    shutil.copyfile(path, dst)
+    return dst
