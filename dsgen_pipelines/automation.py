@@ -2,9 +2,10 @@
 
 import dagster as dg
 
-# Materialize a partition once its dataset_version partition is (re)materialized and that
-# partition's blocking checks passed: a failed check leaves the version unexported.
-after_checked_version = (
+# Materialize a partition once its upstream partition is (re)materialized and that partition's
+# blocking checks passed: a failed check of a version leaves it unexported, a failed ONNX parity
+# check leaves the model unevaluated.
+after_checked_upstream = (
     dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
 ).with_label("eager, after blocking checks passed")
 

@@ -7,6 +7,8 @@ import dagster as dg
 from dsgen_pipelines.automation import automation_sensor
 from dsgen_pipelines.exports.assets import coco_export, yolo_export
 from dsgen_pipelines.insights.assets import insights
+from dsgen_pipelines.models.assets import evaluation, model_version, onnx_artifact, train_model_job
+from dsgen_pipelines.models.checks import onnx_parity_check, parent_regression_check
 from dsgen_pipelines.registry.assets import import_coco_job, registry_tables, thumbnails
 from dsgen_pipelines.registry.sensors import registry_changes
 from dsgen_pipelines.resources import build_resources
@@ -17,9 +19,10 @@ from dsgen_pipelines.versions.checks import dataset_version_checks
 def build_definitions(resources: Mapping[str, dg.ConfigurableResource] | None = None) -> dg.Definitions:
     """The definitions with ``resources`` (default: configured from the environment)."""
     return dg.Definitions(
-        assets=[*registry_tables, thumbnails, dataset_version, coco_export, yolo_export, insights],
-        asset_checks=[dataset_version_checks],
-        jobs=[import_coco_job, freeze_version_job, dataset_version_job],
+        assets=[*registry_tables, thumbnails, dataset_version, coco_export, yolo_export, insights,
+                model_version, onnx_artifact, evaluation],
+        asset_checks=[dataset_version_checks, onnx_parity_check, parent_regression_check],
+        jobs=[import_coco_job, freeze_version_job, dataset_version_job, train_model_job],
         sensors=[registry_changes, automation_sensor],
         resources=dict(resources) if resources is not None else build_resources(),
         # Steps are database- and disk-bound and run one after another anyway: one process per run.

@@ -2,4 +2,12 @@
 
 import dagster as dg
 
+from dsgen_core.config import load_settings
+from dsgen_core.training.recipes import load_recipes
+
 dataset_versions = dg.DynamicPartitionsDefinition(name="dataset_versions")
+
+# Models, ONNX artifacts and evaluations: one partition per (dataset version, recipe); the partition
+# key reads "v1|demo". Recipes are the built-in ones plus $DSGEN_HOME/recipes/*.yaml at load time.
+recipes = dg.StaticPartitionsDefinition(sorted(load_recipes(load_settings().home)))
+model_partitions = dg.MultiPartitionsDefinition({"dataset_version": dataset_versions, "recipe": recipes})

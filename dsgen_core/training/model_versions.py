@@ -199,3 +199,18 @@ def _ultralytics_version() -> str:
     from importlib.metadata import version  # noqa: PLC0415
 
     return version("ultralytics")
+
+
+def latest_model_version(session: Session, project_id: int, version_tag: str, recipe: str,
+                         *, status: str = "succeeded") -> ModelVersion:
+    """The newest model version trained with ``recipe`` on ``version_tag`` (a Dagster partition's model)."""
+    mv = session.scalar(
+        select(ModelVersion).join(Model, Model.id == ModelVersion.model_id)
+        .join(DatasetVersion, DatasetVersion.id == ModelVersion.training_data_version_id)
+        .where(Model.project_id == project_id, DatasetVersion.version_tag == version_tag,
+               ModelVersion.recipe == recipe, ModelVersion.status == status)
+        .order_by(ModelVersion.id.desc()).limit(1)
+    )
+    if mv is None:
+        raise NotFound(f"no {status} model version of recipe {recipe!r} on {version_tag!r} yet (train it first)")
+    return mv

@@ -15,6 +15,7 @@ from dsgen_core.registry.db import Registry
 from dsgen_core.registry.models import Asset, DatasetSplit, DatasetVersionAsset, ModelVersion
 from dsgen_core.storage.base import Storage
 from dsgen_core.training import model_versions as mvs
+from dsgen_core.training.ultralytics_setup import ultralytics_output_to_stderr
 
 ONNX_ROLE = "export"
 
@@ -29,7 +30,8 @@ def export_model_onnx(registry: Registry, ref: str, storage: Storage, *, opset: 
         mv = mvs.get_model_version(s, ref)
         best = mvs.require_artifact(s, mv, "best", "ckpt")
         weights = mvs.fetch_artifact(storage, best, Path(tmp))
-        info = export_onnx(weights, Path(tmp) / "model.onnx", imgsz=_imgsz(mv), opset=opset)
+        with ultralytics_output_to_stderr():
+            info = export_onnx(weights, Path(tmp) / "model.onnx", imgsz=_imgsz(mv), opset=opset)
         compat = {**info.compat, "inputs": info.inputs, "outputs": info.outputs, "imgsz": info.imgsz,
                   "names": {str(k): v for k, v in info.names.items()}, "task": info.task, "from_artifact": best.id}
         art, = mvs.register_artifacts(s, mv, [mvs.ArtifactFile(

@@ -72,6 +72,9 @@ class Recipe:
             "epochs": self.epochs, "imgsz": self.imgsz, "batch": self.batch, "seed": self.seed,
             "deterministic": True, "optimizer": self.optimizer, "lr0": self.lr0, "patience": self.patience,
             "workers": self.workers, "device": self.device,
+            # Ultralytics accumulates gradients up to a nominal batch of 64: on a few hundred images
+            # that leaves ~100 optimizer steps in 30 epochs. One step per batch: demo test mAP50 0.72 -> 0.95.
+            "nbs": self.batch,
             # No plots (Ultralytics fetches a font for them; dsgen draws its own curves) and no AMP
             # check (it fetches yolo11n.pt): nothing may reach the network.
             "plots": False, "amp": False, "verbose": False,

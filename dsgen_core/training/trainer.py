@@ -14,7 +14,6 @@ parent also teaches as Ultralytics' distillation teacher.
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import tempfile
@@ -33,6 +32,7 @@ from dsgen_core.registry.projects import get_project
 from dsgen_core.storage.base import Storage
 from dsgen_core.training import model_versions as mvs
 from dsgen_core.training.charts import draw_training_curves
+from dsgen_core.training.ultralytics_setup import provide_fonts, ultralytics_output_to_stderr
 from dsgen_core.training.recipes import Recipe
 from dsgen_core.versions.lifecycle import get_version
 
@@ -82,7 +82,6 @@ def train_model(
 ) -> TrainResult:
     """Train ``recipe`` on the frozen version ``version_tag``; ``parent`` (``m3``) makes it incremental."""
     t0 = time.perf_counter()
-    os.environ.setdefault("YOLO_OFFLINE", "1")  # Ultralytics then never probes the network
     own_work = work_dir is None
     work = Path(work_dir or tempfile.mkdtemp(prefix="dsgen-train-"))
     with registry.session() as s:
@@ -184,9 +183,17 @@ def _incremental_info(recipe: Recipe, parent: ModelVersion, data: dict[str, Any]
 
 def _run(registry: Registry, mv_id: int, recipe: Recipe, data: dict[str, Any], work: Path, storage: Storage,
          init_path: Path | None, result: TrainResult, on_epoch: EpochCallback | None) -> None:
-    from ultralytics import YOLO  # noqa: PLC0415 - torch loads only when training
+    from dsgen_core.inference._ultralytics import import_ultralytics  # noqa: PLC0415 - torch only when training
 
-    model = YOLO(str(init_path) if init_path else recipe.model_source())
+    with ultralytics_output_to_stderr():
+        yolo = import_ultralytics().YOLO
+        provide_fonts()
+        _fit(yolo, recipe, data, work, storage, init_path, result, on_epoch, registry, mv_id)
+
+
+def _fit(yolo: Any, recipe: Recipe, data: dict[str, Any], work: Path, storage: Storage, init_path: Path | None,
+         result: TrainResult, on_epoch: EpochCallback | None, registry: Registry, mv_id: int) -> None:
+    model = yolo(str(init_path) if init_path else recipe.model_source())
     prefix = f"models/{result.human_id}"
 
     trained: list[int] = []

@@ -5,7 +5,7 @@ from collections.abc import Callable
 import dagster as dg
 
 from dsgen_core.formats.version_export import ExportResult, export_version_coco, export_version_yolo
-from dsgen_pipelines.automation import after_checked_version
+from dsgen_pipelines.automation import after_checked_upstream
 from dsgen_pipelines.partitions import dataset_versions
 from dsgen_pipelines.resources import RegistryResource, StorageResource
 from dsgen_pipelines.versions.assets import dataset_version
@@ -34,7 +34,7 @@ def build_export(fmt: str) -> dg.AssetsDefinition:
         name=f"{fmt}_export",
         partitions_def=dataset_versions,
         deps=[dataset_version],
-        automation_condition=after_checked_version,
+        automation_condition=after_checked_upstream,
         group_name="exports",
         kinds={fmt},
         description=description,

@@ -1,13 +1,13 @@
 """Insights of each frozen version: statistics and PNG charts, embedded in the materialization's markdown."""
 
-import base64
 from pathlib import Path
 
 import dagster as dg
 
 from dsgen_core.insights.charts import render_charts
 from dsgen_core.insights.compute import compute_insights
-from dsgen_pipelines.automation import after_checked_version
+from dsgen_pipelines.automation import after_checked_upstream
+from dsgen_pipelines.metadata import png_markdown
 from dsgen_pipelines.partitions import dataset_versions
 from dsgen_pipelines.resources import RegistryResource
 from dsgen_pipelines.versions.assets import dataset_version
@@ -19,10 +19,7 @@ EMBEDDED = ("overview", "class_distribution")
 
 def charts_markdown(charts: dict[str, Path]) -> str:
     """The embedded PNGs inline as data: URIs (Dagster's metadata has no image type), then the others' paths."""
-    parts = [
-        f"### {name.replace('_', ' ')}\n\n![{name}](data:image/png;base64,{base64.b64encode(charts[name].read_bytes()).decode()})"
-        for name in EMBEDDED if name in charts
-    ]
+    parts = [png_markdown(name.replace("_", " "), charts[name].read_bytes()) for name in EMBEDDED if name in charts]
     others = [f"- {name.replace('_', ' ')}: `{path}`" for name, path in sorted(charts.items()) if name not in EMBEDDED]
     if others:
         parts.append("### other charts\n\n" + "\n".join(others))
@@ -32,7 +29,7 @@ def charts_markdown(charts: dict[str, Path]) -> str:
 @dg.asset(
     partitions_def=dataset_versions,
     deps=[dataset_version],
-    automation_condition=after_checked_version,
+    automation_condition=after_checked_upstream,
     group_name="insights",
     kinds={"python"},
     description="Class distribution, tags, resolutions, box sizes, attributes... of the version's images, with charts.",

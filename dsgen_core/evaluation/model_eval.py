@@ -1,0 +1,177 @@
+"""Evaluation of a model version: its ONNX artifact (ONNX Runtime) over a frozen version's split.
+
+The ground truth is the version's annotation snapshot, so an evaluation on ``v1/test`` means the
+same thing whatever happened in the registry since. Detections are kept down to confidence 0.001
+(COCO's mAP integrates the whole precision-recall curve); the confusion matrix counts those of
+confidence 0.25 and up. Metrics, charts and the numbers of the parent model on the same split
+(incremental training) are stored as a registry ``evaluations`` row.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import Text, cast, select
+from sqlalchemy.orm import Session
+
+from dsgen_core.errors import DsgenError
+from dsgen_core.evaluation.charts import draw_confusion_matrix, draw_pr_curve
+from dsgen_core.evaluation.coco_metrics import evaluate_detections
+from dsgen_core.evaluation.confusion import confusion_matrix
+from dsgen_core.formats.version_export import class_order, is_crowd_region
+from dsgen_core.inference.detector import OnnxDetector
+from dsgen_core.registry.db import Registry
+from dsgen_core.registry.models import (
+    Asset,
+    DatasetSplit,
+    DatasetVersion,
+    DatasetVersionAnnotation,
+    DatasetVersionAsset,
+    Evaluation,
+    ModelVersion,
+)
+from dsgen_core.storage.base import Storage
+from dsgen_core.training import model_versions as mvs
+from dsgen_core.training.onnx_artifacts import ONNX_ROLE, export_model_onnx
+from dsgen_core.versions.lifecycle import get_version
+
+EVAL_CONF = 0.001
+MATRIX_CONF = 0.25
+METRIC_KEYS = ("precision", "recall", "f1", "map50", "map50_95")
+
+
+def split_ground_truth(session: Session, version: DatasetVersion, split: str) -> tuple[dict[str, Any], dict[int, str]]:
+    """The split as a COCO dict (categories numbered 1.. in the version's class order, named by key)
+    and the image file of each image id (the asset id)."""
+    categories = [{"id": i + 1, "name": c.key} for i, c in enumerate(class_order(session, version))]
+    cat_of = {c.id: i + 1 for i, c in enumerate(class_order(session, version))}
+    images = session.execute(
+        select(Asset.id, Asset.width, Asset.height, Asset.storage_uri)
+        .join(DatasetVersionAsset, DatasetVersionAsset.asset_id == Asset.id)
+        .join(DatasetSplit, DatasetSplit.id == DatasetVersionAsset.split_id)
+        .where(DatasetVersionAsset.dataset_version_id == version.id, DatasetSplit.split == split)
+        .order_by(Asset.id)
+    ).all()
+    if not images:
+        raise DsgenError(f"version {version.version_tag!r} has no {split!r} split to evaluate on")
+    ids = {i for i, *_ in images}
+    t = DatasetVersionAnnotation
+    annotations = []
+    for n, (asset_id, label, x, y, w, h, area, crowd, attrs) in enumerate(session.execute(
+        select(t.asset_id, t.label_class_id, t.bbox_x, t.bbox_y, t.bbox_w, t.bbox_h, t.area, t.iscrowd,
+               cast(t.attributes, Text))
+        .where(t.dataset_version_id == version.id, t.bbox_w.is_not(None)).order_by(t.annotation_id)
+    )):
+        if asset_id not in ids or label not in cat_of or not w or not h:
+            continue
+        annotations.append({"id": n + 1, "image_id": asset_id, "category_id": cat_of[label], "bbox": [x, y, w, h],
+                            "area": area or w * h,
+                            "iscrowd": int(is_crowd_region(crowd, orjson.loads(attrs) if attrs else None))})
+    gt = {"images": [{"id": i, "width": w, "height": h} for i, w, h, _ in images],
+          "annotations": annotations, "categories": categories}
+    return gt, {i: uri for i, _, _, uri in images}
+
+
+def predict_split(detector: OnnxDetector, files: dict[int, str], model_keys: list[str],
+                  categories: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """COCO results of the detector on each image; classes the ground truth lacks are dropped."""
+    cat_id = {c["name"]: c["id"] for c in categories}
+    to_cat = {i: cat_id.get(k) for i, k in enumerate(model_keys)}
+    missing = [str(p) for p in files.values() if not p or not Path(p).is_file()]
+    if missing:
+        raise DsgenError(f"{len(missing)} image(s) to evaluate on have no local file (first: {missing[0]})")
+    results: list[dict[str, Any]] = []
+    image_ids = list(files)
+    for image_id, det in zip(image_ids, detector.predict([files[i] for i in image_ids]), strict=True):
+        for (x1, y1, x2, y2), score, c in zip(det.boxes.tolist(), det.scores.tolist(), det.class_ids.tolist(), strict=True):
+            cat = to_cat.get(int(c))
+            if cat is not None:
+                results.append({"image_id": image_id, "category_id": cat, "bbox": [x1, y1, x2 - x1, y2 - y1],
+                                "score": score})
+    return results
+
+
+def evaluate_model_version(registry: Registry, ref: str, storage: Storage, *, version_tag: str | None = None,
+                           split: str = "test", with_parent: bool = True) -> dict[str, Any]:
+    """Evaluate ``ref`` (``m3``) on ``version_tag`` (default: its training version) and record it."""
+    t0 = time.perf_counter()
+    with registry.session() as s:
+        mv = mvs.get_model_version(s, ref)
+        if mvs.artifact(s, mv, ONNX_ROLE, "onnx") is None:
+            if mv.status != "succeeded":
+                raise DsgenError(f"model version {mv.human_id} is {mv.status}; there is nothing to evaluate")
+            s.commit()
+            export_model_onnx(registry, mv.human_id, storage)  # evaluation runs the ONNX model: make it first
+    with registry.session() as s, tempfile.TemporaryDirectory(prefix="dsgen-eval-") as tmp:
+        mv = mvs.get_model_version(s, ref)
+        art = mvs.require_artifact(s, mv, ONNX_ROLE, "onnx")
+        if version_tag:
+            project_id = s.get(DatasetVersion, mv.training_data_version_id).project_id
+            version = get_version(s, project_id, version_tag)
+        else:
+            version = s.get(DatasetVersion, mv.training_data_version_id)
+        gt, files = split_ground_truth(s, version, split)
+        detector = OnnxDetector(mvs.fetch_artifact(storage, art, Path(tmp)), conf=EVAL_CONF)
+        dets = predict_split(detector, files, (mv.training_config or {}).get("classes") or [], gt["categories"])
+        metrics = evaluate_detections(gt, dets)
+        matrix, names = confusion_matrix(gt, dets, conf=MATRIX_CONF)
+        prefix = f"{mvs.artifact_prefix(mv)}/evaluations/{version.version_tag}-{split}"
+        charts = {
+            "pr_curve": storage.write_file(f"{prefix}/pr_curve.png", draw_pr_curve(metrics, Path(tmp) / "pr.png")),
+            "confusion_matrix": storage.write_file(f"{prefix}/confusion_matrix.png",
+                                                   draw_confusion_matrix(matrix, names, Path(tmp) / "cm.png")),
+        }
+        out = metrics.to_dict()
+        row = Evaluation(
+            model_version_id=mv.id, dataset_version_id=version.id, model_artifact_id=art.id, split=split,
+            precision=out["precision"], recall=out["recall"], f1_score=out["f1"], map50=out["map50"],
+            map50_95=out["map50_95"], per_class=out["per_class"],
+            extra={"coco_stats": out["coco_stats"], "backend": out["backend"], "charts": charts,
+                   "images": len(files), "detections": len(dets), "confusion_matrix": matrix.tolist(),
+                   "confusion_names": names},
+        )
+        s.add(row)
+        s.flush()
+        result = {"model_version": mv.human_id, "dataset_version": version.version_tag, "split": split,
+                  "images": len(files), "detections": len(dets), **out, "charts": charts, "evaluation_id": row.id}
+        parent_id, version_id = mv.parent_model_version_id, version.id
+    if with_parent and parent_id is not None:
+        result["parent"] = parent_evaluation(registry, parent_id, version_id, split, storage)
+        with registry.session() as s:
+            row = s.get(Evaluation, result["evaluation_id"])
+            row.extra = {**(row.extra or {}), "parent": result["parent"]}
+    result["seconds"] = round(time.perf_counter() - t0, 2)
+    return result
+
+
+def parent_evaluation(registry: Registry, parent_id: int, version_id: int, split: str, storage: Storage) -> dict[str, Any]:
+    """The parent's numbers on the same version and split, evaluating it there if it never was."""
+    with registry.session() as s:
+        parent = s.get(ModelVersion, parent_id)
+        row = s.scalar(select(Evaluation).where(
+            Evaluation.model_version_id == parent_id, Evaluation.dataset_version_id == version_id,
+            Evaluation.split == split).order_by(Evaluation.id.desc()))
+        if row is not None:
+            return {"model_version": parent.human_id, "precision": row.precision, "recall": row.recall,
+                    "f1": row.f1_score, "map50": row.map50, "map50_95": row.map50_95, "per_class": row.per_class}
+        human_id, tag = parent.human_id, s.get(DatasetVersion, version_id).version_tag
+    r = evaluate_model_version(registry, human_id, storage, version_tag=tag, split=split, with_parent=False)
+    return {"model_version": human_id, **{k: r[k] for k in (*METRIC_KEYS, "per_class")}}
+
+
+def worse_than_parent(result: dict[str, Any], tolerance: float = 0.0) -> list[str]:
+    """What the child lost against its parent on the same split: overall mAP and each class the parent knew."""
+    parent = result.get("parent")
+    if not parent:
+        return []
+    lost = [f"{k}: {result[k]:.4f} < parent {parent['model_version']}'s {parent[k]:.4f}"
+            for k in ("map50", "map50_95") if result[k] + tolerance < parent[k]]
+    for name, p in (parent.get("per_class") or {}).items():
+        c = result["per_class"].get(name)
+        if c and p.get("support") and c["map50"] + tolerance < p["map50"]:
+            lost.append(f"class {name}: mAP50 {c['map50']:.4f} < parent's {p['map50']:.4f}")
+    return lost

@@ -1,0 +1,42 @@
+"""Ultralytics as dsgen runs it: offline, with its output on stderr (dsgen keeps stdout for results)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def ultralytics_output_to_stderr() -> Iterator[None]:
+    """Send Ultralytics' logger and anything printed (its tqdm bars look up sys.stdout when made) to stderr."""
+    handlers = [h for h in logging.getLogger("ultralytics").handlers
+                if isinstance(h, logging.StreamHandler) and h.stream is sys.stdout]
+    for h in handlers:
+        h.setStream(sys.stderr)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        for h in handlers:
+            h.setStream(sys.stdout)
+
+
+FONTS = ("Arial.ttf", "Arial.Unicode.ttf")
+
+
+def provide_fonts() -> None:
+    """Ultralytics checks for Arial.ttf whenever it reads a dataset and fetches it from GitHub when
+    missing; give it matplotlib's bundled DejaVu Sans under those names so nothing is fetched."""
+    from matplotlib import get_data_path  # noqa: PLC0415
+    from ultralytics.utils import USER_CONFIG_DIR  # noqa: PLC0415
+
+    dejavu = Path(get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    for name in FONTS:
+        target = Path(USER_CONFIG_DIR) / name
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(dejavu, target)
