@@ -14,7 +14,7 @@ import pytest
 import yaml
 from support import REPO_ROOT
 
-from dsgen_pipelines.automation import after_checked_version
+from dsgen_pipelines.automation import after_checked_upstream
 from dsgen_pipelines.definitions import defs as env_defs
 
 LOCATION = "dsgen"
@@ -23,6 +23,8 @@ CHECKS = {
     "no_empty_split": True,
     "no_asset_in_two_splits": True,
     "every_class_has_train_examples": False,
+    "onnx_matches_pytorch": True,
+    "not_worse_than_parent": False,
 }
 
 
@@ -36,6 +38,7 @@ def test_asset_graph_and_lineage() -> None:
     assert keys == {
         "registry/assets", "registry/annotations", "registry/label_classes", "registry/tracks",
         "thumbnails", "dataset_version", "coco_export", "yolo_export", "insights",
+        "model_version", "onnx_artifact", "evaluation",
     }
     key = dg.AssetKey
     assert graph.get(key("dataset_version")).parent_keys == {
@@ -44,10 +47,17 @@ def test_asset_graph_and_lineage() -> None:
         node = graph.get(key(name))
         assert node.parent_keys == {key("dataset_version")}
         assert node.partitions_def == graph.get(key("dataset_version")).partitions_def
-        assert node.automation_condition == after_checked_version
+        assert node.automation_condition == after_checked_upstream
     assert graph.get(key("thumbnails")).automation_condition is not None
     assert graph.get(key("dataset_version")).automation_condition is None  # freezing is asked for, never automatic
     assert not graph.get(key(["registry", "assets"])).is_materializable  # external: the sensor records them
+    # Models hang below versions; training is asked for, its ONNX export and evaluation follow.
+    assert graph.get(key("model_version")).parent_keys == {key("dataset_version")}
+    assert graph.get(key("model_version")).automation_condition is None
+    assert graph.get(key("onnx_artifact")).parent_keys == {key("model_version")}
+    assert graph.get(key("evaluation")).parent_keys == {key("onnx_artifact")}
+    for name in ("onnx_artifact", "evaluation"):
+        assert graph.get(key(name)).automation_condition == after_checked_upstream
 
     checks = {c.name: c for c in graph.asset_check_keys}
     assert set(checks) == set(CHECKS)
@@ -56,7 +66,8 @@ def test_asset_graph_and_lineage() -> None:
 
 
 def test_jobs_sensors_and_resources() -> None:
-    assert {j.name for j in env_defs.resolve_all_job_defs()} >= {"import_coco_job", "freeze_version_job", "dataset_version_job"}
+    assert {j.name for j in env_defs.resolve_all_job_defs()} >= {"import_coco_job", "freeze_version_job", "dataset_version_job",
+                                                                     "train_model_job"}
     freeze = env_defs.resolve_job_def("freeze_version_job")
     assert freeze.partitions_def is not None and freeze.partitions_def.name == "dataset_versions"
     assert set(freeze.graph.node_dict) == {"dataset_version", "dataset_version_checks"}
