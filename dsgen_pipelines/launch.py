@@ -1,9 +1,10 @@
-"""Materialize dataset versions into the local Dagster instance, in this process, without a daemon.
+"""Materialize dataset versions (and models) into the local Dagster instance, in this process, without a daemon.
 
-    python -m dsgen_pipelines.launch v1 [v2 ...] [--json]
+    python -m dsgen_pipelines.launch v1 [v2 ...] [--train RECIPE] [--json]
 
 For each tag: add the ``dataset_versions`` partition, then run ``dataset_version_job`` for it
-(freeze, checks, COCO and YOLO exports, insights). The instance is ``$DAGSTER_HOME`` (default
+(freeze, checks, COCO and YOLO exports, insights); with ``--train``, then ``train_model_job`` for
+its ``<tag>|<recipe>`` partition (train, ONNX export and parity check, evaluation). The instance is ``$DAGSTER_HOME`` (default
 ``./.dagster_home``, given the repository's dagster.yaml if it has none), so ``dg dev`` started with
 the same DAGSTER_HOME shows the runs and materializations. ``dsgen demo`` calls this.
 """
@@ -33,37 +34,49 @@ def ensure_dagster_home() -> Path:
     return home
 
 
-def materialize_versions(tags: list[str]) -> dict[str, object]:
+def _outcome(result: dg.ExecuteInProcessResult) -> dict[str, object]:
+    return {
+        "run_id": result.run_id,
+        "success": result.success,
+        "materialized": sorted(e.asset_key.to_user_string() for e in result.get_asset_materialization_events()),
+        "checks": {e.check_name: e.passed for e in result.get_asset_check_evaluations()},
+    }
+
+
+def materialize_versions(tags: list[str], train: str | None = None) -> dict[str, object]:
     home = ensure_dagster_home()
     job = defs.resolve_job_def("dataset_version_job")
-    out: dict[str, object] = {"dagster_home": str(home), "versions": {}}
+    out: dict[str, object] = {"dagster_home": str(home), "versions": {}, "models": {}}
     with dg.DagsterInstance.get() as instance:
         known = set(instance.get_dynamic_partitions(dataset_versions.name))
         instance.add_dynamic_partitions(dataset_versions.name, [t for t in tags if t not in known])
         for tag in tags:
             result = job.execute_in_process(instance=instance, partition_key=tag, run_config=QUIET, raise_on_error=False)
-            out["versions"][tag] = {
-                "run_id": result.run_id,
-                "success": result.success,
-                "materialized": sorted(e.asset_key.to_user_string() for e in result.get_asset_materialization_events()),
-                "checks": {e.check_name: e.passed for e in result.get_asset_check_evaluations()},
-            }
+            out["versions"][tag] = _outcome(result)
+            if train and result.success:
+                key = str(dg.MultiPartitionKey({"dataset_version": tag, "recipe": train}))
+                out["models"][key] = _outcome(defs.resolve_job_def("train_model_job").execute_in_process(
+                    instance=instance, partition_key=key, run_config=QUIET, raise_on_error=False))
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dsgen_pipelines.launch", description=__doc__.split("\n\n")[0])
     parser.add_argument("tags", nargs="+", help="dataset version tags (the version must exist in the registry)")
+    parser.add_argument("--train", metavar="RECIPE", help="also train, export and evaluate a model with this recipe")
     parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
     args = parser.parse_args(argv)
-    out = materialize_versions(args.tags)
+    out = materialize_versions(args.tags, train=args.train)
     if args.json:
         print(json.dumps(out))
     else:
         for tag, r in out["versions"].items():
             print(f"{tag}: {'succeeded' if r['success'] else 'FAILED'} (run {r['run_id']}): {', '.join(r['materialized'])}")
+        for key, r in out["models"].items():
+            print(f"{key}: {'succeeded' if r['success'] else 'FAILED'} (run {r['run_id']}): {', '.join(r['materialized'])}")
         print(f"Dagster instance: {out['dagster_home']}")
-    return 0 if all(r["success"] for r in out["versions"].values()) else 1
+    runs = [*out["versions"].values(), *out["models"].values()]
+    return 0 if all(r["success"] for r in runs) else 1
 
 
 if __name__ == "__main__":

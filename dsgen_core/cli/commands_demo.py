@@ -33,16 +33,46 @@ def _step(msg: str, quiet: bool) -> None:
         click.echo(f"[demo] {msg}", err=True)
 
 
-def _through_dagster(settings, project: str, tag: str) -> dict[str, Any]:  # noqa: ANN001 - Settings
+def _through_dagster(settings, project: str, tag: str, train: str | None) -> dict[str, Any]:  # noqa: ANN001 - Settings
     """Materialize the version's Dagster assets in the local instance, in a separate process: dsgen_core never imports Dagster."""
     env = {**os.environ, "DSGEN_PROJECT": project, "DSGEN_HOME": str(settings.home),
            "DSGEN_DATABASE_URL": settings.database_url, "DSGEN_STORAGE": settings.storage_root}
-    proc = subprocess.run([sys.executable, "-m", "dsgen_pipelines.launch", "--json", tag], env=env,
+    proc = subprocess.run([sys.executable, "-m", "dsgen_pipelines.launch", "--json", tag,
+                           *(["--train", train] if train else [])], env=env,
                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
         raise DsgenError(f"materializing {tag!r} through Dagster failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     return orjson.loads(lines[-1])
+
+
+def _demo_evaluation(reg, project_id: int, recipe: str, *, missing_ok: bool = False) -> dict[str, Any] | None:  # noqa: ANN001
+    """The newest evaluation of the demo model (what the Dagster run computed; a re-run reuses it)."""
+    from sqlalchemy import select  # noqa: PLC0415
+
+    from dsgen_core.registry.models import Evaluation  # noqa: PLC0415
+    from dsgen_core.training.model_versions import latest_model_version  # noqa: PLC0415
+
+    with reg.session() as s:
+        try:
+            mv = latest_model_version(s, project_id, DEMO_VERSION, recipe)
+        except NotFound:
+            if missing_ok:
+                return None
+            raise
+        row = s.scalar(select(Evaluation).where(Evaluation.model_version_id == mv.id).order_by(Evaluation.id.desc()))
+        if row is None and missing_ok:
+            return None
+        if row is None:
+            raise DsgenError(f"model {mv.human_id} trained but was not evaluated; see the Dagster run's logs")
+        storage_root = reg.settings.storage_root
+        return {"model_version": mv.human_id, "recipe": recipe, "split": row.split, "precision": row.precision,
+                "recall": row.recall, "f1": row.f1_score, "map50": row.map50, "map50_95": row.map50_95,
+                "per_class": row.per_class, "images": (row.extra or {}).get("images"),
+                "charts": {k: f"{storage_root}/{v}" if not str(v).startswith("s3://") else v
+                           for k, v in ((row.extra or {}).get("charts") or {}).items()},
+                "training_seconds": round((mv.finished_at - mv.started_at).total_seconds(), 1)
+                if mv.finished_at and mv.started_at else None}
 
 
 @cli.command()
@@ -52,10 +82,16 @@ def _through_dagster(settings, project: str, tag: str) -> dict[str, Any]:  # noq
 @click.option("--dagster/--no-dagster", "with_dagster", default=True, show_default=True,
               help=f"Also freeze version {DEMO_VERSION} and export it through Dagster, in the local instance "
                    "$DAGSTER_HOME (default ./.dagster_home) that `dg dev` then shows.")
+@click.option("--recipe", default="demo", show_default=True,
+              help="Recipe of the model trained on the version (`dsgen recipes`); e.g. tiny for a quick run.")
+@click.option("--train/--no-train", "with_training", default=True, show_default=True,
+              help="Train a model on the version, export it to ONNX and evaluate it on the test split.")
 @json_option
-def demo(project: str, n_images: int, seed: int, with_dagster: bool, as_json: bool) -> None:
+def demo(project: str, n_images: int, seed: int, with_dagster: bool, recipe: str, with_training: bool,
+         as_json: bool) -> None:
     """Generate a CVAT-style COCO export of synthetic shapes, import it, tag it, query it and chart it;
-    then freeze version v1 and export it (COCO, YOLO) and chart it through Dagster.
+    then freeze version v1, export it (COCO, YOLO) and chart it through Dagster; then train a YOLO
+    model on it (recipe ``demo``: a few CPU minutes), export it to ONNX and evaluate it.
 
     Safe to run again: the import is idempotent and a frozen version stays as it is.
     """
@@ -96,7 +132,14 @@ def demo(project: str, n_images: int, seed: int, with_dagster: bool, as_json: bo
                 get_version(s, pid, DEMO_VERSION)
             except NotFound:
                 create_version(s, get_project(s, project), DEMO_VERSION)
-        dagster = _through_dagster(reg.settings, project, DEMO_VERSION)
+        train = recipe if with_training and not _demo_evaluation(reg, pid, recipe, missing_ok=True) else None
+        if train:
+            _step(f"training recipe {recipe!r} on {DEMO_VERSION}, exporting it to ONNX and evaluating it "
+                  "(through Dagster; a few minutes)", quiet)
+        dagster = _through_dagster(reg.settings, project, DEMO_VERSION, train)
+    elif with_training:
+        raise DsgenError("training in the demo goes through Dagster; use --no-train with --no-dagster")
+    evaluation = _demo_evaluation(reg, pid, recipe) if with_training else None
     version = None
     with reg.session() as s:
         try:
@@ -118,6 +161,7 @@ def demo(project: str, n_images: int, seed: int, with_dagster: bool, as_json: bo
         "overview_chart": str(overview) if overview else None,
         "version": version,
         "dagster": dagster,
+        "evaluation": evaluation,
         "seconds": round(time.perf_counter() - t0, 2),
     }
     human = "\n".join([
@@ -130,6 +174,11 @@ def demo(project: str, n_images: int, seed: int, with_dagster: bool, as_json: bo
         *([f"  version {DEMO_VERSION} frozen, exported and charted through Dagster: "
            f"{', '.join(dagster['versions'][DEMO_VERSION]['materialized'])} in {reg.settings.export_dir(project, DEMO_VERSION, '*')}",
            f"  see it: DAGSTER_HOME={dagster['dagster_home']} DSGEN_PROJECT={project} dg dev"] if dagster else []),
+        *([f"  model {evaluation['model_version']} ({recipe}) on {DEMO_VERSION}/test, ONNX Runtime: "
+           f"mAP50 {evaluation['map50']:.3f}, mAP50-95 {evaluation['map50_95']:.3f}, P {evaluation['precision']:.3f}, "
+           f"R {evaluation['recall']:.3f}, F1 {evaluation['f1']:.3f}",
+           *(f"    {k:<10} mAP50 {c['map50']:.3f}  mAP50-95 {c['map50_95']:.3f}" for k, c in evaluation["per_class"].items()),
+           f"  PR curve: {evaluation['charts']['pr_curve']}"] if evaluation else []),
         f"  done in {summary['seconds']} s",
     ])
     emit(summary, as_json, human)

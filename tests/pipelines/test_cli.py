@@ -27,13 +27,20 @@ def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_demo_then_launch_and_backfill_from_the_cli(cli, env: dict[str, str], tmp_path: Path) -> None:  # noqa: ANN001
     dagster_home = Path(env["DAGSTER_HOME"])
-    out = json.loads(cli("demo", "--images", "30", "--json", check=True).stdout.splitlines()[-1])
+    out = json.loads(cli("demo", "--images", "30", "--recipe", "tiny", "--json", check=True).stdout.splitlines()[-1])
     assert out["version"]["tag"] == "v1" and out["version"]["frozen"] and len(out["version"]["content_hash"]) == 64
     assert sum(out["version"]["splits"].values()) == 30
     v1 = out["dagster"]["versions"]["v1"]
     assert v1["success"] and v1["materialized"] == ["coco_export", "dataset_version", "insights", "yolo_export"]
     assert all(v1["checks"].values())
     assert out["dagster"]["dagster_home"] == str(dagster_home)
+    # The demo trains a model on v1 (here the tiny recipe), exports it to ONNX and evaluates it, through Dagster.
+    model_run = out["dagster"]["models"]["v1|tiny"]
+    assert model_run["success"] and model_run["materialized"] == ["evaluation", "model_version", "onnx_artifact"]
+    assert model_run["checks"] == {"onnx_matches_pytorch": True, "not_worse_than_parent": True}
+    ev = out["evaluation"]
+    assert {"precision", "recall", "f1", "map50", "map50_95", "per_class"} <= set(ev) and ev["split"] == "test"
+    assert ev["model_version"] == "m1" and set(ev["per_class"]) == set(out["classes"])
     assert (dagster_home / "dagster.yaml").read_text() == (REPO_ROOT / "dagster.yaml").read_text()
     exports = Path(env["DSGEN_HOME"]) / "exports" / "demo" / "v1"
     assert (exports / "coco" / "annotations" / "instances_train.json").is_file()
@@ -46,6 +53,11 @@ def test_demo_then_launch_and_backfill_from_the_cli(cli, env: dict[str, str], tm
 
     dagster_env = {**env, "DSGEN_PROJECT": "demo"}
     run("dg", "launch", "--assets", "dataset_version", "--partition", "v1", env=dagster_env)
+    # A second model of the same partition, trained from the CLI as the README shows.
+    run("dg", "launch", "--assets", "model_version", "--partition", "v1|tiny", env=dagster_env)
+    models = json.loads(cli("models", "--project", "demo", "--json", check=True).stdout)
+    assert [(m["human_id"], m["status"], m["dataset_version"]) for m in models] == [
+        ("m1", "succeeded", "v1"), ("m2", "succeeded", "v1")]
 
     cli("version", "create", "v2", "--project", "demo", "--query", "category:circle", check=True)
     with dg.DagsterInstance.get() as instance:
