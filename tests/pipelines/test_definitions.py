@@ -160,3 +160,17 @@ def test_sqlite_event_log_can_go_back_to_one_file_per_run(tmp_path: Path, monkey
         run_id = dg.materialize([one], instance=instance).run_id
         assert instance.get_latest_materialization_event(dg.AssetKey("one")) is not None
     assert (home / "history" / "runs" / f"{run_id}.db").is_file()
+
+
+def test_training_pool_allows_one_run_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The repository's dagster.yaml gives the `gpu` pool (model_version's) one slot."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.delenv("DSGEN_DAGSTER_PG_URL", raising=False)
+    from dsgen_pipelines.models.assets import GPU_POOL, model_version
+
+    assert model_version.op.pool == GPU_POOL
+    with dg.DagsterInstance.get() as instance:
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
