@@ -86,40 +86,37 @@ def _pooled_engine(conn_string: str) -> sa.Engine:
     return engine
 
 
-class PooledEventLogStorage(ConsolidatedSqliteEventLogStorage):
+class _PooledEngine:
+    """One engine per storage object, made on first use, instead of Dagster's engine per transaction."""
+
+    _conn_string: str
+    _engine: sa.Engine | None = None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sa.Connection]:
+        if self._engine is None:
+            self._engine = _pooled_engine(self._conn_string)
+        with self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    def dispose(self) -> None:
+        super().dispose()  # type: ignore[misc]
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+class PooledEventLogStorage(_PooledEngine, ConsolidatedSqliteEventLogStorage):
     """Dagster's one-file SQLite event log, on a pooled engine."""
 
-    _engine: sa.Engine | None = None
-
-    @contextmanager
-    def _connect(self) -> Iterator[sa.Connection]:
-        if self._engine is None:
-            self._engine = _pooled_engine(self._conn_string)
-        with self._engine.connect() as conn, conn.begin():
-            yield conn
-
-    def dispose(self) -> None:
-        super().dispose()
-        if self._engine is not None:
-            self._engine.dispose()
+    def _connect(self) -> Any:
+        return self._transaction()
 
 
-class PooledRunStorage(SqliteRunStorage):
+class PooledRunStorage(_PooledEngine, SqliteRunStorage):
     """Dagster's SQLite run storage, on a pooled engine."""
 
-    _engine: sa.Engine | None = None
-
-    @contextmanager
-    def connect(self) -> Iterator[sa.Connection]:
-        if self._engine is None:
-            self._engine = _pooled_engine(self._conn_string)
-        with self._engine.connect() as conn, conn.begin():
-            yield conn
-
-    def dispose(self) -> None:
-        super().dispose()
-        if self._engine is not None:
-            self._engine.dispose()
+    def connect(self) -> Any:
+        return self._transaction()
 
 
 class PooledSqliteStorage(DagsterSqliteStorage):
