@@ -78,10 +78,10 @@ def main(argv: list[str] | None = None) -> int:
             export_version_yolo(s, get_project(s, "demo").id, "v1", tmp / "yolo", storage=storage)
 
         print(f"training {recipe.name}: {recipe.model_source()}, {recipe.epochs} epochs at {recipe.imgsz} px, CPU", flush=True)
-        from ultralytics import YOLO
-
         t = time.perf_counter()
         with ultralytics_output_to_stderr():
+            from ultralytics import YOLO
+
             provide_fonts()
             YOLO(recipe.model_source()).train(data=str(tmp / "yolo" / "data.yaml"), project=str(tmp / "direct"),
                                               name="run", exist_ok=True, **recipe.train_args())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import subprocess
 import sys
@@ -123,6 +124,12 @@ def test_incremental_training_starts_from_the_parent_with_rehearsal(trained: Tra
         assert info["strategy"] == "fine-tune from parent + rehearsal" and info["parent"] == "m1"
         assert info["parent_version"] == "v1" and info["mixed_in"] == round(info["parent_train_images"] * 0.3) > 0
         assert child.training_config["classes"] == ["circle", "square", "triangle", "star"]
+    # Distillation: m1 also teaches (Ultralytics' teacher model), although it knows one class less.
+    taught = train_model(reg, "p", "v2", dataclasses.replace(get_recipe("tiny"), distillation=0.5),
+                         storage=trained.storage, parent="m1")
+    assert taught.status == "succeeded"
+    assert taught.incremental_info["strategy"] == "fine-tune from parent + rehearsal + distillation"
+    assert taught.incremental_info["distillation_weight"] == 0.5
 
 
 def test_training_through_the_cli_never_touches_the_network(trained: Trained, tmp_path: Path) -> None:
