@@ -142,3 +142,15 @@ def test_evaluating_a_model_that_never_trained_is_refused(tmp_path: Path) -> Non
     with pytest.raises(DsgenError, match="m1 is failed; there is nothing to evaluate"):
         evaluate_model_version(reg, "m1", LocalStorage(reg.settings.storage_root))
     reg.dispose()
+
+
+def test_worse_than_parent_names_what_the_child_lost() -> None:
+    cls = {"precision": 1.0, "recall": 1.0, "f1": 1.0, "map50_95": 0.5, "support": 3}
+    parent = {"model_version": "m1", "map50": 0.9, "map50_95": 0.6,
+              "per_class": {"circle": {**cls, "map50": 0.9}, "square": {**cls, "map50": 0.8}}}
+    child = {"map50": 0.85, "map50_95": 0.65, "per_class": {"circle": {**cls, "map50": 0.95},
+                                                            "square": {**cls, "map50": 0.6}, "star": {**cls, "map50": 0.7}},
+             "parent": parent}
+    assert worse_than_parent(child) == ["map50: 0.8500 < parent m1's 0.9000", "class square: mAP50 0.6000 < parent's 0.8000"]
+    assert worse_than_parent(child, tolerance=0.25) == []
+    assert worse_than_parent({**child, "parent": None}) == []

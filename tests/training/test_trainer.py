@@ -145,3 +145,17 @@ def test_training_through_the_cli_never_touches_the_network(trained: Trained, tm
     assert out["status"] == "succeeded" and out["epochs"] == 3
     assert not log.exists(), f"network attempts: {log.read_text()}"
     assert not list(tmp_path.glob("*.pt")) and not list(Path.cwd().glob("yolo*.pt")), "no weights downloaded"
+
+
+def test_a_segmentation_recipe_trains_on_polygons_and_masks(trained: Trained, tmp_path: Path) -> None:
+    """The demo's polygons and CVAT masks (traced) become a yolov8n-seg model's training data."""
+    recipe = dataclasses.replace(get_recipe("tiny"), name="tiny-seg", task="segment")
+    r = train_model(trained.registry, "p", "v1", recipe, storage=trained.storage)
+    assert r.status == "succeeded"
+    with trained.registry.session() as s:
+        mv = mvs.get_model_version(s, r.human_id)
+        assert mv.training_config["model_source"] == "yolov8n-seg.yaml"
+        assert mv.training_config["data"]["objects"]["train"] > 0
+        # Mask metrics of a segmentation model land beside the box metrics.
+        assert any("(M)" in k for k in s.scalars(select(TrainingEpochMetric.extra)
+                                                  .where(TrainingEpochMetric.model_version_id == mv.id)).first())
