@@ -82,8 +82,17 @@ def train_model(
 ) -> TrainResult:
     """Train ``recipe`` on the frozen version ``version_tag``; ``parent`` (``m3``) makes it incremental."""
     t0 = time.perf_counter()
-    own_work = work_dir is None
     work = Path(work_dir or tempfile.mkdtemp(prefix="dsgen-train-"))
+    try:
+        return _train(registry, project, version_tag, recipe, storage, parent, model_name, work, dagster_run_id, on_epoch)
+    finally:
+        if work_dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _train(registry: Registry, project: str, version_tag: str, recipe: Recipe, storage: Storage, parent: str | None,
+           model_name: str | None, work: Path, dagster_run_id: str | None, on_epoch: EpochCallback | None) -> TrainResult:
+    t0 = time.perf_counter()
     with registry.session() as s:
         proj = get_project(s, project)
         version = get_version(s, proj.id, version_tag)
@@ -133,8 +142,6 @@ def train_model(
         raise
     finally:
         result.seconds = time.perf_counter() - t0
-        if own_work:
-            shutil.rmtree(work, ignore_errors=True)
     return result
 
 
