@@ -9,6 +9,7 @@
   subprocess with ``env``; ``cli.invoke(...)`` runs it in-process through click's CliRunner.
 - ``corpus``: the shared corpus of real annotation files (``$DSGEN_CORPUS`` or ``../shared/corpus``).
 - ``pg_server``: one PostgreSQL cluster per test process (per xdist worker), started on first use.
+- Ultralytics runs offline (``YOLO_OFFLINE``) with its settings in a temp folder, in every test.
 
 Every test gets DSGEN_HOME set to its ``tmp_path`` and DSGEN_DATABASE_URL / DSGEN_STORAGE
 unset, so nothing a test does can touch a developer's ./data.
@@ -32,6 +33,16 @@ BACKENDS = ["sqlite", "postgresql"]
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     return [f"postgresql: initdb={find_pg_bin('initdb')} pg_ctl={find_pg_bin('pg_ctl')}"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _ultralytics_offline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Ultralytics, wherever a test meets it, runs offline with its settings in a temp folder
+    (both are read when it is first imported, lazily, inside the tests)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("YOLO_OFFLINE", "1")
+        mp.setenv("YOLO_CONFIG_DIR", str(tmp_path_factory.mktemp("yolo-config")))
+        yield
 
 
 @pytest.fixture(autouse=True)

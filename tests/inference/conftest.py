@@ -7,12 +7,11 @@
 - ``tiny_onnx``: the :class:`OnnxInfo` of its export at imgsz 64.
 - ``sample_images``: the 16 training images plus two non-square ones (width x height 160x96 and 50x130).
 
-Ultralytics runs offline with its settings in a temporary folder for the whole session.
+Ultralytics runs offline (the root conftest's session fixture).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -24,15 +23,6 @@ from dsgen_core.inference import OnnxInfo, export_onnx
 IMGSZ = 64
 NAMES = {0: "red", 1: "green"}
 COLOURS = {0: (0, 0, 255), 1: (0, 255, 0)}  # BGR
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _ultralytics_offline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    # Read when ultralytics is first imported, which happens lazily inside the tests.
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("YOLO_OFFLINE", "1")
-        mp.setenv("YOLO_CONFIG_DIR", str(tmp_path_factory.mktemp("yolo-config")))
-        yield
 
 
 def draw_shapes(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, list[str]]:

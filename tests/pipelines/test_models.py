@@ -16,12 +16,6 @@ V1_TINY = dg.MultiPartitionKey({"dataset_version": "v1", "recipe": "tiny"})
 MODEL_ASSETS = {"model_version", "onnx_artifact", "evaluation"}
 
 
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    monkeypatch.setenv("YOLO_OFFLINE", "1")
-    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path_factory.mktemp("yolo-config")))
-
-
 def freeze_v1(defs: dg.Definitions, instance: dg.DagsterInstance) -> None:
     from dsgen_core.registry.projects import get_project
     from dsgen_core.versions.lifecycle import create_version

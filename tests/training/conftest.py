@@ -3,7 +3,6 @@
 - ``trained``: a SQLite registry (its own home) with 48 synthetic demo images in project ``p``,
   version ``v1`` frozen, and model version ``m1`` trained on it with the ``tiny`` recipe
   (3 epochs at 64 px, a checkpoint every epoch). Tests that change the registry make their own.
-- Ultralytics runs offline with its settings in a temporary folder.
 """
 
 from __future__ import annotations
@@ -41,14 +40,6 @@ class Trained:
                 "DSGEN_DATABASE_URL": self.registry.settings.database_url}
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _ultralytics_offline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("YOLO_OFFLINE", "1")
-        mp.setenv("YOLO_CONFIG_DIR", str(tmp_path_factory.mktemp("yolo-config")))
-        yield
-
-
 def make_registry(home: Path, n_images: int = 48, seed: int = 3, add_class: str | None = None,
                   tag: str = "v1", data: Path | None = None) -> tuple[Registry, Path]:
     """A registry at ``home`` with demo images imported into project ``p`` and version ``tag`` frozen."""
@@ -67,7 +58,7 @@ def freeze(reg: Registry, tag: str, query: str = "") -> None:
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory, _ultralytics_offline: None) -> Iterator[Trained]:
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
     reg, data = make_registry(tmp_path_factory.mktemp("trained"))
     storage = LocalStorage(reg.settings.storage_root)
     result = train_model(reg, "p", "v1", get_recipe("tiny"), storage=storage)
