@@ -19,7 +19,7 @@ from pathlib import Path
 import dagster as dg
 
 from dsgen_pipelines.definitions import defs
-from dsgen_pipelines.partitions import dataset_versions
+from dsgen_pipelines.partitions import dataset_versions, recipes
 
 REPO_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", metavar="RECIPE", help="also train, export and evaluate a model with this recipe")
     parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
     args = parser.parse_args(argv)
+    if args.train and args.train not in recipes.get_partition_keys():
+        parser.error(f"--train: no model partitions for recipe {args.train!r}; detection recipes: "
+                     f"{', '.join(recipes.get_partition_keys())}")
     out = materialize_versions(args.tags, train=args.train)
     if args.json:
         print(json.dumps(out))

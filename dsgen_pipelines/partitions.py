@@ -8,6 +8,9 @@ from dsgen_core.training.recipes import load_recipes
 dataset_versions = dg.DynamicPartitionsDefinition(name="dataset_versions")
 
 # Models, ONNX artifacts and evaluations: one partition per (dataset version, recipe); the partition
-# key reads "v1|demo". Recipes are the built-in ones plus $DSGEN_HOME/recipes/*.yaml at load time.
-recipes = dg.StaticPartitionsDefinition(sorted(load_recipes(load_settings().home)))
+# key reads "v1|demo". Recipes are the built-in ones plus $DSGEN_HOME/recipes/*.yaml at load time,
+# detection ones only: the ONNX parity check and the evaluation run detection models (segment and
+# pose recipes train from the CLI).
+recipes = dg.StaticPartitionsDefinition(
+    sorted(name for name, r in load_recipes(load_settings().home).items() if r.task == "detect"))
 model_partitions = dg.MultiPartitionsDefinition({"dataset_version": dataset_versions, "recipe": recipes})

@@ -23,6 +23,7 @@ from dsgen_core.registry.projects import get_project
 from dsgen_core.registry.stats import registry_stats
 from dsgen_core.registry.tagging import add_tags, set_metadata
 from dsgen_core.thumbnails import make_thumbnails
+from dsgen_core.training.recipes import get_recipe
 from dsgen_core.versions.lifecycle import create_version, get_version, version_summary
 
 DEMO_VERSION = "v1"
@@ -48,9 +49,7 @@ def _through_dagster(settings, project: str, tag: str, train: str | None) -> dic
 
 def _demo_evaluation(reg, project_id: int, recipe: str, *, missing_ok: bool = False) -> dict[str, Any] | None:  # noqa: ANN001
     """The newest evaluation of the demo model (what the Dagster run computed; a re-run reuses it)."""
-    from sqlalchemy import select  # noqa: PLC0415
-
-    from dsgen_core.registry.models import Evaluation  # noqa: PLC0415
+    from dsgen_core.evaluation.model_eval import own_test_evaluation  # noqa: PLC0415
     from dsgen_core.training.model_versions import latest_model_version  # noqa: PLC0415
 
     with reg.session() as s:
@@ -60,7 +59,7 @@ def _demo_evaluation(reg, project_id: int, recipe: str, *, missing_ok: bool = Fa
             if missing_ok:
                 return None
             raise
-        row = s.scalar(select(Evaluation).where(Evaluation.model_version_id == mv.id).order_by(Evaluation.id.desc()))
+        row = own_test_evaluation(s, mv)
         if row is None and missing_ok:
             return None
         if row is None:
@@ -98,6 +97,9 @@ def demo(project: str, n_images: int, seed: int, with_dagster: bool, recipe: str
     t0 = time.perf_counter()
     reg = open_registry()
     quiet = as_json
+    with_training = with_training and with_dagster  # the demo trains through Dagster
+    if with_training and get_recipe(recipe, reg.settings.home).task != "detect":
+        raise DsgenError(f"recipe {recipe!r} is not a detection recipe; the demo evaluates detection models")
     src = reg.settings.home / "demo" / f"shapes-{n_images}-{seed}"
     if not (src / "annotations" / "instances_default.json").exists():
         _step(f"generating {n_images} synthetic images into {src}", quiet)
@@ -137,8 +139,6 @@ def demo(project: str, n_images: int, seed: int, with_dagster: bool, recipe: str
             _step(f"training recipe {recipe!r} on {DEMO_VERSION}, exporting it to ONNX and evaluating it "
                   "(through Dagster; a few minutes)", quiet)
         dagster = _through_dagster(reg.settings, project, DEMO_VERSION, train)
-    elif with_training:
-        raise DsgenError("training in the demo goes through Dagster; use --no-train with --no-dagster")
     evaluation = _demo_evaluation(reg, pid, recipe) if with_training else None
     version = None
     with reg.session() as s:

@@ -52,7 +52,7 @@ def recipes(as_json: bool) -> None:
     """The training recipes: built-in ones and $DSGEN_HOME/recipes/*.yaml."""
     found = load_recipes(open_registry().settings.home)
     emit({k: r.to_dict() for k, r in found.items()}, as_json, "\n".join(
-        f"{r.name:<14} {r.task:<8} {r.model_source():<20} {r.epochs:>4} epochs  {r.imgsz:>4} px  {r.description}"
+        f"{r.name:<14} {r.task:<8} {r.weights or r.model_source():<20} {r.epochs:>4} epochs  {r.imgsz:>4} px  {r.description}"
         for r in found.values()))
 
 

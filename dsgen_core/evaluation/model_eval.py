@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +48,9 @@ METRIC_KEYS = ("precision", "recall", "f1", "map50", "map50_95")
 def split_ground_truth(session: Session, version: DatasetVersion, split: str) -> tuple[dict[str, Any], dict[int, str]]:
     """The split as a COCO dict (categories numbered 1.. in the version's class order, named by key)
     and the image file of each image id (the asset id)."""
-    categories = [{"id": i + 1, "name": c.key} for i, c in enumerate(class_order(session, version))]
-    cat_of = {c.id: i + 1 for i, c in enumerate(class_order(session, version))}
+    classes = class_order(session, version)
+    categories = [{"id": i + 1, "name": c.key} for i, c in enumerate(classes)]
+    cat_of = {c.id: i + 1 for i, c in enumerate(classes)}
     images = session.execute(
         select(Asset.id, Asset.width, Asset.height, Asset.storage_uri)
         .join(DatasetVersionAsset, DatasetVersionAsset.asset_id == Asset.id)
@@ -104,7 +106,6 @@ def evaluate_model_version(registry: Registry, ref: str, storage: Storage, *, ve
         if mvs.artifact(s, mv, ONNX_ROLE, "onnx") is None:
             if mv.status != "succeeded":
                 raise DsgenError(f"model version {mv.human_id} is {mv.status}; there is nothing to evaluate")
-            s.commit()
             export_model_onnx(registry, mv.human_id, storage)  # evaluation runs the ONNX model: make it first
     with registry.session() as s, tempfile.TemporaryDirectory(prefix="dsgen-eval-") as tmp:
         mv = mvs.get_model_version(s, ref)
@@ -119,7 +120,8 @@ def evaluate_model_version(registry: Registry, ref: str, storage: Storage, *, ve
         dets = predict_split(detector, files, (mv.training_config or {}).get("classes") or [], gt["categories"])
         metrics = evaluate_detections(gt, dets)
         matrix, names = confusion_matrix(gt, dets, conf=MATRIX_CONF)
-        prefix = f"{mvs.artifact_prefix(mv)}/evaluations/{version.version_tag}-{split}"
+        # One folder per evaluation: a re-evaluation never changes the charts an older row points at.
+        prefix = f"{mvs.artifact_prefix(mv)}/evaluations/{version.version_tag}-{split}-{uuid.uuid4().hex[:8]}"
         charts = {
             "pr_curve": storage.write_file(f"{prefix}/pr_curve.png", draw_pr_curve(metrics, Path(tmp) / "pr.png")),
             "confusion_matrix": storage.write_file(f"{prefix}/confusion_matrix.png",
@@ -164,7 +166,8 @@ def parent_evaluation(registry: Registry, parent_id: int, version_id: int, split
 
 
 def worse_than_parent(result: dict[str, Any], tolerance: float = 0.0) -> list[str]:
-    """What the child lost against its parent on the same split: overall mAP and each class the parent knew."""
+    """What the child lost against its parent on the same split: overall mAP, and mAP50 of each class
+    with ground truth there on which the parent scored higher."""
     parent = result.get("parent")
     if not parent:
         return []
@@ -175,3 +178,10 @@ def worse_than_parent(result: dict[str, Any], tolerance: float = 0.0) -> list[st
         if c and p.get("support") and c["map50"] + tolerance < p["map50"]:
             lost.append(f"class {name}: mAP50 {c['map50']:.4f} < parent's {p['map50']:.4f}")
     return lost
+
+
+def own_test_evaluation(session: Session, mv: ModelVersion, split: str = "test") -> Evaluation | None:
+    """The newest evaluation of ``mv`` on the split of the version it was trained on (others are for comparisons)."""
+    return session.scalar(select(Evaluation).where(
+        Evaluation.model_version_id == mv.id, Evaluation.dataset_version_id == mv.training_data_version_id,
+        Evaluation.split == split).order_by(Evaluation.id.desc()))

@@ -73,7 +73,8 @@ def _frozen(session: Session, project_id: int, tag: str) -> DatasetVersion:
     return v
 
 
-def _members(session: Session, v: DatasetVersion) -> list[_Member]:
+def version_members(session: Session, v: DatasetVersion) -> list[_Member]:
+    """The version's images with their split and their file name inside its exports."""
     a = Asset
     rows = session.execute(
         select(a.id, a.file_name, a.sha256, a.storage_uri, a.width, a.height, a.external_id, a.extra, a.import_batch_id,
@@ -116,7 +117,7 @@ def cvat_mask_flag(attributes: Any) -> Any:
     CVAT's COCO export writes every mask as an RLE with ``iscrowd=1``; those are single objects to
     train and evaluate on, unlike COCO's crowd regions, which carry no CVAT attributes.
     """
-    return cast(attributes, Text).like('%"occluded"%')
+    return cast(attributes, Text).like('%"occluded":%')  # the key (SQLite and JSONB text alike), not a value
 
 
 def is_crowd_region(iscrowd: bool | int | None, attributes: dict[str, Any] | None) -> bool:
@@ -189,7 +190,7 @@ def export_version_coco(session: Session, project_id: int, tag: str, out_dir: Pa
     v = _frozen(session, project_id, tag)
     out_dir = Path(out_dir)
     _reset(out_dir, ("annotations", "images"))
-    members = _members(session, v)
+    members = version_members(session, v)
     snap = _snapshot(session, v)
     base = class_order(session, v)
     masks = MaskStore(storage)
@@ -241,7 +242,10 @@ def _polygon_of(a: Any, masks: MaskStore) -> list[float] | None:
         return None
     if len(parts) == 1:
         return parts[0]
-    from ultralytics.data.converter import merge_multi_segment
+    from dsgen_core.inference._ultralytics import import_ultralytics  # noqa: PLC0415 - offline before importing
+
+    import_ultralytics()
+    from ultralytics.data.converter import merge_multi_segment  # noqa: PLC0415
 
     return np.concatenate(merge_multi_segment(parts), axis=0).reshape(-1).tolist()
 
@@ -274,7 +278,7 @@ def export_version_yolo(session: Session, project_id: int, tag: str, out_dir: Pa
         if not specs:
             raise DsgenError(f"version {tag!r} has no class with keypoints; pose export needs them")
         kpt_shape = [len(specs[0].keypoint_spec["keypoints"]), 3]
-    members = _members(session, v)
+    members = version_members(session, v)
     snap = _snapshot(session, v, _YOLO_FIELDS[task])
     masks = MaskStore(storage)
     result = ExportResult(f"yolo-{task}", tag, out_dir, Counter(), Counter())

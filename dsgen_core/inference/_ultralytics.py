@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from types import ModuleType
 
+from dsgen_core.config import load_settings
+
 
 def import_ultralytics() -> ModuleType:
     """``ultralytics``, imported offline unless the caller already chose otherwise.
@@ -14,6 +16,9 @@ def import_ultralytics() -> ModuleType:
     network at run time, and ``YOLO_OFFLINE`` is read once, at import, so it is set here.
     """
     os.environ.setdefault("YOLO_OFFLINE", "1")
+    # Ultralytics' settings (and the fonts dsgen gives it) live under $DSGEN_HOME, not in the user's
+    # global Ultralytics folder, unless the caller chose one.
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(load_settings().home / "ultralytics"))
     import ultralytics
 
     return ultralytics

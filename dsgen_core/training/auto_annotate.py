@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from dsgen_core.errors import DsgenError
 from dsgen_core.inference.detector import OnnxDetector
-from dsgen_core.query import run_query
+from dsgen_core.query import compile_query
 from dsgen_core.registry.bulk import insert_rows
 from dsgen_core.registry.changes import audit, record_change
 from dsgen_core.registry.db import Registry
@@ -47,9 +47,9 @@ def auto_annotate(registry: Registry, project: str, ref: str, storage: Storage, 
             if missing:
                 raise DsgenError(f"{mv.human_id} predicts {', '.join(missing)}, which project {project!r}'s ontology "
                                  f"{onto.version_tag} does not have")
-            ids = run_query(s, query, project_id=proj.id)
+            selected = compile_query(query, project_id=proj.id).subquery()
             assets = [(i, uri) for i, uri in s.execute(
-                select(Asset.id, Asset.storage_uri).where(Asset.id.in_(ids)).order_by(Asset.id))] if ids else []
+                select(Asset.id, Asset.storage_uri).where(Asset.id.in_(select(selected))).order_by(Asset.id))]
             pid = proj.id
         no_file = [i for i, uri in assets if not uri or not Path(uri).is_file()]
         if no_file:

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from dsgen_core.errors import DsgenError
-from dsgen_core.formats.version_export import class_order, export_version_yolo
+from dsgen_core.formats.version_export import class_order, export_version_yolo, version_members
 from dsgen_core.registry.db import Registry
-from dsgen_core.registry.models import DatasetVersion, ModelVersion
+from dsgen_core.registry.models import DatasetVersion, Model, ModelVersion
 from dsgen_core.registry.projects import get_project
 from dsgen_core.storage.base import Storage
 from dsgen_core.training import model_versions as mvs
@@ -81,7 +81,6 @@ def train_model(
     dagster_run_id: str | None = None, on_epoch: EpochCallback | None = None,
 ) -> TrainResult:
     """Train ``recipe`` on the frozen version ``version_tag``; ``parent`` (``m3``) makes it incremental."""
-    t0 = time.perf_counter()
     work = Path(work_dir or tempfile.mkdtemp(prefix="dsgen-train-"))
     try:
         return _train(registry, project, version_tag, recipe, storage, parent, model_name, work, dagster_run_id, on_epoch)
@@ -101,6 +100,9 @@ def _train(registry: Registry, project: str, version_tag: str, recipe: Recipe, s
         parent_mv = mvs.get_model_version(s, parent) if parent else None
         init = None
         if parent_mv is not None:
+            if s.get(Model, parent_mv.model_id).project_id != proj.id:
+                raise DsgenError(f"parent model version {parent_mv.human_id} belongs to another project; "
+                                 f"its training data is not in {project!r}")
             if parent_mv.status != "succeeded":
                 raise DsgenError(f"parent model version {parent_mv.human_id} is {parent_mv.status}; only a trained model can be a parent")
             init = mvs.require_artifact(s, parent_mv, "best", "ckpt")
@@ -160,11 +162,13 @@ def _prepare_data(session: Any, project_id: int, version: DatasetVersion, recipe
     if parent is not None and recipe.rehearsal > 0 and parent.training_data_version_id:
         parent_version = session.get(DatasetVersion, parent.training_data_version_id)
         old = work / "rehearsal"
-        export_version_yolo(session, project_id, parent_version.version_tag, old, storage=storage, task=recipe.task,
-                            class_keys=classes)
-        # Nothing the new version evaluates on may be trained on; its own train images are there already.
-        taken = {p.name for p in (out / "images").rglob("*") if p.is_file()}
-        pool = sorted(p for p in (old / "images" / "train").iterdir() if p.name not in taken)
+        export_version_yolo(session, parent_version.project_id, parent_version.version_tag, old, storage=storage,
+                            task=recipe.task, class_keys=classes)
+        # Nothing the new version evaluates on may be trained on, and its own train images are there
+        # already: images of the new version (by asset, not by export file name) stay out of the pool.
+        taken = {m.asset.id for m in version_members(session, version)}
+        pool = sorted(old / "images" / "train" / m.name for m in version_members(session, parent_version)
+                      if m.split == "train" and m.asset.id not in taken)
         k = round(len(pool) * recipe.rehearsal)
         picked = sorted(random.Random(recipe.seed).sample(pool, k)) if k else []
         new_train = sorted((out / "images" / "train").iterdir())
@@ -201,7 +205,8 @@ def _run(registry: Registry, mv_id: int, recipe: Recipe, data: dict[str, Any], w
 def _fit(yolo: Any, recipe: Recipe, data: dict[str, Any], work: Path, storage: Storage, init_path: Path | None,
          result: TrainResult, on_epoch: EpochCallback | None, registry: Registry, mv_id: int) -> None:
     model = yolo(str(init_path) if init_path else recipe.model_source())
-    prefix = f"models/{result.human_id}"
+    with registry.session() as s:
+        prefix = mvs.artifact_prefix(s.get(ModelVersion, mv_id))
 
     trained: list[int] = []
 

@@ -5,10 +5,8 @@ than its parent on the same test split (a warning: forgetting is worth seeing, n
 import warnings
 
 import dagster as dg
-from sqlalchemy import select
 
-from dsgen_core.evaluation.model_eval import worse_than_parent
-from dsgen_core.registry.models import Evaluation
+from dsgen_core.evaluation.model_eval import own_test_evaluation, worse_than_parent
 from dsgen_core.training import model_versions as mvs
 from dsgen_core.training.onnx_artifacts import onnx_parity
 from dsgen_pipelines.models.assets import partition_model_version, evaluation, onnx_artifact
@@ -50,16 +48,21 @@ def parent_regression_check(context: dg.AssetCheckExecutionContext, registry: Re
     human_id = partition_model_version(registry, context)
     with registry.session() as s:
         mv = mvs.get_model_version(s, human_id)
-        row = s.scalar(select(Evaluation).where(Evaluation.model_version_id == mv.id).order_by(Evaluation.id.desc()))
+        row = own_test_evaluation(s, mv)
         if row is None:
             return dg.AssetCheckResult(check_name="not_worse_than_parent", passed=False,
                                        severity=dg.AssetCheckSeverity.WARN,
                                        metadata={"reason": f"{human_id} has no evaluation yet"})
         parent = (row.extra or {}).get("parent")
+        from_scratch = mv.parent_model_version_id is None
         result = {"map50": row.map50, "map50_95": row.map50_95, "per_class": row.per_class, "parent": parent}
-    if not parent:
+    if from_scratch:
         return dg.AssetCheckResult(check_name="not_worse_than_parent", passed=True,
                                    metadata={"model_version": human_id, "parent": "none (trained from scratch)"})
+    if not parent:
+        return dg.AssetCheckResult(check_name="not_worse_than_parent", passed=False,
+                                   severity=dg.AssetCheckSeverity.WARN,
+                                   metadata={"reason": f"{human_id}'s evaluation has no parent numbers; evaluate it again"})
     lost = worse_than_parent(result)
     return dg.AssetCheckResult(
         check_name="not_worse_than_parent", passed=not lost, severity=dg.AssetCheckSeverity.WARN,
