@@ -80,3 +80,11 @@ def test_demo_then_launch_and_backfill_from_the_cli(cli, env: dict[str, str], tm
     assert (Path(env["DSGEN_HOME"]) / "exports" / "demo" / "v2" / "yolo" / "data.yaml").is_file()
     versions = {v["tag"]: v for v in json.loads(cli("version", "list", "--project", "demo", "--json", check=True).stdout)}
     assert versions["v2"]["frozen"] and versions["v2"]["content_hash"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_launch_refuses_a_recipe_without_model_partitions(env: dict[str, str]) -> None:
+    proc = subprocess.run([sys.executable, "-m", "dsgen_pipelines.launch", "v1", "--train", "segment-160"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "no model partitions for recipe 'segment-160'" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -161,3 +161,18 @@ def test_a_segmentation_recipe_trains_on_polygons_and_masks(trained: Trained, tm
         # Mask metrics of a segmentation model land beside the box metrics.
         assert any("(M)" in k for k in s.scalars(select(TrainingEpochMetric.extra)
                                                   .where(TrainingEpochMetric.model_version_id == mv.id)).first())
+
+
+def test_a_parent_from_another_project_is_refused(trained: Trained) -> None:
+    from dsgen_core.formats.coco.importer import import_coco
+    from dsgen_core.registry.projects import get_project
+    from dsgen_core.versions.lifecycle import create_version, freeze_version
+
+    reg = trained.registry
+    import_coco(reg, trained.data / "annotations" / "instances_default.json", images=trained.data / "images", project="other")
+    with reg.session() as s:
+        create_version(s, get_project(s, "other"), "v1")
+    with reg.session() as s:
+        freeze_version(s, get_project(s, "other").id, "v1", trained.storage)
+    with pytest.raises(DsgenError, match="m1 belongs to another project"):
+        train_model(reg, "other", "v1", get_recipe("tiny"), storage=trained.storage, parent="m1")
