@@ -42,7 +42,7 @@ from dsgen_core.registry.db import Registry  # noqa: E402
 from dsgen_core.registry.projects import get_project  # noqa: E402
 from dsgen_core.storage import open_storage  # noqa: E402
 from dsgen_core.training.recipes import BUILTIN_RECIPES  # noqa: E402
-from dsgen_core.training.ultralytics_setup import provide_fonts, ultralytics_output_to_stderr  # noqa: E402
+from dsgen_core.inference.ultralytics_env import import_ultralytics, provide_fonts, ultralytics_output_to_stderr  # noqa: E402
 from dsgen_core.versions.lifecycle import create_version, freeze_version  # noqa: E402
 from dsgen_pipelines.definitions import build_definitions  # noqa: E402
 from dsgen_pipelines.resources import RegistryResource, StorageResource  # noqa: E402
@@ -80,10 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"training {recipe.name}: {recipe.model_source()}, {recipe.epochs} epochs at {recipe.imgsz} px, CPU", flush=True)
         t = time.perf_counter()
         with ultralytics_output_to_stderr():
-            from ultralytics import YOLO
-
+            yolo = import_ultralytics().YOLO
             provide_fonts()
-            YOLO(recipe.model_source()).train(data=str(tmp / "yolo" / "data.yaml"), project=str(tmp / "direct"),
+            yolo(recipe.model_source()).train(data=str(tmp / "yolo" / "data.yaml"), project=str(tmp / "direct"),
                                               name="run", exist_ok=True, **recipe.train_args())
         direct = time.perf_counter() - t
         print(f"  direct Ultralytics: {direct:.1f} s", flush=True)

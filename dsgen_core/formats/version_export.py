@@ -242,7 +242,7 @@ def _polygon_of(a: Any, masks: MaskStore) -> list[float] | None:
         return None
     if len(parts) == 1:
         return parts[0]
-    from dsgen_core.inference._ultralytics import import_ultralytics  # noqa: PLC0415 - offline before importing
+    from dsgen_core.inference.ultralytics_env import import_ultralytics  # noqa: PLC0415 - offline before importing
 
     import_ultralytics()
     from ultralytics.data.converter import merge_multi_segment  # noqa: PLC0415

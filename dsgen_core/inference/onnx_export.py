@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dsgen_core.errors import DsgenError
-from dsgen_core.inference._ultralytics import import_ultralytics
+from dsgen_core.inference.ultralytics_env import import_ultralytics
 
 if TYPE_CHECKING:
     import onnx

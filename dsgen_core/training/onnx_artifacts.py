@@ -15,7 +15,7 @@ from dsgen_core.registry.db import Registry
 from dsgen_core.registry.models import Asset, DatasetSplit, DatasetVersionAsset, ModelVersion
 from dsgen_core.storage.base import Storage
 from dsgen_core.training import model_versions as mvs
-from dsgen_core.training.ultralytics_setup import ultralytics_output_to_stderr
+from dsgen_core.inference.ultralytics_env import ultralytics_output_to_stderr
 
 ONNX_ROLE = "export"
 

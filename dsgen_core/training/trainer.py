@@ -32,7 +32,7 @@ from dsgen_core.registry.projects import get_project
 from dsgen_core.storage.base import Storage
 from dsgen_core.training import model_versions as mvs
 from dsgen_core.training.charts import draw_training_curves
-from dsgen_core.training.ultralytics_setup import provide_fonts, ultralytics_output_to_stderr
+from dsgen_core.inference.ultralytics_env import import_ultralytics, provide_fonts, ultralytics_output_to_stderr
 from dsgen_core.training.recipes import Recipe
 from dsgen_core.versions.lifecycle import get_version
 
@@ -194,8 +194,6 @@ def _incremental_info(recipe: Recipe, parent: ModelVersion, data: dict[str, Any]
 
 def _run(registry: Registry, mv_id: int, recipe: Recipe, data: dict[str, Any], work: Path, storage: Storage,
          init_path: Path | None, result: TrainResult, on_epoch: EpochCallback | None) -> None:
-    from dsgen_core.inference._ultralytics import import_ultralytics  # noqa: PLC0415 - torch only when training
-
     with ultralytics_output_to_stderr():
         yolo = import_ultralytics().YOLO
         provide_fonts()
