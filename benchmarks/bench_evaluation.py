@@ -82,18 +82,6 @@ def make_predictions(gt: dict[str, Any], n: int = N_PREDICTIONS, seed: int = 0) 
     return preds
 
 
-def flat_numbers(m: DetectionMetrics) -> dict[str, float]:
-    """Every number of a result, keyed by where it is (PR curves included)."""
-    out: dict[str, float] = {k: getattr(m, k) for k in ("precision", "recall", "f1", "map50", "map50_95")}
-    for name, c in m.per_class.items():
-        out.update({f"{name}.{k}": float(v) for k, v in c.to_dict().items()})
-    out.update({f"coco_stats[{i}]": v for i, v in enumerate(m.coco_stats)})
-    for name, (rec, prec) in m.pr_curves.items():
-        out.update({f"{name}.pr[{i}]": p for i, p in enumerate(prec)})
-        out.update({f"{name}.rec[{i}]": r for i, r in enumerate(rec)})
-    return out
-
-
 def timed(gt: dict[str, Any], preds: list[dict[str, Any]], backend: str, repeat: int) -> tuple[list[float], DetectionMetrics]:
     times = []
     for _ in range(repeat):
@@ -122,7 +110,7 @@ def main() -> int:
     fast_times, fast = timed(gt, preds, "faster", args.repeat)
     ref_times, ref = timed(gt, preds, "pycocotools", 1)
     t_fast, t_ref = statistics.median(fast_times), ref_times[0]
-    a, b = flat_numbers(fast), flat_numbers(ref)
+    a, b = fast.numbers(), ref.numbers()
     assert a.keys() == b.keys()
     diff_key = max(a, key=lambda k: abs(a[k] - b[k]))
     max_diff = abs(a[diff_key] - b[diff_key])

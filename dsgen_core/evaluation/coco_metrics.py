@@ -71,6 +71,17 @@ class DetectionMetrics:
             "backend": self.backend,
         }
 
+    def numbers(self) -> dict[str, float]:
+        """Every number of the result (PR curves included), keyed by where it is: for comparing results."""
+        out = {k: getattr(self, k) for k in ("precision", "recall", "f1", "map50", "map50_95")}
+        for name, c in self.per_class.items():
+            out.update({f"{name}.{k}": float(v) for k, v in c.to_dict().items()})
+        out.update({f"coco_stats[{i}]": v for i, v in enumerate(self.coco_stats)})
+        for name, (recall, precision) in self.pr_curves.items():
+            out.update({f"{name}.recall[{i}]": v for i, v in enumerate(recall)})
+            out.update({f"{name}.precision[{i}]": v for i, v in enumerate(precision)})
+        return out
+
 
 def evaluate_detections(gt: Mapping[str, Any], detections: Sequence[Mapping[str, Any]], *,
                         backend: Backend = "faster", verbose: bool = False) -> DetectionMetrics:

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 
-from dsgen_core.evaluation import DetectionMetrics
 
 BACKENDS = ("faster", "pycocotools")
 
@@ -65,15 +64,3 @@ def synthetic(seed: int = 0, n_images: int = 300) -> tuple[dict[str, Any], list[
             dets.append({"image_id": image_id, "category_id": int(rng.choice(list(names))), "bbox": box(),
                          "score": round(float(rng.beta(2, 4)), 2)})
     return gt, dets
-
-
-def flat(m: DetectionMetrics) -> dict[str, float]:
-    """Every number in a result (PR curves included), keyed by where it is."""
-    out = {k: getattr(m, k) for k in ("precision", "recall", "f1", "map50", "map50_95")}
-    for name, c in m.per_class.items():
-        out.update({f"{name}.{k}": float(v) for k, v in c.to_dict().items()})
-    out.update({f"coco_stats[{i}]": v for i, v in enumerate(m.coco_stats)})
-    for name, (recall, precision) in m.pr_curves.items():
-        out.update({f"{name}.recall[{i}]": v for i, v in enumerate(recall)})
-        out.update({f"{name}.precision[{i}]": v for i, v in enumerate(precision)})
-    return out
