@@ -23,21 +23,13 @@ from dsgen_core.errors import DsgenError
 from dsgen_core.evaluation.charts import draw_confusion_matrix, draw_pr_curve
 from dsgen_core.evaluation.coco_metrics import evaluate_detections
 from dsgen_core.evaluation.confusion import confusion_matrix
-from dsgen_core.formats.version_export import class_order, is_crowd_region
+from dsgen_core.formats.version_export import class_order, is_crowd_region, version_members
 from dsgen_core.inference.detector import OnnxDetector
 from dsgen_core.registry.db import Registry
-from dsgen_core.registry.models import (
-    Asset,
-    DatasetSplit,
-    DatasetVersion,
-    DatasetVersionAnnotation,
-    DatasetVersionAsset,
-    Evaluation,
-    ModelVersion,
-)
+from dsgen_core.registry.models import DatasetVersion, DatasetVersionAnnotation, Evaluation, ModelVersion
 from dsgen_core.storage.base import Storage
 from dsgen_core.training import model_versions as mvs
-from dsgen_core.training.onnx_artifacts import ONNX_ROLE, export_model_onnx
+from dsgen_core.training.onnx_artifacts import ONNX_ROLE, export_model_onnx, require_local_images
 from dsgen_core.versions.lifecycle import get_version
 
 EVAL_CONF = 0.001
@@ -51,16 +43,10 @@ def split_ground_truth(session: Session, version: DatasetVersion, split: str) ->
     classes = class_order(session, version)
     categories = [{"id": i + 1, "name": c.key} for i, c in enumerate(classes)]
     cat_of = {c.id: i + 1 for i, c in enumerate(classes)}
-    images = session.execute(
-        select(Asset.id, Asset.width, Asset.height, Asset.storage_uri)
-        .join(DatasetVersionAsset, DatasetVersionAsset.asset_id == Asset.id)
-        .join(DatasetSplit, DatasetSplit.id == DatasetVersionAsset.split_id)
-        .where(DatasetVersionAsset.dataset_version_id == version.id, DatasetSplit.split == split)
-        .order_by(Asset.id)
-    ).all()
+    images = sorted((m.asset for m in version_members(session, version) if m.split == split), key=lambda a: a.id)
     if not images:
         raise DsgenError(f"version {version.version_tag!r} has no {split!r} split to evaluate on")
-    ids = {i for i, *_ in images}
+    ids = {a.id for a in images}
     t = DatasetVersionAnnotation
     annotations = []
     for n, (asset_id, label, x, y, w, h, area, crowd, attrs) in enumerate(session.execute(
@@ -73,9 +59,9 @@ def split_ground_truth(session: Session, version: DatasetVersion, split: str) ->
         annotations.append({"id": n + 1, "image_id": asset_id, "category_id": cat_of[label], "bbox": [x, y, w, h],
                             "area": area or w * h,
                             "iscrowd": int(is_crowd_region(crowd, orjson.loads(attrs) if attrs else None))})
-    gt = {"images": [{"id": i, "width": w, "height": h} for i, w, h, _ in images],
+    gt = {"images": [{"id": a.id, "width": a.width, "height": a.height} for a in images],
           "annotations": annotations, "categories": categories}
-    return gt, {i: uri for i, _, _, uri in images}
+    return gt, {a.id: a.storage_uri for a in images}
 
 
 def predict_split(detector: OnnxDetector, files: dict[int, str], model_keys: list[str],
@@ -83,9 +69,7 @@ def predict_split(detector: OnnxDetector, files: dict[int, str], model_keys: lis
     """COCO results of the detector on each image; classes the ground truth lacks are dropped."""
     cat_id = {c["name"]: c["id"] for c in categories}
     to_cat = {i: cat_id.get(k) for i, k in enumerate(model_keys)}
-    missing = [str(p) for p in files.values() if not p or not Path(p).is_file()]
-    if missing:
-        raise DsgenError(f"{len(missing)} image(s) to evaluate on have no local file (first: {missing[0]})")
+    require_local_images(files, "image(s) to evaluate on")
     results: list[dict[str, Any]] = []
     image_ids = list(files)
     for image_id, det in zip(image_ids, detector.predict([files[i] for i in image_ids]), strict=True):

@@ -25,7 +25,7 @@ from dsgen_core.registry.db import Registry
 from dsgen_core.registry.models import Annotation, Asset, LabelClass, utcnow
 from dsgen_core.registry.projects import current_ontology, get_project
 from dsgen_core.storage.base import Storage
-from dsgen_core.training.onnx_artifacts import local_onnx
+from dsgen_core.training.onnx_artifacts import local_onnx, require_local_images
 
 _COLUMNS = ("asset_id", "label_class_id", "geometry_type", "bbox_x", "bbox_y", "bbox_w", "bbox_h", "area",
             "confidence")
@@ -51,10 +51,7 @@ def auto_annotate(registry: Registry, project: str, ref: str, storage: Storage, 
             assets = [(i, uri) for i, uri in s.execute(
                 select(Asset.id, Asset.storage_uri).where(Asset.id.in_(select(selected))).order_by(Asset.id))]
             pid = proj.id
-        no_file = [i for i, uri in assets if not uri or not Path(uri).is_file()]
-        if no_file:
-            raise DsgenError(f"{len(no_file)} selected image(s) have no local file (asset ids {no_file[:5]}); "
-                             "import them with --images or narrow the query")
+        require_local_images(dict(assets), "selected image(s)")
         rows: list[tuple[Any, ...]] = []
         for asset_id, uri in tqdm(assets, desc=f"annotating with {mv.human_id}", unit="img", disable=not progress):
             det = detector.predict([uri])[0]

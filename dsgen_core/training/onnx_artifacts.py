@@ -6,16 +6,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from dsgen_core.errors import DsgenError
 from dsgen_core.inference.onnx_export import export_onnx
 from dsgen_core.inference.parity import ParityReport, check_onnx_parity
+from dsgen_core.inference.ultralytics_env import ultralytics_output_to_stderr
 from dsgen_core.registry.db import Registry
-from dsgen_core.registry.models import Asset, DatasetSplit, DatasetVersionAsset, ModelVersion
+from dsgen_core.formats.version_export import version_members
+from dsgen_core.registry.models import DatasetVersion, ModelVersion
 from dsgen_core.storage.base import Storage
 from dsgen_core.training import model_versions as mvs
-from dsgen_core.inference.ultralytics_env import ultralytics_output_to_stderr
 
 ONNX_ROLE = "export"
 
@@ -54,21 +53,13 @@ def local_onnx(registry: Registry, ref: str, storage: Storage, dest: Path) -> tu
         return path, mv
 
 
-def split_images(registry: Registry, version_id: int, split: str, limit: int | None = None) -> list[tuple[int, str]]:
-    """(asset id, image path) of a version's split, in a stable order."""
-    with registry.session() as s:
-        q = (select(Asset.id, Asset.storage_uri).join(DatasetVersionAsset, DatasetVersionAsset.asset_id == Asset.id)
-             .join(DatasetSplit, DatasetSplit.id == DatasetVersionAsset.split_id)
-             .where(DatasetVersionAsset.dataset_version_id == version_id, DatasetSplit.split == split)
-             .order_by(Asset.file_name, Asset.id))
-        if limit:
-            q = q.limit(limit)
-        rows = [(i, uri) for i, uri in s.execute(q)]
-    missing = [uri for _, uri in rows if not uri or not Path(uri).is_file()]
+def require_local_images(files: dict[int, str | None], what: str) -> dict[int, str]:
+    """``files`` (asset id -> image path), refused with the ids of those without a local file."""
+    missing = [i for i, uri in files.items() if not uri or not Path(uri).is_file()]
     if missing:
-        raise DsgenError(f"{len(missing)} image(s) of the {split} split have no local file (first: {missing[0]!r}); "
+        raise DsgenError(f"{len(missing)} {what} have no local file (asset ids {missing[:5]}, first: {files[missing[0]]!r}); "
                          "import them with --images")
-    return rows
+    return files  # type: ignore[return-value]
 
 
 def onnx_parity(registry: Registry, ref: str, storage: Storage, *, images: int = 8, conf: float = 0.25) -> ParityReport:
@@ -77,9 +68,10 @@ def onnx_parity(registry: Registry, ref: str, storage: Storage, *, images: int =
         onnx_path, mv = local_onnx(registry, ref, storage, Path(tmp))
         with registry.session() as s:
             weights = mvs.fetch_artifact(storage, mvs.require_artifact(s, mv, "best", "ckpt"), Path(tmp))
-        paths: list[str] = []
+            members = version_members(s, s.get(DatasetVersion, mv.training_data_version_id))
         for split in ("val", "test", "train"):
-            paths = [p for _, p in split_images(registry, mv.training_data_version_id, split, limit=images)]
-            if paths:
+            files = {m.asset.id: m.asset.storage_uri for m in members if m.split == split}
+            if files:
                 break
-        return check_onnx_parity(weights, onnx_path, [Path(p) for p in paths], imgsz=_imgsz(mv), conf=conf)
+        files = require_local_images(dict(list(files.items())[:images]), f"image(s) of the {split} split")
+        return check_onnx_parity(weights, onnx_path, [Path(p) for p in files.values()], imgsz=_imgsz(mv), conf=conf)
