@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dsgen_core.errors import DsgenError, NotFound
@@ -65,12 +65,10 @@ def create_model_version(
     parent: ModelVersion | None = None, init_artifact: ModelArtifact | None = None,
     incremental_info: dict[str, Any] | None = None, dagster_run_id: str | None = None,
 ) -> ModelVersion:
-    # Human ids count over the whole registry (they're unique there); a lock-free max+1 is fine
-    # because the unique constraint refuses a concurrent duplicate.
-    n = session.scalar(select(func.count()).select_from(ModelVersion)) or 0
-    taken = {h for (h,) in session.execute(select(ModelVersion.human_id))}
-    while f"m{n + 1}" in taken:
-        n += 1
+    # Human ids number over the whole registry (they're unique there). The next one is the highest
+    # plus one, without a lock: the unique constraint refuses a concurrent duplicate.
+    n = max((int(m.group(1)) for (h,) in session.execute(select(ModelVersion.human_id))
+             if (m := _HUMAN_ID.fullmatch(h))), default=0)
     mv = ModelVersion(
         model_id=model.id, human_id=f"m{n + 1}", training_data_version_id=version.id,
         ontology_version_id=version.ontology_version_id, recipe=recipe, framework="ultralytics",
@@ -93,12 +91,6 @@ def record_epoch(session: Session, mv: ModelVersion, epoch: int, metrics: dict[s
         map50_95=metrics.get("map50_95"),
         extra={k: v for k, v in metrics.items()
                if k not in ("train_loss", "val_loss", "precision", "recall", "map50", "map50_95")},
-    ))
-
-
-def epoch_metrics(session: Session, mv: ModelVersion) -> list[TrainingEpochMetric]:
-    return list(session.scalars(
-        select(TrainingEpochMetric).where(TrainingEpochMetric.model_version_id == mv.id).order_by(TrainingEpochMetric.epoch)
     ))
 
 
