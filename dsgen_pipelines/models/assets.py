@@ -16,7 +16,7 @@ from dsgen_core.training.onnx_artifacts import export_model_onnx
 from dsgen_core.training.recipes import get_recipe
 from dsgen_core.training.trainer import train_model
 from dsgen_pipelines.automation import after_checked_upstream
-from dsgen_pipelines.metadata import png_markdown
+from dsgen_pipelines.metadata import md_table, png_markdown
 from dsgen_pipelines.partitions import model_partitions
 from dsgen_pipelines.resources import RegistryResource, StorageResource
 from dsgen_pipelines.versions.assets import dataset_version
@@ -45,9 +45,8 @@ def _epochs_table(epochs: list[dict[str, Any]]) -> str:
     def f(v: Any) -> str:
         return "" if v is None else f"{v:.4f}"
 
-    head = "| epoch | train loss | val loss | precision | recall | mAP50 | mAP50-95 |\n|---|---|---|---|---|---|---|"
-    return head + "".join(f"\n| {e['epoch']} | {f(e.get('train_loss'))} | {f(e.get('val_loss'))} | "
-                          + " | ".join(f(e.get(k)) for k in METRICS) + " |" for e in epochs)
+    return md_table(["epoch", "train loss", "val loss", "precision", "recall", "mAP50", "mAP50-95"],
+                    ([e["epoch"], *(f(e.get(k)) for k in ("train_loss", "val_loss", *METRICS))] for e in epochs))
 
 
 @dg.asset(
@@ -116,9 +115,9 @@ def onnx_artifact(context: dg.AssetExecutionContext, registry: RegistryResource,
 def evaluation(context: dg.AssetExecutionContext, registry: RegistryResource, storage: StorageResource) -> dg.MaterializeResult:
     store = storage.open()
     r = evaluate_model_version(registry.registry, partition_model_version(registry, context), store)
-    per_class = "| class | precision | recall | F1 | mAP50 | mAP50-95 |\n|---|---|---|---|---|---|" + "".join(
-        f"\n| {k} | {c['precision']:.4f} | {c['recall']:.4f} | {c['f1']:.4f} | {c['map50']:.4f} | {c['map50_95']:.4f} |"
-        for k, c in r["per_class"].items())
+    per_class = md_table(["class", "precision", "recall", "F1", "mAP50", "mAP50-95"],
+                         ([k, *(f"{c[m]:.4f}" for m in ("precision", "recall", "f1", "map50", "map50_95"))]
+                          for k, c in r["per_class"].items()))
     charts = "\n\n".join(png_markdown(name.replace("_", " "), store.read_bytes(store.key_of(uri)))
                          for name, uri in r["charts"].items())
     return dg.MaterializeResult(metadata={

@@ -5,6 +5,7 @@ from typing import Any
 import dagster as dg
 
 from dsgen_core.versions.lifecycle import freeze_version, get_version, version_summary
+from dsgen_pipelines.metadata import md_table
 from dsgen_pipelines.partitions import dataset_versions
 from dsgen_pipelines.registry.assets import REGISTRY_ANNOTATIONS, REGISTRY_ASSETS, REGISTRY_LABEL_CLASSES
 from dsgen_pipelines.resources import RegistryResource, StorageResource
@@ -15,9 +16,7 @@ DAGSTER_ACTOR = "dagster:"
 def class_table(classes: dict[str, dict[str, int]], splits: list[str]) -> str:
     """The class distribution per split as a markdown table."""
     rows = sorted(classes.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
-    lines = ["| class | " + " | ".join(splits) + " | total |", "|---" * (len(splits) + 2) + "|"]
-    lines += [f"| {k} | " + " | ".join(str(n.get(s, 0)) for s in splits) + f" | {sum(n.values())} |" for k, n in rows]
-    return "\n".join(lines)
+    return md_table(["class", *splits, "total"], ([k, *(n.get(s, 0) for s in splits), sum(n.values())] for k, n in rows))
 
 
 def version_metadata(summary: dict[str, Any], already_frozen: bool) -> dict[str, Any]:
