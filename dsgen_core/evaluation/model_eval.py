@@ -105,7 +105,7 @@ def evaluate_model_version(registry: Registry, ref: str, storage: Storage, *, ve
         metrics = evaluate_detections(gt, dets)
         matrix, names = confusion_matrix(gt, dets, conf=MATRIX_CONF)
         # One folder per evaluation: a re-evaluation never changes the charts an older row points at.
-        prefix = f"{mvs.artifact_prefix(mv)}/evaluations/{version.version_tag}-{split}-{uuid.uuid4().hex[:8]}"
+        prefix = f"{mvs.artifact_prefix(mv.human_id)}/evaluations/{version.version_tag}-{split}-{uuid.uuid4().hex[:8]}"
         charts = {
             "pr_curve": storage.write_file(f"{prefix}/pr_curve.png", draw_pr_curve(metrics, Path(tmp) / "pr.png")),
             "confusion_matrix": storage.write_file(f"{prefix}/confusion_matrix.png",

@@ -27,8 +27,9 @@ _TASK_CODES = {"detect": "det", "segment": "seg", "pose": "pose"}
 _HUMAN_ID = re.compile(r"m(\d+)")
 
 
-def artifact_prefix(mv: ModelVersion) -> str:
-    return f"models/{mv.human_id}"
+def artifact_prefix(human_id: str) -> str:
+    """Where a model version's files go in storage."""
+    return f"models/{human_id}"
 
 
 def get_model_version(session: Session, ref: str | int) -> ModelVersion:

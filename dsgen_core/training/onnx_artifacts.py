@@ -35,7 +35,7 @@ def export_model_onnx(registry: Registry, ref: str, storage: Storage, *, opset: 
                   "names": {str(k): v for k, v in info.names.items()}, "task": info.task, "from_artifact": best.id}
         art, = mvs.register_artifacts(s, mv, [mvs.ArtifactFile(
             # Keyed by content: a re-export never changes the file an older artifact row points at.
-            info.path, f"{mvs.artifact_prefix(mv)}/onnx/model-{info.sha256[:12]}.onnx", ONNX_ROLE, "onnx",
+            info.path, f"{mvs.artifact_prefix(mv.human_id)}/onnx/model-{info.sha256[:12]}.onnx", ONNX_ROLE, "onnx",
             {"opset": info.opset, "ir_version": info.ir_version, "framework": "onnx",
              "framework_version": str(info.compat.get("onnx", "")), **compat})], storage)
         return {"model_version": mv.human_id, "artifact_id": art.id, "uri": art.storage_uri, "sha256": art.sha256,

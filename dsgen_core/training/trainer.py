@@ -51,7 +51,6 @@ class TrainResult:
     curves_png: str | None = None
     seconds: float = 0.0
     incremental_info: dict[str, Any] | None = None
-    best_validation: dict[str, Any] | None = None
 
     def summary(self) -> dict[str, Any]:
         return {"model_version": self.human_id, "id": self.model_version_id, "status": self.status,
@@ -122,7 +121,7 @@ def _train(registry: Registry, project: str, version_tag: str, recipe: Recipe, s
         draw_training_curves(result.epochs, curves, title=f"{human_id}: {recipe.name} on {version_tag}")
         with registry.session() as s:
             mv = s.get(ModelVersion, mv_id)
-            prefix = mvs.artifact_prefix(mv)
+            prefix = mvs.artifact_prefix(human_id)
             weights = work / "run" / "weights"
             arts = mvs.register_artifacts(s, mv, [
                 mvs.ArtifactFile(weights / "best.pt", f"{prefix}/weights/best.pt", "best", "ckpt"),
@@ -195,28 +194,25 @@ def _incremental_info(recipe: Recipe, parent: ModelVersion, data: dict[str, Any]
 def _run(registry: Registry, mv_id: int, recipe: Recipe, data: dict[str, Any], work: Path, storage: Storage,
          init_path: Path | None, result: TrainResult, on_epoch: EpochCallback | None) -> None:
     with ultralytics_output_to_stderr():
-        yolo = import_ultralytics().YOLO
+        model = import_ultralytics().YOLO(str(init_path) if init_path else recipe.model_source())
         provide_fonts()
-        _fit(yolo, recipe, data, work, storage, init_path, result, on_epoch, registry, mv_id)
+        _fit(model, recipe, data, work, storage, init_path, result, on_epoch, registry, mv_id)
 
 
-def _fit(yolo: Any, recipe: Recipe, data: dict[str, Any], work: Path, storage: Storage, init_path: Path | None,
+def _fit(model: Any, recipe: Recipe, data: dict[str, Any], work: Path, storage: Storage, init_path: Path | None,
          result: TrainResult, on_epoch: EpochCallback | None, registry: Registry, mv_id: int) -> None:
-    model = yolo(str(init_path) if init_path else recipe.model_source())
-    with registry.session() as s:
-        prefix = mvs.artifact_prefix(s.get(ModelVersion, mv_id))
-
+    prefix = mvs.artifact_prefix(result.human_id)
     trained: list[int] = []
 
     def train_epoch_end(trainer: Any) -> None:
         trained.append(trainer.epoch)
 
     def fit_epoch_end(trainer: Any) -> None:
-        row = epoch_row(trainer)
         if not trained or trained[-1] != trainer.epoch:
-            # Ultralytics' last call validates the best weights (as epoch N+1): that's the result, not an epoch.
-            result.best_validation = row
+            # Ultralytics' last call validates the best weights (as epoch N+1): that's the result
+            # (read from the trainer when training ends), not an epoch.
             return
+        row = epoch_row(trainer)
         epoch = trainer.epoch + 1
         with registry.session() as s:
             mvs.record_epoch(s, s.get(ModelVersion, mv_id), epoch, row)
