@@ -38,7 +38,7 @@ import datagen  # noqa: E402
 from dagster_aws.s3 import S3Resource  # noqa: E402
 
 from dsgen_core.config import load_settings  # noqa: E402
-from dsgen_core.formats.coco.importer import import_coco  # noqa: E402
+from support import import_file  # noqa: E402
 from dsgen_core.registry.db import Registry  # noqa: E402
 from dsgen_core.registry.projects import get_project  # noqa: E402
 from dsgen_core.storage import open_storage  # noqa: E402
@@ -59,7 +59,7 @@ class Bench:
     def __init__(self, data: Path, home: Path, database_url: str | None) -> None:
         self.reg = Registry(load_settings(home=home, database_url=database_url))
         t = time.perf_counter()
-        r = import_coco(self.reg, data / "annotations" / "instances_default.json", images=data / "images", project=PROJECT)
+        r = import_file(self.reg, data / "annotations" / "instances_default.json", images=data / "images", project=PROJECT)
         print(f"  imported {r.counts['images']} images, {r.counts['annotations']} boxes in "
               f"{time.perf_counter() - t:.1f} s ({self.reg.dialect} registry)")
         resources = {

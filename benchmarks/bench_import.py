@@ -42,7 +42,7 @@ from dsgen_core.formats.coco.importer import import_coco
 home, url, ann, images = sys.argv[1:5]
 reg = Registry(load_settings(home=home, database_url=url or None))
 t = time.perf_counter()
-r = import_coco(reg, ann, images=images or None, project="bench")
+r = import_file(reg, ann, images=images or None, project="bench")
 dt = time.perf_counter() - t
 print(json.dumps({"seconds": dt, "counts": r.counts, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """

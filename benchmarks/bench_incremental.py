@@ -33,12 +33,12 @@ OUT = HERE / "out"
 from dsgen_core.config import load_settings  # noqa: E402
 from dsgen_core.demo.synth import generate_demo_dataset  # noqa: E402
 from dsgen_core.evaluation.model_eval import evaluate_model_version  # noqa: E402
-from dsgen_core.formats.coco.importer import import_coco  # noqa: E402
+from support import import_file  # noqa: E402
 from dsgen_core.registry.db import Registry  # noqa: E402
 from dsgen_core.registry.projects import get_project  # noqa: E402
 from dsgen_core.storage import open_storage  # noqa: E402
-from dsgen_core.training.recipes import BUILTIN_RECIPES  # noqa: E402
-from dsgen_core.training.trainer import train_model  # noqa: E402
+from dsgen_core.ml.recipes import BUILTIN_RECIPES  # noqa: E402
+from dsgen_core.ml.trainer import train_model  # noqa: E402
 from dsgen_core.versions.lifecycle import create_version, freeze_version  # noqa: E402
 
 OLD = ("circle", "square", "triangle")
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         old = generate_demo_dataset(tmp / "v1", n_images=300, seed=0).root
         new = generate_demo_dataset(tmp / "v2", n_images=150, seed=1, add_class="star").root
         for src, tag, query in ((old, "v1", ""), (new, "v2", "file:new_star_")):
-            import_coco(reg, src / "annotations" / "instances_default.json", images=src / "images", project="demo")
+            import_file(reg, src / "annotations" / "instances_default.json", images=src / "images", project="demo")
             with reg.session() as s:
                 create_version(s, get_project(s, "demo"), tag, query=query)
             with reg.session() as s:

@@ -21,7 +21,7 @@ from dsgen_core.config import load_settings
 from dsgen_core.insights.charts import render_charts
 from dsgen_core.insights.compute import INSIGHTS, compute_insights
 from dsgen_core.registry.db import Registry
-from dsgen_core.registry.models import Annotation, Asset, AssetMetadata, AssetTag, LabelClass, Project
+from dsgen_core.registry.schema import Annotation, Asset, AssetMetadata, AssetTag, LabelClass, Project
 from dsgen_core.registry.projects import ensure_project
 
 SIZES = [(1920, 1080), (1280, 720), (640, 480), (4032, 3024), (1024, 768), (800, 600), (3840, 2160)]

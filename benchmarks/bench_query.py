@@ -20,7 +20,7 @@ from sqlalchemy import insert, select, text
 from dsgen_core.config import load_settings
 from dsgen_core.query import compile_query, count_query
 from dsgen_core.registry.db import Registry
-from dsgen_core.registry.models import Annotation, Asset, AssetMetadata, AssetTag, LabelClass, Project
+from dsgen_core.registry.schema import Annotation, Asset, AssetMetadata, AssetTag, LabelClass, Project
 from dsgen_core.registry.projects import ensure_project
 
 SIZES = [(1920, 1080), (1280, 720), (640, 480), (4032, 3024), (1024, 768), (800, 600), (3840, 2160)]

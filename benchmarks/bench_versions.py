@@ -32,7 +32,7 @@ sys.path.insert(0, str(HERE))
 import datagen  # noqa: E402
 
 from dsgen_core.config import load_settings  # noqa: E402
-from dsgen_core.formats.coco.importer import import_coco  # noqa: E402
+from support import import_file  # noqa: E402
 from dsgen_core.formats.version_export import export_version_yolo  # noqa: E402
 from dsgen_core.registry.db import Registry  # noqa: E402
 from dsgen_core.registry.projects import get_project  # noqa: E402
@@ -62,7 +62,7 @@ def row(name: str, ours: str, ref: str, verdict: str) -> None:
 def registry_with(ann: Path, images: Path | None) -> Registry:
     home = Path(tempfile.mkdtemp(prefix="dsgen-bench-"))
     reg = Registry(load_settings(home=home))
-    import_coco(reg, ann, images=images, project="bench")
+    import_file(reg, ann, images=images, project="bench")
     return reg
 
 

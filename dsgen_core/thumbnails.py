@@ -5,14 +5,17 @@ from __future__ import annotations
 import io
 from concurrent.futures import ThreadPoolExecutor
 
+from dataclasses import asdict, dataclass
+from typing import Any
+
 from PIL import Image
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
 from tqdm import tqdm
 
 from dsgen_core.registry.changes import record_change
-from dsgen_core.registry.db import Registry
-from dsgen_core.registry.models import Asset
-from dsgen_core.storage.base import Storage, open_storage
+from dsgen_core.registry.schema import Asset, Project
+from dsgen_core.storage.base import Storage
 
 THUMBNAIL_SIZE = 512
 
@@ -29,21 +32,31 @@ def make_thumbnail(path: str, size: int = THUMBNAIL_SIZE) -> bytes:
         return buf.getvalue()
 
 
-def make_thumbnails(registry: Registry, project_id: int, *, size: int = THUMBNAIL_SIZE, progress: bool = False,
-                    storage: Storage | None = None) -> dict[str, int]:
-    """Thumbnails for every image of the project that has a file and none yet; failures are counted, not fatal."""
-    store = storage or open_storage(registry.settings.storage_root)
-    with registry.session() as s:
-        todo = s.execute(
-            select(Asset.id, Asset.storage_uri, Asset.sha256).where(
-                Asset.project_id == project_id, Asset.thumbnail_uri.is_(None), Asset.storage_uri.is_not(None),
-                Asset.sha256.is_not(None), Asset.deleted_at.is_(None),
-            )
-        ).all()
+@dataclass(frozen=True)
+class ThumbnailCounts:
+    created: int
+    failed: int
 
-    def one(row) -> tuple[int, str | None]:  # noqa: ANN001
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def make_thumbnails(session: Session, project: Project, *, storage: Storage, size: int = THUMBNAIL_SIZE,
+                    progress: bool = False) -> ThumbnailCounts:
+    """Thumbnails for every image of the project that has a file and none yet; failures are counted, not fatal.
+
+    Identical images share one thumbnail file (keyed by content).
+    """
+    todo = session.execute(
+        select(Asset.id, Asset.storage_uri, Asset.sha256).where(
+            Asset.project_id == project.id, Asset.thumbnail_uri.is_(None), Asset.storage_uri.is_not(None),
+            Asset.sha256.is_not(None), Asset.deleted_at.is_(None),
+        )
+    ).all()
+
+    def one(row: Any) -> tuple[int, str | None]:
         try:
-            return row.id, store.write_bytes(thumbnail_key(row.sha256), make_thumbnail(row.storage_uri, size))
+            return row.id, storage.write_bytes(thumbnail_key(row.sha256), make_thumbnail(row.storage_uri, size))
         except OSError:
             return row.id, None
 
@@ -55,9 +68,9 @@ def make_thumbnails(registry: Registry, project_id: int, *, size: int = THUMBNAI
                 failed += 1
             else:
                 done.append((asset_id, uri))
-    with registry.session() as s:
-        for asset_id, uri in done:
-            s.execute(update(Asset).where(Asset.id == asset_id).values(thumbnail_uri=uri))
-        if done:
-            record_change(s, project_id=project_id, entity="thumbnails", op="create", count=len(done))
-    return {"created": len(done), "failed": failed, "skipped": 0}
+    if done:
+        t = Asset.__table__
+        session.execute(t.update().where(t.c.id == bindparam("_id")).values(thumbnail_uri=bindparam("uri")),
+                        [{"_id": i, "uri": u} for i, u in done])
+        record_change(session, project_id=project.id, entity="thumbnails", op="create", count=len(done))
+    return ThumbnailCounts(len(done), failed)

@@ -7,8 +7,8 @@ import dagster as dg
 from dsgen_pipelines.automation import automation_sensor
 from dsgen_pipelines.exports.assets import coco_export, yolo_export
 from dsgen_pipelines.insights.assets import insights
-from dsgen_pipelines.models.assets import evaluation, model_version, onnx_artifact, train_model_job
-from dsgen_pipelines.models.checks import onnx_parity_check, parent_regression_check
+from dsgen_pipelines.ml.assets import evaluation, model_version, onnx_artifact, train_model_job
+from dsgen_pipelines.ml.checks import onnx_parity_check, parent_regression_check
 from dsgen_pipelines.registry.assets import import_coco_job, registry_tables, thumbnails
 from dsgen_pipelines.registry.sensors import registry_changes
 from dsgen_pipelines.resources import build_resources

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from dsgen_core.config import load_settings
-from dsgen_core.training.recipes import load_recipes
+from dsgen_core.ml.recipes import load_recipes
 
 dataset_versions = dg.DynamicPartitionsDefinition(name="dataset_versions")
 

@@ -16,9 +16,17 @@ from sqlalchemy.orm import Session
 
 from dsgen_core.config import Settings, load_settings
 from dsgen_core.registry.db import Registry
-from dsgen_core.registry.models import Project
+from dsgen_core.registry.schema import Project
 from dsgen_core.registry.projects import DEFAULT_PROJECT, get_project
 from dsgen_core.storage import LocalStorage, Storage
+
+
+DAGSTER_ACTOR = "dagster:"
+
+
+def run_actor(context: dg.OpExecutionContext | dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> str:
+    """Who the audit log says wrote what a run wrote: ``dagster:<run id>``."""
+    return f"{DAGSTER_ACTOR}{context.run_id}"
 
 
 def env_or(name: str, default: str | None = None) -> dg.EnvVar | str | None:

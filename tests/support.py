@@ -265,3 +265,23 @@ class MotoServer:
 
         creds = credentials or {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
         return boto3.session.Session().client("s3", endpoint_url=self.url, region_name="us-east-1", **creds)
+
+
+# --------------------------------------------------------------------------- imports
+
+
+def import_file(registry: Any, annotations: Any, *, project: str = "p", images: Any = None, actor: str = "test",
+                report_path: Any = None, **kw: Any) -> Any:
+    """``import_coco`` in one transaction of ``registry`` into ``project`` (made if missing), the way the
+    CLI calls it; ``report_path`` writes the validation report there."""
+    from dsgen_core.formats.coco.importer import import_coco, local_sources_dir
+    from dsgen_core.registry.projects import ensure_project
+    from dsgen_core.storage import open_storage
+
+    storage = open_storage(registry.settings.storage_root)
+    with registry.session(bulk=True) as s:
+        result = import_coco(s, ensure_project(s, project), annotations, images=images, storage=storage,
+                             sources_dir=local_sources_dir(storage, registry.settings.home), actor=actor, **kw)
+    if report_path is not None:
+        result.report_path = result.report.write(Path(report_path))
+    return result

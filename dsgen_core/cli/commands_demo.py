@@ -11,19 +11,21 @@ from typing import Any
 import click
 import orjson
 
-from dsgen_core.cli.common import emit, json_option, open_registry
+from dsgen_core.cli.common import cli_actor, emit, json_option, open_registry
 from dsgen_core.cli.main import cli
 from dsgen_core.demo.synth import generate_demo_dataset
 from dsgen_core.errors import DsgenError, NotFound
-from dsgen_core.formats.coco.importer import import_coco
+from dsgen_core.formats.coco.importer import import_coco, local_sources_dir
 from dsgen_core.insights.charts import render_charts
 from dsgen_core.insights.compute import compute_insights
 from dsgen_core.query import count_query
-from dsgen_core.registry.projects import get_project
+from dsgen_core.registry.db import Registry
+from dsgen_core.registry.projects import ensure_project, get_project
 from dsgen_core.registry.stats import registry_stats
 from dsgen_core.registry.tagging import add_tags, set_metadata
+from dsgen_core.storage import open_storage
 from dsgen_core.thumbnails import make_thumbnails
-from dsgen_core.training.recipes import get_recipe
+from dsgen_core.ml.recipes import get_recipe
 from dsgen_core.versions.lifecycle import create_version, get_version, version_summary
 
 DEMO_VERSION = "v1"
@@ -47,14 +49,14 @@ def _through_dagster(settings, project: str, tag: str, train: str | None) -> dic
     return orjson.loads(lines[-1])
 
 
-def _demo_evaluation(reg, project_id: int, recipe: str, *, missing_ok: bool = False) -> dict[str, Any] | None:  # noqa: ANN001
+def _demo_evaluation(reg: Registry, project: str, recipe: str, *, missing_ok: bool = False) -> dict[str, Any] | None:
     """The newest evaluation of the demo model (what the Dagster run computed; a re-run reuses it)."""
-    from dsgen_core.evaluation.model_eval import own_test_evaluation  # noqa: PLC0415
-    from dsgen_core.training.model_versions import latest_model_version  # noqa: PLC0415
+    from dsgen_core.evaluation.model_eval import own_test_evaluation
+    from dsgen_core.ml.model_versions import latest_model_version
 
     with reg.session() as s:
         try:
-            mv = latest_model_version(s, project_id, DEMO_VERSION, recipe)
+            mv = latest_model_version(s, get_project(s, project), DEMO_VERSION, recipe)
         except NotFound:
             if missing_ok:
                 return None
@@ -105,16 +107,22 @@ def demo(project: str, n_images: int, seed: int, with_dagster: bool, recipe: str
         _step(f"generating {n_images} synthetic images into {src}", quiet)
         generate_demo_dataset(src, n_images=n_images, seed=seed)
     _step("importing the CVAT COCO 1.0 export", quiet)
-    imported = import_coco(reg, src / "annotations" / "instances_default.json", images=src / "images",
-                           project=project, progress=sys.stderr.isatty() and not quiet)
-    with reg.session() as s:
-        pid = get_project(s, project).id
+    storage = open_storage(reg.settings.storage_root)
+    actor = cli_actor()
+    with reg.session(bulk=True) as s:
+        imported = import_coco(s, ensure_project(s, project, source="coco", actor=actor),
+                               src / "annotations" / "instances_default.json", images=src / "images", storage=storage,
+                               sources_dir=local_sources_dir(storage, reg.settings.home), actor=actor,
+                               progress=sys.stderr.isatty() and not quiet)
     _step("making thumbnails", quiet)
-    thumbs = make_thumbnails(reg, pid, progress=sys.stderr.isatty() and not quiet)
     with reg.session() as s:
-        tagged = add_tags(s, pid, ["has-occlusion"], query="attr.occluded:true")
-        add_tags(s, pid, ["video"], query="has:track")
-        set_metadata(s, pid, "origin", "synthetic", query="")
+        proj = get_project(s, project)
+        pid = proj.id
+        thumbs = make_thumbnails(s, proj, storage=storage, progress=sys.stderr.isatty() and not quiet)
+    with reg.session() as s:
+        tagged = add_tags(s, pid, ["has-occlusion"], query="attr.occluded:true", actor=actor)
+        add_tags(s, pid, ["video"], query="has:track", actor=actor)
+        set_metadata(s, pid, "origin", "synthetic", query="", actor=actor)
         queries: dict[str, Any] = {
             q: count_query(s, q, project_id=pid)
             for q in ("category:circle", "tag:has-occlusion", "has:mask", "has:track -tag:has-occlusion", "width>=160")
@@ -131,20 +139,21 @@ def demo(project: str, n_images: int, seed: int, with_dagster: bool, recipe: str
         _step(f"freezing version {DEMO_VERSION!r} and exporting it through Dagster", quiet)
         with reg.session() as s:
             try:
-                get_version(s, pid, DEMO_VERSION)
+                get_version(s, get_project(s, project), DEMO_VERSION)
             except NotFound:
-                create_version(s, get_project(s, project), DEMO_VERSION)
-        train = recipe if with_training and not _demo_evaluation(reg, pid, recipe, missing_ok=True) else None
+                create_version(s, get_project(s, project), DEMO_VERSION, actor=actor)
+        train = recipe if with_training and not _demo_evaluation(reg, project, recipe, missing_ok=True) else None
         if train:
             _step(f"training recipe {recipe!r} on {DEMO_VERSION}, exporting it to ONNX and evaluating it "
                   "(through Dagster; a few minutes)", quiet)
         dagster = _through_dagster(reg.settings, project, DEMO_VERSION, train)
-    evaluation = _demo_evaluation(reg, pid, recipe) if with_training else None
+    evaluation = _demo_evaluation(reg, project, recipe) if with_training else None
     version = None
     with reg.session() as s:
         try:
-            v = version_summary(s, get_version(s, pid, DEMO_VERSION))
-            version = {k: v[k] for k in ("tag", "frozen", "content_hash", "splits", "annotations")}
+            v = version_summary(s, get_version(s, get_project(s, project), DEMO_VERSION))
+            version = {"tag": v.tag, "frozen": v.frozen, "content_hash": v.content_hash, "splits": v.splits,
+                       "annotations": v.annotations}
         except NotFound:
             pass
     summary = {
@@ -153,7 +162,7 @@ def demo(project: str, n_images: int, seed: int, with_dagster: bool, recipe: str
         "source": str(src),
         "import": imported.summary(),
         "stats": stats,
-        "thumbnails": thumbs,
+        "thumbnails": thumbs.to_dict(),
         "tagged_has_occlusion": tagged,
         "queries": queries,
         "classes": {c["key"]: c["objects"] for c in insights["class_distribution"]["classes"]},

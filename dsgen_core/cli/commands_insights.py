@@ -229,4 +229,8 @@ def summary_lines(project: str, data: dict[str, Any]) -> list[str]:
                 lines.append(f"  {key} ({entry['objects']} objects): {fmt_num(entry['min'])} … {fmt_num(entry['max'])}, mean {fmt_num(round(entry['mean'], 3))}")
             else:
                 lines.append(f"  {key} ({entry['objects']} objects, {entry['distinct'] or 'many'} values)")
+    if "duplicates" in data:
+        d = data["duplicates"]
+        lines.append(f"identical images: {d['images_with_duplicates']} images in {d['groups']} groups of equal bytes "
+                     f"(find them with `has:duplicate`)" if d["groups"] else "identical images: none")
     return lines

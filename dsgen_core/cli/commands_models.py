@@ -6,13 +6,14 @@ import sys
 
 import click
 
-from dsgen_core.cli.common import emit, json_option, open_registry, project_option
+from dsgen_core.cli.common import cli_actor, emit, json_option, open_registry, project_option
 from dsgen_core.cli.main import cli
 from dsgen_core.cli.commands_registry import export_
 from dsgen_core.registry.projects import get_project
 from dsgen_core.storage import open_storage
-from dsgen_core.training import model_versions as mvs
-from dsgen_core.training.recipes import get_recipe, load_recipes
+from dsgen_core.ml import model_versions as mvs
+from dsgen_core.registry.schema import ModelVersion
+from dsgen_core.ml.recipes import get_recipe, load_recipes
 
 
 def _epoch_line(epoch: int, epochs: int, m: dict[str, float | None]) -> None:
@@ -32,12 +33,12 @@ def _epoch_line(epoch: int, epochs: int, m: dict[str, float | None]) -> None:
 @json_option
 def train(version_tag: str, recipe: str, parent: str | None, project: str, as_json: bool) -> None:
     """Train a YOLO model version from a frozen dataset version (offline; the model is built from its YAML)."""
-    from dsgen_core.training.trainer import train_model  # noqa: PLC0415 - torch only for this command
+    from dsgen_core.ml.trainer import train_model  # torch only for this command
 
     reg = open_registry()
     r = get_recipe(recipe, reg.settings.home)
     result = train_model(reg, project, version_tag, r, storage=open_storage(reg.settings.storage_root), parent=parent,
-                         on_epoch=None if as_json and not sys.stderr.isatty() else _epoch_line)
+                         on_epoch=None if as_json and not sys.stderr.isatty() else _epoch_line, actor=cli_actor())
     m = result.metrics
     emit(result.summary(), as_json,
          f"model version {result.human_id} ({r.name} on {version_tag}{', parent ' + parent if parent else ''}): "
@@ -63,10 +64,10 @@ def models(project: str, as_json: bool) -> None:
     """The project's model versions."""
     reg = open_registry()
     with reg.session() as s:
-        rows = [mvs.model_version_summary(s, mv) for mv in mvs.list_model_versions(s, get_project(s, project).id)]
-    emit(rows, as_json, "\n".join(
-        f"{r['human_id']:<5} {r['status']:<10} {r['recipe'] or '':<12} data {r['dataset_version'] or '-':<6} "
-        f"parent {r['parent'] or '-':<5} mAP50 {((r['metrics'] or {}).get('map50') or 0):.3f}" for r in rows)
+        rows = [mvs.model_version_summary(s, mv) for mv in mvs.list_model_versions(s, get_project(s, project))]
+    emit([r.to_dict() for r in rows], as_json, "\n".join(
+        f"{r.human_id:<5} {r.status:<10} {r.recipe or '':<12} data {r.dataset_version or '-':<6} "
+        f"parent {r.parent or '-':<5} mAP50 {((r.metrics or {}).get('map50') or 0):.3f}" for r in rows)
         or f"no model versions in project {project!r} yet (`dsgen train --version TAG`)")
 
 
@@ -77,46 +78,65 @@ def model_() -> None:
 
 @model_.command("show")
 @click.argument("model_version")
+@project_option
 @json_option
-def model_show(model_version: str, as_json: bool) -> None:
+def model_show(model_version: str, project: str, as_json: bool) -> None:
     """A model version: data, recipe, parent, metrics, artifacts."""
     reg = open_registry()
     with reg.session() as s:
-        summary = mvs.model_version_summary(s, mvs.get_model_version(s, model_version))
-    emit(summary, as_json)
+        summary = mvs.model_version_summary(s, mvs.get_model_version(s, get_project(s, project), model_version))
+    emit(summary.to_dict(), as_json)
 
 
 @export_.command("onnx")
 @click.argument("model_version")
 @click.option("--opset", type=int, help="ONNX opset (default: Ultralytics' choice for this torch).")
+@project_option
 @json_option
-def export_onnx_cmd(model_version: str, opset: int | None, as_json: bool) -> None:
+def export_onnx_cmd(model_version: str, opset: int | None, project: str, as_json: bool) -> None:
     """Export a model version's best weights to ONNX (onnxslim applied) and register the artifact."""
-    from dsgen_core.training.onnx_artifacts import export_model_onnx  # noqa: PLC0415
+    from dsgen_core.ml.onnx_artifacts import export_model_onnx
 
     reg = open_registry()
-    info = export_model_onnx(reg, model_version, open_storage(reg.settings.storage_root), opset=opset)
-    emit(info, as_json, f"{info['model_version']}: {info['uri']} (opset {info['opset']}, IR {info['ir_version']}, "
-                        f"input {info['inputs'][0]['shape']}, {info['size_bytes'] / 1e6:.1f} MB, sha256 {info['sha256'][:12]}…)")
+    with reg.session() as s:
+        info = export_model_onnx(s, get_project(s, project), model_version,
+                                 storage=open_storage(reg.settings.storage_root), opset=opset, actor=cli_actor())
+    emit(info.to_dict(), as_json, f"{info.model_version}: {info.uri} (opset {info.opset}, IR {info.ir_version}, "
+                                  f"input {info.inputs[0]['shape']}, {(info.size_bytes or 0) / 1e6:.1f} MB, "
+                                  f"sha256 {(info.sha256 or '')[:12]}…)")
 
 
 @cli.command()
 @click.argument("model_version")
 @click.option("--version", "version_tag", help="Dataset version to evaluate on (default: the one it was trained on).")
 @click.option("--split", default="test", show_default=True)
+@project_option
 @json_option
-def evaluate(model_version: str, version_tag: str | None, split: str, as_json: bool) -> None:
-    """COCO metrics of the model's ONNX artifact (ONNX Runtime) on a frozen version's split."""
-    from dsgen_core.evaluation.model_eval import evaluate_model_version  # noqa: PLC0415
+def evaluate(model_version: str, version_tag: str | None, split: str, project: str, as_json: bool) -> None:
+    """COCO metrics of the model's ONNX artifact (ONNX Runtime) on a frozen version's split.
+
+    A model (or its parent) without an ONNX artifact is exported first, and the command says so.
+    """
+    from dsgen_core.evaluation.model_eval import evaluate_model_version
+    from dsgen_core.ml.onnx_artifacts import ONNX_ROLE, export_model_onnx
 
     reg = open_registry()
-    r = evaluate_model_version(reg, model_version, open_storage(reg.settings.storage_root), version_tag=version_tag, split=split)
-    emit(r, as_json, "\n".join([
-        f"{r['model_version']} on {r['dataset_version']}/{r['split']} ({r['images']} images): "
-        f"P {r['precision']:.3f}  R {r['recall']:.3f}  F1 {r['f1']:.3f}  mAP50 {r['map50']:.3f}  mAP50-95 {r['map50_95']:.3f}",
+    storage = open_storage(reg.settings.storage_root)
+    with reg.session() as s:
+        proj = get_project(s, project)
+        mv = mvs.get_model_version(s, proj, model_version)
+        for m in (mv, s.get(ModelVersion, mv.parent_model_version_id) if mv.parent_model_version_id else None):
+            if m is not None and m.status == "succeeded" and mvs.artifact(s, m, ONNX_ROLE, "onnx") is None:
+                click.echo(f"{m.human_id} has no ONNX artifact yet: exporting it first", err=True)
+                export_model_onnx(s, proj, m.human_id, storage=storage, actor=cli_actor())
+        r = evaluate_model_version(s, proj, model_version, storage=storage, version_tag=version_tag, split=split,
+                                   actor=cli_actor())
+    emit(r.to_dict(), as_json, "\n".join([
+        f"{r.model_version} on {r.dataset_version}/{r.split} ({r.images} images): "
+        f"P {r.precision:.3f}  R {r.recall:.3f}  F1 {r.f1:.3f}  mAP50 {r.map50:.3f}  mAP50-95 {r.map50_95:.3f}",
         *(f"  {k:<16} P {c['precision']:.3f}  R {c['recall']:.3f}  mAP50 {c['map50']:.3f}  mAP50-95 {c['map50_95']:.3f}"
-          for k, c in r["per_class"].items()),
-        f"  PR curve: {r['charts']['pr_curve']}", f"  confusion matrix: {r['charts']['confusion_matrix']}",
+          for k, c in r.per_class.items()),
+        f"  PR curve: {r.charts['pr_curve']}", f"  confusion matrix: {r.charts['confusion_matrix']}",
     ]))
 
 
@@ -128,11 +148,12 @@ def evaluate(model_version: str, version_tag: str | None, split: str, as_json: b
 @json_option
 def annotate(model_version: str, query: str, conf: float, project: str, as_json: bool) -> None:
     """Write the model's detections into the registry as model annotations (source=model, confidence)."""
-    from dsgen_core.training.auto_annotate import auto_annotate  # noqa: PLC0415
+    from dsgen_core.ml.auto_annotate import auto_annotate
 
     reg = open_registry()
-    r = auto_annotate(reg, project, model_version, open_storage(reg.settings.storage_root), query=query, conf=conf,
-                      progress=sys.stderr.isatty() and not as_json)
-    emit(r, as_json, f"{r['model_version']}: {r['annotations']} model annotations on {r['images']} images "
-                     f"({r['replaced']} earlier ones of this model replaced) in {r['seconds']} s; "
-                     f"query them with `dsgen query 'model:{r['model_version']} confidence<0.5'`")
+    with reg.session() as s:
+        r = auto_annotate(s, get_project(s, project), model_version, storage=open_storage(reg.settings.storage_root),
+                          query=query, conf=conf, actor=cli_actor(), progress=sys.stderr.isatty() and not as_json)
+    emit(r.to_dict(), as_json, f"{r.model_version}: {r.annotations} model annotations on {r.images} images "
+                               f"({r.replaced} earlier ones of this model replaced) in {r.seconds} s; "
+                               f"query them with `dsgen query 'model:{r.model_version} confidence<0.5'`")

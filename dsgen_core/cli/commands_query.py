@@ -12,7 +12,7 @@ from dsgen_core.cli.common import emit, json_option, open_registry, project_opti
 from dsgen_core.cli.main import cli
 from dsgen_core.query import Level, compile_query, count_query, run_query
 from dsgen_core.registry import tagging
-from dsgen_core.registry.models import Asset
+from dsgen_core.registry.schema import Asset
 from dsgen_core.registry.projects import get_project
 
 def _objects_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

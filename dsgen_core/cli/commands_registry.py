@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import click
+import orjson
 
-from dsgen_core.cli.common import emit, json_option, open_registry, project_option
+from dsgen_core.cli.common import cli_actor, emit, json_option, open_registry, project_option
 from dsgen_core.cli.main import cli
 from dsgen_core.formats.coco.exporter import build_coco, write_coco
 from dsgen_core.errors import DsgenError
-from dsgen_core.formats.coco.importer import import_coco
+from dsgen_core.formats.coco.importer import import_coco, local_sources_dir
 from dsgen_core.formats.report import ImportRefused
+from dsgen_core.registry.ingest import ON_CONFLICT
 from dsgen_core.formats.version_export import export_version_coco, export_version_yolo
 from dsgen_core.query import compile_query
 from dsgen_core.registry.projects import ensure_project, get_project
@@ -54,31 +57,49 @@ def import_() -> None:
 @click.option("--images", type=click.Path(path_type=Path), help="Image folder or ZIP (CVAT export layout works as is).")
 @project_option
 @click.option("--skip-invalid", is_flag=True, help="Import the valid records and report the rest.")
+@click.option("--on-conflict", type=click.Choice(ON_CONFLICT), default="error", show_default=True,
+              help="A record that contradicts what the registry holds for the same image or object: refuse the "
+                   "import, keep the registry's value, or replace it with the file's. Reported either way.")
 @click.option("--report", "report_path", type=click.Path(path_type=Path), help="Write the validation report (JSON) here.")
 @click.option("--create-missing", is_flag=True, help="Results files: create images/classes the project lacks.")
 @click.option("--panoptic-dir", type=click.Path(path_type=Path), help="Folder of panoptic PNGs (default: next to the JSON).")
 @json_option
-def import_coco_cmd(annotations: Path, images: Path | None, project: str, skip_invalid: bool, report_path: Path | None,
-                    create_missing: bool, panoptic_dir: Path | None, as_json: bool) -> None:
+def import_coco_cmd(annotations: Path, images: Path | None, project: str, skip_invalid: bool, on_conflict: str,
+                    report_path: Path | None, create_missing: bool, panoptic_dir: Path | None, as_json: bool) -> None:
     """Import a CVAT "COCO 1.0" export or any COCO file (instances, keypoints, captions, panoptic, results).
 
-    A file with problems is refused whole with a report; nothing is written.
+    Images are the samples the file names (by path), objects the annotations it names (by id):
+    importing instances, keypoints and captions of one split merges them, and importing the same
+    file again adds nothing. A file with problems is refused whole with a report; nothing is written.
     """
     reg = open_registry()
+    storage = open_storage(reg.settings.storage_root)
+    reports = reg.settings.home / "reports"
     try:
-        result = import_coco(reg, annotations, images=images, project=project, skip_invalid=skip_invalid,
-                             report_path=report_path, progress=sys.stderr.isatty() and not as_json,
-                             create_missing=create_missing, panoptic_dir=panoptic_dir)
+        with reg.session(bulk=True) as s:
+            result = import_coco(s, ensure_project(s, project, source="coco", actor=cli_actor()), annotations,
+                                 images=images, storage=storage, sources_dir=local_sources_dir(storage, reg.settings.home),
+                                 actor=cli_actor(), skip_invalid=skip_invalid, on_conflict=on_conflict,  # type: ignore[arg-type]
+                                 create_missing=create_missing, panoptic_dir=panoptic_dir,
+                                 progress=sys.stderr.isatty() and not as_json)
     except ImportRefused as exc:
-        if report_path is not None:
-            exc.report.write(report_path)
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        written = exc.report.write(report_path or reports / f"import-refused-{time.strftime('%Y%m%d-%H%M%S')}.json")
+        if as_json:
+            first = exc.report.errors[0] if exc.report.errors else None
+            click.echo(orjson.dumps({"error": f"{str(exc).splitlines()[0]} {first}" if first else str(exc).splitlines()[0],
+                                     "errors": len(exc.report.errors),
+                                     "warnings": len(exc.report.warnings), "report": str(written)}).decode())
+        click.echo(f"error: {exc}\nreport: {written}", err=True)
+        sys.exit(2)
+    if report_path is not None or (skip_invalid and result.report.problems):
+        result.report_path = result.report.write(report_path or reports / f"import-{result.ingest.batch_id}.json")
     s = result.summary()
     human = (f"imported {annotations} into project {project!r} in {s['seconds']} s: "
-             f"{s['images_new']} new images ({s['images_existing']} already known), {s['annotations']} annotations"
-             f" ({s['annotations_duplicate']} already present), {s['categories_new']} new categories, "
-             f"{s['masks']} masks, {s['tracks']} tracks")
+             f"{s['images_new']} new images ({s['images_existing']} already known), {s['annotations']} new annotations"
+             f" ({s['annotations_merged']} merged into existing ones, {s['annotations_unchanged']} unchanged), "
+             f"{s['categories_new']} new categories, {s['masks']} masks, {s['tracks']} tracks")
+    if s["conflicts"]:
+        human += f", {s['conflicts']} conflict(s) resolved ({on_conflict})"
     if result.report.problems:
         human += "\n" + result.report.to_text(20)
     if result.report_path:
@@ -107,7 +128,7 @@ def export_coco_cmd(out: Path, project: str, query: str, tag: str | None, human_
         if tag is not None:
             if query:
                 raise DsgenError("--query and --version do not combine: a version already fixes its images")
-            result = export_version_coco(s, p.id, tag, out, storage=storage)
+            result = export_version_coco(s, p, tag, out, storage=storage)
             emit(result.summary(), as_json, f"wrote {out}: {result.files} images, {result.annotations} annotations per split")
             return
         ids = compile_query(query, project_id=p.id) if query.strip() else None
@@ -128,7 +149,7 @@ def export_yolo_cmd(tag: str, out_dir: Path, task: str, project: str, as_json: b
     """Write a frozen version as an Ultralytics YOLO dataset (images hard-linked, data.yaml with the names)."""
     reg = open_registry()
     with reg.session() as s:
-        result = export_version_yolo(s, get_project(s, project).id, tag, out_dir,
+        result = export_version_yolo(s, get_project(s, project), tag, out_dir,
                                      storage=open_storage(reg.settings.storage_root), task=task)
     skipped = f", left out {result.skipped}" if result.skipped else ""
     emit(result.summary(), as_json,
@@ -144,6 +165,6 @@ def thumbnails(project: str, size: int, as_json: bool) -> None:
     """Make thumbnails for every image that has none yet."""
     reg = open_registry()
     with reg.session() as s:
-        pid = get_project(s, project).id
-    counts = make_thumbnails(reg, pid, size=size, progress=sys.stderr.isatty() and not as_json)
-    emit(counts, as_json, f"{counts['created']} thumbnails created, {counts['failed']} failed")
+        counts = make_thumbnails(s, get_project(s, project), storage=open_storage(reg.settings.storage_root), size=size,
+                                 progress=sys.stderr.isatty() and not as_json)
+    emit(counts.to_dict(), as_json, f"{counts.created} thumbnails created, {counts.failed} failed")

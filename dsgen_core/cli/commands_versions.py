@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from dsgen_core.cli.common import emit, json_option, open_registry, project_option
+from dsgen_core.cli.common import cli_actor, emit, json_option, open_registry, project_option
 from dsgen_core.cli.main import cli
 from dsgen_core.registry.projects import get_project
 from dsgen_core.storage import open_storage
@@ -36,9 +36,10 @@ def create_cmd(tag: str, query: str, split: str, seed: int, include_model: bool,
     """Define a draft version; it selects nothing until it is frozen."""
     reg = open_registry()
     with reg.session() as s:
-        v = create_version(s, get_project(s, project), tag, query=query, split=split, seed=seed, include_model=include_model)
+        v = create_version(s, get_project(s, project), tag, query=query, split=split, seed=seed,
+                           include_model=include_model, actor=cli_actor())
         data = version_summary(s, v)
-    emit(data, as_json, f"created draft version {tag!r} (query {query!r}, split {data['split_config']}, seed {seed})")
+    emit(data.to_dict(), as_json, f"created draft version {tag!r} (query {query!r}, split {data.split_config}, seed {seed})")
 
 
 @version.command("freeze")
@@ -51,16 +52,15 @@ def freeze_cmd(tag: str, request_only: bool, project: str, as_json: bool) -> Non
     """Freeze a draft: split, snapshot and hash it. A frozen version never changes."""
     reg = open_registry()
     with reg.session() as s:
-        pid = get_project(s, project).id
+        proj = get_project(s, project)
         if request_only:
-            v = request_freeze(s, pid, tag)
-            data = version_summary(s, v)
-            emit(data, as_json, f"freeze of {tag!r} requested")
+            v = request_freeze(s, proj, tag, actor=cli_actor())
+            emit(version_summary(s, v).to_dict(), as_json, f"freeze of {tag!r} requested")
             return
-        r = freeze_version(s, pid, tag, open_storage(reg.settings.storage_root))
-        data = version_summary(s, get_version(s, pid, tag))
+        r = freeze_version(s, proj, tag, storage=open_storage(reg.settings.storage_root), actor=cli_actor())
+        data = version_summary(s, get_version(s, proj, tag))
     word = "was already frozen" if r.already_frozen else "frozen"
-    emit(data, as_json, f"version {tag!r} {word}: {data['splits']} images, content hash {r.content_hash}")
+    emit(data.to_dict(), as_json, f"version {tag!r} {word}: {data.splits} images, content hash {r.content_hash}")
 
 
 @version.command("list")
@@ -70,12 +70,12 @@ def list_cmd(project: str, as_json: bool) -> None:
     """All versions of the project."""
     reg = open_registry()
     with reg.session() as s:
-        rows = [version_summary(s, v) for v in list_versions(s, get_project(s, project).id)]
+        rows = [version_summary(s, v) for v in list_versions(s, get_project(s, project))]
     human = "\n".join(
-        f"{r['tag']:<12} {'frozen' if r['frozen'] else 'draft ':<7} {sum(r['splits'].values()):>8} images  "
-        f"{(r['content_hash'] or '')[:12]}  {r['query']!r}" for r in rows
+        f"{r.tag:<12} {'frozen' if r.frozen else 'draft ':<7} {sum(r.splits.values()):>8} images  "
+        f"{(r.content_hash or '')[:12]}  {r.query!r}" for r in rows
     ) or "no versions yet (dsgen version create v1)"
-    emit(rows, as_json, human)
+    emit([r.to_dict() for r in rows], as_json, human)
 
 
 @version.command("show")
@@ -86,12 +86,12 @@ def show_cmd(tag: str, project: str, as_json: bool) -> None:
     """A version's definition, split sizes, class counts and content hash."""
     reg = open_registry()
     with reg.session() as s:
-        data = version_summary(s, get_version(s, get_project(s, project).id, tag))
-    lines = [f"{data['tag']}: {'frozen' if data['frozen'] else 'draft'}  query {data['query']!r}  seed {data['seed']}",
-             f"  content hash {data['content_hash']}", f"  images per split {data['splits']}",
-             f"  annotations per split {data['annotations']}"]
-    lines += [f"  {k:<20} {v}" for k, v in sorted(data["classes"].items())]
-    emit(data, as_json, "\n".join(lines))
+        data = version_summary(s, get_version(s, get_project(s, project), tag))
+    lines = [f"{data.tag}: {'frozen' if data.frozen else 'draft'}  query {data.query!r}  seed {data.seed}",
+             f"  content hash {data.content_hash}", f"  images per split {data.splits}",
+             f"  annotations per split {data.annotations}"]
+    lines += [f"  {k:<20} {v}" for k, v in sorted(data.classes.items())]
+    emit(data.to_dict(), as_json, "\n".join(lines))
 
 
 @version.command("diff")
@@ -103,8 +103,8 @@ def diff_cmd(a: str, b: str, project: str, as_json: bool) -> None:
     """What was added, removed, moved between splits and relabelled from A to B."""
     reg = open_registry()
     with reg.session() as s:
-        d = diff_versions(s, get_project(s, project).id, a, b)
-    human = (f"{a} -> {b}: +{len(d['images_added'])} / -{len(d['images_removed'])} images, "
-             f"{len(d['images_moved'])} moved between splits; +{d['annotations_added']} / -{d['annotations_removed']} "
-             f"annotations, {len(d['relabelled'])} relabelled")
-    emit(d, as_json, human)
+        d = diff_versions(s, get_project(s, project), a, b)
+    human = (f"{a} -> {b}: +{len(d.images_added)} / -{len(d.images_removed)} images, "
+             f"{len(d.images_moved)} moved between splits; +{d.annotations_added} / -{d.annotations_removed} "
+             f"annotations, {len(d.relabelled)} relabelled")
+    emit(d.to_dict(), as_json, human)

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import getpass
 from typing import Any
 
 import click
 import orjson
 
 from dsgen_core.registry.db import Registry
+
+
+
+def cli_actor() -> str:
+    """Who the audit log says wrote what a CLI command wrote: ``cli:<login name>``."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no login name in this environment (a container without a passwd entry)
+        return "cli"
+
 
 project_option = click.option("--project", default="default", show_default=True, help="Project name.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import tempfile
 import time
 import uuid
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +24,15 @@ from dsgen_core.errors import DsgenError
 from dsgen_core.evaluation.charts import draw_confusion_matrix, draw_pr_curve
 from dsgen_core.evaluation.coco_metrics import evaluate_detections
 from dsgen_core.evaluation.confusion import confusion_matrix
-from dsgen_core.formats.version_export import class_order, is_crowd_region, version_members
 from dsgen_core.inference.detector import OnnxDetector
-from dsgen_core.registry.db import Registry
-from dsgen_core.registry.models import DatasetVersion, DatasetVersionAnnotation, Evaluation, ModelVersion
+from dsgen_core.inference.preprocess import require_local_images
+from dsgen_core.ml import model_versions as mvs
+from dsgen_core.ml.onnx_artifacts import ONNX_ROLE
+from dsgen_core.registry.changes import audit
+from dsgen_core.registry.schema import DatasetVersion, DatasetVersionAnnotation, Evaluation, ModelVersion, Project
 from dsgen_core.storage.base import Storage
-from dsgen_core.training import model_versions as mvs
-from dsgen_core.training.onnx_artifacts import ONNX_ROLE, export_model_onnx, require_local_images
 from dsgen_core.versions.lifecycle import get_version
+from dsgen_core.versions.members import class_order, is_crowd_region, version_members
 
 EVAL_CONF = 0.001
 MATRIX_CONF = 0.25
@@ -81,86 +83,128 @@ def predict_split(detector: OnnxDetector, files: dict[int, str], model_keys: lis
     return results
 
 
-def evaluate_model_version(registry: Registry, ref: str, storage: Storage, *, version_tag: str | None = None,
-                           split: str = "test", with_parent: bool = True) -> dict[str, Any]:
-    """Evaluate ``ref`` (``m3``) on ``version_tag`` (default: its training version) and record it."""
+@dataclass(frozen=True)
+class ParentNumbers:
+    """The parent model's metrics on the same version and split as its child."""
+
+    model_version: str
+    precision: float
+    recall: float
+    f1: float
+    map50: float
+    map50_95: float
+    per_class: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ModelEvaluation:
+    """A recorded evaluation: COCO metrics of a model version's ONNX artifact on a version's split."""
+
+    model_version: str
+    dataset_version: str
+    split: str
+    images: int
+    detections: int
+    precision: float
+    recall: float
+    f1: float
+    map50: float
+    map50_95: float
+    per_class: dict[str, Any]
+    coco_stats: list[float]
+    backend: str
+    charts: dict[str, str]
+    evaluation_id: int
+    parent: ParentNumbers | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def evaluate_model_version(session: Session, project: Project, ref: str, *, storage: Storage,
+                           version_tag: str | None = None, split: str = "test", with_parent: bool = True,
+                           actor: str | None = None) -> ModelEvaluation:
+    """Evaluate ``ref`` (``m3``) on ``version_tag`` (default: its training version) and record it.
+
+    It runs the model's ONNX artifact and refuses a model that has none: the artifact is made by
+    ``dsgen export onnx`` or the Dagster graph's ``onnx_artifact``, never behind the caller's back.
+    A model with a parent also gets the parent's numbers on the same split.
+    """
     t0 = time.perf_counter()
-    with registry.session() as s:
-        mv = mvs.get_model_version(s, ref)
-        if mvs.artifact(s, mv, ONNX_ROLE, "onnx") is None:
-            if mv.status != "succeeded":
-                raise DsgenError(f"model version {mv.human_id} is {mv.status}; there is nothing to evaluate")
-            export_model_onnx(registry, mv.human_id, storage)  # evaluation runs the ONNX model: make it first
-    with registry.session() as s, tempfile.TemporaryDirectory(prefix="dsgen-eval-") as tmp:
-        mv = mvs.get_model_version(s, ref)
-        art = mvs.require_artifact(s, mv, ONNX_ROLE, "onnx")
-        if version_tag:
-            project_id = s.get(DatasetVersion, mv.training_data_version_id).project_id
-            version = get_version(s, project_id, version_tag)
-        else:
-            version = s.get(DatasetVersion, mv.training_data_version_id)
-        gt, files = split_ground_truth(s, version, split)
+    mv = mvs.get_model_version(session, project, ref)
+    if mv.status != "succeeded":
+        raise DsgenError(f"model version {mv.human_id} is {mv.status}; there is nothing to evaluate")
+    art = mvs.require_artifact(session, mv, ONNX_ROLE, "onnx")
+    version = get_version(session, project, version_tag) if version_tag else \
+        session.get(DatasetVersion, mv.training_data_version_id)
+    gt, files = split_ground_truth(session, version, split)
+    with tempfile.TemporaryDirectory(prefix="dsgen-eval-") as tmp:
         detector = OnnxDetector(mvs.fetch_artifact(storage, art, Path(tmp)), conf=EVAL_CONF)
         dets = predict_split(detector, files, (mv.training_config or {}).get("classes") or [], gt["categories"])
         metrics = evaluate_detections(gt, dets)
         matrix, names = confusion_matrix(gt, dets, conf=MATRIX_CONF)
         # One folder per evaluation: a re-evaluation never changes the charts an older row points at.
-        prefix = f"{mvs.artifact_prefix(mv.human_id)}/evaluations/{version.version_tag}-{split}-{uuid.uuid4().hex[:8]}"
+        prefix = f"{mvs.artifact_prefix(mv)}/evaluations/{version.version_tag}-{split}-{uuid.uuid4().hex[:8]}"
         charts = {
             "pr_curve": storage.write_file(f"{prefix}/pr_curve.png", draw_pr_curve(metrics, Path(tmp) / "pr.png")),
             "confusion_matrix": storage.write_file(f"{prefix}/confusion_matrix.png",
                                                    draw_confusion_matrix(matrix, names, Path(tmp) / "cm.png")),
         }
-        out = metrics.to_dict()
-        row = Evaluation(
-            model_version_id=mv.id, dataset_version_id=version.id, model_artifact_id=art.id, split=split,
-            precision=out["precision"], recall=out["recall"], f1_score=out["f1"], map50=out["map50"],
-            map50_95=out["map50_95"], per_class=out["per_class"],
-            extra={"coco_stats": out["coco_stats"], "backend": out["backend"], "charts": charts,
-                   "images": len(files), "detections": len(dets), "confusion_matrix": matrix.tolist(),
-                   "confusion_names": names},
-        )
-        s.add(row)
-        s.flush()
-        result = {"model_version": mv.human_id, "dataset_version": version.version_tag, "split": split,
-                  "images": len(files), "detections": len(dets), **out, "charts": charts, "evaluation_id": row.id}
-        parent_id, version_id = mv.parent_model_version_id, version.id
-    if with_parent and parent_id is not None:
-        result["parent"] = parent_evaluation(registry, parent_id, version_id, split, storage)
-        with registry.session() as s:
-            row = s.get(Evaluation, result["evaluation_id"])
-            row.extra = {**(row.extra or {}), "parent": result["parent"]}
-    result["seconds"] = round(time.perf_counter() - t0, 2)
-    return result
+    out = metrics.to_dict()
+    parent = None
+    if with_parent and mv.parent_model_version_id is not None:
+        parent = parent_evaluation(session, project, session.get(ModelVersion, mv.parent_model_version_id), version,
+                                   split, storage=storage, actor=actor)
+    row = Evaluation(
+        model_version_id=mv.id, dataset_version_id=version.id, model_artifact_id=art.id, split=split,
+        precision=out["precision"], recall=out["recall"], f1_score=out["f1"], map50=out["map50"],
+        map50_95=out["map50_95"], per_class=out["per_class"],
+        extra={"coco_stats": out["coco_stats"], "backend": out["backend"], "charts": charts,
+               "images": len(files), "detections": len(dets), "confusion_matrix": matrix.tolist(),
+               "confusion_names": names, **({"parent": parent.to_dict()} if parent else {})},
+    )
+    session.add(row)
+    session.flush()
+    audit(session, "model_version.evaluate", project_id=project.id, entity_type="evaluation", entity_ids=[row.id],
+          detail={"model_version": mv.human_id, "dataset_version": version.version_tag, "split": split,
+                  "map50": out["map50"]}, actor=actor)
+    return ModelEvaluation(
+        mv.human_id, version.version_tag, split, len(files), len(dets), out["precision"], out["recall"], out["f1"],
+        out["map50"], out["map50_95"], out["per_class"], out["coco_stats"], out["backend"], charts, row.id, parent,
+        round(time.perf_counter() - t0, 2))
 
 
-def parent_evaluation(registry: Registry, parent_id: int, version_id: int, split: str, storage: Storage) -> dict[str, Any]:
+def parent_evaluation(session: Session, project: Project, parent: ModelVersion, version: DatasetVersion, split: str,
+                      *, storage: Storage, actor: str | None = None) -> ParentNumbers:
     """The parent's numbers on the same version and split, evaluating it there if it never was."""
-    with registry.session() as s:
-        parent = s.get(ModelVersion, parent_id)
-        row = s.scalar(select(Evaluation).where(
-            Evaluation.model_version_id == parent_id, Evaluation.dataset_version_id == version_id,
-            Evaluation.split == split).order_by(Evaluation.id.desc()))
-        if row is not None:
-            return {"model_version": parent.human_id, "precision": row.precision, "recall": row.recall,
-                    "f1": row.f1_score, "map50": row.map50, "map50_95": row.map50_95, "per_class": row.per_class}
-        human_id, tag = parent.human_id, s.get(DatasetVersion, version_id).version_tag
-    r = evaluate_model_version(registry, human_id, storage, version_tag=tag, split=split, with_parent=False)
-    return {"model_version": human_id, **{k: r[k] for k in (*METRIC_KEYS, "per_class")}}
+    row = session.scalar(select(Evaluation).where(
+        Evaluation.model_version_id == parent.id, Evaluation.dataset_version_id == version.id,
+        Evaluation.split == split).order_by(Evaluation.id.desc()))
+    if row is not None:
+        return ParentNumbers(parent.human_id, row.precision, row.recall, row.f1_score, row.map50, row.map50_95,
+                             row.per_class or {})
+    r = evaluate_model_version(session, project, parent.human_id, storage=storage, version_tag=version.version_tag,
+                               split=split, with_parent=False, actor=actor)
+    return ParentNumbers(parent.human_id, r.precision, r.recall, r.f1, r.map50, r.map50_95, r.per_class)
 
 
-def worse_than_parent(result: dict[str, Any], tolerance: float = 0.0) -> list[str]:
+def worse_than_parent(child: Evaluation, parent: ParentNumbers | dict[str, Any] | None,
+                      tolerance: float = 0.0) -> list[str]:
     """What the child lost against its parent on the same split: overall mAP, and mAP50 of each class
     with ground truth there on which the parent scored higher."""
-    parent = result.get("parent")
     if not parent:
         return []
-    lost = [f"{k}: {result[k]:.4f} < parent {parent['model_version']}'s {parent[k]:.4f}"
-            for k in ("map50", "map50_95") if result[k] + tolerance < parent[k]]
-    for name, p in (parent.get("per_class") or {}).items():
-        c = result["per_class"].get(name)
-        if c and p.get("support") and c["map50"] + tolerance < p["map50"]:
-            lost.append(f"class {name}: mAP50 {c['map50']:.4f} < parent's {p['map50']:.4f}")
+    p = parent if isinstance(parent, ParentNumbers) else ParentNumbers(**parent)
+    lost = [f"{k}: {getattr(child, k):.4f} < parent {p.model_version}'s {getattr(p, k):.4f}"
+            for k in ("map50", "map50_95") if getattr(child, k) + tolerance < getattr(p, k)]
+    for name, pc in (p.per_class or {}).items():
+        c = (child.per_class or {}).get(name)
+        if c and pc.get("support") and c["map50"] + tolerance < pc["map50"]:
+            lost.append(f"class {name}: mAP50 {c['map50']:.4f} < parent's {pc['map50']:.4f}")
     return lost
 
 

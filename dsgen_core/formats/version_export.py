@@ -11,6 +11,9 @@ from __future__ import annotations
 import os
 import shutil
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
 from collections import Counter, defaultdict, namedtuple
 from dataclasses import dataclass, field
@@ -26,17 +29,20 @@ from sqlalchemy.orm import Session
 from dsgen_core.errors import DsgenError
 from dsgen_core.formats.coco.exporter import coco_document
 from dsgen_core.registry.bulk import iter_rows
-from dsgen_core.registry.models import (
+from dsgen_core.registry.schema import (
     Asset,
     DatasetSplit,
     DatasetVersion,
     DatasetVersionAnnotation,
     DatasetVersionAsset,
     LabelClass,
+    Project,
 )
+from dsgen_core.registry.ontology import ontology_names
 from dsgen_core.storage.base import Storage
 from dsgen_core.storage.masks import MaskStore, decode
-from dsgen_core.versions.lifecycle import get_version, ontology_of
+from dsgen_core.versions.lifecycle import get_version
+from dsgen_core.versions.members import Member, class_order, cvat_mask_flag, version_members
 
 YOLO_TASKS = ("detect", "segment", "pose")
 
@@ -59,43 +65,11 @@ class ExportResult:
                 "copies": self.copied, "seconds": round(self.seconds, 3)}
 
 
-@dataclass
-class _Member:
-    asset: Any  # a row of Asset columns; ORM objects cost too much at 100k images
-    split: str
-    name: str  # file name inside the export, unique within the version
-
-
-def _frozen(session: Session, project_id: int, tag: str) -> DatasetVersion:
-    v = get_version(session, project_id, tag)
+def _frozen(session: Session, project: Project, tag: str) -> DatasetVersion:
+    v = get_version(session, project, tag)
     if not v.is_frozen:
         raise DsgenError(f"version {tag!r} is a draft; freeze it first (`dsgen version freeze {tag}`)")
     return v
-
-
-def version_members(session: Session, v: DatasetVersion) -> list[_Member]:
-    """The version's images with their split and their file name inside its exports."""
-    a = Asset
-    rows = session.execute(
-        select(a.id, a.file_name, a.sha256, a.storage_uri, a.width, a.height, a.external_id, a.extra, a.import_batch_id,
-               DatasetSplit.split)
-        .join(DatasetVersionAsset, DatasetVersionAsset.asset_id == Asset.id)
-        .join(DatasetSplit, DatasetSplit.id == DatasetVersionAsset.split_id)
-        .where(DatasetVersionAsset.dataset_version_id == v.id)
-    ).all()
-    # Names come from the file names, not row ids, so two registries export the same tree.
-    rows.sort(key=lambda r: (r.file_name, r.sha256 or ""))
-    used: set[str] = set()
-    out: list[_Member] = []
-    for asset in rows:
-        split = asset.split
-        name = asset.file_name.replace("\\", "/").strip("/").replace("/", "__")
-        if name in used:
-            stem, dot, ext = name.rpartition(".")
-            name = f"{stem}_{(asset.sha256 or str(asset.id))[:10]}{dot}{ext}" if dot else f"{name}_{asset.id}"
-        used.add(name)
-        out.append(_Member(asset, split, name))
-    return out
 
 
 _JSON_COLUMNS = ("polygon", "keypoints", "attributes", "extra")
@@ -109,20 +83,6 @@ _YOLO_FIELDS = {
     "segment": ("asset_id", "label_class_id", "iscrowd", "cvat_mask", "polygon", "mask_uri"),
     "pose": ("asset_id", "label_class_id", "bbox_x", "bbox_y", "bbox_w", "bbox_h", "iscrowd", "cvat_mask", "keypoints"),
 }
-
-
-def cvat_mask_flag(attributes: Any) -> Any:
-    """SQL: the object carries CVAT's attributes (``occluded`` is in every CVAT shape).
-
-    CVAT's COCO export writes every mask as an RLE with ``iscrowd=1``; those are single objects to
-    train and evaluate on, unlike COCO's crowd regions, which carry no CVAT attributes.
-    """
-    return cast(attributes, Text).like('%"occluded":%')  # the key (SQLite and JSONB text alike), not a value
-
-
-def is_crowd_region(iscrowd: bool | int | None, attributes: dict[str, Any] | None) -> bool:
-    """The same rule in Python, for rows already read."""
-    return bool(iscrowd) and "occluded" not in (attributes or {})
 
 
 def _snapshot(session: Session, v: DatasetVersion, fields: tuple[str, ...] = _SNAPSHOT_FIELDS) -> dict[int, list[Any]]:
@@ -169,33 +129,54 @@ def _write_member(src: str | None, image_dest: str, label_path: str, labels: str
     return how
 
 
-def _reset(out_dir: Path, owned: tuple[str, ...]) -> None:
-    """Clear only what an earlier export of ours wrote, so re-exporting gives the same tree."""
-    for name in owned:
-        p = out_dir / name
-        if p.is_dir():
-            shutil.rmtree(p)
-        elif p.exists():
-            p.unlink()
+@contextmanager
+def staged_dir(out_dir: Path, owned: tuple[str, ...]) -> Iterator[Path]:
+    """A temporary folder beside ``out_dir`` to write an export into.
+
+    On success what it holds replaces ``owned`` (what an earlier export of ours wrote; anything
+    else in ``out_dir`` stays); on failure it is removed, so a failed export leaves nothing.
+    Beside, not in /tmp: the rename must stay on one filesystem, and so must the hard links.
+    """
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
+    work.mkdir()
+    try:
+        yield work
+        if not out_dir.exists():
+            os.rename(work, out_dir)
+            return
+        for name in owned:
+            p = out_dir / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+        for child in work.iterdir():
+            os.rename(child, out_dir / child.name)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
-def class_order(session: Session, v: DatasetVersion) -> list[LabelClass]:
-    """The classes of a version in the order exports (and the models trained on them) number them."""
-    return sorted(ontology_of(session, v), key=lambda c: (c.external_id is None, c.external_id or 0, c.key))
-
-
-def export_version_coco(session: Session, project_id: int, tag: str, out_dir: Path, *, storage: Storage) -> ExportResult:
+def export_version_coco(session: Session, project: Project, tag: str, out_dir: Path, *, storage: Storage) -> ExportResult:
     """``annotations/instances_<split>.json`` plus ``images/<split>/`` for each split of a frozen version."""
     t0 = time.perf_counter()
-    v = _frozen(session, project_id, tag)
-    out_dir = Path(out_dir)
-    _reset(out_dir, ("annotations", "images"))
+    v = _frozen(session, project, tag)
+    with staged_dir(Path(out_dir), ("annotations", "images")) as work:
+        result = _write_coco(session, v, work, storage)
+    result.out_dir = Path(out_dir)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _write_coco(session: Session, v: DatasetVersion, out_dir: Path, storage: Storage) -> ExportResult:
+    tag = v.version_tag
     members = version_members(session, v)
     snap = _snapshot(session, v)
     base = class_order(session, v)
+    names = ontology_names(session, v.ontology_version_id) if v.ontology_version_id else {}
     masks = MaskStore(storage)
     result = ExportResult("coco", tag, out_dir, {}, {})
-    by_split: dict[str, list[_Member]] = defaultdict(list)
+    by_split: dict[str, list[Member]] = defaultdict(list)
     for m in members:
         by_split[m.split].append(m)
     for split in sorted(by_split):
@@ -207,16 +188,15 @@ def export_version_coco(session: Session, project_id: int, tag: str, out_dir: Pa
         # Exported assets carry their export file names, so the JSON points at files that exist.
         assets = [_renamed(m) for m in by_split[split]]
         anns = [a for m in by_split[split] for a in snap.get(m.asset.id, [])]
-        doc = coco_document(session, assets, anns, base, masks)
+        doc = coco_document(session, assets, anns, base, masks, names)
         (out_dir / "annotations").mkdir(parents=True, exist_ok=True)
         (out_dir / "annotations" / f"instances_{split}.json").write_bytes(orjson.dumps(doc))
         result.files[split] = len(assets)
         result.annotations[split] = len(doc["annotations"])
-    result.seconds = time.perf_counter() - t0
     return result
 
 
-def _renamed(m: _Member) -> Asset:
+def _renamed(m: Member) -> Asset:
     a = Asset(id=m.asset.id, width=m.asset.width, height=m.asset.height, file_name=m.name,
               external_id=m.asset.external_id, extra=m.asset.extra, import_batch_id=m.asset.import_batch_id)
     return a
@@ -250,7 +230,7 @@ def _polygon_of(a: Any, masks: MaskStore) -> list[float] | None:
     return np.concatenate(merge_multi_segment(parts), axis=0).reshape(-1).tolist()
 
 
-def export_version_yolo(session: Session, project_id: int, tag: str, out_dir: Path, *, storage: Storage,
+def export_version_yolo(session: Session, project: Project, tag: str, out_dir: Path, *, storage: Storage,
                         task: str = "detect", class_keys: list[str] | None = None) -> ExportResult:
     """An Ultralytics dataset: ``images/<split>/``, ``labels/<split>/*.txt`` and ``data.yaml`` with the names.
 
@@ -262,14 +242,23 @@ def export_version_yolo(session: Session, project_id: int, tag: str, out_dir: Pa
     if task not in YOLO_TASKS:
         raise DsgenError(f"unknown YOLO task {task!r}; use one of {', '.join(YOLO_TASKS)}")
     t0 = time.perf_counter()
-    v = _frozen(session, project_id, tag)
-    out_dir = Path(out_dir)
-    _reset(out_dir, ("images", "labels", "data.yaml", "dsgen_export.json"))
+    v = _frozen(session, project, tag)
+    with staged_dir(Path(out_dir), ("images", "labels", "data.yaml", "dsgen_export.json")) as work:
+        result = _write_yolo(session, v, work, storage, task, class_keys)
+    result.out_dir = Path(out_dir)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _write_yolo(session: Session, v: DatasetVersion, out_dir: Path, storage: Storage, task: str,
+                class_keys: list[str] | None) -> ExportResult:
+    tag = v.version_tag
     classes = class_order(session, v)
     if not classes:
         raise DsgenError(f"version {tag!r} has no label classes to train on")
     index = {c.key: i for i, c in enumerate(classes)} if class_keys is None else {k: i for i, k in enumerate(class_keys)}
-    display = {c.key: c.display_name for c in classes}
+    in_version = ontology_names(session, v.ontology_version_id) if v.ontology_version_id else {}
+    display = {c.key: in_version.get(c.id, c.display_name) for c in classes}
     names = {i: display.get(k, k) for k, i in index.items()}
     key_of = {c.id: c.key for c in session.scalars(select(LabelClass))}
     kpt_shape: list[int] | None = None
@@ -359,5 +348,4 @@ def export_version_yolo(session: Session, project_id: int, tag: str, out_dir: Pa
     (out_dir / "dsgen_export.json").write_bytes(orjson.dumps(
         {"version": tag, "content_hash": v.content_hash, "task": task, "images": result.files,
          "annotations": result.annotations, "skipped": result.skipped}, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
-    result.seconds = time.perf_counter() - t0
     return result

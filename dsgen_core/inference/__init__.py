@@ -9,7 +9,7 @@ from dsgen_core.inference.detector import OnnxDetector, TorchDetector
 from dsgen_core.inference.onnx_export import OnnxInfo, export_onnx, read_onnx_info
 from dsgen_core.inference.parity import ParityReport, check_onnx_parity, compare_detections
 from dsgen_core.inference.postprocess import postprocess
-from dsgen_core.inference.preprocess import LetterboxParams, letterbox, load_image
+from dsgen_core.inference.preprocess import LetterboxParams, letterbox, load_image, require_local_images
 
 __all__ = [
     "Detections",
@@ -25,4 +25,5 @@ __all__ = [
     "load_image",
     "postprocess",
     "read_onnx_info",
+    "require_local_images",
 ]

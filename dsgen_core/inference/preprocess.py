@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,3 +77,16 @@ def load_image(source: np.ndarray | Path | str) -> np.ndarray:
     if image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     return image
+
+
+def require_local_images(files: Mapping[int, str | None], what: str) -> dict[int, str]:
+    """``files`` (asset id -> image path), refused with the ids of those without a local file.
+
+    Detectors read pixels from disk; images imported without their files (or kept only in S3)
+    cannot be run through a model.
+    """
+    missing = [i for i, uri in files.items() if not uri or not Path(uri).is_file()]
+    if missing:
+        raise DsgenError(f"{len(missing)} {what} have no local file (asset ids {missing[:5]}, first: {files[missing[0]]!r}); "
+                         "import them with --images")
+    return {i: str(uri) for i, uri in files.items()}

@@ -363,6 +363,17 @@ def _panel_sources(ax: Axes, data: Mapping[str, Any], top: int) -> None:
     ax.legend(loc="lower right", frameon=False)
 
 
+def _panel_duplicates(ax: Axes, data: Mapping[str, Any], top: int) -> None:
+    title = (f"Images with identical bytes ({data['groups']} groups, {_fmt_count(data['images_with_duplicates'])} "
+             "images)")
+    if not data["largest"]:
+        _empty(ax, title, "no two images have the same bytes")
+        return
+    items = [(f"{g['examples'][0]}" + (f" +{g['images'] - 1}" if g["images"] > 1 else ""), g["images"])
+             for g in data["largest"][:top]]
+    _hbar(ax, items, title, "images")
+
+
 def _panel_confidence(ax: Axes, data: Mapping[str, Any], top: int) -> None:
     hist = data["histogram"]
     labels = [f"{a:.1f}–{b:.1f}" for a, b in zip([0.0, *hist["edges"]], [*hist["edges"], 1.0])]
@@ -385,6 +396,7 @@ PANELS: dict[str, Callable[[Axes, Mapping[str, Any], int], None]] = {
     "attributes": _panel_attributes,
     "sources": _panel_sources,
     "confidence": _panel_confidence,
+    "duplicates": _panel_duplicates,
 }
 TITLES = {
     "class_distribution": "Classes",
@@ -397,6 +409,7 @@ TITLES = {
     "attributes": "Object attributes",
     "sources": "Annotation sources",
     "confidence": "Model confidence",
+    "duplicates": "Identical images",
 }
 # The overview shows these, in this order; metadata only in its own PNG.
 OVERVIEW = ("class_distribution", "objects_per_image", "resolution", "bbox_size", "bbox_aspect", "tag_counts", "attributes", "sources", "confidence")
@@ -547,6 +560,7 @@ FIGURES: dict[str, Callable[[Mapping[str, Any], int], Figure]] = {
     "attributes": _fig_attributes,
     "sources": _fig_sources,
     "confidence": _fig_single("confidence"),
+    "duplicates": _fig_single("duplicates"),
 }
 
 

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from dsgen_core.errors import DsgenError
 from dsgen_core.query import compile_query
-from dsgen_core.registry.models import (
+from dsgen_core.registry.schema import (
     Annotation,
     AnnotationTag,
     Asset,
@@ -51,6 +51,7 @@ INSIGHTS: tuple[str, ...] = (
     "attributes",
     "sources",
     "confidence",
+    "duplicates",
 )
 
 UNLABELED = "(unlabeled)"
@@ -117,13 +118,9 @@ class _Scope:
         return int(self.cache["images"])
 
     def class_keys(self) -> dict[int, str]:
-        """Class id → key for every ontology version of the project (versions share keys)."""
+        """Class id → key for every class of the project."""
         if self._class_keys is None:
-            rows = self.session.execute(
-                select(LabelClass.id, LabelClass.key)
-                .join(OntologyVersion, OntologyVersion.id == LabelClass.ontology_version_id)
-                .where(OntologyVersion.project_id == self.project_id)
-            )
+            rows = self.session.execute(select(LabelClass.id, LabelClass.key).where(LabelClass.project_id == self.project_id))
             self._class_keys = {int(i): str(k) for i, k in rows}
         return self._class_keys
 
@@ -215,12 +212,9 @@ def _class_distribution(scope: _Scope, top: int) -> dict[str, Any]:
 
 
 def _class_info(scope: _Scope) -> dict[str, tuple[str, str | None]]:
-    """Display name and colour per key, from the newest ontology version that has the key."""
+    """Display name and colour per key."""
     rows = scope.session.execute(
-        select(LabelClass.key, LabelClass.display_name, LabelClass.color)
-        .join(OntologyVersion, OntologyVersion.id == LabelClass.ontology_version_id)
-        .where(OntologyVersion.project_id == scope.project_id)
-        .order_by(LabelClass.id)
+        select(LabelClass.key, LabelClass.display_name, LabelClass.color).where(LabelClass.project_id == scope.project_id)
     )
     return {k: (n or k, c) for k, n, c in rows}
 
@@ -690,6 +684,27 @@ def _attributes(scope: _Scope, top: int) -> dict[str, Any]:
     return {"keys": out_keys, "by_class": matrices}
 
 
+def _duplicates(scope: _Scope, top: int) -> dict[str, Any]:
+    """Exact duplicates among the images in scope: distinct samples whose files have equal bytes.
+
+    Identity is the sample (its path), so they stay separate images; they are worth knowing about
+    (a static camera, a placeholder written many times) and they always share a split.
+    """
+    n = func.count().label("n")
+    groups = scope.session.execute(
+        select(Asset.sha256, n).where(*scope.filters, Asset.sha256.is_not(None))
+        .group_by(Asset.sha256).having(func.count() > 1).order_by(n.desc(), Asset.sha256)
+    ).all()
+    largest = []
+    for sha, count in groups[:top]:
+        names = scope.session.scalars(select(Asset.file_name).where(*scope.filters, Asset.sha256 == sha)
+                                      .order_by(Asset.file_name).limit(3)).all()
+        largest.append({"sha256": sha, "images": int(count), "examples": list(names)})
+    images = sum(int(c) for _, c in groups)
+    return {"groups": len(groups), "images_with_duplicates": images, "redundant_images": images - len(groups),
+            "largest": largest}
+
+
 _COMPUTE: dict[str, Callable[[_Scope, int], dict[str, Any]]] = {
     "class_distribution": _class_distribution,
     "tag_counts": _tag_counts,
@@ -701,6 +716,7 @@ _COMPUTE: dict[str, Callable[[_Scope, int], dict[str, Any]]] = {
     "attributes": _attributes,
     "sources": _sources,
     "confidence": _confidence,
+    "duplicates": _duplicates,
 }
 
 

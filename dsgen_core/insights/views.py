@@ -22,7 +22,7 @@ from dsgen_core.insights.charts import render_charts
 from dsgen_core.insights.compute import TOP_N, compute_insights, parse_which
 from dsgen_core.query import compile_query
 from dsgen_core.registry.changes import audit, record_change
-from dsgen_core.registry.models import InsightView, utcnow
+from dsgen_core.registry.schema import InsightView, utcnow
 
 NAME_MAX = 255
 

@@ -48,7 +48,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from dsgen_core.errors import DsgenError
 from dsgen_core.query.parser import FALSE_WORDS, NUMBER_RE, TRUE_WORDS, And, Node, Not, Or, Predicate, parse
-from dsgen_core.registry.models import (
+from dsgen_core.registry.schema import (
     Annotation,
     AnnotationMetadata,
     AnnotationTag,
@@ -68,7 +68,7 @@ Level = Literal["image", "object"]
 
 # Fields that describe the image itself; at image level every other field is about an object.
 IMAGE_FIELDS = frozenset({"tag", "meta", "width", "height", "bytes", "aspect", "file", "id", "split", "version"})
-IMAGE_HAS = frozenset({"tag", "metadata"})
+IMAGE_HAS = frozenset({"tag", "metadata", "duplicate"})
 # Columns of the image at both levels (object level joins the object's asset).
 ASSET_FIELDS = frozenset({"width", "height", "bytes", "aspect", "file"})
 
@@ -253,7 +253,16 @@ class _Compiler:
                 return Asset.id.in_(select(AssetTag.asset_id))
             case "has" if p.value == "metadata":
                 return Asset.id.in_(select(AssetMetadata.asset_id))
+            case "has" if p.value == "duplicate":
+                return self._duplicate()
         raise AssertionError(f"not an image field: {p.field}")
+
+    def _duplicate(self) -> ColumnElement[bool]:
+        """Another image of the project has exactly these bytes (a fact about content, not identity)."""
+        shared = (select(Asset.sha256).where(Asset.project_id == self.project_id, Asset.sha256.is_not(None),
+                                             Asset.deleted_at.is_(None))
+                  .group_by(Asset.sha256).having(func.count() > 1))
+        return Asset.sha256.in_(shared)
 
     def _membership(self, version_tag: str | None, splits: list[str]) -> ColumnElement[bool]:
         stmt = (
@@ -314,13 +323,16 @@ class _Compiler:
             case "polygon":
                 return _json_nonempty(Annotation.polygon)
             case "keypoints":
-                return _json_nonempty(Annotation.keypoints)
+                # Labelled ones: a crowd region's all-zero keypoints are none.
+                return and_(_json_nonempty(Annotation.keypoints), Annotation.num_keypoints > 0)
             case "bbox":
                 return Annotation.bbox_w.is_not(None)
             case "caption":
                 return and_(Annotation.caption.is_not(None), Annotation.caption != "")
             case "track":
                 return Annotation.track_id.is_not(None)
+            case "duplicate":
+                return self._duplicate()
             case "tag":
                 return or_(
                     Annotation.id.in_(select(AnnotationTag.annotation_id)),
@@ -343,13 +355,12 @@ class _Compiler:
         return or_(own, and_(Annotation.id.not_in(has_own_key), inherited))
 
     def _label_classes(self, name: str) -> Select[Any]:
-        """Label classes of any ontology version of the project named ``name`` (key, display name, synonym)."""
+        """Label classes of the project named ``name`` (key, display name, synonym)."""
         needle = name.lower()
         return (
             select(LabelClass.id)
-            .join(OntologyVersion, OntologyVersion.id == LabelClass.ontology_version_id)
             .where(
-                OntologyVersion.project_id == self.project_id,
+                LabelClass.project_id == self.project_id,
                 or_(
                     func.lower(LabelClass.key) == needle,
                     func.lower(LabelClass.display_name) == needle,

@@ -17,7 +17,8 @@ Op = Literal["=", "!=", ">", ">=", "<", "<="]
 Value = str | float | bool | None
 
 OPERATORS: frozenset[str] = frozenset({":", "=", "!=", ">", ">=", "<", "<="})
-HAS_VALUES: tuple[str, ...] = ("mask", "polygon", "keypoints", "bbox", "caption", "track", "tag", "metadata")
+HAS_VALUES: tuple[str, ...] = ("mask", "polygon", "keypoints", "bbox", "caption", "track", "tag", "metadata",
+                               "duplicate")
 SOURCES: tuple[str, ...] = ("model", "human")
 SPLITS: tuple[str, ...] = ("train", "val", "test", "unassigned")
 TRUE_WORDS: frozenset[str] = frozenset({"true", "1"})

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from dsgen_core.registry.models import AuditLog, ChangeEvent
+from dsgen_core.registry.schema import AuditLog, ChangeEvent
 
 
 def record_change(

@@ -63,10 +63,36 @@ def migrate(engine: Engine) -> None:
         with engine.connect() as conn:
             current = MigrationContext.configure(conn).get_current_revision()
         if current != head:
-            with engine.begin() as conn:
+            _upgrade(engine, cfg)
+        _migrated.add(key)
+
+
+def _upgrade(engine: Engine, cfg) -> None:  # noqa: ANN001 - alembic.config.Config
+    """Run the migrations in one transaction.
+
+    On SQLite a migration that rebuilds a table (batch mode: copy, drop, rename) must not fire the
+    foreign keys of the table it drops, so they are off for the upgrade and checked as a whole
+    before it commits. The pragma only takes effect outside a transaction.
+    """
+    from alembic import command
+
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as conn:
+        if sqlite:
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.commit()
+        try:
+            with conn.begin():
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
-        _migrated.add(key)
+                if sqlite:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(f"migration left dangling foreign keys: {broken[:5]}")
+        finally:
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
 
 
 class Registry:

@@ -8,20 +8,18 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dsgen_core.registry.changes import current_seq
-from dsgen_core.registry.models import Annotation, Asset, LabelClass, OntologyVersion, Project, Track
+from dsgen_core.registry.schema import Annotation, Asset, LabelClass, Project, Track
 
 
 def registry_stats(session: Session, project: Project | None = None) -> dict[str, Any]:
     assets = select(func.count()).select_from(Asset).where(Asset.deleted_at.is_(None))
     anns = select(func.count()).select_from(Annotation).join(Asset, Asset.id == Annotation.asset_id)
-    classes = select(func.count(func.distinct(LabelClass.key))).join(
-        OntologyVersion, OntologyVersion.id == LabelClass.ontology_version_id
-    )
+    classes = select(func.count()).select_from(LabelClass)
     tracks = select(func.count()).select_from(Track)
     if project is not None:
         assets = assets.where(Asset.project_id == project.id)
         anns = anns.where(Asset.project_id == project.id)
-        classes = classes.where(OntologyVersion.project_id == project.id)
+        classes = classes.where(LabelClass.project_id == project.id)
         tracks = tracks.where(Track.project_id == project.id)
     return {
         "images": session.scalar(assets) or 0,

@@ -29,7 +29,7 @@ from dsgen_core.errors import DsgenError, NotFound
 from dsgen_core.query import Level, compile_query
 from dsgen_core.query.parser import ALIASES, BUILTIN_FIELDS, NUMBER_RE
 from dsgen_core.registry.changes import audit, record_change
-from dsgen_core.registry.models import AnnotationMetadata, AnnotationTag, AssetMetadata, AssetTag, Base, Json, utcnow
+from dsgen_core.registry.schema import AnnotationMetadata, AnnotationTag, AssetMetadata, AssetTag, Base, Json, utcnow
 
 MAX_LENGTH = 255
 # Bound parameters per statement stay far below SQLite's and PostgreSQL's limits.

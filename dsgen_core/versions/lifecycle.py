@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -18,7 +18,8 @@ from dsgen_core.errors import DsgenError, NotFound
 from dsgen_core.query import compile_query
 from dsgen_core.registry.bulk import insert_rows, iter_rows
 from dsgen_core.registry.changes import audit, record_change
-from dsgen_core.registry.models import (
+from dsgen_core.registry.ontology import ontology_classes
+from dsgen_core.registry.schema import (
     Annotation,
     Asset,
     Dataset,
@@ -29,6 +30,7 @@ from dsgen_core.registry.models import (
     Frame,
     LabelClass,
     OntologyVersion,
+    OntologyVersionClass,
     Project,
 )
 from dsgen_core.storage.base import Storage
@@ -41,15 +43,15 @@ SNAPSHOT_COLUMNS = tuple(
 )
 
 
-def get_version(session: Session, project_id: int, tag: str) -> DatasetVersion:
-    v = session.scalar(select(DatasetVersion).where(DatasetVersion.project_id == project_id, DatasetVersion.version_tag == tag))
+def get_version(session: Session, project: Project, tag: str) -> DatasetVersion:
+    v = session.scalar(select(DatasetVersion).where(DatasetVersion.project_id == project.id, DatasetVersion.version_tag == tag))
     if v is None:
         raise NotFound(f"dataset version {tag!r} does not exist (create it with `dsgen version create {tag}`)")
     return v
 
 
-def list_versions(session: Session, project_id: int) -> list[DatasetVersion]:
-    return list(session.scalars(select(DatasetVersion).where(DatasetVersion.project_id == project_id).order_by(DatasetVersion.id)))
+def list_versions(session: Session, project: Project) -> list[DatasetVersion]:
+    return list(session.scalars(select(DatasetVersion).where(DatasetVersion.project_id == project.id).order_by(DatasetVersion.id)))
 
 
 def create_version(
@@ -61,6 +63,7 @@ def create_version(
     split: str | dict[str, float] | None = None,
     seed: int = 0,
     include_model: bool = False,
+    actor: str | None = None,
 ) -> DatasetVersion:
     """A draft version; nothing is selected until it freezes."""
     if not tag or any(c.isspace() for c in tag) or "|" in tag:
@@ -82,20 +85,22 @@ def create_version(
     session.add(v)
     session.flush()
     audit(session, "version.create", project_id=project.id, entity_type="dataset_version", entity_ids=[v.id],
-          detail={"tag": tag, "query": query, "split": ratios, "seed": seed})
+          detail={"tag": tag, "query": query, "split": ratios, "seed": seed}, actor=actor)
     record_change(session, project_id=project.id, entity="dataset_versions", op="create", entity_id=v.id, detail={"tag": tag})
     return v
 
 
-def request_freeze(session: Session, project_id: int, tag: str) -> DatasetVersion:
+def request_freeze(session: Session, project: Project, tag: str, *, actor: str | None = None) -> DatasetVersion:
     """Ask for a freeze; a sensor following the change sequence (or the caller) carries it out."""
-    v = get_version(session, project_id, tag)
+    v = get_version(session, project, tag)
     if v.is_frozen:
         return v
     v.freeze_requested_at = datetime.now(timezone.utc)
     session.flush()
-    record_change(session, project_id=project_id, entity="dataset_versions", op="freeze_requested", entity_id=v.id,
+    record_change(session, project_id=project.id, entity="dataset_versions", op="freeze_requested", entity_id=v.id,
                   detail={"tag": tag})
+    audit(session, "version.freeze_request", project_id=project.id, entity_type="dataset_version", entity_ids=[v.id],
+          detail={"tag": tag}, actor=actor)
     return v
 
 
@@ -110,17 +115,18 @@ class FreezeResult:
 
 
 def freeze_version(
-    session: Session, project_id: int, tag: str, storage: Storage | None = None, *, actor: str | None = None
+    session: Session, project: Project, tag: str, *, storage: Storage | None = None, actor: str | None = None
 ) -> FreezeResult:
     """Select the members, split them, snapshot their annotations and hash it all; then refuse changes.
 
     ``actor`` (e.g. ``dagster:<run id>``) goes into the audit log and the ``frozen`` change event,
     so whoever follows the change sequence can tell its own freezes from others'.
     """
-    v = get_version(session, project_id, tag)
+    v = get_version(session, project, tag)
+    project_id = project.id
     if v.is_frozen:
         s = version_summary(session, v)
-        return FreezeResult(tag, v.content_hash or "", s["splits"], s["annotations"], s["classes"], True)
+        return FreezeResult(tag, v.content_hash or "", s.splits, s.annotations, s.classes, True)
     conn = session.connection()
     member_q = compile_query(v.query or "", project_id=project_id).subquery()
     rows = conn.execute(
@@ -229,7 +235,9 @@ def _scan_snapshot(session: Session, v: DatasetVersion, storage: Storage | None)
     """The content hash, and the annotations per class and split counted on the way."""
     h = hashlib.sha256()
     classes = session.execute(
-        select(LabelClass.key, LabelClass.keypoint_spec).where(LabelClass.ontology_version_id == v.ontology_version_id).order_by(LabelClass.key)
+        select(LabelClass.key, LabelClass.keypoint_spec)
+        .join(OntologyVersionClass, OntologyVersionClass.label_class_id == LabelClass.id)
+        .where(OntologyVersionClass.ontology_version_id == v.ontology_version_id).order_by(LabelClass.key)
     ).all() if v.ontology_version_id else []
     h.update(orjson.dumps({"ontology": [[k, s] for k, s in classes], "split": v.split_config, "seed": v.seed,
                            "query": v.query}, option=orjson.OPT_SORT_KEYS))
@@ -271,7 +279,29 @@ def verify_content_hash(session: Session, v: DatasetVersion, storage: Storage | 
     return v.content_hash is not None and compute_content_hash(session, v, storage) == v.content_hash
 
 
-def version_summary(session: Session, v: DatasetVersion, counted: FreezeResult | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class VersionSummary:
+    """What a version is and holds (``dsgen version show``, the dataset_version asset's metadata)."""
+
+    tag: str
+    frozen: bool
+    status: str
+    content_hash: str | None
+    query: str | None
+    split_config: dict[str, float] | None
+    seed: int
+    splits: dict[str, int]  # split -> images
+    annotations: dict[str, int]  # split -> objects
+    classes: dict[str, dict[str, int]]  # class key -> split -> objects
+    created_at: str | None
+    frozen_at: str | None
+    freeze_requested: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def version_summary(session: Session, v: DatasetVersion, counted: FreezeResult | None = None) -> VersionSummary:
     """What a version is and holds; ``counted`` (what freezing it just returned) saves counting again."""
     splits: dict[str, int] = {}
     annotations: dict[str, int] = {}
@@ -299,33 +329,47 @@ def version_summary(session: Session, v: DatasetVersion, counted: FreezeResult |
     if counted is not None or v.is_frozen or v.status == "frozen":
         for name in (v.split_config or {}):
             splits.setdefault(name, 0)
-    return {
-        "tag": v.version_tag,
-        "frozen": bool(v.is_frozen),
-        "status": v.status,
-        "content_hash": v.content_hash,
-        "query": v.query,
-        "split_config": v.split_config,
-        "seed": v.seed,
-        "splits": splits,
-        "annotations": annotations,
-        "classes": classes,
-        "created_at": v.created_at.isoformat() if v.created_at else None,
-        "frozen_at": v.frozen_at.isoformat() if v.frozen_at else None,
-        "freeze_requested": v.freeze_requested_at is not None,
-    }
+    return VersionSummary(
+        tag=v.version_tag, frozen=bool(v.is_frozen), status=v.status, content_hash=v.content_hash, query=v.query,
+        split_config=v.split_config, seed=v.seed, splits=splits, annotations=annotations, classes=classes,
+        created_at=v.created_at.isoformat() if v.created_at else None,
+        frozen_at=v.frozen_at.isoformat() if v.frozen_at else None,
+        freeze_requested=v.freeze_requested_at is not None,
+    )
 
 
-def diff_versions(session: Session, project_id: int, a: str, b: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class VersionDiff:
+    """What changed from one frozen version to another (``dsgen version diff``)."""
+
+    from_tag: str
+    to_tag: str
+    images_added: list[str]
+    images_removed: list[str]
+    images_moved: list[dict[str, str]]
+    annotations_added: int
+    annotations_removed: int
+    annotations_added_by_class: dict[str, int]
+    annotations_removed_by_class: dict[str, int]
+    relabelled: list[dict[str, Any]]
+    content_hash: dict[str, str | None]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        return {"from": d.pop("from_tag"), "to": d.pop("to_tag"), **d}
+
+
+def diff_versions(session: Session, project: Project, a: str, b: str) -> VersionDiff:
     """What changed from version ``a`` to ``b``: images added/removed/moved, annotations added/removed/relabelled."""
-    va, vb = get_version(session, project_id, a), get_version(session, project_id, b)
+    va, vb = get_version(session, project, a), get_version(session, project, b)
     for v in (va, vb):
         if not v.is_frozen:
             raise DsgenError(f"version {v.version_tag!r} is a draft; freeze it before comparing")
 
     def members(v: DatasetVersion) -> dict[str, tuple[str, str]]:
         rows = session.execute(
-            select(func.coalesce(Asset.sha256, "name:" + Asset.file_name), Asset.file_name, DatasetSplit.split)
+            # By the sample's identity: two images with equal bytes are two members.
+            select(Asset.source_key, Asset.file_name, DatasetSplit.split)
             .join(DatasetVersionAsset, DatasetVersionAsset.asset_id == Asset.id)
             .join(DatasetSplit, DatasetSplit.id == DatasetVersionAsset.split_id)
             .where(DatasetVersionAsset.dataset_version_id == v.id)
@@ -345,22 +389,19 @@ def diff_versions(session: Session, project_id: int, a: str, b: str) -> dict[str
     moved = [{"file_name": mb[k][0], "from": ma[k][1], "to": mb[k][1]} for k in sorted(ma.keys() & mb.keys()) if ma[k][1] != mb[k][1]]
     added_classes = Counter(lb[i] for i in lb.keys() - la.keys())
     removed_classes = Counter(la[i] for i in la.keys() - lb.keys())
-    return {
-        "from": a,
-        "to": b,
-        "images_added": sorted(mb[k][0] for k in mb.keys() - ma.keys()),
-        "images_removed": sorted(ma[k][0] for k in ma.keys() - mb.keys()),
-        "images_moved": moved,
-        "annotations_added": sum(added_classes.values()),
-        "annotations_removed": sum(removed_classes.values()),
-        "annotations_added_by_class": dict(added_classes),
-        "annotations_removed_by_class": dict(removed_classes),
-        "relabelled": relabelled,
-        "content_hash": {a: va.content_hash, b: vb.content_hash},
-    }
+    return VersionDiff(
+        from_tag=a, to_tag=b,
+        images_added=sorted(mb[k][0] for k in mb.keys() - ma.keys()),
+        images_removed=sorted(ma[k][0] for k in ma.keys() - mb.keys()),
+        images_moved=moved,
+        annotations_added=sum(added_classes.values()),
+        annotations_removed=sum(removed_classes.values()),
+        annotations_added_by_class=dict(added_classes),
+        annotations_removed_by_class=dict(removed_classes),
+        relabelled=relabelled,
+        content_hash={a: va.content_hash, b: vb.content_hash},
+    )
 
 
 def ontology_of(session: Session, v: DatasetVersion) -> list[LabelClass]:
-    if v.ontology_version_id is None:
-        return []
-    return list(session.scalars(select(LabelClass).join(OntologyVersion).where(OntologyVersion.id == v.ontology_version_id).order_by(LabelClass.id)))
+    return [] if v.ontology_version_id is None else ontology_classes(session, v.ontology_version_id)

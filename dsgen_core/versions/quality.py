@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from dsgen_core.registry.models import (
+from dsgen_core.registry.schema import (
     Asset,
     DatasetSplit,
     DatasetVersion,

@@ -43,7 +43,7 @@ def build_export(fmt: str) -> dg.AssetsDefinition:
         tag = context.partition_key
         out_dir = registry.settings.export_dir(registry.project, tag, fmt)
         with registry.session() as s:
-            result = exporter(s, registry.get_project(s).id, tag, out_dir, storage=storage.open())
+            result = exporter(s, registry.get_project(s), tag, out_dir, storage=storage.open())
         return dg.MaterializeResult(metadata=export_metadata(result))
 
     return _export

@@ -10,9 +10,11 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from dsgen_core.formats.coco.importer import import_coco
+from dsgen_core.formats.coco.importer import import_coco, local_sources_dir
+from dsgen_core.registry.ingest import OnConflict
+from dsgen_core.registry.projects import ensure_project
 from dsgen_core.thumbnails import make_thumbnails
-from dsgen_pipelines.resources import RegistryResource, StorageResource
+from dsgen_pipelines.resources import RegistryResource, StorageResource, run_actor
 
 # registry table -> the registry_stats() count of its rows in the project
 TABLE_COUNTS = {"assets": "images", "annotations": "objects", "label_classes": "categories", "tracks": "tracks"}
@@ -44,12 +46,20 @@ class CocoImportConfig(dg.Config):
     images: str | None = Field(default=None, description="Image folder or ZIP (CVAT's export layout works as is).")
     skip_invalid: bool = Field(default=False, description="Import the valid records and report the rest.")
     create_missing: bool = Field(default=False, description="Results files: create images/classes the project lacks.")
+    on_conflict: OnConflict = Field(default="error", description="A record that contradicts the registry: error, "
+                                                                 "keep (the registry's value) or replace (with the file's).")
 
 
 @dg.op(description="Import a COCO export into the registry; the registry sensor then records the tables' new state.")
-def import_coco_export(context: dg.OpExecutionContext, config: CocoImportConfig, registry: RegistryResource) -> None:
-    result = import_coco(registry.registry, config.annotations, images=config.images, project=registry.project,
-                         skip_invalid=config.skip_invalid, create_missing=config.create_missing)
+def import_coco_export(context: dg.OpExecutionContext, config: CocoImportConfig, registry: RegistryResource,
+                       storage: StorageResource) -> None:
+    store, actor = storage.open(), run_actor(context)
+    with registry.registry.session(bulk=True) as s:
+        result = import_coco(s, ensure_project(s, registry.project, source="coco", actor=actor), config.annotations,
+                             images=config.images, storage=store,
+                             sources_dir=local_sources_dir(store, registry.settings.home), actor=actor,
+                             skip_invalid=config.skip_invalid, on_conflict=config.on_conflict,
+                             create_missing=config.create_missing)
     summary = result.summary()
     context.log.info(f"imported {config.annotations}: {summary}")
     context.add_output_metadata({k: v for k, v in summary.items() if isinstance(v, int | float | str)})
@@ -69,6 +79,5 @@ def import_coco_job() -> None:
 )
 def thumbnails(registry: RegistryResource, storage: StorageResource) -> dg.MaterializeResult:
     with registry.session() as s:
-        project_id = registry.get_project(s).id
-    counts = make_thumbnails(registry.registry, project_id, storage=storage.open())
-    return dg.MaterializeResult(metadata=counts)
+        counts = make_thumbnails(s, registry.get_project(s), storage=storage.open())
+    return dg.MaterializeResult(metadata=counts.to_dict())

@@ -16,7 +16,8 @@ from dsgen_core.registry.stats import registry_stats
 from dsgen_pipelines.partitions import dataset_versions
 from dsgen_pipelines.registry.assets import registry_tables, table_metadata
 from dsgen_pipelines.resources import RegistryResource
-from dsgen_pipelines.versions.assets import DAGSTER_ACTOR, freeze_version_job
+from dsgen_pipelines.resources import DAGSTER_ACTOR
+from dsgen_pipelines.versions.assets import freeze_version_job
 
 BATCH = 1000
 TABLE_ENTITIES = {"assets", "annotations"}

@@ -4,13 +4,11 @@ from typing import Any
 
 import dagster as dg
 
-from dsgen_core.versions.lifecycle import freeze_version, get_version, version_summary
+from dsgen_core.versions.lifecycle import VersionSummary, freeze_version, get_version, version_summary
 from dsgen_pipelines.metadata import md_table
 from dsgen_pipelines.partitions import dataset_versions
 from dsgen_pipelines.registry.assets import REGISTRY_ANNOTATIONS, REGISTRY_ASSETS, REGISTRY_LABEL_CLASSES
-from dsgen_pipelines.resources import RegistryResource, StorageResource
-
-DAGSTER_ACTOR = "dagster:"
+from dsgen_pipelines.resources import RegistryResource, StorageResource, run_actor
 
 
 def class_table(classes: dict[str, dict[str, int]], splits: list[str]) -> str:
@@ -19,19 +17,19 @@ def class_table(classes: dict[str, dict[str, int]], splits: list[str]) -> str:
     return md_table(["class", *splits, "total"], ([k, *(n.get(s, 0) for s in splits), sum(n.values())] for k, n in rows))
 
 
-def version_metadata(summary: dict[str, Any], already_frozen: bool) -> dict[str, Any]:
-    splits = summary["splits"]
+def version_metadata(summary: VersionSummary, already_frozen: bool) -> dict[str, Any]:
+    splits = summary.splits
     return {
-        "content_hash": summary["content_hash"],
+        "content_hash": summary.content_hash,
         "images": sum(splits.values()),
         **{f"images/{name}": n for name, n in splits.items()},
-        **{f"annotations/{name}": n for name, n in summary["annotations"].items()},
-        "class_distribution": dg.MetadataValue.md(class_table(summary["classes"], list(splits))),
-        "classes": len(summary["classes"]),
-        "query": summary["query"] or "",
-        "split_config": dg.MetadataValue.json(summary["split_config"] or {}),
-        "seed": summary["seed"],
-        "frozen_at": summary["frozen_at"],
+        **{f"annotations/{name}": n for name, n in summary.annotations.items()},
+        "class_distribution": dg.MetadataValue.md(class_table(summary.classes, list(splits))),
+        "classes": len(summary.classes),
+        "query": summary.query or "",
+        "split_config": dg.MetadataValue.json(summary.split_config or {}),
+        "seed": summary.seed,
+        "frozen_at": summary.frozen_at,
         "already_frozen": already_frozen,
     }
 
@@ -48,9 +46,9 @@ def dataset_version(
 ) -> dg.MaterializeResult:
     tag = context.partition_key
     with registry.session() as s:
-        project_id = registry.get_project(s).id
-        result = freeze_version(s, project_id, tag, storage.open(), actor=f"{DAGSTER_ACTOR}{context.run.run_id}")
-        summary = version_summary(s, get_version(s, project_id, tag), counted=result)
+        project = registry.get_project(s)
+        result = freeze_version(s, project, tag, storage=storage.open(), actor=run_actor(context))
+        summary = version_summary(s, get_version(s, project, tag), counted=result)
     return dg.MaterializeResult(
         metadata=version_metadata(summary, result.already_frozen), data_version=dg.DataVersion(result.content_hash)
     )

@@ -38,7 +38,7 @@ def dataset_version_checks(
 ) -> Iterator[dg.AssetCheckResult]:
     tag = context.partition_key
     with registry.session() as s:
-        v = get_version(s, registry.get_project(s).id, tag)
+        v = get_version(s, registry.get_project(s), tag)
         hash_ok = verify_content_hash(s, v, storage.open())
         empty = empty_splits(s, v)
         leaks = split_leaks(s, v)

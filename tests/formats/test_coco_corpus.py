@@ -14,10 +14,10 @@ from pycocotools.coco import COCO
 from sqlalchemy import func, select
 
 from dsgen_core.formats.coco.exporter import build_coco
-from dsgen_core.formats.coco.importer import import_coco
+from support import import_file
 from dsgen_core.formats.report import ImportRefused
 from dsgen_core.registry.db import Registry
-from dsgen_core.registry.models import Annotation, Asset, ImportBatch, Track, TrackMember
+from dsgen_core.registry.schema import Annotation, Asset, ImportBatch, Track, TrackMember
 from dsgen_core.registry.projects import get_project
 from dsgen_core.storage import LocalStorage
 from dsgen_core.storage.masks import MaskStore
@@ -138,8 +138,8 @@ def assert_same_coco(original: Path, exported: dict[str, Any]) -> None:
 @pytest.mark.parametrize(("rel", "images", "opts", "n_images", "n_anns", "n_masks"), CLEAN, ids=[c[0].split("/")[-1] + f"-{i}" for i, c in enumerate(CLEAN)])
 def test_corpus_file_imports_and_round_trips(registry: Registry, corpus: Path, rel: str, images: str | None,
                                              opts: dict[str, Any], n_images: int, n_anns: int, n_masks: int) -> None:
-    result = import_coco(registry, corpus / rel, images=corpus / images if images else None, project="p", **opts)
-    assert (result.counts["images"], result.counts["annotations"], result.counts["masks"]) == (n_images, n_anns, n_masks)
+    result = import_file(registry, corpus / rel, images=corpus / images if images else None, project="p", **opts)
+    assert (result.summary()["images"], result.summary()["annotations"], result.summary()["masks"]) == (n_images, n_anns, n_masks)
     assert not result.report.errors
     exported = _export(registry)
     assert_same_coco(corpus / rel, exported)
@@ -152,30 +152,30 @@ def test_defective_corpus_file_is_refused_whole_then_imports_with_skip_invalid(
 ) -> None:
     img = corpus / images if images else None
     with pytest.raises(ImportRefused) as exc:
-        import_coco(registry, corpus / rel, images=img, project="p")
+        import_file(registry, corpus / rel, images=img, project="p")
     assert reason in str(exc.value) and str(corpus / rel) in str(exc.value)
     assert _counts(registry) == (0, 0, 0), "a refused import must write nothing"
     assert not (Path(registry.settings.storage_root) / "masks").exists()
 
     report = tmp_path / "report.json"
-    result = import_coco(registry, corpus / rel, images=img, project="p", skip_invalid=True, report_path=report)
-    assert (result.counts["images"], result.counts["annotations"]) == (n_images, n_anns)
+    result = import_file(registry, corpus / rel, images=img, project="p", skip_invalid=True, report_path=report)
+    assert (result.summary()["images"], result.summary()["annotations"]) == (n_images, n_anns)
     saved = orjson.loads(report.read_bytes())
     assert saved["skipped"]["annotations"] == n_skipped
     assert any(reason in p["reason"] for p in saved["problems"])
 
 
 def test_results_files_become_model_annotations(registry: Registry, corpus: Path) -> None:
-    import_coco(registry, corpus / "mmpose/tests/data/coco/test_coco.json", project="p")
-    res = import_coco(registry, corpus / "mmpose/tests/data/coco/test_coco_det_AP_H_56.json", project="p")
-    assert res.kind == "results" and res.counts["annotations"] == 118
+    import_file(registry, corpus / "mmpose/tests/data/coco/test_coco.json", project="p")
+    res = import_file(registry, corpus / "mmpose/tests/data/coco/test_coco_det_AP_H_56.json", project="p")
+    assert res.kind == "results" and res.summary()["annotations"] == 118
     dets = orjson.loads((corpus / "mmpose/tests/data/coco/test_coco_det_AP_H_56.json").read_bytes())
     with registry.session() as s:
         rows = s.execute(select(Annotation.source, Annotation.confidence).where(Annotation.confidence.is_not(None))).all()
     assert {r.source for r in rows} == {"model"}
     assert sorted(r.confidence for r in rows) == pytest.approx(sorted(d["score"] for d in dets))
-    again = import_coco(registry, corpus / "mmpose/tests/data/coco/test_coco_det_AP_H_56.json", project="p")
-    assert again.counts["annotations"] == 0 and again.counts["annotations_duplicate"] == 118
+    again = import_file(registry, corpus / "mmpose/tests/data/coco/test_coco_det_AP_H_56.json", project="p")
+    assert again.summary()["annotations"] == 0 and again.summary()["annotations_unchanged"] == 118
 
 
 @pytest.mark.parametrize("name", ["instances_val2014_fakebbox100_results.json", "instances_val2014_fakesegm100_results.json",
@@ -183,19 +183,19 @@ def test_results_files_become_model_annotations(registry: Registry, corpus: Path
 def test_cocoapi_results_need_their_images_or_create_missing(registry: Registry, corpus: Path, name: str) -> None:
     path = corpus / "cocoapi/results" / name
     with pytest.raises(ImportRefused, match="import the ground truth first"):
-        import_coco(registry, path, project="p")
+        import_file(registry, path, project="p")
     dets = orjson.loads(path.read_bytes())
-    res = import_coco(registry, path, project="p", create_missing=True)
-    assert res.counts["annotations"] == len(dets)
-    assert res.counts["images_new"] == len({d["image_id"] for d in dets})
+    res = import_file(registry, path, project="p", create_missing=True)
+    assert res.summary()["annotations"] == len(dets)
+    assert res.summary()["images_new"] == len({d["image_id"] for d in dets})
 
 
 def test_reimport_is_idempotent(registry: Registry, corpus: Path) -> None:
     rel, images = f"{DM}/coco/annotations/instances_val.json", corpus / f"{DM}/coco/images/val"
-    import_coco(registry, corpus / rel, images=images, project="p")
+    import_file(registry, corpus / rel, images=images, project="p")
     before = _counts(registry)
-    again = import_coco(registry, corpus / rel, images=images, project="p")
-    assert again.counts["images_new"] == 0 and again.counts["annotations"] == 0
+    again = import_file(registry, corpus / rel, images=images, project="p")
+    assert again.summary()["images_new"] == 0 and again.summary()["annotations"] == 0
     assert _counts(registry)[:2] == before[:2]
 
 
@@ -203,7 +203,7 @@ def test_images_are_hashed_and_measured(registry: Registry, corpus: Path) -> Non
     import hashlib
 
     folder = corpus / "mmpose/tests/data/coco"
-    import_coco(registry, folder / "test_coco.json", images=folder, project="p")
+    import_file(registry, folder / "test_coco.json", images=folder, project="p")
     with registry.session() as s:
         assets = s.scalars(select(Asset)).all()
     assert len(assets) == 4
@@ -225,8 +225,8 @@ def test_track_ids_become_tracks_and_survive_export(registry: Registry, tmp_path
     }
     path = tmp_path / "track.json"
     path.write_bytes(orjson.dumps(doc))
-    res = import_coco(registry, path, project="p")
-    assert res.counts["tracks"] == 1
+    res = import_file(registry, path, project="p")
+    assert res.summary()["tracks"] == 1
     with registry.session() as s:
         track = s.scalar(select(Track))
         members = s.execute(select(TrackMember.sequence_idx, TrackMember.keyframe).order_by(TrackMember.sequence_idx)).all()
@@ -268,7 +268,7 @@ def test_each_defect_is_reported_with_record_field_and_reason(
     doc = {**BASE, "annotations": annotations, **({"images": images} if images else {})}
     path = _write(tmp_path, doc)
     with pytest.raises(ImportRefused) as exc:
-        import_coco(registry, path, project="p")
+        import_file(registry, path, project="p")
     probs = exc.value.report.errors
     assert any(p.field == field and reason in p.reason and p.file == str(path) for p in probs), probs
     assert _counts(registry) == (0, 0, 0)
@@ -279,7 +279,7 @@ def test_bad_json_names_line_and_column(registry: Registry, tmp_path: Path) -> N
 
     path = _write(tmp_path, b'{"images": [\n  {"id": 1,, "file_name": "a"}]}')
     with pytest.raises(DsgenError, match=r"line 2, column 12"):
-        import_coco(registry, path, project="p")
+        import_file(registry, path, project="p")
 
 
 def test_missing_image_and_size_mismatch_are_errors(registry: Registry, tmp_path: Path) -> None:
@@ -293,7 +293,7 @@ def test_missing_image_and_size_mismatch_are_errors(registry: Registry, tmp_path
            "categories": [{"id": 1, "name": "x"}], "annotations": []}
     path = _write(tmp_path, doc)
     with pytest.raises(ImportRefused) as exc:
-        import_coco(registry, path, images=imgs, project="p")
+        import_file(registry, path, images=imgs, project="p")
     reasons = [p.reason for p in exc.value.report.errors]
     assert any("JSON says 10x10, the file is 12x10" in r for r in reasons)
     assert any("missing image file" in r for r in reasons)
@@ -314,8 +314,8 @@ def test_zip_import_and_unsafe_zips(registry: Registry, tmp_path: Path) -> None:
         z.writestr("images/sub dir/a.jpg", buf.getvalue())
     doc = {**BASE, "images": [{"id": 1, "width": 10, "height": 10, "file_name": "sub dir/a.jpg"}],
            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 3, 3]}]}
-    res = import_coco(registry, _write(tmp_path, doc, "ok.json"), images=ok, project="p")
-    assert res.counts["images_new"] == 1
+    res = import_file(registry, _write(tmp_path, doc, "ok.json"), images=ok, project="p")
+    assert res.summary()["images_new"] == 1
     with registry.session() as s:
         uri = s.scalar(select(Asset.storage_uri))
     assert Path(uri).is_file() and Path(uri).is_relative_to(Path(registry.settings.storage_root))
@@ -331,7 +331,7 @@ def test_zip_import_and_unsafe_zips(registry: Registry, tmp_path: Path) -> None:
         z.writestr("images/run.sh", b"#!/bin/sh\n")
     for bad, why in ((slip, "outside the target folder"), (bomb, "decompression bomb"), (exe, "not an image file")):
         with pytest.raises(DsgenError, match=why):
-            import_coco(registry, _write(tmp_path, doc, "x.json"), images=bad, project="q")
+            import_file(registry, _write(tmp_path, doc, "x.json"), images=bad, project="q")
     assert not (tmp_path / "evil.jpg").exists() and not (tmp_path.parent / "evil.jpg").exists()
     assert _counts(registry)[0] == 1
 

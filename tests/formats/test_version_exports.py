@@ -15,7 +15,7 @@ from support import tree_digest
 
 from dsgen_core.demo.synth import generate_demo_dataset
 from dsgen_core.errors import DsgenError
-from dsgen_core.formats.coco.importer import import_coco
+from support import import_file
 from dsgen_core.formats.version_export import export_version_coco, export_version_yolo
 from dsgen_core.registry.db import Registry
 from dsgen_core.registry.projects import get_project
@@ -30,12 +30,12 @@ def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def frozen(registry: Registry, demo_data: Path) -> tuple[Registry, int]:
-    import_coco(registry, demo_data / "annotations" / "instances_default.json", images=demo_data / "images", project="p")
+    import_file(registry, demo_data / "annotations" / "instances_default.json", images=demo_data / "images", project="p")
     with registry.session() as s:
         create_version(s, get_project(s, "p"), "v1", seed=1)
     with registry.session() as s:
         pid = get_project(s, "p").id
-        freeze_version(s, pid, "v1", LocalStorage(registry.settings.storage_root))
+        freeze_version(s, get_project(s, "p"), "v1", storage=LocalStorage(registry.settings.storage_root))
     return registry, pid
 
 
@@ -45,8 +45,8 @@ def test_yolo_export_is_complete_hard_linked_and_byte_identical(frozen: tuple[Re
     storage = LocalStorage(reg.settings.storage_root)
     out = tmp_path / "yolo"
     with reg.session() as s:
-        r = export_version_yolo(s, pid, "v1", out, storage=storage, task=task)
-        summary = version_summary(s, get_version(s, pid, "v1"))
+        r = export_version_yolo(s, get_project(s, "p"), "v1", out, storage=storage, task=task)
+        summary = version_summary(s, get_version(s, get_project(s, "p"), "v1")).to_dict()
     assert r.files == summary["splits"]
     data = yaml.safe_load((out / "data.yaml").read_text())
     assert data["names"] == {0: "circle", 1: "square", 2: "triangle"} and "path" not in data
@@ -64,15 +64,15 @@ def test_yolo_export_is_complete_hard_linked_and_byte_identical(frozen: tuple[Re
     assert r.linked == sum(r.files.values())
     first = tree_digest(out)
     with reg.session() as s:
-        export_version_yolo(s, pid, "v1", out, storage=storage, task=task)
+        export_version_yolo(s, get_project(s, "p"), "v1", out, storage=storage, task=task)
     assert tree_digest(out) == first, "re-exporting a version must give the same bytes"
 
 
 def test_coco_export_per_split_loads_and_matches_the_version(frozen: tuple[Registry, int], tmp_path: Path) -> None:
     reg, pid = frozen
     with reg.session() as s:
-        r = export_version_coco(s, pid, "v1", tmp_path / "coco", storage=LocalStorage(reg.settings.storage_root))
-        summary = version_summary(s, get_version(s, pid, "v1"))
+        r = export_version_coco(s, get_project(s, "p"), "v1", tmp_path / "coco", storage=LocalStorage(reg.settings.storage_root))
+        summary = version_summary(s, get_version(s, get_project(s, "p"), "v1")).to_dict()
     for split, n in summary["splits"].items():
         c = COCO(str(tmp_path / "coco" / "annotations" / f"instances_{split}.json"))
         assert len(c.imgs) == n == r.files[split]
@@ -89,11 +89,11 @@ def test_coco_export_per_split_loads_and_matches_the_version(frozen: tuple[Regis
 
 
 def test_export_of_a_draft_is_refused(registry: Registry, demo_data: Path, tmp_path: Path) -> None:
-    import_coco(registry, demo_data / "annotations" / "instances_default.json", images=demo_data / "images", project="p")
+    import_file(registry, demo_data / "annotations" / "instances_default.json", images=demo_data / "images", project="p")
     with registry.session() as s:
         create_version(s, get_project(s, "p"), "draft")
     with pytest.raises(DsgenError, match="is a draft"), registry.session() as s:
-        export_version_yolo(s, get_project(s, "p").id, "draft", tmp_path, storage=LocalStorage(registry.settings.storage_root))
+        export_version_yolo(s, get_project(s, "p"), "draft", tmp_path, storage=LocalStorage(registry.settings.storage_root))
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 import pytest
 
 from dsgen_core.registry.db import Registry
-from dsgen_core.registry.models import Annotation, AnnotationTag, Asset, AssetMetadata, AssetTag, LabelClass
+from dsgen_core.registry.schema import OntologyVersionClass, Annotation, AnnotationTag, Asset, AssetMetadata, AssetTag, LabelClass
 from dsgen_core.registry.projects import ensure_project
 
 PROJECT = "shop"
@@ -38,7 +38,7 @@ class Sample:
 
 
 def _asset(project_id: int, name: str, width: int | None, height: int | None, **kw: object) -> Asset:
-    return Asset(project_id=project_id, file_name=f"{name}.jpg", sha256=f"{project_id}-{name}", width=width, height=height, **kw)
+    return Asset(project_id=project_id, source_key=f"{name}.jpg", file_name=f"{name}.jpg", sha256=f"{project_id}-{name}", width=width, height=height, **kw)
 
 
 def _box(asset: Asset, cls: LabelClass | None, w: float | None, h: float | None, attributes: dict | None = None, **kw: object) -> Annotation:
@@ -65,11 +65,14 @@ def build_sample(registry: Registry) -> Sample:
         project = ensure_project(s, PROJECT)
         other = ensure_project(s, "elsewhere")
         onto = project.default_ontology_version_id
-        car = LabelClass(ontology_version_id=onto, key="car", display_name="Car", color="#d62728")
-        person = LabelClass(ontology_version_id=onto, key="person", display_name="Person")
-        dog = LabelClass(ontology_version_id=onto, key="dog", display_name="Dog")
-        other_car = LabelClass(ontology_version_id=other.default_ontology_version_id, key="car", display_name="Car")
+        car = LabelClass(project_id=project.id, key="car", display_name="Car", color="#d62728")
+        person = LabelClass(project_id=project.id, key="person", display_name="Person")
+        dog = LabelClass(project_id=project.id, key="dog", display_name="Dog")
+        other_car = LabelClass(project_id=other.id, key="car", display_name="Car")
         s.add_all([car, person, dog, other_car])
+        s.flush()
+        s.add_all([OntologyVersionClass(ontology_version_id=o, label_class_id=c.id, display_name=c.display_name)
+                   for o, c in ((onto, car), (onto, person), (onto, dog), (other.default_ontology_version_id, other_car))])
         a1 = _asset(project.id, "a1", 1920, 1080)
         a2 = _asset(project.id, "a2", 1920, 1080)
         a3 = _asset(project.id, "a3", 640, 480)

@@ -162,7 +162,7 @@ def test_which_and_errors(registry: Registry, sample: Sample) -> None:
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_uncommitted_changes_are_seen(registry: Registry, sample: Sample) -> None:
     """The SQLite attribute stream reads through a raw cursor: it must still see the session's own writes."""
-    from dsgen_core.registry.models import Annotation
+    from dsgen_core.registry.schema import Annotation
 
     with registry.session() as s:
         s.add(Annotation(asset_id=sample.assets["a5"], geometry_type="bbox", bbox_w=5, bbox_h=5, attributes={"occluded": True}))
@@ -173,12 +173,12 @@ def test_uncommitted_changes_are_seen(registry: Registry, sample: Sample) -> Non
 
 def test_gigapixel_image(registry: Registry) -> None:
     """width * height past 2**31 must not overflow PostgreSQL's integer arithmetic."""
-    from dsgen_core.registry.models import Annotation, Asset
+    from dsgen_core.registry.schema import Annotation, Asset
     from dsgen_core.registry.projects import ensure_project
 
     with registry.session() as s:
         pid = ensure_project(s, "satellite").id
-        asset = Asset(project_id=pid, file_name="tile.tif", sha256="t", width=100_000, height=100_000)
+        asset = Asset(project_id=pid, source_key="tile.tif", file_name="tile.tif", sha256="t", width=100_000, height=100_000)
         s.add(asset)
         s.flush()
         s.add(Annotation(asset_id=asset.id, geometry_type="bbox", bbox_w=5_000, bbox_h=5_000))

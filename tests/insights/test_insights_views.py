@@ -10,7 +10,7 @@ from sqlalchemy import select
 from dsgen_core.errors import DsgenError, NotFound
 from dsgen_core.insights.views import delete_view, get_view, list_views, render_view, safe_name, save_view, view_to_dict
 from dsgen_core.registry.db import Registry
-from dsgen_core.registry.models import AuditLog, ChangeEvent, InsightView
+from dsgen_core.registry.schema import AuditLog, ChangeEvent, InsightView
 
 from .conftest import Sample
 

@@ -10,7 +10,7 @@ import pytest
 from dagster_aws.s3 import S3Resource
 
 from dsgen_core.demo import DemoDataset, generate_demo_dataset
-from dsgen_core.formats.coco.importer import import_coco
+from support import import_file
 from dsgen_core.registry.db import Registry
 from dsgen_pipelines.definitions import build_definitions
 from dsgen_pipelines.resources import RegistryResource, StorageResource
@@ -34,7 +34,7 @@ def demo_export(tmp_path_factory: pytest.TempPathFactory) -> DemoDataset:
 
 @pytest.fixture
 def imported(registry: Registry, demo_export: DemoDataset) -> Registry:
-    import_coco(registry, demo_export.annotations_path, images=demo_export.images_dir, project=PROJECT)
+    import_file(registry, demo_export.annotations_path, images=demo_export.images_dir, project=PROJECT)
     return registry
 
 

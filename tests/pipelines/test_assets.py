@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from dsgen_core.demo import DemoDataset
 from dsgen_core.registry.db import Registry
-from dsgen_core.registry.models import Annotation
+from dsgen_core.registry.schema import Annotation
 from dsgen_core.registry.projects import get_project
 from dsgen_core.storage import LocalStorage
 from dsgen_core.versions.lifecycle import create_version, freeze_version, get_version, request_freeze, version_summary
@@ -90,8 +90,8 @@ def test_import_job_sensor_freeze_checks_and_automation(
     assert not tick.run_requests
     with registry.session() as s:
         create_version(s, project, "v2", query="category:circle")
-        request_freeze(s, project.id, "v1")
-        request_freeze(s, project.id, "v2")
+        request_freeze(s, project, "v1")
+        request_freeze(s, project, "v2")
     tick = evaluate_sensor(defs, instance, tick.cursor)
     assert [list(r.partition_keys) for r in tick.dynamic_partitions_requests] == [["v2"]]
     assert [(r.partition_key, r.job_name) for r in tick.run_requests] == [("v1", None), ("v2", None)]
@@ -113,7 +113,7 @@ def test_import_job_sensor_freeze_checks_and_automation(
         if req.partition_key == "v1":
             assert checks["every_class_has_train_examples"]
     with registry.session() as s:
-        summary = version_summary(s, get_version(s, project.id, "v1"))
+        summary = version_summary(s, get_version(s, project, "v1")).to_dict()
     meta = latest(instance, "dataset_version", "v1")
     assert summary["frozen"] and meta["content_hash"] == summary["content_hash"]
     assert meta["images"] == demo_export.n_images == sum(summary["splits"].values())

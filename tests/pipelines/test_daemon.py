@@ -136,7 +136,7 @@ def test_daemon_runs_a_requested_freeze_and_automation_exports_it(
             daemon.stop()
 
     with registry.session() as s:
-        summary = version_summary(s, get_version(s, get_project(s, PROJECT).id, "v1"))
+        summary = version_summary(s, get_version(s, get_project(s, PROJECT), "v1")).to_dict()
     assert summary["frozen"] and sum(summary["splits"].values()) == demo_export.n_images
     exports = registry.settings.home / "exports" / PROJECT / "v1"
     assert sorted(p.name for p in (exports / "coco" / "annotations").iterdir()) == [

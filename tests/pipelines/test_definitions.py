@@ -169,7 +169,7 @@ def test_training_pool_allows_one_run_at_a_time(tmp_path: Path, monkeypatch: pyt
     shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.delenv("DSGEN_DAGSTER_PG_URL", raising=False)
-    from dsgen_pipelines.models.assets import GPU_POOL, model_version
+    from dsgen_pipelines.ml.assets import GPU_POOL, model_version
 
     assert model_version.op.pool == GPU_POOL
     with dg.DagsterInstance.get() as instance:

@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import select
 
 from dsgen_core.registry.db import Registry
-from dsgen_core.registry.models import ModelVersion
-from dsgen_pipelines.models.assets import model_version
+from dsgen_core.registry.schema import ModelVersion
+from dsgen_pipelines.ml.assets import model_version
 
 from .test_assets import latest, requested
 

@@ -11,7 +11,7 @@ from dagster_aws.s3 import S3Resource
 from support import BUCKET, CREDENTIALS, MotoServer
 
 from dsgen_core.demo import DemoDataset
-from dsgen_core.formats.coco.importer import import_coco
+from support import import_file
 from dsgen_core.registry.db import Registry
 from dsgen_core.registry.projects import get_project
 from dsgen_core.storage.s3 import S3Storage
@@ -45,7 +45,7 @@ def test_freeze_checks_and_exports_read_masks_from_s3(
 
     reg = Registry(dataclasses.replace(registry.settings, storage_root=root))
     try:
-        import_coco(reg, demo_export.annotations_path, images=demo_export.images_dir, project=PROJECT)
+        import_file(reg, demo_export.annotations_path, images=demo_export.images_dir, project=PROJECT)
         with reg.session() as s:
             create_version(s, get_project(s, PROJECT), "v1")
     finally:

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import JSON
 
 from dsgen_core.registry.db import Registry
-from dsgen_core.registry.models import (
+from dsgen_core.registry.schema import (
     Annotation,
     AnnotationMetadata,
     AnnotationTag,
@@ -29,6 +29,7 @@ from dsgen_core.registry.models import (
     Model,
     ModelVersion,
     OntologyVersion,
+    OntologyVersionClass,
     Track,
 )
 from dsgen_core.registry.projects import ensure_project
@@ -103,23 +104,28 @@ def scene(registry: Registry) -> Scene:
         o2 = OntologyVersion(project_id=project.id, version_tag="o2", parent_id=o1)
         s.add(o2)
         s.flush()
-        car = LabelClass(ontology_version_id=o1, key="car", display_name="Car", synonyms=["automobile", "Auto"])
-        person = LabelClass(ontology_version_id=o1, key="person", display_name="Pedestrian", synonyms=["human"])
-        truck = LabelClass(ontology_version_id=o2.id, key="truck", display_name="Lorry", synonyms=[])
-        other_car = LabelClass(ontology_version_id=other.default_ontology_version_id, key="car", display_name="Car")
+        car = LabelClass(project_id=project.id, key="car", display_name="Car", synonyms=["automobile", "Auto"])
+        person = LabelClass(project_id=project.id, key="person", display_name="Pedestrian", synonyms=["human"])
+        truck = LabelClass(project_id=project.id, key="truck", display_name="Lorry", synonyms=[])
+        other_car = LabelClass(project_id=other.id, key="car", display_name="Car")
         s.add_all([car, person, truck, other_car])
+        s.flush()
+        s.add_all([OntologyVersionClass(ontology_version_id=o, label_class_id=c.id, display_name=c.display_name)
+                   for o, c in ((o1, car), (o1, person), (o2.id, car), (o2.id, person), (o2.id, truck),
+                                (other.default_ontology_version_id, other_car))])
         model = Model(project_id=project.id, name="detector", task="det")
         s.add(model)
         s.flush()
-        m3 = ModelVersion(model_id=model.id, human_id="m3")
-        m4 = ModelVersion(model_id=model.id, human_id="m4")
+        m3 = ModelVersion(project_id=project.id, model_id=model.id, human_id="m3")
+        m4 = ModelVersion(project_id=project.id, model_id=model.id, human_id="m4")
         track = Track(project_id=project.id, external_id="17")
         other_track = Track(project_id=other.id, external_id="17")
         s.add_all([m3, m4, track, other_track])
         s.flush()
 
         def image(name: str, project_id: int, file_name: str, **kw: object) -> Asset:
-            asset = Asset(project_id=project_id, file_name=file_name, sha256=name.ljust(64, "0"), **kw)
+            asset = Asset(project_id=project_id, source_key=file_name, file_name=file_name, sha256=name.ljust(64, "0"),
+                          **kw)
             s.add(asset)
             s.flush()
             return asset

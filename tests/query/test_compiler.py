@@ -11,7 +11,7 @@ from sqlalchemy import inspect, select
 
 from dsgen_core.errors import DsgenError
 from dsgen_core.query import QueryError, compile_query, count_query, run_query
-from dsgen_core.registry.models import Asset
+from dsgen_core.registry.schema import Asset
 
 from .conftest import INJECTION_TAG, Scene
 

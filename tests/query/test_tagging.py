@@ -8,7 +8,7 @@ from sqlalchemy import insert, select
 from dsgen_core.errors import DsgenError, NotFound
 from dsgen_core.query import count_query, run_query
 from dsgen_core.registry import tagging
-from dsgen_core.registry.models import AnnotationMetadata, Asset, AssetMetadata, AssetTag, AuditLog, ChangeEvent
+from dsgen_core.registry.schema import AnnotationMetadata, Asset, AssetMetadata, AssetTag, AuditLog, ChangeEvent
 from dsgen_core.registry.projects import ensure_project
 
 from .conftest import INJECTION_TAG, Scene
@@ -196,7 +196,8 @@ def test_bulk_ids_and_queries_over_many_images(registry) -> None:  # noqa: ANN00
     n = tagging.ID_CHUNK + 1500
     with registry.session() as s:
         pid = ensure_project(s).id
-        s.execute(insert(Asset), [{"project_id": pid, "file_name": f"{i}.jpg", "width": 100 + i % 3} for i in range(n)])
+        s.execute(insert(Asset), [{"project_id": pid, "source_key": f"{i}.jpg", "file_name": f"{i}.jpg", "width": 100 + i % 3}
+                                  for i in range(n)])
     with registry.session() as s:
         ids = list(s.scalars(select(Asset.id).order_by(Asset.id)))
         assert tagging.add_tags(s, pid, ["bulk"], asset_ids=ids) == n

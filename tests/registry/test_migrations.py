@@ -7,7 +7,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
 from dsgen_core.registry.db import Registry
-from dsgen_core.registry.models import Base
+from dsgen_core.registry.schema import Base
 
 
 def test_migrated_schema_matches_models(registry: Registry) -> None:

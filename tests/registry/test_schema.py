@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from dsgen_core.registry import db
 from dsgen_core.registry.changes import changes_since, current_seq, record_change
 from dsgen_core.registry.db import Registry
-from dsgen_core.registry.models import (
+from dsgen_core.registry.schema import (
     Annotation,
     AnnotationTag,
     Asset,
@@ -46,7 +46,7 @@ def _project(registry: Registry, name: str = "p") -> int:
 
 
 def _asset(s, project_id: int, sha: str | None = None, name: str = "a.jpg") -> Asset:  # noqa: ANN001
-    a = Asset(project_id=project_id, file_name=name, sha256=sha, width=640, height=480)
+    a = Asset(project_id=project_id, source_key=name, file_name=name, sha256=sha, width=640, height=480)
     s.add(a)
     s.flush()
     return a
@@ -114,15 +114,14 @@ def test_cyclic_foreign_keys_are_enforced(registry: Registry) -> None:
         s.flush()
         model_id = model.id
     with pytest.raises(IntegrityError), registry.session() as s:
-        s.add(ModelVersion(model_id=model_id, human_id="m1", init_from_artifact_id=987654))
+        s.add(ModelVersion(project_id=pid, model_id=model_id, human_id="m1", init_from_artifact_id=987654))
         s.flush()
 
 
 def test_restrict_blocks_deleting_a_label_class_in_use(registry: Registry) -> None:
     pid = _project(registry)
     with registry.session() as s:
-        onto = s.get(Project, pid).default_ontology_version_id
-        lc = LabelClass(ontology_version_id=onto, key="car", display_name="car")
+        lc = LabelClass(project_id=pid, key="car", display_name="car")
         s.add(lc)
         s.flush()
         s.add(Annotation(asset_id=_asset(s, pid).id, label_class_id=lc.id, geometry_type="bbox"))
@@ -151,28 +150,40 @@ def test_set_null_on_deleting_a_track(registry: Registry) -> None:
 # --------------------------------------------------------------------------- uniqueness
 
 
-def test_asset_sha256_unique_per_project(registry: Registry) -> None:
+def test_asset_source_key_unique_per_project_and_bytes_may_repeat(registry: Registry) -> None:
     p1, p2 = _project(registry, "p1"), _project(registry, "p2")
     with registry.session() as s:
         _asset(s, p1, "ab" * 32)
-        _asset(s, p2, "ab" * 32)  # the same bytes in another project are fine
-        _asset(s, p1, None, "x.jpg")
-        _asset(s, p1, None, "y.jpg")  # unknown hashes never collide
+        _asset(s, p2, "ab" * 32)  # the same path in another project is another sample
+        _asset(s, p1, "ab" * 32, "x.jpg")  # equal bytes, another path: another sample
+        _asset(s, p1, None, "y.jpg")
     with pytest.raises(IntegrityError), registry.session() as s:
-        _asset(s, p1, "ab" * 32, "again.jpg")
+        _asset(s, p1, "cd" * 32, "x.jpg")
     assert _count(registry, Asset) == 4
 
 
-def test_label_class_key_unique_per_ontology(registry: Registry) -> None:
+def test_label_class_key_unique_per_project(registry: Registry) -> None:
     p1, p2 = _project(registry, "p1"), _project(registry, "p2")
     with registry.session() as s:
-        o1 = s.get(Project, p1).default_ontology_version_id
-        o2 = s.get(Project, p2).default_ontology_version_id
-        s.add_all([LabelClass(ontology_version_id=o, key="car", display_name="Car") for o in (o1, o2)])
+        s.add_all([LabelClass(project_id=p, key="car", display_name="Car") for p in (p1, p2)])
     with pytest.raises(IntegrityError), registry.session() as s:
-        s.add(LabelClass(ontology_version_id=o1, key="car", display_name="another car"))
+        s.add(LabelClass(project_id=p1, key="car", display_name="another car"))
         s.flush()
     assert _count(registry, LabelClass) == 2
+
+
+def test_annotation_source_key_unique_per_image(registry: Registry) -> None:
+    pid = _project(registry)
+    with registry.session() as s:
+        a, b = _asset(s, pid, None, "a.jpg"), _asset(s, pid, None, "b.jpg")
+        s.add_all([Annotation(asset_id=a.id, geometry_type="bbox", source_key="coco:1"),
+                   Annotation(asset_id=b.id, geometry_type="bbox", source_key="coco:1"),  # another image
+                   Annotation(asset_id=a.id, geometry_type="bbox"), Annotation(asset_id=a.id, geometry_type="bbox")])
+        a_id = a.id
+    with pytest.raises(IntegrityError), registry.session() as s:
+        s.add(Annotation(asset_id=a_id, geometry_type="bbox", source_key="coco:1"))
+        s.flush()
+    assert _count(registry, Annotation) == 4
 
 
 def test_dataset_version_tag_unique_per_project(registry: Registry) -> None:
@@ -192,13 +203,17 @@ def test_model_version_human_id_unique(registry: Registry) -> None:
         m1, m2 = Model(project_id=p1, name="det"), Model(project_id=p2, name="det")
         s.add_all([m1, m2])
         s.flush()
-        s.add(ModelVersion(model_id=m1.id, human_id="m1"))
-        m2_id = m2.id
-    # unique across the whole registry, not only per model
+        s.add(ModelVersion(project_id=p1, model_id=m1.id, human_id="m1"))
+        s.add(ModelVersion(project_id=p2, model_id=m2.id, human_id="m1"))  # human ids are per project
+        m1_id = m1.id
+    # unique within the project, not only per model
     with pytest.raises(IntegrityError), registry.session() as s:
-        s.add(ModelVersion(model_id=m2_id, human_id="m1"))
+        m = Model(project_id=p1, name="other")
+        s.add(m)
         s.flush()
-    assert _count(registry, ModelVersion) == 1
+        s.add(ModelVersion(project_id=p1, model_id=m.id, human_id="m1"))
+        s.flush()
+    assert m1_id and _count(registry, ModelVersion) == 2
 
 
 # --------------------------------------------------------------------------- check constraints

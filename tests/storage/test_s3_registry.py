@@ -12,10 +12,11 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 from sqlalchemy import select
 
-from dsgen_core.formats.coco.importer import import_coco
+from support import import_file
 from dsgen_core.registry.db import Registry
-from dsgen_core.registry.models import Annotation, Asset
+from dsgen_core.registry.schema import Annotation, Asset
 from dsgen_core.registry.projects import get_project
+from dsgen_core.storage import open_storage
 from dsgen_core.thumbnails import make_thumbnails
 
 from support import BUCKET
@@ -33,8 +34,8 @@ def test_coco_masks_thumbnails_and_export_go_through_s3(
     s3_registry: Registry, s3_root: str, s3: Any, corpus: Path, cli: Any, tmp_path: Path,  # noqa: ANN401
 ) -> None:
     src = corpus / DM / "annotations/instances_val.json"
-    result = import_coco(s3_registry, src, images=corpus / DM / "images/val", project="p")
-    assert result.counts["masks"] == 1
+    result = import_file(s3_registry, src, images=corpus / DM / "images/val", project="p")
+    assert result.summary()["masks"] == 1
 
     masks = _objects(s3, s3_root, "masks")
     with s3_registry.session() as s:
@@ -43,8 +44,8 @@ def test_coco_masks_thumbnails_and_export_go_through_s3(
     assert not (tmp_path / "registry" / "masks").exists(), "nothing written to the local default root"
 
     with s3_registry.session() as s:
-        pid = get_project(s, "p").id
-    assert make_thumbnails(s3_registry, pid) == {"created": 1, "failed": 0, "skipped": 0}
+        counts = make_thumbnails(s, get_project(s, "p"), storage=open_storage(s3_registry.settings.storage_root))
+    assert counts.to_dict() == {"created": 1, "failed": 0}
     [thumb] = _objects(s3, s3_root, "thumbnails")
     with s3_registry.session() as s:
         assert s.scalar(select(Asset.thumbnail_uri)) == f"{s3_root}/{thumb}"

@@ -16,12 +16,12 @@ import pytest
 
 from dsgen_core.config import load_settings
 from dsgen_core.demo.synth import generate_demo_dataset
-from dsgen_core.formats.coco.importer import import_coco
+from support import import_file
 from dsgen_core.registry.db import Registry
 from dsgen_core.registry.projects import get_project
 from dsgen_core.storage import LocalStorage
-from dsgen_core.training.recipes import get_recipe
-from dsgen_core.training.trainer import TrainResult, train_model
+from dsgen_core.ml.recipes import get_recipe
+from dsgen_core.ml.trainer import TrainResult, train_model
 from dsgen_core.versions.lifecycle import create_version, freeze_version
 
 NETGUARD = Path(__file__).parent / "netguard"
@@ -45,7 +45,7 @@ def make_registry(home: Path, n_images: int = 48, seed: int = 3, add_class: str 
     """A registry at ``home`` with demo images imported into project ``p`` and version ``tag`` frozen."""
     reg = Registry(load_settings(home=home))
     data = data or generate_demo_dataset(home / "src", n_images=n_images, seed=seed, add_class=add_class).root
-    import_coco(reg, data / "annotations" / "instances_default.json", images=data / "images", project="p")
+    import_file(reg, data / "annotations" / "instances_default.json", images=data / "images", project="p")
     freeze(reg, tag)
     return reg, data
 
@@ -54,7 +54,7 @@ def freeze(reg: Registry, tag: str, query: str = "") -> None:
     with reg.session() as s:
         create_version(s, get_project(s, "p"), tag, query=query, seed=1)
     with reg.session() as s:
-        freeze_version(s, get_project(s, "p").id, tag, LocalStorage(reg.settings.storage_root))
+        freeze_version(s, get_project(s, "p"), tag, storage=LocalStorage(reg.settings.storage_root))
 
 
 @pytest.fixture(scope="session")

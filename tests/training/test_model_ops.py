@@ -14,10 +14,10 @@ from dsgen_core.errors import DsgenError
 from dsgen_core.evaluation.coco_metrics import evaluate_detections
 from dsgen_core.evaluation.model_eval import evaluate_model_version, split_ground_truth, worse_than_parent
 from dsgen_core.query import count_query
-from dsgen_core.registry.models import Annotation, DatasetVersion, Evaluation, ModelArtifact
+from dsgen_core.registry.schema import Annotation, DatasetVersion, Evaluation, ModelArtifact
 from dsgen_core.registry.projects import get_project
-from dsgen_core.training.auto_annotate import auto_annotate
-from dsgen_core.training.onnx_artifacts import export_model_onnx, onnx_parity
+from dsgen_core.ml.auto_annotate import auto_annotate
+from dsgen_core.ml.onnx_artifacts import export_model_onnx, onnx_parity
 from dsgen_core.versions.lifecycle import get_version
 from support import run_cli
 
@@ -60,7 +60,7 @@ def test_evaluation_on_the_test_split_is_stored_with_charts(trained: Trained, ex
     with trained.registry.session() as s:
         row = s.get(Evaluation, r["evaluation_id"])
         assert (row.map50, row.map50_95, row.f1_score) == (r["map50"], r["map50_95"], r["f1"])
-        v = get_version(s, get_project(s, "p").id, "v1")
+        v = get_version(s, get_project(s, "p"), "v1")
         gt, files = split_ground_truth(s, v, "test")
     assert len(files) == r["images"] and sum(c["support"] for c in r["per_class"].values()) == sum(
         1 for a in gt["annotations"] if not a["iscrowd"])
@@ -113,7 +113,7 @@ def test_faster_coco_eval_and_pycocotools_agree_on_a_real_model(trained: Trained
     """The model's own predictions on its test split, scored by both backends."""
     from dsgen_core.evaluation.model_eval import predict_split
     from dsgen_core.inference.detector import OnnxDetector
-    from dsgen_core.training import model_versions as mvs
+    from dsgen_core.ml import model_versions as mvs
 
     with trained.registry.session() as s:
         v = s.scalar(select(DatasetVersion).where(DatasetVersion.version_tag == "v1"))
@@ -129,8 +129,8 @@ def test_faster_coco_eval_and_pycocotools_agree_on_a_real_model(trained: Trained
 def test_evaluating_a_model_that_never_trained_is_refused(tmp_path: Path) -> None:
     from .conftest import make_registry
     from dsgen_core.storage import LocalStorage
-    from dsgen_core.training.recipes import get_recipe
-    from dsgen_core.training.trainer import train_model
+    from dsgen_core.ml.recipes import get_recipe
+    from dsgen_core.ml.trainer import train_model
 
     reg, _ = make_registry(tmp_path / "h", n_images=24)
 

@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import func, select
 
 from dsgen_core.errors import DsgenError
-from dsgen_core.registry.models import ModelArtifact, ModelVersion, TrainingEpochMetric
+from dsgen_core.registry.schema import ModelArtifact, ModelVersion, TrainingEpochMetric
 from dsgen_core.storage import LocalStorage
-from dsgen_core.training import model_versions as mvs
-from dsgen_core.training.recipes import Recipe, get_recipe, load_recipes
-from dsgen_core.training.trainer import train_model
+from dsgen_core.ml import model_versions as mvs
+from dsgen_core.ml.recipes import Recipe, get_recipe, load_recipes
+from dsgen_core.ml.trainer import train_model
 
 from .conftest import NETGUARD, Trained, freeze, make_registry
 
@@ -110,11 +110,11 @@ def test_incremental_training_starts_from_the_parent_with_rehearsal(trained: Tra
     """A newer version (new images only) adds a class; the child starts from m1's best weights and
     rehearses a share of m1's training images."""
     from dsgen_core.demo.synth import generate_demo_dataset
-    from dsgen_core.formats.coco.importer import import_coco
+    from support import import_file
 
     reg = trained.registry
     newer = generate_demo_dataset(tmp_path / "newer", n_images=24, seed=4, add_class="star").root
-    import_coco(reg, newer / "annotations" / "instances_default.json", images=newer / "images", project="p")
+    import_file(reg, newer / "annotations" / "instances_default.json", images=newer / "images", project="p")
     freeze(reg, "v2", query="file:new_star_")
     r = train_model(reg, "p", "v2", get_recipe("tiny"), storage=trained.storage, parent="m1")
     with reg.session() as s:
@@ -164,15 +164,15 @@ def test_a_segmentation_recipe_trains_on_polygons_and_masks(trained: Trained, tm
 
 
 def test_a_parent_from_another_project_is_refused(trained: Trained) -> None:
-    from dsgen_core.formats.coco.importer import import_coco
+    from support import import_file
     from dsgen_core.registry.projects import get_project
     from dsgen_core.versions.lifecycle import create_version, freeze_version
 
     reg = trained.registry
-    import_coco(reg, trained.data / "annotations" / "instances_default.json", images=trained.data / "images", project="other")
+    import_file(reg, trained.data / "annotations" / "instances_default.json", images=trained.data / "images", project="other")
     with reg.session() as s:
         create_version(s, get_project(s, "other"), "v1")
     with reg.session() as s:
-        freeze_version(s, get_project(s, "other").id, "v1", trained.storage)
+        freeze_version(s, get_project(s, "other"), "v1", storage=trained.storage)
     with pytest.raises(DsgenError, match="m1 belongs to another project"):
         train_model(reg, "other", "v1", get_recipe("tiny"), storage=trained.storage, parent="m1")

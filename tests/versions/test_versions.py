@@ -13,10 +13,10 @@ from sqlalchemy.exc import DBAPIError
 from dsgen_core.config import load_settings
 from dsgen_core.demo.synth import generate_demo_dataset
 from dsgen_core.errors import DsgenError
-from dsgen_core.formats.coco.importer import import_coco
+from support import import_file
 from dsgen_core.query import count_query
 from dsgen_core.registry.db import Registry
-from dsgen_core.registry.models import (
+from dsgen_core.registry.schema import (
     Annotation,
     Asset,
     DatasetSplit,
@@ -44,7 +44,7 @@ def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _load(reg: Registry, demo: Path) -> int:
-    import_coco(reg, demo / "annotations" / "instances_default.json", images=demo / "images", project="p")
+    import_file(reg, demo / "annotations" / "instances_default.json", images=demo / "images", project="p")
     with reg.session() as s:
         return get_project(s, "p").id
 
@@ -53,9 +53,8 @@ def _freeze(reg: Registry, tag: str, **kw: object) -> dict:
     with reg.session() as s:
         create_version(s, get_project(s, "p"), tag, **kw)
     with reg.session() as s:
-        pid = get_project(s, "p").id
-        freeze_version(s, pid, tag, LocalStorage(reg.settings.storage_root))
-        return version_summary(s, get_version(s, pid, tag))
+        freeze_version(s, get_project(s, "p"), tag, storage=LocalStorage(reg.settings.storage_root))
+        return version_summary(s, get_version(s, get_project(s, "p"), tag)).to_dict()
 
 
 def _membership(reg: Registry, tag: str) -> dict[str, str]:
@@ -89,8 +88,8 @@ def test_freeze_is_deterministic_stratified_and_group_aware(registry: Registry, 
 
     # The same content in a fresh SQLite registry, imported in another order of ids: same split, same hash.
     other = Registry(load_settings(home=tmp_path / "other", database_url=f"sqlite:///{tmp_path / 'other.db'}"))
-    import_coco(other, demo_data / "annotations" / "instances_default.json", images=demo_data / "images", project="zz")
-    import_coco(other, demo_data / "annotations" / "instances_default.json", images=demo_data / "images", project="p")
+    import_file(other, demo_data / "annotations" / "instances_default.json", images=demo_data / "images", project="zz")
+    import_file(other, demo_data / "annotations" / "instances_default.json", images=demo_data / "images", project="p")
     assert _freeze(other, "v1", seed=7)["content_hash"] == summary["content_hash"]
     assert _membership(other, "v1") == split_of
     _freeze(other, "v2", seed=8)
@@ -126,14 +125,14 @@ def test_frozen_version_refuses_changes_and_keeps_its_annotations(registry: Regi
         victim = s.scalar(select(Annotation.id).order_by(Annotation.id).limit(1))
         s.execute(delete(Annotation).where(Annotation.id == victim))
     with registry.session() as s:
-        v = get_version(s, get_project(s, "p").id, "v1")
+        v = get_version(s, get_project(s, "p"), "v1")
         assert verify_content_hash(s, v, storage)
-        assert version_summary(s, v)["annotations"] == summary["annotations"]
+        assert version_summary(s, v).to_dict()["annotations"] == summary["annotations"]
         assert s.scalar(select(DatasetVersionAnnotation.annotation_id).where(DatasetVersionAnnotation.annotation_id == victim))
     with registry.session() as s:
         s.execute(update(Asset).values(sha256=None).where(Asset.id == s.scalar(select(Asset.id).limit(1))))
     with registry.session() as s:
-        assert not verify_content_hash(s, get_version(s, get_project(s, "p").id, "v1"), storage)
+        assert not verify_content_hash(s, get_version(s, get_project(s, "p"), "v1"), storage)
 
 
 def test_diff_reports_added_removed_and_relabelled(registry: Registry, demo_data: Path) -> None:
@@ -146,7 +145,7 @@ def test_diff_reports_added_removed_and_relabelled(registry: Registry, demo_data
         s.execute(update(Annotation).where(Annotation.id == target).values(label_class_id=triangle))
     _freeze(registry, "v2")
     with registry.session() as s:
-        d = diff_versions(s, get_project(s, "p").id, "v1", "v2")
+        d = diff_versions(s, get_project(s, "p"), "v1", "v2").to_dict()
     assert d["relabelled"] == [{"annotation_id": target, "from": "square", "to": "triangle"}]
     assert d["images_added"] and not d["images_removed"]
     assert d["annotations_added_by_class"].get("circle", 0) > 0

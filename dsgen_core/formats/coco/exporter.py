@@ -1,6 +1,6 @@
 """Export of any selection of the registry as one COCO file.
 
-What an import kept comes back: COCO ids (when still unique in the selection), unknown keys of
+What an import kept comes back: COCO ids (each one that is unique in the selection), unknown keys of
 images, categories and annotations, CVAT attributes (occluded, rotation, track_id, keyframe,
 custom), keypoints and skeletons, masks as RLE in the shape the source used, and the file's own
 ``info``/``licenses``.
@@ -16,18 +16,36 @@ import orjson
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from dsgen_core.formats.coco.reader import HINTS
-from dsgen_core.registry.models import Annotation, Asset, ImportBatch, LabelClass, Project
-from dsgen_core.registry.projects import label_classes
+from dsgen_core.registry.ingest import HINTS
+from dsgen_core.registry.ontology import ontology_classes
+from dsgen_core.registry.schema import Annotation, Asset, ImportBatch, LabelClass, Project
 from dsgen_core.storage.masks import MaskStore, to_uncompressed_rle
 
 DEFAULT_INFO = {"contributor": "", "date_created": "", "description": "", "url": "", "version": "", "year": ""}
 DEFAULT_LICENSES = [{"name": "", "id": 0, "url": ""}]
 
 
-def _unique_or_none(values: Sequence[int | None]) -> bool:
-    present = [v for v in values if v is not None]
-    return len(present) == len(values) and len(set(present)) == len(present)
+def source_ids(values: Sequence[int | None]) -> list[int]:
+    """Each record's source id where it has one that no earlier record took; fresh ids for the rest.
+
+    Ids stay unique whatever was merged into one export (two exports that both number from 1),
+    and every id that is unique is the one the source wrote.
+    """
+    out: list[int | None] = []
+    taken: set[int] = set()
+    for v in values:
+        if v is not None and v not in taken:
+            taken.add(v)
+            out.append(v)
+        else:
+            out.append(None)
+    fresh = max(taken, default=0) + 1
+    ids: list[int] = []
+    for v in out:
+        if v is None:
+            v, fresh = fresh, fresh + 1
+        ids.append(v)
+    return ids
 
 
 def build_coco(
@@ -54,7 +72,7 @@ def build_coco(
     if not include_model:
         ann_stmt = ann_stmt.where(Annotation.source == "human")
     anns = list(session.scalars(ann_stmt))
-    base = label_classes(session, project.default_ontology_version_id) if project.default_ontology_version_id else []
+    base = ontology_classes(session, project.default_ontology_version_id) if project.default_ontology_version_id else []
     return coco_document(session, assets, anns, base, masks)
 
 
@@ -64,25 +82,24 @@ def coco_document(
     anns: Sequence[Any],
     base_classes: Sequence[LabelClass],
     masks: MaskStore,
+    names: dict[int, str] | None = None,
 ) -> dict[str, Any]:
     """Assemble COCO from assets and annotation rows (live ``Annotation``s or a version's snapshot rows).
 
-    Categories are ``base_classes`` plus any older class still used, merged by key.
+    Categories are ``base_classes`` (named as ``names`` says, by class id, else by their current
+    name) plus any other class the annotations use.
     """
-    classes = {lc.key: lc for lc in base_classes}
-    used = {a.label_class_id for a in anns if a.label_class_id is not None}
-    class_by_id = {lc.id: lc for lc in classes.values()}
-    missing = used - class_by_id.keys()
+    classes = {lc.id: lc for lc in base_classes}
+    missing = {a.label_class_id for a in anns if a.label_class_id is not None} - classes.keys()
     if missing:
-        for lc in session.scalars(select(LabelClass).where(LabelClass.id.in_(missing))):
-            classes.setdefault(lc.key, lc)
-            class_by_id[lc.id] = classes[lc.key]
+        classes.update({lc.id: lc for lc in session.scalars(select(LabelClass).where(LabelClass.id.in_(missing)))})
     ordered = sorted(classes.values(), key=lambda c: (c.external_id is None, c.external_id or 0, c.id))
-    keep_ids = _unique_or_none([c.external_id for c in ordered])
-    cat_id = {c.key: (c.external_id if keep_ids else i) for i, c in enumerate(ordered, 1)}
+    cat_id = dict(zip((c.id for c in ordered), source_ids([c.external_id for c in ordered]), strict=True))
+    names = names or {}
     categories = []
     for c in ordered:
-        cat: dict[str, Any] = {"id": cat_id[c.key], "name": c.display_name, "supercategory": c.supercategory if c.supercategory is not None else ""}
+        cat: dict[str, Any] = {"id": cat_id[c.id], "name": names.get(c.id, c.display_name),
+                               "supercategory": c.supercategory if c.supercategory is not None else ""}
         if c.keypoint_spec:
             if c.keypoint_spec.get("keypoints") is not None:
                 cat["keypoints"] = c.keypoint_spec["keypoints"]
@@ -91,8 +108,7 @@ def coco_document(
         cat.update(c.extra or {})
         categories.append(cat)
 
-    keep_image_ids = _unique_or_none([a.external_id for a in assets])
-    image_id = {a.id: (a.external_id if keep_image_ids else i) for i, a in enumerate(assets, 1)}
+    image_id = dict(zip((a.id for a in assets), source_ids([a.external_id for a in assets]), strict=True))
     images = []
     for a in assets:
         im: dict[str, Any] = {"id": image_id[a.id], "width": a.width, "height": a.height, "file_name": a.file_name}
@@ -100,14 +116,15 @@ def coco_document(
         images.append(im)
 
     anns = [a for a in anns if a.asset_id in image_id]
-    keep_ann_ids = _unique_or_none([a.external_id for a in anns])
     annotations = []
-    for i, a in enumerate(anns, 1):
+    for a, ann_id in zip(anns, source_ids([a.external_id for a in anns]), strict=True):
         extra = dict(a.extra or {})
         hints = extra.pop(HINTS, {})
-        out: dict[str, Any] = {"id": a.external_id if keep_ann_ids else i, "image_id": image_id[a.asset_id]}
+        out: dict[str, Any] = {"id": ann_id, "image_id": image_id[a.asset_id]}
         if a.label_class_id is not None:
-            out["category_id"] = cat_id[class_by_id[a.label_class_id].key]
+            out["category_id"] = cat_id[a.label_class_id]
+        elif "category_id" in hints:
+            out["category_id"] = hints["category_id"]  # a caption file's placeholder
         if a.mask_uri:
             rle = masks.get(a.mask_uri)
             out["segmentation"] = to_uncompressed_rle(rle) if hints.get("rle") == "list" else rle

@@ -13,20 +13,21 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, NamedTuple
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 import orjson
 
 from dsgen_core.errors import DsgenError
 from dsgen_core.formats.report import ValidationReport
+from dsgen_core.registry.ingest import HINTS, ObjectRecord
 from dsgen_core.storage.masks import polygon_area_bbox, rle_area_bbox, to_compressed_rle
 
 IMAGE_KEYS = {"id", "width", "height", "file_name"}
 CATEGORY_KEYS = {"id", "name", "supercategory", "keypoints", "skeleton"}
 _BOX_KEYS = frozenset({"id", "image_id", "category_id", "bbox", "area", "iscrowd", "segmentation", "attributes"})
-HINTS = "_dsgen"  # reserved key in ``extra`` for how the source file was written; never exported as is
+_PRIVATE = frozenset({"_extra", "_where"})  # what the reader itself adds to records it builds
 ANNOTATION_KEYS = {
     "id", "image_id", "category_id", "segmentation", "area", "bbox", "iscrowd", "attributes",
     "keypoints", "num_keypoints", "score", "caption",
@@ -41,6 +42,11 @@ class CocoImage:
     width: int | None
     height: int | None
     extra: dict[str, Any] | None
+    source_key: str = ""  # the image's identity in a project: its path (see :func:`source_path`)
+
+    @property
+    def record(self) -> str:
+        return f"images[{self.index}] (id={self.coco_id}, file_name={self.file_name!r})"
 
 
 @dataclass
@@ -53,28 +59,9 @@ class CocoCategory:
     extra: dict[str, Any] | None
 
 
-class CocoAnnotation(NamedTuple):
-    """One normalised object; geometry checked, area/bbox from pycocotools where there is a shape.
-
-    A NamedTuple, built positionally: a million of these are made per large import.
-    """
-
-    index: int
-    coco_id: int | None
-    image_id: int
-    category_id: int | None
-    geometry_type: str
-    bbox: tuple[float, float, float, float] | None
-    polygon: list[list[float]] | None
-    rle: dict[str, Any] | None  # compressed COCO RLE
-    keypoints: list[float] | None
-    num_keypoints: int | None
-    caption: str | None
-    area: float | None
-    iscrowd: bool
-    attributes: dict[str, Any] | None
-    extra: dict[str, Any] | None
-    score: float | None
+# One normalised object (geometry checked, area/bbox from pycocotools where there is a shape),
+# in the ingest's own record type: the reader translates, the ingest writes.
+CocoAnnotation = ObjectRecord
 
 
 @dataclass
@@ -106,6 +93,15 @@ def _is_box(b: Any) -> bool:
         (tx is float or tx is int) and (ty is float or ty is int) and (tw is float or tw is int)
         and (th is float or th is int) and x - x == 0 and y - y == 0 and w - w == 0 and h - h == 0
     )
+
+
+def source_path(file_name: str) -> str | None:
+    """The image's path as an identity: '/'-separated, no '.' parts; None when it leaves its folder
+    (absolute, a drive, or '..'), which no image folder can hold."""
+    rel = PurePosixPath(file_name.replace("\\", "/"))
+    if rel.is_absolute() or ".." in rel.parts or (rel.parts and ":" in rel.parts[0]) or not rel.parts:
+        return None
+    return str(rel)
 
 
 def load_json(path: Path) -> tuple[Any, bytes]:
@@ -207,11 +203,19 @@ def _read_images(raw: list[Any], fname: str, report: ValidationReport) -> list[C
                 bad = True
         if bad:
             continue
-        names[name] += 1
-        if names[name] == 2:
+        key = source_path(name)
+        if key is None:
+            report.error(fname, rec, "file_name", f"{name!r} is a path that leaves the image folder (absolute or "
+                         "with '..'); name the image relative to its folder")
+            continue
+        names[key] += 1
+        if names[key] > 1:
+            # Two records of one file name: both are kept (their ids say they differ), the later
+            # ones keyed by their id as well.
             report.warning(fname, rec, "file_name", f"{name!r} is used by more than one image")
+            key = f"{key}#{iid}"
         extra = {k: v for k, v in im.items() if k not in IMAGE_KEYS} or None
-        out.append(CocoImage(i, iid, name, w, h, extra))
+        out.append(CocoImage(i, iid, name, w, h, extra, key))
     return out
 
 
@@ -279,7 +283,7 @@ def _expand_panoptic(
             report.error(fname, rec, "file_name", f"PNG is {ids.shape[1]}x{ids.shape[0]}, image is {im.width}x{im.height}")
             dropped += len(a["segments_info"])
             continue
-        for seg in a["segments_info"]:
+        for j, seg in enumerate(a["segments_info"]):
             m = np.asfortranarray((ids == seg.get("id")).astype(np.uint8))
             rle = mask_utils.encode(m)
             extra_keys = {k: v for k, v in seg.items() if k not in ANNOTATION_KEYS}
@@ -288,6 +292,7 @@ def _expand_panoptic(
                 "image_id": a.get("image_id"),
                 "segmentation": {"size": list(rle["size"]), "counts": rle["counts"].decode()},
                 "_extra": {"panoptic_file": a.get("file_name"), **extra_keys},
+                "_where": f"annotations[{i}].segments_info[{j}]",
             })
     return out, dropped
 
@@ -295,13 +300,13 @@ def _expand_panoptic(
 class _Rec:
     """Names a record in a report; formatted only when there is a problem to report."""
 
-    __slots__ = ("i", "aid")
+    __slots__ = ("i", "aid", "where")
 
-    def __init__(self, i: int, aid: Any) -> None:
-        self.i, self.aid = i, aid
+    def __init__(self, i: int, aid: Any, where: str | None = None) -> None:
+        self.i, self.aid, self.where = i, aid, where
 
     def __str__(self) -> str:
-        return f"annotations[{self.i}] (id={self.aid})"
+        return f"{self.where or f'annotations[{self.i}]'} (id={self.aid})"
 
 
 def _read_annotations(
@@ -314,7 +319,8 @@ def _read_annotations(
 ) -> list[CocoAnnotation]:
     img_by_id = {im.coco_id: im for im in images}
     cat_by_id = {c.coco_id: c for c in categories}
-    seen_ids: dict[int, int] = {}
+    seen_ids: dict[Any, int] = {}
+    seen_places: dict[Any, str] = {}
     out: list[CocoAnnotation] = []
     err = report.error
     results = kind == "results"
@@ -347,10 +353,14 @@ def _read_annotations(
                     and h - h == 0:
                 if iw is None or ih is None or (x >= -1 and y >= -1 and x + w <= iw + 1 and y + h <= ih + 1):
                     seen_ids[aid] = i
+                    seen_places[aid] = f"annotations[{i}]"
                     ta = type(file_area)
                     hints = None
-                    if ta is float or ta is int:
+                    if ta is float:
+                        area = file_area
+                    elif ta is int:
                         area = float(file_area)
+                        hints = {"area": file_area}  # the source wrote an integer: it comes back as one
                     else:
                         area = float(w * h)
                         if "area" not in a:
@@ -372,16 +382,20 @@ def _read_annotations(
             err(fname, f"annotations[{i}]", "-", f"expected an object, found {type(a).__name__}")
             continue
         aid = a.get("id")
-        rec = _Rec(i, aid)
+        where = a.get("_where")
+        rec = _Rec(i, aid, where)
+        image_id = a.get("image_id")
         if aid is not None:
             if not isinstance(aid, int) or isinstance(aid, bool):
                 err(fname, rec, "id", f"not an integer: {aid!r}")
                 continue
-            if aid in seen_ids:
-                err(fname, rec, "id", f"duplicate annotation id (also annotations[{seen_ids[aid]}])")
+            # Panoptic segment ids are unique within their image (they are colours of its PNG).
+            id_key = (image_id, aid) if where is not None else aid
+            if id_key in seen_ids:
+                err(fname, rec, "id", f"duplicate annotation id (also {seen_places[id_key]})")
                 continue
-            seen_ids[aid] = i
-        image_id = a.get("image_id")
+            seen_ids[id_key] = i
+            seen_places[id_key] = where or f"annotations[{i}]"
         im = img_by_id.get(image_id)
         if im is None and not results:
             err(fname, rec, "image_id", f"refers to image {image_id!r}, which is not in 'images'")
@@ -390,6 +404,7 @@ def _read_annotations(
             err(fname, rec, "image_id", f"missing or not an integer: {image_id!r}")
             continue
         cid = a.get("category_id")
+        placeholder = None
         caption = a.get("caption")
         if cid is None:
             if caption is None:
@@ -400,7 +415,7 @@ def _read_annotations(
                 err(fname, rec, "category_id", f"refers to category {cid!r}, which is not in 'categories'")
                 continue
             # Caption files often carry a placeholder category (datumaro writes 0); keep it for export.
-            a = {**a, "_extra": {**a.get("_extra", {}), "category_id": cid}}
+            placeholder = cid
             cid = None
         elif results and (not isinstance(cid, int) or isinstance(cid, bool)):
             err(fname, rec, "category_id", f"not an integer: {cid!r}")
@@ -500,7 +515,7 @@ def _read_annotations(
         if box is None and bbox_calc is not None and bbox_calc[2] > 0 and bbox_calc[3] > 0:
             box = (bbox_calc[0], bbox_calc[1], bbox_calc[2], bbox_calc[3])
 
-        extra = {} if a.keys() <= known else {k: v for k, v in a.items() if k not in known and k != "_extra"}
+        extra = {} if a.keys() <= known else {k: v for k, v in a.items() if k not in known and k not in _PRIVATE}
         if "_extra" in a:
             extra.update(a["_extra"])
         file_area = a.get("area")
@@ -510,7 +525,7 @@ def _read_annotations(
         # How the file wrote things we normalise, so an export gives back the same shapes.
         hints: dict[str, Any] = {}
         if file_area_ok:
-            if area is not None and abs(file_area - area) > 1e-6:
+            if area is not None and (abs(file_area - area) > 1e-6 or ta is int):
                 hints["area"] = file_area
         elif file_area is None and "area" not in a:
             hints["no_area"] = True
@@ -525,6 +540,8 @@ def _read_annotations(
             hints["no_iscrowd"] = True
         if box is not None and bbox is None:
             hints["no_bbox"] = True
+        if placeholder is not None:
+            hints["category_id"] = placeholder
         if hints:
             extra[HINTS] = hints
         nk = a.get("num_keypoints")
@@ -532,6 +549,6 @@ def _read_annotations(
             nk = sum(1 for v in keypoints[2::3] if v > 0)
         out.append(CocoAnnotation(
             i, aid, image_id, cid, gtype, box, polygon, rle, keypoints, nk if type(nk) is int else None, caption, area,
-            bool(a.get("iscrowd")), attrs, extra or None, None if score is None else float(score),
+            bool(a.get("iscrowd")), attrs, extra or None, None if score is None else float(score), where,
         ))
     return out

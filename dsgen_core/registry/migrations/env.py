@@ -1,7 +1,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
-from dsgen_core.registry.models import Base
+from dsgen_core.registry.schema import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -11,14 +11,14 @@ from typing import Any
 import dagster as dg
 
 from dsgen_core.evaluation.model_eval import evaluate_model_version
-from dsgen_core.training import model_versions as mvs
-from dsgen_core.training.onnx_artifacts import export_model_onnx
-from dsgen_core.training.recipes import get_recipe
-from dsgen_core.training.trainer import train_model
+from dsgen_core.ml import model_versions as mvs
+from dsgen_core.ml.onnx_artifacts import export_model_onnx
+from dsgen_core.ml.recipes import get_recipe
+from dsgen_core.ml.trainer import train_model
 from dsgen_pipelines.automation import after_checked_upstream
 from dsgen_pipelines.metadata import md_table, png_markdown
 from dsgen_pipelines.partitions import model_partitions
-from dsgen_pipelines.resources import RegistryResource, StorageResource
+from dsgen_pipelines.resources import RegistryResource, StorageResource, run_actor
 from dsgen_pipelines.versions.assets import dataset_version
 
 GPU_POOL = "gpu"
@@ -38,7 +38,7 @@ def _keys(context: dg.AssetExecutionContext) -> tuple[str, str]:
 def partition_model_version(registry: RegistryResource, context: dg.AssetExecutionContext) -> str:
     tag, recipe = _keys(context)
     with registry.session() as s:
-        return mvs.latest_model_version(s, registry.get_project(s).id, tag, recipe).human_id
+        return mvs.latest_model_version(s, registry.get_project(s), tag, recipe).human_id
 
 
 def _epochs_table(epochs: list[dict[str, Any]]) -> str:
@@ -69,7 +69,8 @@ def model_version(context: dg.AssetExecutionContext, config: TrainConfig, regist
 
     store = storage.open()
     result = train_model(registry.registry, registry.project, tag, get_recipe(recipe_name, registry.settings.home),
-                         storage=store, parent=config.parent, dagster_run_id=context.run.run_id, on_epoch=on_epoch)
+                         storage=store, parent=config.parent, dagster_run_id=context.run.run_id, on_epoch=on_epoch,
+                         actor=run_actor(context))
     curves = store.read_bytes(store.key_of(result.curves_png)) if result.curves_png else None
     return dg.MaterializeResult(metadata={
         "model_version": result.human_id,
@@ -95,12 +96,14 @@ def model_version(context: dg.AssetExecutionContext, config: TrainConfig, regist
     description="The model version's best weights in ONNX (onnxslim applied), registered as a model artifact.",
 )
 def onnx_artifact(context: dg.AssetExecutionContext, registry: RegistryResource, storage: StorageResource) -> dg.MaterializeResult:
-    info = export_model_onnx(registry.registry, partition_model_version(registry, context), storage.open())
+    human_id = partition_model_version(registry, context)
+    with registry.session() as s:
+        info = export_model_onnx(s, registry.get_project(s), human_id, storage=storage.open(), actor=run_actor(context))
     return dg.MaterializeResult(metadata={
-        "model_version": info["model_version"], "uri": info["uri"], "sha256": info["sha256"],
-        "size_bytes": info["size_bytes"], "opset": info["opset"], "ir_version": info["ir_version"],
-        "inputs": dg.MetadataValue.json(info["inputs"]), "outputs": dg.MetadataValue.json(info["outputs"]),
-        "compat": dg.MetadataValue.json(info["compat"]),
+        "model_version": info.model_version, "uri": info.uri, "sha256": info.sha256 or "",
+        "size_bytes": info.size_bytes or 0, "opset": info.opset or 0, "ir_version": info.ir_version or 0,
+        "inputs": dg.MetadataValue.json(info.inputs), "outputs": dg.MetadataValue.json(info.outputs),
+        "compat": dg.MetadataValue.json(info.compat),
     })
 
 
@@ -114,18 +117,20 @@ def onnx_artifact(context: dg.AssetExecutionContext, registry: RegistryResource,
 )
 def evaluation(context: dg.AssetExecutionContext, registry: RegistryResource, storage: StorageResource) -> dg.MaterializeResult:
     store = storage.open()
-    r = evaluate_model_version(registry.registry, partition_model_version(registry, context), store)
+    human_id = partition_model_version(registry, context)
+    with registry.session() as s:
+        r = evaluate_model_version(s, registry.get_project(s), human_id, storage=store, actor=run_actor(context))
     per_class = md_table(["class", "precision", "recall", "F1", "mAP50", "mAP50-95"],
                          ([k, *(f"{c[m]:.4f}" for m in ("precision", "recall", "f1", "map50", "map50_95"))]
-                          for k, c in r["per_class"].items()))
+                          for k, c in r.per_class.items()))
     charts = "\n\n".join(png_markdown(name.replace("_", " "), store.read_bytes(store.key_of(uri)))
-                         for name, uri in r["charts"].items())
+                         for name, uri in r.charts.items())
     return dg.MaterializeResult(metadata={
-        "model_version": r["model_version"], "evaluation_id": r["evaluation_id"], "split": r["split"],
-        "images": r["images"], **{k: float(r[k]) for k in ("precision", "recall", "f1", "map50", "map50_95")},
+        "model_version": r.model_version, "evaluation_id": r.evaluation_id, "split": r.split,
+        "images": r.images, **{k: float(getattr(r, k)) for k in ("precision", "recall", "f1", "map50", "map50_95")},
         "per_class": dg.MetadataValue.md(per_class),
         "charts": dg.MetadataValue.md(charts),
-        "parent": dg.MetadataValue.json(r.get("parent") or {}),
+        "parent": dg.MetadataValue.json(r.parent.to_dict() if r.parent else {}),
     })
 
 

@@ -7,9 +7,9 @@ import warnings
 import dagster as dg
 
 from dsgen_core.evaluation.model_eval import own_test_evaluation, worse_than_parent
-from dsgen_core.training import model_versions as mvs
-from dsgen_core.training.onnx_artifacts import onnx_parity
-from dsgen_pipelines.models.assets import partition_model_version, evaluation, onnx_artifact
+from dsgen_core.ml import model_versions as mvs
+from dsgen_core.ml.onnx_artifacts import onnx_parity
+from dsgen_pipelines.ml.assets import partition_model_version, evaluation, onnx_artifact
 from dsgen_pipelines.partitions import model_partitions
 from dsgen_pipelines.resources import RegistryResource, StorageResource
 
@@ -34,7 +34,9 @@ parent_check_spec = _partitioned(lambda: dg.AssetCheckSpec(
 @dg.multi_asset_check(specs=[onnx_check_spec], description="ONNX export parity with the PyTorch weights.")
 def onnx_parity_check(context: dg.AssetCheckExecutionContext, registry: RegistryResource,
                       storage: StorageResource) -> dg.AssetCheckResult:
-    report = onnx_parity(registry.registry, partition_model_version(registry, context), storage.open(), images=PARITY_IMAGES)
+    human_id = partition_model_version(registry, context)
+    with registry.session() as s:
+        report = onnx_parity(s, registry.get_project(s), human_id, storage=storage.open(), images=PARITY_IMAGES)
     return dg.AssetCheckResult(
         check_name="onnx_matches_pytorch", passed=report.ok,
         metadata={"images": report.images, "detections": report.detections,
@@ -47,7 +49,7 @@ def onnx_parity_check(context: dg.AssetCheckExecutionContext, registry: Registry
 def parent_regression_check(context: dg.AssetCheckExecutionContext, registry: RegistryResource) -> dg.AssetCheckResult:
     human_id = partition_model_version(registry, context)
     with registry.session() as s:
-        mv = mvs.get_model_version(s, human_id)
+        mv = mvs.get_model_version(s, registry.get_project(s), human_id)
         row = own_test_evaluation(s, mv)
         if row is None:
             return dg.AssetCheckResult(check_name="not_worse_than_parent", passed=False,
@@ -55,7 +57,7 @@ def parent_regression_check(context: dg.AssetCheckExecutionContext, registry: Re
                                        metadata={"reason": f"{human_id} has no evaluation yet"})
         parent = (row.extra or {}).get("parent")
         from_scratch = mv.parent_model_version_id is None
-        result = {"map50": row.map50, "map50_95": row.map50_95, "per_class": row.per_class, "parent": parent}
+        lost = worse_than_parent(row, parent)
     if from_scratch:
         return dg.AssetCheckResult(check_name="not_worse_than_parent", passed=True,
                                    metadata={"model_version": human_id, "parent": "none (trained from scratch)"})
@@ -63,7 +65,6 @@ def parent_regression_check(context: dg.AssetCheckExecutionContext, registry: Re
         return dg.AssetCheckResult(check_name="not_worse_than_parent", passed=False,
                                    severity=dg.AssetCheckSeverity.WARN,
                                    metadata={"reason": f"{human_id}'s evaluation has no parent numbers; evaluate it again"})
-    lost = worse_than_parent(result)
     return dg.AssetCheckResult(
         check_name="not_worse_than_parent", passed=not lost, severity=dg.AssetCheckSeverity.WARN,
         metadata={"model_version": human_id, "parent": parent["model_version"],

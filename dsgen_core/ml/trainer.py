@@ -25,15 +25,16 @@ from pathlib import Path
 from typing import Any
 
 from dsgen_core.errors import DsgenError
-from dsgen_core.formats.version_export import class_order, export_version_yolo, version_members
+from dsgen_core.formats.version_export import export_version_yolo
+from dsgen_core.versions.members import class_order, version_members
 from dsgen_core.registry.db import Registry
-from dsgen_core.registry.models import DatasetVersion, Model, ModelVersion
+from dsgen_core.registry.schema import DatasetVersion, ModelVersion, Project
 from dsgen_core.registry.projects import get_project
 from dsgen_core.storage.base import Storage
-from dsgen_core.training import model_versions as mvs
-from dsgen_core.training.charts import draw_training_curves
+from dsgen_core.ml import model_versions as mvs
+from dsgen_core.ml.charts import draw_training_curves
 from dsgen_core.inference.ultralytics_env import import_ultralytics, provide_fonts, ultralytics_output_to_stderr
-from dsgen_core.training.recipes import Recipe
+from dsgen_core.ml.recipes import Recipe
 from dsgen_core.versions.lifecycle import get_version
 
 EpochCallback = Callable[[int, int, dict[str, float | None]], None]  # (epoch, epochs, metrics)
@@ -77,58 +78,62 @@ def epoch_row(trainer: Any) -> dict[str, float | None]:
 def train_model(
     registry: Registry, project: str, version_tag: str, recipe: Recipe, *, storage: Storage,
     parent: str | None = None, model_name: str | None = None, work_dir: Path | None = None,
-    dagster_run_id: str | None = None, on_epoch: EpochCallback | None = None,
+    dagster_run_id: str | None = None, on_epoch: EpochCallback | None = None, actor: str | None = None,
 ) -> TrainResult:
-    """Train ``recipe`` on the frozen version ``version_tag``; ``parent`` (``m3``) makes it incremental."""
+    """Train ``recipe`` on the frozen version ``version_tag`` of ``project``; ``parent`` (``m3``) makes it incremental.
+
+    Unlike the single-transaction services, training takes the registry (a session factory):
+    the run must be visible as it goes, so the version row, each epoch and the result are
+    committed in transactions of their own.
+    """
     work = Path(work_dir or tempfile.mkdtemp(prefix="dsgen-train-"))
     try:
-        return _train(registry, project, version_tag, recipe, storage, parent, model_name, work, dagster_run_id, on_epoch)
+        return _train(registry, project, version_tag, recipe, storage, parent, model_name, work, dagster_run_id,
+                      on_epoch, actor)
     finally:
         if work_dir is None:
             shutil.rmtree(work, ignore_errors=True)
 
 
 def _train(registry: Registry, project: str, version_tag: str, recipe: Recipe, storage: Storage, parent: str | None,
-           model_name: str | None, work: Path, dagster_run_id: str | None, on_epoch: EpochCallback | None) -> TrainResult:
+           model_name: str | None, work: Path, dagster_run_id: str | None, on_epoch: EpochCallback | None,
+           actor: str | None) -> TrainResult:
     t0 = time.perf_counter()
     with registry.session() as s:
         proj = get_project(s, project)
-        version = get_version(s, proj.id, version_tag)
+        version = get_version(s, proj, version_tag)
         if not version.is_frozen:
             raise DsgenError(f"version {version_tag!r} is a draft; freeze it before training (`dsgen version freeze {version_tag}`)")
-        parent_mv = mvs.get_model_version(s, parent) if parent else None
+        parent_mv = mvs.get_model_version(s, proj, parent) if parent else None
         init = None
         if parent_mv is not None:
-            if s.get(Model, parent_mv.model_id).project_id != proj.id:
-                raise DsgenError(f"parent model version {parent_mv.human_id} belongs to another project; "
-                                 f"its training data is not in {project!r}")
             if parent_mv.status != "succeeded":
                 raise DsgenError(f"parent model version {parent_mv.human_id} is {parent_mv.status}; only a trained model can be a parent")
             init = mvs.require_artifact(s, parent_mv, "best", "ckpt")
-        data = _prepare_data(s, proj.id, version, recipe, work, storage, parent_mv)
+        data = _prepare_data(s, proj, version, recipe, work, storage, parent_mv)
         incremental = _incremental_info(recipe, parent_mv, data) if parent_mv else None
         model = mvs.ensure_model(s, proj.id, model_name or f"{project}-{recipe.task}", recipe.task)
         config = {"recipe": recipe.to_dict(), "classes": data["classes"], "train_args": recipe.train_args(),
                   "model_source": "parent" if parent_mv else recipe.model_source(), "data": data["counts"]}
         mv = mvs.create_model_version(s, model, version, recipe.name, training_config=config, parent=parent_mv,
-                                      init_artifact=init, incremental_info=incremental, dagster_run_id=dagster_run_id)
-        mv_id, human_id, pid = mv.id, mv.human_id, proj.id
+                                      init_artifact=init, incremental_info=incremental, dagster_run_id=dagster_run_id,
+                                      actor=actor)
+        mv_id, human_id, prefix = mv.id, mv.human_id, mvs.artifact_prefix(mv)
         init_path = mvs.fetch_artifact(storage, init, work) if init is not None else None
     result = TrainResult(mv_id, human_id, "running", {}, incremental_info=incremental)
     try:
-        _run(registry, mv_id, recipe, data, work, storage, init_path, result, on_epoch)
+        _run(registry, mv_id, prefix, recipe, data, work, storage, init_path, result, on_epoch)
         curves = work / "training_curves.png"
         draw_training_curves(result.epochs, curves, title=f"{human_id}: {recipe.name} on {version_tag}")
         with registry.session() as s:
             mv = s.get(ModelVersion, mv_id)
-            prefix = mvs.artifact_prefix(human_id)
             weights = work / "run" / "weights"
             arts = mvs.register_artifacts(s, mv, [
                 mvs.ArtifactFile(weights / "best.pt", f"{prefix}/weights/best.pt", "best", "ckpt"),
                 mvs.ArtifactFile(weights / "last.pt", f"{prefix}/weights/final.pt", "final", "ckpt"),
             ], storage)
             result.curves_png = storage.write_file(f"{prefix}/training_curves.png", curves)
-            mvs.finish(s, mv, "succeeded", metrics=result.metrics, project_id=pid)
+            mvs.finish(s, mv, "succeeded", metrics=result.metrics)
             result.artifacts = [{"role": a.role, "format": a.format, "uri": a.storage_uri, "sha256": a.sha256,
                                  "size_bytes": a.size_bytes} for a in arts]
         result.status = "succeeded"
@@ -139,18 +144,18 @@ def _train(registry: Registry, project: str, version_tag: str, recipe: Recipe, s
         with registry.session() as s:
             mv = s.get(ModelVersion, mv_id)
             mvs.finish(s, mv, result.status, error=message if cancelled or isinstance(e, DsgenError)
-                       else message + "\n" + traceback.format_exc(limit=8), project_id=pid)
+                       else message + "\n" + traceback.format_exc(limit=8))
         raise
     finally:
         result.seconds = time.perf_counter() - t0
     return result
 
 
-def _prepare_data(session: Any, project_id: int, version: DatasetVersion, recipe: Recipe, work: Path,
+def _prepare_data(session: Any, project: Project, version: DatasetVersion, recipe: Recipe, work: Path,
                   storage: Storage, parent: ModelVersion | None) -> dict[str, Any]:
     """The version's YOLO export, plus the parent's rehearsal images when training incrementally."""
     out = work / "data"
-    export = export_version_yolo(session, project_id, version.version_tag, out, storage=storage, task=recipe.task)
+    export = export_version_yolo(session, project, version.version_tag, out, storage=storage, task=recipe.task)
     import yaml  # noqa: PLC0415
 
     spec = yaml.safe_load((out / "data.yaml").read_text())
@@ -161,7 +166,7 @@ def _prepare_data(session: Any, project_id: int, version: DatasetVersion, recipe
     if parent is not None and recipe.rehearsal > 0 and parent.training_data_version_id:
         parent_version = session.get(DatasetVersion, parent.training_data_version_id)
         old = work / "rehearsal"
-        export_version_yolo(session, parent_version.project_id, parent_version.version_tag, old, storage=storage,
+        export_version_yolo(session, project, parent_version.version_tag, old, storage=storage,
                             task=recipe.task, class_keys=classes)
         # Nothing the new version evaluates on may be trained on, and its own train images are there
         # already: images of the new version (by asset, not by export file name) stay out of the pool.
@@ -191,17 +196,16 @@ def _incremental_info(recipe: Recipe, parent: ModelVersion, data: dict[str, Any]
             "distillation_weight": recipe.distillation, **data["counts"].get("rehearsal", {})}
 
 
-def _run(registry: Registry, mv_id: int, recipe: Recipe, data: dict[str, Any], work: Path, storage: Storage,
-         init_path: Path | None, result: TrainResult, on_epoch: EpochCallback | None) -> None:
+def _run(registry: Registry, mv_id: int, prefix: str, recipe: Recipe, data: dict[str, Any], work: Path,
+         storage: Storage, init_path: Path | None, result: TrainResult, on_epoch: EpochCallback | None) -> None:
     with ultralytics_output_to_stderr():
         model = import_ultralytics().YOLO(str(init_path) if init_path else recipe.model_source())
         provide_fonts()
-        _fit(model, recipe, data, work, storage, init_path, result, on_epoch, registry, mv_id)
+        _fit(model, recipe, data, work, storage, init_path, result, on_epoch, registry, mv_id, prefix)
 
 
 def _fit(model: Any, recipe: Recipe, data: dict[str, Any], work: Path, storage: Storage, init_path: Path | None,
-         result: TrainResult, on_epoch: EpochCallback | None, registry: Registry, mv_id: int) -> None:
-    prefix = mvs.artifact_prefix(result.human_id)
+         result: TrainResult, on_epoch: EpochCallback | None, registry: Registry, mv_id: int, prefix: str) -> None:
     trained: list[int] = []
 
     def train_epoch_end(trainer: Any) -> None:

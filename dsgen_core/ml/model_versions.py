@@ -1,8 +1,8 @@
 """Model versions and their artifacts in the registry (seed 003): model -> model_version -> model_artifact.
 
-A model version is named by a human id (``m3``) that is unique in the registry; commands take
-either that or the numeric id. Artifacts are files in storage (``models/<human id>/...``); the
-registry keeps their URI, sha256, size, format and provenance, never the bytes.
+A model version is named by a human id (``m3``) that is unique in its project; commands take
+either that or the numeric id. Artifacts are files in storage (``models/p<project id>/<human id>/...``);
+the registry keeps their URI, sha256, size, format and provenance, never the bytes.
 """
 
 from __future__ import annotations
@@ -10,46 +10,46 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from dsgen_core.errors import DsgenError, NotFound
 from dsgen_core.registry.changes import audit, record_change
-from dsgen_core.registry.models import DatasetVersion, Model, ModelArtifact, ModelVersion, TrainingEpochMetric
+from dsgen_core.registry.schema import DatasetVersion, Model, ModelArtifact, ModelVersion, Project, TrainingEpochMetric
 from dsgen_core.storage.base import Storage
 
 _TASK_CODES = {"detect": "det", "segment": "seg", "pose": "pose"}
 _HUMAN_ID = re.compile(r"m(\d+)")
 
 
-def artifact_prefix(human_id: str) -> str:
-    """Where a model version's files go in storage."""
-    return f"models/{human_id}"
+def artifact_prefix(mv: ModelVersion) -> str:
+    """Where a model version's files go in storage (human ids repeat across projects)."""
+    return f"models/p{mv.project_id}/{mv.human_id}"
 
 
-def get_model_version(session: Session, ref: str | int) -> ModelVersion:
-    """By human id (``m3``) or numeric id (``3``)."""
+def get_model_version(session: Session, project: Project, ref: str | int) -> ModelVersion:
+    """A model version of ``project`` by human id (``m3``) or numeric id (``3``)."""
     text = str(ref).strip()
     mv = None
     if _HUMAN_ID.fullmatch(text):
-        mv = session.scalar(select(ModelVersion).where(ModelVersion.human_id == text))
+        mv = session.scalar(select(ModelVersion).where(ModelVersion.project_id == project.id,
+                                                       ModelVersion.human_id == text))
     elif text.isdigit():
         mv = session.get(ModelVersion, int(text))
+        mv = mv if mv is not None and mv.project_id == project.id else None
     if mv is None:
-        raise NotFound(f"model version {text!r} does not exist (see `dsgen models`)")
+        raise NotFound(f"model version {text!r} does not exist in project {project.name!r} (see `dsgen models`)")
     return mv
 
 
-def list_model_versions(session: Session, project_id: int) -> list[ModelVersion]:
+def list_model_versions(session: Session, project: Project) -> list[ModelVersion]:
     return list(session.scalars(
-        select(ModelVersion).join(Model, Model.id == ModelVersion.model_id)
-        .where(Model.project_id == project_id).order_by(ModelVersion.id)
-    ))
+        select(ModelVersion).where(ModelVersion.project_id == project.id).order_by(ModelVersion.id)))
 
 
 def ensure_model(session: Session, project_id: int, name: str, task: str) -> Model:
@@ -64,14 +64,15 @@ def ensure_model(session: Session, project_id: int, name: str, task: str) -> Mod
 def create_model_version(
     session: Session, model: Model, version: DatasetVersion, recipe: str, *, training_config: dict[str, Any],
     parent: ModelVersion | None = None, init_artifact: ModelArtifact | None = None,
-    incremental_info: dict[str, Any] | None = None, dagster_run_id: str | None = None,
+    incremental_info: dict[str, Any] | None = None, dagster_run_id: str | None = None, actor: str | None = None,
 ) -> ModelVersion:
-    # Human ids number over the whole registry (they're unique there). The next one is the highest
-    # plus one, without a lock: the unique constraint refuses a concurrent duplicate.
-    n = max((int(m.group(1)) for (h,) in session.execute(select(ModelVersion.human_id))
-             if (m := _HUMAN_ID.fullmatch(h))), default=0)
+    # Human ids number within the project: the highest plus one, read under a write lock on the
+    # project's row, so two trainers starting at the same moment take m4 and m5, not m4 twice.
+    session.execute(update(Project).where(Project.id == model.project_id).values(id=Project.id))
+    n = max((int(m.group(1)) for (h,) in session.execute(select(ModelVersion.human_id).where(
+             ModelVersion.project_id == model.project_id)) if (m := _HUMAN_ID.fullmatch(h))), default=0)
     mv = ModelVersion(
-        model_id=model.id, human_id=f"m{n + 1}", training_data_version_id=version.id,
+        project_id=model.project_id, model_id=model.id, human_id=f"m{n + 1}", training_data_version_id=version.id,
         ontology_version_id=version.ontology_version_id, recipe=recipe, framework="ultralytics",
         framework_version=_ultralytics_version(), status="running", training_config=training_config,
         parent_model_version_id=parent.id if parent else None,
@@ -81,7 +82,8 @@ def create_model_version(
     session.add(mv)
     session.flush()
     audit(session, "model_version.create", project_id=model.project_id, entity_type="model_version",
-          entity_ids=[mv.id], detail={"human_id": mv.human_id, "dataset_version": version.version_tag, "recipe": recipe})
+          entity_ids=[mv.id], detail={"human_id": mv.human_id, "dataset_version": version.version_tag, "recipe": recipe},
+          actor=actor)
     return mv
 
 
@@ -160,7 +162,7 @@ def fetch_artifact(storage: Storage, a: ModelArtifact, dest_dir: Path) -> Path:
 
 
 def finish(session: Session, mv: ModelVersion, status: str, *, metrics: dict[str, Any] | None = None,
-           error: str | None = None, project_id: int) -> None:
+           error: str | None = None) -> None:
     mv.status = status
     mv.finished_at = datetime.now(timezone.utc)
     mv.error = error
@@ -168,24 +170,48 @@ def finish(session: Session, mv: ModelVersion, status: str, *, metrics: dict[str
         mv.metrics = metrics
     mv.is_frozen = status == "succeeded"
     session.flush()
-    record_change(session, project_id=project_id, entity="model_versions", op=status, entity_id=mv.id,
+    record_change(session, project_id=mv.project_id, entity="model_versions", op=status, entity_id=mv.id,
                   count=1, detail={"human_id": mv.human_id})
 
 
-def model_version_summary(session: Session, mv: ModelVersion) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ModelVersionSummary:
+    """What ``dsgen model show`` and ``dsgen models`` say about a model version."""
+
+    id: int
+    human_id: str
+    status: str
+    error: str | None
+    recipe: str | None
+    dataset_version: str | None
+    parent: str | None
+    framework: str | None
+    framework_version: str | None
+    metrics: dict[str, Any] | None
+    incremental_info: dict[str, Any] | None
+    training_config: dict[str, Any] | None
+    started_at: str | None
+    finished_at: str | None
+    artifacts: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def model_version_summary(session: Session, mv: ModelVersion) -> ModelVersionSummary:
     version = session.get(DatasetVersion, mv.training_data_version_id) if mv.training_data_version_id else None
     parent = session.get(ModelVersion, mv.parent_model_version_id) if mv.parent_model_version_id else None
     arts = session.scalars(select(ModelArtifact).where(ModelArtifact.model_version_id == mv.id).order_by(ModelArtifact.id))
-    return {
-        "id": mv.id, "human_id": mv.human_id, "status": mv.status, "error": mv.error, "recipe": mv.recipe,
-        "dataset_version": version.version_tag if version else None, "parent": parent.human_id if parent else None,
-        "framework": mv.framework, "framework_version": mv.framework_version, "metrics": mv.metrics,
-        "incremental_info": mv.incremental_info, "training_config": mv.training_config,
-        "started_at": mv.started_at.isoformat() if mv.started_at else None,
-        "finished_at": mv.finished_at.isoformat() if mv.finished_at else None,
-        "artifacts": [{"id": a.id, "role": a.role, "format": a.format, "uri": a.storage_uri, "sha256": a.sha256,
-                       "size_bytes": a.size_bytes, "opset": a.opset, "ir_version": a.ir_version} for a in arts],
-    }
+    return ModelVersionSummary(
+        id=mv.id, human_id=mv.human_id, status=mv.status, error=mv.error, recipe=mv.recipe,
+        dataset_version=version.version_tag if version else None, parent=parent.human_id if parent else None,
+        framework=mv.framework, framework_version=mv.framework_version, metrics=mv.metrics,
+        incremental_info=mv.incremental_info, training_config=mv.training_config,
+        started_at=mv.started_at.isoformat() if mv.started_at else None,
+        finished_at=mv.finished_at.isoformat() if mv.finished_at else None,
+        artifacts=[{"id": a.id, "role": a.role, "format": a.format, "uri": a.storage_uri, "sha256": a.sha256,
+                    "size_bytes": a.size_bytes, "opset": a.opset, "ir_version": a.ir_version} for a in arts],
+    )
 
 
 def _ultralytics_version() -> str:
@@ -194,13 +220,13 @@ def _ultralytics_version() -> str:
     return version("ultralytics")
 
 
-def latest_model_version(session: Session, project_id: int, version_tag: str, recipe: str,
+def latest_model_version(session: Session, project: Project, version_tag: str, recipe: str,
                          *, status: str = "succeeded") -> ModelVersion:
     """The newest model version trained with ``recipe`` on ``version_tag`` (a Dagster partition's model)."""
     mv = session.scalar(
-        select(ModelVersion).join(Model, Model.id == ModelVersion.model_id)
+        select(ModelVersion)
         .join(DatasetVersion, DatasetVersion.id == ModelVersion.training_data_version_id)
-        .where(Model.project_id == project_id, DatasetVersion.version_tag == version_tag,
+        .where(ModelVersion.project_id == project.id, DatasetVersion.version_tag == version_tag,
                ModelVersion.recipe == recipe, ModelVersion.status == status)
         .order_by(ModelVersion.id.desc()).limit(1)
     )

@@ -1,0 +1,70 @@
+"""Users, API keys and usage records (seed 002)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from dsgen_core.registry.schema.base import Base, BigId, created_column, pk_column
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = pk_column()
+    email: Mapped[str] = mapped_column(String(255), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    hashed_password: Mapped[str | None] = mapped_column(String(255))
+    external_uid: Mapped[str | None] = mapped_column(String(100), unique=True)
+    plan: Mapped[str] = mapped_column(String(20), default="free")
+    gpu_hours_limit: Mapped[float | None] = mapped_column(Float)
+    storage_gb_limit: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = created_column()
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (CheckConstraint("plan IN ('free','pro','enterprise')", name="plan"),)
+
+
+class ApiKey(Base):
+    """Hashed API keys with scopes; the clear key is shown once and never stored."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = pk_column()
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    key_hash: Mapped[str] = mapped_column(String(255), unique=True)
+    scopes: Mapped[list[Any]] = mapped_column(default=list)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    total_requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = created_column()
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class UsageRecord(Base):
+    __tablename__ = "usage_records"
+    id: Mapped[int] = pk_column()
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    resource_type: Mapped[str] = mapped_column(String(50))
+    amount: Mapped[float] = mapped_column(Float)
+    unit: Mapped[str] = mapped_column(String(20))
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="SET NULL"))
+    dagster_run_id: Mapped[str | None] = mapped_column(String(64))
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+    recorded_at: Mapped[datetime] = created_column()

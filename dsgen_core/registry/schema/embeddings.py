@@ -1,0 +1,65 @@
+"""Embedding versions and the outbox that keeps the vector store in step with the registry (seed 000)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from dsgen_core.registry.schema.base import Base, BigId, created_column, pk_column
+
+
+class EmbeddingVersion(Base):
+    """An encoder + weights + preprocessing; one vector-store collection per version and level."""
+
+    __tablename__ = "embedding_versions"
+    id: Mapped[int] = pk_column()
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)  # e.g. "visual_v1"; the Chroma collection suffix
+    model_name: Mapped[str] = mapped_column(String(255))
+    model_version: Mapped[str | None] = mapped_column(String(100))
+    dimension: Mapped[int] = mapped_column(Integer)
+    level: Mapped[str] = mapped_column(String(10), default="object")  # object | image
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)  # ingest queues work for active versions
+    created_at: Mapped[datetime] = created_column()
+    __table_args__ = (CheckConstraint("level IN ('object','image')", name="level"),)
+
+
+class EmbeddingOutbox(Base):
+    """Pending vector-store writes, appended in the transaction that changed the registry.
+
+    Rows name the object (or, for image-level versions, the image) by id without a foreign key:
+    a ``delete`` must outlive the row it deletes.
+    """
+
+    __tablename__ = "embedding_outbox"
+    id: Mapped[int] = pk_column()
+    annotation_id: Mapped[int | None] = mapped_column(BigId, index=True)
+    asset_id: Mapped[int | None] = mapped_column(BigId)
+    embedding_version_id: Mapped[int] = mapped_column(ForeignKey("embedding_versions.id", ondelete="CASCADE"))
+    operation: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(10), default="pending", index=True)
+    retry_count: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = created_column()
+    synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (
+        CheckConstraint("operation IN ('upsert','delete')", name="operation"),
+        CheckConstraint("status IN ('pending','synced','failed')", name="status"),
+        CheckConstraint("annotation_id IS NOT NULL OR asset_id IS NOT NULL", name="target"),
+    )

@@ -1,0 +1,75 @@
+"""What a frozen dataset version holds: its member images by split, its classes in order, and which
+of its objects are real objects (not crowd regions).
+
+Exports, training, evaluation and ONNX parity all read a version through these, so they agree on
+file names, class numbering and what counts as an object.
+
+    for m in version_members(session, v):
+        m.asset.id, m.split, m.name
+    [c.key for c in class_order(session, v)]
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Text, cast, select
+from sqlalchemy.orm import Session
+
+from dsgen_core.registry.schema import Asset, DatasetSplit, DatasetVersion, DatasetVersionAsset, LabelClass
+from dsgen_core.versions.lifecycle import ontology_of
+
+
+@dataclass
+class Member:
+    asset: Any  # a row of Asset columns; ORM objects cost too much at 100k images
+    split: str
+    name: str  # file name inside the export, unique within the version
+
+
+def version_members(session: Session, v: DatasetVersion) -> list[Member]:
+    """The version's images with their split and their file name inside its exports."""
+    a = Asset
+    rows = session.execute(
+        select(a.id, a.file_name, a.source_key, a.sha256, a.storage_uri, a.width, a.height, a.external_id, a.extra,
+               a.import_batch_id, DatasetSplit.split)
+        .join(DatasetVersionAsset, DatasetVersionAsset.asset_id == Asset.id)
+        .join(DatasetSplit, DatasetSplit.id == DatasetVersionAsset.split_id)
+        .where(DatasetVersionAsset.dataset_version_id == v.id)
+    ).all()
+    # Names come from the file names and source keys, not row ids, so two registries export the same tree.
+    rows.sort(key=lambda r: (r.file_name, r.sha256 or "", r.source_key))
+    used: set[str] = set()
+    out: list[Member] = []
+    for asset in rows:
+        name = asset.file_name.replace("\\", "/").strip("/").replace("/", "__")
+        if name in used:
+            stem, dot, ext = name.rpartition(".") if "." in name else (name, "", "")
+            for tag in ((asset.sha256 or "")[:10], hashlib.sha1(asset.source_key.encode()).hexdigest()[:10]):
+                if tag and f"{stem}_{tag}{dot}{ext}" not in used:
+                    name = f"{stem}_{tag}{dot}{ext}"
+                    break
+        used.add(name)
+        out.append(Member(asset, asset.split, name))
+    return out
+
+
+def class_order(session: Session, v: DatasetVersion) -> list[LabelClass]:
+    """The classes of a version in the order exports (and the models trained on them) number them."""
+    return sorted(ontology_of(session, v), key=lambda c: (c.external_id is None, c.external_id or 0, c.key))
+
+
+def cvat_mask_flag(attributes: Any) -> Any:
+    """SQL: the object carries CVAT's attributes (``occluded`` is in every CVAT shape).
+
+    CVAT's COCO export writes every mask as an RLE with ``iscrowd=1``; those are single objects to
+    train and evaluate on, unlike COCO's crowd regions, which carry no CVAT attributes.
+    """
+    return cast(attributes, Text).like('%"occluded":%')  # the key (SQLite and JSONB text alike), not a value
+
+
+def is_crowd_region(iscrowd: bool | int | None, attributes: dict[str, Any] | None) -> bool:
+    """The same rule in Python, for rows already read."""
+    return bool(iscrowd) and "occluded" not in (attributes or {})
