@@ -154,7 +154,7 @@ def test_version_frozen_outside_dagster_is_materialized(
     with imported.session() as s:
         project = get_project(s, PROJECT)
         create_version(s, project, "v1")
-        freeze_version(s, project.id, "v1", LocalStorage(imported.settings.storage_root))
+        freeze_version(s, project, "v1", storage=LocalStorage(imported.settings.storage_root))
     tick = evaluate_sensor(defs, instance, None)
     assert [r.partition_key for r in tick.run_requests] == ["v1"]
     assert tick.run_requests[0].run_key.startswith("frozen:v1:")

@@ -56,7 +56,7 @@ def test_train_export_evaluate_through_dagster(
     epochs = [e for e in run.all_events if e.event_type_value == "ASSET_OBSERVATION"]
     assert [e.event_specific_data.asset_observation.metadata["epoch"].value for e in epochs] == [1, 2, 3]
     onnx = latest(instance, "onnx_artifact", str(V1_TINY))
-    assert onnx["model_version"] == "m1" and onnx["opset"] > 0 and onnx["uri"] == f"models/m1/onnx/model-{onnx['sha256'][:12]}.onnx"
+    assert onnx["model_version"] == "m1" and onnx["opset"] > 0 and onnx["uri"] == f"models/p1/m1/onnx/model-{onnx['sha256'][:12]}.onnx"
     ev = latest(instance, "evaluation", str(V1_TINY))
     assert set(ev) >= {"precision", "recall", "f1", "map50", "map50_95", "per_class", "charts"}
     assert ev["charts"].count("data:image/png;base64,") == 2

@@ -28,7 +28,8 @@ KEYS = ("precision", "recall", "f1", "map50", "map50_95", "per_class")
 
 @pytest.fixture(scope="module")
 def exported(trained: Trained) -> dict:
-    return export_model_onnx(trained.registry, "m1", trained.storage)
+    with trained.registry.session() as s:
+        return export_model_onnx(s, get_project(s, "p"), "m1", storage=trained.storage).to_dict()
 
 
 def test_onnx_artifact_is_registered_with_its_format_facts(trained: Trained, exported: dict) -> None:
@@ -45,14 +46,17 @@ def test_onnx_artifact_is_registered_with_its_format_facts(trained: Trained, exp
 
 
 def test_onnx_runtime_detects_what_pytorch_detects(trained: Trained, exported: dict) -> None:
-    report = onnx_parity(trained.registry, "m1", trained.storage, images=6, conf=0.001)
+    with trained.registry.session() as s:
+        report = onnx_parity(s, get_project(s, "p"), "m1", storage=trained.storage, images=6, conf=0.001)
     assert report.ok, report.problems[:5]
     assert report.images == 5 and report.detections > 0  # the val split holds 5 images
     assert report.max_box_diff_px <= 1.0 and report.max_score_diff <= 1e-3
 
 
 def test_evaluation_on_the_test_split_is_stored_with_charts(trained: Trained, exported: dict) -> None:
-    r = evaluate_model_version(trained.registry, "m1", trained.storage)
+    with trained.registry.session() as s:
+        result = evaluate_model_version(s, get_project(s, "p"), "m1", storage=trained.storage)
+    r = result.to_dict()
     assert all(k in r for k in KEYS) and set(r["per_class"]) == {"circle", "square", "triangle"}
     assert (r["split"], r["dataset_version"]) == ("test", "v1") and r["images"] > 0 and r["detections"] > 0
     for name in ("pr_curve", "confusion_matrix"):
@@ -64,7 +68,8 @@ def test_evaluation_on_the_test_split_is_stored_with_charts(trained: Trained, ex
         gt, files = split_ground_truth(s, v, "test")
     assert len(files) == r["images"] and sum(c["support"] for c in r["per_class"].values()) == sum(
         1 for a in gt["annotations"] if not a["iscrowd"])
-    assert not worse_than_parent(r), "a model without a parent has nothing to be worse than"
+    assert result.parent is None and not worse_than_parent(result, result.parent), \
+        "a model without a parent has nothing to be worse than"
 
 
 def test_auto_annotation_writes_model_annotations_apart_from_human_ones(trained: Trained, exported: dict) -> None:
@@ -72,7 +77,8 @@ def test_auto_annotation_writes_model_annotations_apart_from_human_ones(trained:
     with reg.session() as s:
         pid = get_project(s, "p").id
         human_before = s.scalar(select(func.count()).select_from(Annotation).where(Annotation.source == "human"))
-    r = auto_annotate(reg, "p", "m1", trained.storage, query="split:test", conf=0.001)
+    with reg.session() as s:
+        r = auto_annotate(s, get_project(s, "p"), "m1", storage=trained.storage, query="split:test", conf=0.001).to_dict()
     assert r["images"] > 0 and r["annotations"] > 0 and r["replaced"] == 0
     with reg.session() as s:
         rows = s.scalars(select(Annotation).where(Annotation.source == "model")).all()
@@ -83,7 +89,9 @@ def test_auto_annotation_writes_model_annotations_apart_from_human_ones(trained:
         low = count_query(s, "source:model confidence<0.5", project_id=pid, level="object")
         assert low == sum(a.confidence < 0.5 for a in rows) > 0
         assert count_query(s, "model:m1", project_id=pid, level="object") == len(rows)
-    again = auto_annotate(reg, "p", "m1", trained.storage, query="split:test", conf=0.001)
+    with reg.session() as s:
+        again = auto_annotate(s, get_project(s, "p"), "m1", storage=trained.storage, query="split:test",
+                              conf=0.001).to_dict()
     assert again["replaced"] == r["annotations"], "a re-run replaces the model's earlier annotations"
     with reg.session() as s:
         assert s.scalar(select(func.count()).select_from(Annotation).where(Annotation.source == "model")) == again["annotations"]
@@ -92,17 +100,18 @@ def test_auto_annotation_writes_model_annotations_apart_from_human_ones(trained:
 
 def test_cli_train_export_evaluate_annotate(trained: Trained, exported: dict, tmp_path: Path) -> None:
     env = trained.env
-    ev = orjson.loads(run_cli("evaluate", "m1", "--json", env=env, cwd=tmp_path, check=True).stdout)
+    ev = orjson.loads(run_cli("evaluate", "m1", "--project", "p", "--json", env=env, cwd=tmp_path, check=True).stdout)
     assert all(k in ev for k in KEYS) and ev["model_version"] == "m1"
-    shown = orjson.loads(run_cli("model", "show", "m1", "--json", env=env, cwd=tmp_path, check=True).stdout)
+    shown = orjson.loads(run_cli("model", "show", "m1", "--project", "p", "--json", env=env, cwd=tmp_path,
+                                 check=True).stdout)
     assert {a["format"] for a in shown["artifacts"]} == {"ckpt", "onnx"} and shown["dataset_version"] == "v1"
     listed = orjson.loads(run_cli("models", "--project", "p", "--json", env=env, cwd=tmp_path, check=True).stdout)
     assert "m1" in [m["human_id"] for m in listed]
     ann = orjson.loads(run_cli("annotate", "m1", "--query", "split:val", "--project", "p", "--json",
                                env=env, cwd=tmp_path, check=True).stdout)
     assert ann["annotations"] >= 0 and ann["images"] > 0
-    bad = run_cli("evaluate", "m99", env=env, cwd=tmp_path)
-    assert bad.returncode == 2 and "model version 'm99' does not exist" in bad.stderr and "Traceback" not in bad.stderr
+    bad = run_cli("evaluate", "m99", "--project", "p", env=env, cwd=tmp_path)
+    assert bad.returncode == 2 and "model version 'm99' does not exist in project 'p'" in bad.stderr and "Traceback" not in bad.stderr
     bad = run_cli("train", "--version", "v1", "--recipe", "huge", "--project", "p", env=env, cwd=tmp_path)
     assert bad.returncode == 2 and "unknown recipe 'huge'" in bad.stderr
     with trained.registry.session() as s:
@@ -118,7 +127,7 @@ def test_faster_coco_eval_and_pycocotools_agree_on_a_real_model(trained: Trained
     with trained.registry.session() as s:
         v = s.scalar(select(DatasetVersion).where(DatasetVersion.version_tag == "v1"))
         gt, files = split_ground_truth(s, v, "test")
-        art = mvs.require_artifact(s, mvs.get_model_version(s, "m1"), "export", "onnx")
+        art = mvs.require_artifact(s, mvs.get_model_version(s, get_project(s, "p"), "m1"), "export", "onnx")
         path = mvs.fetch_artifact(trained.storage, art, trained.registry.settings.home)
     dets = predict_split(OnnxDetector(path, conf=0.001), files, ["circle", "square", "triangle"], gt["categories"])
     fast, ref = evaluate_detections(gt, dets), evaluate_detections(gt, dets, backend="pycocotools")
@@ -139,8 +148,8 @@ def test_evaluating_a_model_that_never_trained_is_refused(tmp_path: Path) -> Non
 
     with pytest.raises(RuntimeError):
         train_model(reg, "p", "v1", get_recipe("tiny"), storage=LocalStorage(reg.settings.storage_root), on_epoch=stop)
-    with pytest.raises(DsgenError, match="m1 is failed; there is nothing to evaluate"):
-        evaluate_model_version(reg, "m1", LocalStorage(reg.settings.storage_root))
+    with pytest.raises(DsgenError, match="m1 is failed; there is nothing to evaluate"), reg.session() as s:
+        evaluate_model_version(s, get_project(s, "p"), "m1", storage=LocalStorage(reg.settings.storage_root))
     reg.dispose()
 
 
@@ -148,9 +157,10 @@ def test_worse_than_parent_names_what_the_child_lost() -> None:
     cls = {"precision": 1.0, "recall": 1.0, "f1": 1.0, "map50_95": 0.5, "support": 3}
     parent = {"model_version": "m1", "map50": 0.9, "map50_95": 0.6,
               "per_class": {"circle": {**cls, "map50": 0.9}, "square": {**cls, "map50": 0.8}}}
-    child = {"map50": 0.85, "map50_95": 0.65, "per_class": {"circle": {**cls, "map50": 0.95},
-                                                            "square": {**cls, "map50": 0.6}, "star": {**cls, "map50": 0.7}},
-             "parent": parent}
-    assert worse_than_parent(child) == ["map50: 0.8500 < parent m1's 0.9000", "class square: mAP50 0.6000 < parent's 0.8000"]
-    assert worse_than_parent(child, tolerance=0.25) == []
-    assert worse_than_parent({**child, "parent": None}) == []
+    child = Evaluation(map50=0.85, map50_95=0.65, per_class={"circle": {**cls, "map50": 0.95},
+                                                             "square": {**cls, "map50": 0.6}, "star": {**cls, "map50": 0.7}})
+    parent = {**parent, "precision": 1.0, "recall": 1.0, "f1": 1.0}
+    assert worse_than_parent(child, parent) == ["map50: 0.8500 < parent m1's 0.9000",
+                                                "class square: mAP50 0.6000 < parent's 0.8000"]
+    assert worse_than_parent(child, parent, tolerance=0.25) == []
+    assert worse_than_parent(child, None) == []

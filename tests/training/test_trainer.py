@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from dsgen_core.errors import DsgenError
+from dsgen_core.registry.projects import get_project
 from dsgen_core.registry.schema import ModelArtifact, ModelVersion, TrainingEpochMetric
 from dsgen_core.storage import LocalStorage
 from dsgen_core.ml import model_versions as mvs
@@ -45,7 +46,7 @@ def test_training_records_epochs_checkpoints_and_artifacts(trained: Trained) -> 
         assert a.sha256 == hashlib.sha256(data).hexdigest() and a.size_bytes == len(data) > 1_000_000
         assert (a.framework, a.device, a.precision) == ("ultralytics", "cpu", "fp32") and a.framework_version
     # Checkpoints live in storage only (the tiny recipe keeps one per epoch); each is a loadable torch file.
-    assert r.checkpoints == [f"models/m1/checkpoints/epoch_{e:04d}.pt" for e in (1, 2, 3)]
+    assert r.checkpoints == [f"models/p1/m1/checkpoints/epoch_{e:04d}.pt" for e in (1, 2, 3)]
     assert len({hashlib.sha256(storage.read_bytes(c)).hexdigest() for c in r.checkpoints}) == 3
     assert storage.read_bytes(r.curves_png)[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -118,8 +119,8 @@ def test_incremental_training_starts_from_the_parent_with_rehearsal(trained: Tra
     freeze(reg, "v2", query="file:new_star_")
     r = train_model(reg, "p", "v2", get_recipe("tiny"), storage=trained.storage, parent="m1")
     with reg.session() as s:
-        child = mvs.get_model_version(s, r.human_id)
-        parent = mvs.get_model_version(s, "m1")
+        child = mvs.get_model_version(s, get_project(s, "p"), r.human_id)
+        parent = mvs.get_model_version(s, get_project(s, "p"), "m1")
         best = mvs.require_artifact(s, parent, "best", "ckpt")
         assert (child.parent_model_version_id, child.init_from_artifact_id) == (parent.id, best.id)
         info = child.incremental_info
@@ -155,7 +156,7 @@ def test_a_segmentation_recipe_trains_on_polygons_and_masks(trained: Trained, tm
     r = train_model(trained.registry, "p", "v1", recipe, storage=trained.storage)
     assert r.status == "succeeded"
     with trained.registry.session() as s:
-        mv = mvs.get_model_version(s, r.human_id)
+        mv = mvs.get_model_version(s, get_project(s, "p"), r.human_id)
         assert mv.training_config["model_source"] == "yolov8n-seg.yaml"
         assert mv.training_config["data"]["objects"]["train"] > 0
         # Mask metrics of a segmentation model land beside the box metrics.
@@ -174,5 +175,6 @@ def test_a_parent_from_another_project_is_refused(trained: Trained) -> None:
         create_version(s, get_project(s, "other"), "v1")
     with reg.session() as s:
         freeze_version(s, get_project(s, "other"), "v1", storage=trained.storage)
-    with pytest.raises(DsgenError, match="m1 belongs to another project"):
+    # Model versions are named per project: "other" has no m1 (p's m1 was trained on p's data).
+    with pytest.raises(DsgenError, match="model version 'm1' does not exist in project 'other'"):
         train_model(reg, "other", "v1", get_recipe("tiny"), storage=trained.storage, parent="m1")
