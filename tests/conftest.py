@@ -115,9 +115,8 @@ class Cli:
         """In-process, through click's CliRunner (faster; shares the test's interpreter)."""
         from click.testing import CliRunner
 
-        from dsgen_core.cli.main import _register, cli
+        from dsgen_core.cli.main import cli
 
-        _register()
         kw.setdefault("catch_exceptions", False)
         return CliRunner().invoke(cli, [str(a) for a in args], **kw)
 

@@ -12,7 +12,6 @@ import click
 import orjson
 
 from dsgen_core.cli.common import cli_actor, emit, json_option, open_registry
-from dsgen_core.cli.main import cli
 from dsgen_core.demo.synth import generate_demo_dataset
 from dsgen_core.errors import DsgenError, NotFound
 from dsgen_core.formats.coco.importer import import_coco, local_sources_dir
@@ -76,7 +75,7 @@ def _demo_evaluation(reg: Registry, project: str, recipe: str, *, missing_ok: bo
                 if mv.finished_at and mv.started_at else None}
 
 
-@cli.command()
+@click.command()
 @click.option("--project", default="demo", show_default=True, help="Project the demo data goes into.")
 @click.option("--images", "n_images", default=300, show_default=True, help="How many synthetic images.")
 @click.option("--seed", default=0, show_default=True)

@@ -9,7 +9,6 @@ import click
 import orjson
 
 from dsgen_core.cli.common import emit, json_option, open_registry
-from dsgen_core.cli.main import cli
 from dsgen_core.config import load_settings
 from dsgen_core.errors import DsgenError
 from dsgen_core.insights.charts import render_charts
@@ -35,7 +34,7 @@ def _out_dir(project: str, *parts: str) -> Path:
     return load_settings().home / "insights" / safe_name(project) / Path(*parts)
 
 
-@cli.group(invoke_without_command=True)
+@click.group(invoke_without_command=True)
 @click.option("--project", default=DEFAULT_PROJECT, show_default=True, help="Project name.")
 @click.option("--query", "-q", default="", help="Only the images this query selects, e.g. 'tag:night width>1024'.")
 @click.option("--which", default=None, help=WHICH_HELP)

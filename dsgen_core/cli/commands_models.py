@@ -7,8 +7,6 @@ import sys
 import click
 
 from dsgen_core.cli.common import cli_actor, emit, json_option, open_registry, project_option
-from dsgen_core.cli.main import cli
-from dsgen_core.cli.commands_registry import export_
 from dsgen_core.registry.projects import get_project
 from dsgen_core.storage import open_storage
 from dsgen_core.ml import model_versions as mvs
@@ -25,7 +23,7 @@ def _epoch_line(epoch: int, epochs: int, m: dict[str, float | None]) -> None:
                f"mAP50 {f('map50')}  mAP50-95 {f('map50_95')}", err=True)
 
 
-@cli.command()
+@click.command()
 @click.option("--version", "version_tag", required=True, help="Frozen dataset version to train on.")
 @click.option("--recipe", default="demo", show_default=True, help="Training recipe (see `dsgen recipes`).")
 @click.option("--parent", help="Model version to continue from (incremental training with rehearsal), e.g. m1.")
@@ -47,7 +45,7 @@ def train(version_tag: str, recipe: str, parent: str | None, project: str, as_js
          f"  curves: {result.curves_png}")
 
 
-@cli.command()
+@click.command()
 @json_option
 def recipes(as_json: bool) -> None:
     """The training recipes: built-in ones and $DSGEN_HOME/recipes/*.yaml."""
@@ -57,7 +55,7 @@ def recipes(as_json: bool) -> None:
         for r in found.values()))
 
 
-@cli.command()
+@click.command()
 @project_option
 @json_option
 def models(project: str, as_json: bool) -> None:
@@ -71,7 +69,7 @@ def models(project: str, as_json: bool) -> None:
         or f"no model versions in project {project!r} yet (`dsgen train --version TAG`)")
 
 
-@cli.group("model")
+@click.group("model")
 def model_() -> None:
     """One model version."""
 
@@ -88,7 +86,7 @@ def model_show(model_version: str, project: str, as_json: bool) -> None:
     emit(summary.to_dict(), as_json)
 
 
-@export_.command("onnx")
+@click.command("onnx")
 @click.argument("model_version")
 @click.option("--opset", type=int, help="ONNX opset (default: Ultralytics' choice for this torch).")
 @project_option
@@ -106,7 +104,7 @@ def export_onnx_cmd(model_version: str, opset: int | None, project: str, as_json
                                   f"sha256 {(info.sha256 or '')[:12]}…)")
 
 
-@cli.command()
+@click.command()
 @click.argument("model_version")
 @click.option("--version", "version_tag", help="Dataset version to evaluate on (default: the one it was trained on).")
 @click.option("--split", default="test", show_default=True)
@@ -140,7 +138,7 @@ def evaluate(model_version: str, version_tag: str | None, split: str, project: s
     ]))
 
 
-@cli.command()
+@click.command()
 @click.argument("model_version")
 @click.option("--query", "-q", default="", help="Which images to annotate (default: all of the project).")
 @click.option("--conf", default=0.25, show_default=True, help="Lowest confidence kept.")

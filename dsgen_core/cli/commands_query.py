@@ -9,7 +9,6 @@ import click
 from sqlalchemy import select
 
 from dsgen_core.cli.common import emit, json_option, open_registry, project_option
-from dsgen_core.cli.main import cli
 from dsgen_core.query import Level, compile_query, count_query, run_query
 from dsgen_core.registry import tagging
 from dsgen_core.registry.schema import Asset
@@ -23,7 +22,7 @@ def _level(objects: bool) -> Level:
     return "object" if objects else "image"
 
 
-@cli.command(
+@click.command(
     "query",
     # Lets a query start with a negated term: `dsgen query -tag:blurry`.
     context_settings={"ignore_unknown_options": True},
@@ -125,7 +124,7 @@ def _run(
     emit({"changed": changed, "level": level}, as_json, f"{verb}: {changed} change(s) on {what}")
 
 
-@cli.group()
+@click.group()
 def tag() -> None:
     """Add or remove tags on images or objects (by --ids or --query)."""
 
@@ -146,7 +145,7 @@ def tag_remove(tags: tuple[str, ...], **target: Any) -> None:
     _run(tagging.remove_tags, list(tags), verb="tag remove", **target)
 
 
-@cli.group()
+@click.group()
 def meta() -> None:
     """Set or unset key-value metadata on images or objects (by --ids or --query)."""
 

@@ -10,7 +10,6 @@ import click
 import orjson
 
 from dsgen_core.cli.common import cli_actor, emit, json_option, open_registry, project_option
-from dsgen_core.cli.main import cli
 from dsgen_core.formats.coco.exporter import build_coco, write_coco
 from dsgen_core.errors import DsgenError
 from dsgen_core.formats.coco.importer import import_coco, local_sources_dir
@@ -25,7 +24,7 @@ from dsgen_core.storage.masks import MaskStore
 from dsgen_core.thumbnails import make_thumbnails
 
 
-@cli.command()
+@click.command()
 @project_option
 def init(project: str) -> None:
     """Create the registry (migrations run automatically) and a project."""
@@ -35,7 +34,7 @@ def init(project: str) -> None:
         click.echo(f"registry ready at {reg.settings.database_url} (project {p.name!r}, id {p.id})")
 
 
-@cli.command()
+@click.command()
 @project_option
 @json_option
 def stats(project: str, as_json: bool) -> None:
@@ -47,7 +46,7 @@ def stats(project: str, as_json: bool) -> None:
     emit(data, as_json, human)
 
 
-@cli.group("import")
+@click.group("import")
 def import_() -> None:
     """Import annotations into the registry."""
 
@@ -107,12 +106,7 @@ def import_coco_cmd(annotations: Path, images: Path | None, project: str, skip_i
     emit(s, as_json, human)
 
 
-@cli.group("export")
-def export_() -> None:
-    """Export a selection of the registry."""
-
-
-@export_.command("coco")
+@click.command("coco")
 @click.argument("out", type=click.Path(path_type=Path))
 @project_option
 @click.option("--query", "-q", default="", help="Only images matching this query.")
@@ -139,7 +133,7 @@ def export_coco_cmd(out: Path, project: str, query: str, tag: str | None, human_
     emit(data, as_json, f"wrote {out}: {data['images']} images, {data['annotations']} annotations, {data['categories']} categories")
 
 
-@export_.command("yolo")
+@click.command("yolo")
 @click.argument("tag")
 @click.argument("out_dir", type=click.Path(path_type=Path))
 @click.option("--task", type=click.Choice(["detect", "segment", "pose"]), default="detect", show_default=True)
@@ -157,7 +151,7 @@ def export_yolo_cmd(tag: str, out_dir: Path, task: str, project: str, as_json: b
          f"`yolo train data={out_dir / 'data.yaml'} model=yolov8n.yaml`")
 
 
-@cli.command()
+@click.command()
 @project_option
 @click.option("--size", default=512, show_default=True, help="Longest side in pixels.")
 @json_option

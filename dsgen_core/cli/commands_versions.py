@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from dsgen_core.cli.common import cli_actor, emit, json_option, open_registry, project_option
-from dsgen_core.cli.main import cli
 from dsgen_core.registry.projects import get_project
 from dsgen_core.storage import open_storage
 from dsgen_core.versions.lifecycle import (
@@ -19,7 +18,7 @@ from dsgen_core.versions.lifecycle import (
 )
 
 
-@cli.group()
+@click.group()
 def version() -> None:
     """Frozen, reproducible dataset versions with train/val/test splits."""
 

@@ -1,18 +1,78 @@
-"""The ``dsgen`` command line. Each domain adds its commands in its own module."""
+"""The ``dsgen`` command line.
+
+Each command lives in the module of its domain (``commands_registry``, ``commands_versions``,
+...) as a plain click command; this module names them and loads a module only when one of its
+commands runs. ``dsgen --help`` therefore imports no database, chart or model library, and the
+command modules never import this one (no cycle).
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
+from typing import Any
 
 import click
 
 from dsgen_core.errors import DsgenError
 
+# name -> (module:attribute, one-line help shown by --help without importing the module)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("commands_registry:init", "Create the registry (migrations run automatically) and a project."),
+    "stats": ("commands_registry:stats", "Counts of images, objects, categories and tracks."),
+    "import": ("commands_registry:import_", "Import annotations into the registry."),
+    "export": ("", "Export a selection of the registry, a frozen version or a model."),
+    "thumbnails": ("commands_registry:thumbnails", "Make thumbnails for every image that has none yet."),
+    "query": ("commands_query:query_command", "Images (or objects) matching a query."),
+    "tag": ("commands_query:tag", "Add or remove tags on images or objects, one at a time or in bulk."),
+    "meta": ("commands_query:meta", "Set or unset key-value metadata on images or objects."),
+    "insights": ("commands_insights:insights", "Class distribution, tags, metadata, sizes, attributes, duplicates."),
+    "version": ("commands_versions:version", "Frozen, reproducible dataset versions with train/val/test splits."),
+    "train": ("commands_models:train", "Train a YOLO model version from a frozen dataset version."),
+    "recipes": ("commands_models:recipes", "The training recipes: built-in ones and $DSGEN_HOME/recipes/*.yaml."),
+    "models": ("commands_models:models", "The project's model versions."),
+    "model": ("commands_models:model_", "One model version."),
+    "evaluate": ("commands_models:evaluate", "COCO metrics of a model's ONNX artifact on a frozen version's split."),
+    "annotate": ("commands_models:annotate", "Write a model's detections into the registry as model annotations."),
+    "demo": ("commands_demo:demo", "The whole flow on generated data: import, query, charts, version, train."),
+}
+EXPORT_COMMANDS: dict[str, tuple[str, str]] = {
+    "coco": ("commands_registry:export_coco_cmd", "The project (or a query) as one COCO file, or a version per split."),
+    "yolo": ("commands_registry:export_yolo_cmd", "A frozen version as an Ultralytics YOLO dataset."),
+    "onnx": ("commands_models:export_onnx_cmd", "A model version's best weights as an ONNX artifact."),
+}
 
-class Group(click.Group):
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported when they run (or when their own help is asked for)."""
+
+    def __init__(self, *args: Any, lazy: dict[str, tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is not None or cmd_name not in self.lazy:
+            return found
+        target = self.lazy[cmd_name][0]
+        module, _, attr = target.partition(":")
+        command = getattr(importlib.import_module(f"dsgen_core.cli.{module}"), attr)
+        self.add_command(command, cmd_name)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, help_text) for name, (_target, help_text) in sorted(self.lazy.items())]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+class Cli(LazyGroup):
     """Turns user-facing errors into a message and exit code 2, never a traceback."""
 
-    def invoke(self, ctx: click.Context):  # noqa: ANN201
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except DsgenError as exc:
@@ -20,7 +80,7 @@ class Group(click.Group):
             sys.exit(2)
 
 
-@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Cli, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="dsgen")
 def cli() -> None:
     """dsgen: a computer-vision dataset registry, query language, insights and pipelines.
@@ -29,20 +89,12 @@ def cli() -> None:
     """
 
 
-def _register() -> None:
-    """Import the command modules, each of which adds its commands to ``cli``."""
-    from dsgen_core.cli import (  # noqa: F401, PLC0415 - imported for their side effect
-        commands_demo,
-        commands_insights,
-        commands_models,
-        commands_query,
-        commands_registry,
-        commands_versions,
-    )
+@cli.group("export", cls=LazyGroup, lazy=EXPORT_COMMANDS)
+def export_() -> None:
+    """Export a selection of the registry, a frozen version or a model."""
 
 
 def main() -> None:
-    _register()
     cli()
 
 

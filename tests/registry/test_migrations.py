@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+import pytest
 from sqlalchemy import inspect
 
 from dsgen_core.registry.db import Registry
@@ -27,3 +28,78 @@ def test_partial_indexes_exist(registry: Registry) -> None:
         else:
             sql = conn.exec_driver_sql("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_annotations_track_id'").scalar_one()
     assert "track_id IS NOT NULL" in sql
+
+
+def test_head_revision_constant_is_the_chain_head(registry: Registry) -> None:
+    """The registry checks its schema against HEAD_REVISION without importing Alembic."""
+    from alembic.script import ScriptDirectory
+
+    from dsgen_core.registry.db import HEAD_REVISION, alembic_config
+
+    assert ScriptDirectory.from_config(alembic_config(registry.settings.database_url)).get_current_head() == HEAD_REVISION
+    with registry.engine.connect() as conn:
+        assert MigrationContext.configure(conn).get_current_revision() == HEAD_REVISION
+
+
+def test_upgrade_from_0001_merges_copied_classes_and_keeps_frozen_versions(database_url: str, tmp_path) -> None:  # noqa: ANN001
+    """A registry made before 0002: an ontology fork had copied every class; annotations, tracks and a
+    frozen snapshot point at both copies. After the upgrade one row per class remains, everything
+    points at it, the frozen version still refuses changes, and assets got their source keys."""
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from dsgen_core.config import load_settings
+    from dsgen_core.registry.db import _upgrade, alembic_config, make_engine
+
+    engine = make_engine(database_url)
+    cfg = alembic_config(database_url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    ts = "'2026-01-01 00:00:00'"
+    rows = [
+        f"INSERT INTO projects (id, name, status, tags, created_at) VALUES (1, 'p', 'ready', '[]', {ts})",
+        f"INSERT INTO ontology_versions (id, project_id, version_tag, is_frozen, created_at) VALUES (1, 1, 'o1', true, {ts})",
+        f"INSERT INTO ontology_versions (id, project_id, version_tag, is_frozen, parent_id, created_at) VALUES (2, 1, 'o2', false, 1, {ts})",
+        f"INSERT INTO datasets (id, project_id, name, status, created_at) VALUES (1, 1, 'p', 'ready', {ts})",
+        *(f"INSERT INTO label_classes (id, ontology_version_id, key, display_name, synonyms, created_at) "
+          f"VALUES ({i}, {o}, '{k}', '{k}', '[]', {ts})" for i, o, k in ((1, 1, "car"), (2, 2, "car"), (3, 2, "bus"))),
+        *(f"INSERT INTO assets (id, project_id, asset_type, file_name, sha256, status, external_id, created_at, updated_at) "
+          f"VALUES ({i}, 1, 'image', '{n}', '{h}', 'ready', {i}, {ts}, {ts})" for i, n, h in ((1, "a.jpg", "x" * 64), (2, "b.jpg", "y" * 64), (3, "a.jpg", "z" * 64))),
+        f"INSERT INTO tracks (id, project_id, external_id, label_class_id, object_count, created_at) VALUES (1, 1, '7', 2, 1, {ts})",
+        *(f"INSERT INTO annotations (id, asset_id, label_class_id, geometry_type, iscrowd, source, external_id, is_normalized, "
+          f"is_validated, created_at, updated_at) VALUES ({i}, {a}, {c}, 'bbox', false, 'human', {e}, false, false, {ts}, {ts})"
+          for i, a, c, e in ((1, 1, 1, 10), (2, 2, 2, 11), (3, 2, 3, 11))),
+        f"INSERT INTO dataset_versions (id, dataset_id, project_id, version_tag, ontology_version_id, status, is_frozen, seed, "
+        f"created_at) VALUES (1, 1, 1, 'v1', 1, 'draft', false, 0, {ts})",
+        f"INSERT INTO dataset_splits (id, dataset_version_id, split, created_at) VALUES (1, 1, 'train', {ts})",
+        "INSERT INTO dataset_version_assets (dataset_version_id, asset_id, split_id) VALUES (1, 2, 1)",
+        "INSERT INTO dataset_version_annotations (dataset_version_id, annotation_id, asset_id, label_class_id, geometry_type, "
+        "iscrowd, source, external_id) VALUES (1, 2, 2, 2, 'bbox', false, 'human', 11)",
+        "UPDATE dataset_versions SET is_frozen = true, status = 'frozen' WHERE id = 1",
+        f"INSERT INTO models (id, project_id, name, created_at) VALUES (1, 1, 'det', {ts})",
+        f"INSERT INTO model_versions (id, model_id, human_id, status, is_frozen, created_at) VALUES (1, 1, 'm1', 'succeeded', true, {ts})",
+    ]
+    with engine.begin() as conn:
+        for sql in rows:
+            conn.exec_driver_sql(sql)
+    _upgrade(engine, cfg)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT id, project_id, key FROM label_classes ORDER BY id").all() == [
+            (1, 1, "car"), (3, 1, "bus")]
+        assert conn.exec_driver_sql("SELECT ontology_version_id, label_class_id FROM ontology_version_classes "
+                                    "ORDER BY 1, 2").all() == [(1, 1), (2, 1), (2, 3)]
+        assert conn.exec_driver_sql("SELECT label_class_id FROM annotations ORDER BY id").scalars().all() == [1, 1, 3]
+        assert conn.exec_driver_sql("SELECT label_class_id FROM tracks").scalar() == 1
+        assert conn.exec_driver_sql("SELECT label_class_id, source_key FROM dataset_version_annotations").one() == (1, "coco:11")
+        # Two annotations of image 2 had COCO id 11: the first keeps the key, the other has none.
+        assert conn.exec_driver_sql("SELECT source_key FROM annotations ORDER BY id").scalars().all() == [
+            "coco:10", "coco:11", None]
+        assert conn.exec_driver_sql("SELECT source_key FROM assets ORDER BY id").scalars().all() == ["a.jpg", "b.jpg", "a.jpg#3"]
+        assert conn.exec_driver_sql("SELECT project_id, human_id FROM model_versions").one() == (1, "m1")
+    with pytest.raises(Exception, match="frozen"), engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE dataset_version_annotations SET caption = 'x'")
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(ctx, Base.metadata) == []
+    engine.dispose()

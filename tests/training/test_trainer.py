@@ -178,3 +178,36 @@ def test_a_parent_from_another_project_is_refused(trained: Trained) -> None:
     # Model versions are named per project: "other" has no m1 (p's m1 was trained on p's data).
     with pytest.raises(DsgenError, match="model version 'm1' does not exist in project 'other'"):
         train_model(reg, "other", "v1", get_recipe("tiny"), storage=trained.storage, parent="m1")
+
+
+def test_a_new_class_keeps_the_parents_numbers_on_all_objects(tmp_path: Path) -> None:
+    """A second batch brings a class (star): the classes keep their rows, and the parent's numbers on
+    the child's test split are computed on every object there, old classes included (issue 8.4)."""
+    from support import import_file
+
+    from dsgen_core.demo.synth import generate_demo_dataset
+    from dsgen_core.evaluation.model_eval import evaluate_model_version, split_ground_truth
+    from dsgen_core.ml.onnx_artifacts import export_model_onnx
+    from dsgen_core.versions.lifecycle import get_version
+
+    reg, _ = make_registry(tmp_path / "h", n_images=24)
+    storage = LocalStorage(reg.settings.storage_root)
+    train_model(reg, "p", "v1", get_recipe("tiny"), storage=storage)
+    newer = generate_demo_dataset(tmp_path / "newer", n_images=24, seed=4, add_class="star").root
+    import_file(reg, newer / "annotations" / "instances_default.json", images=newer / "images", project="p")
+    freeze(reg, "v2")
+    child = train_model(reg, "p", "v2", get_recipe("tiny"), storage=storage, parent="m1")
+    with reg.session() as s:
+        project = get_project(s, "p")
+        for ref in ("m1", child.human_id):
+            export_model_onnx(s, project, ref, storage=storage)
+        result = evaluate_model_version(s, project, child.human_id, storage=storage)
+        gt, _ = split_ground_truth(s, get_version(s, project, "v2"), "test")
+    objects = sum(1 for a in gt["annotations"] if not a["iscrowd"])
+    names = {c["id"]: c["name"] for c in gt["categories"]}
+    old = {names[a["category_id"]] for a in gt["annotations"]} - {"star"}
+    assert result.parent is not None and result.parent.model_version == "m1"
+    assert sum(c["support"] for c in result.parent.per_class.values()) == objects > 0
+    assert {k for k, c in result.parent.per_class.items() if c["support"]} >= old and old
+    assert sum(c["support"] for c in result.per_class.values()) == objects
+    reg.dispose()
