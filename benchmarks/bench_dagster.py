@@ -38,7 +38,6 @@ import datagen  # noqa: E402
 from dagster_aws.s3 import S3Resource  # noqa: E402
 
 from dsgen_core.config import load_settings  # noqa: E402
-from support import import_file  # noqa: E402
 from dsgen_core.registry.db import Registry  # noqa: E402
 from dsgen_core.registry.projects import get_project  # noqa: E402
 from dsgen_core.storage import open_storage  # noqa: E402
@@ -47,6 +46,7 @@ from dsgen_pipelines.definitions import build_definitions  # noqa: E402
 from dsgen_pipelines.partitions import dataset_versions  # noqa: E402
 from dsgen_pipelines.resources import RegistryResource, StorageResource  # noqa: E402
 from dsgen_pipelines.versions.assets import dataset_version  # noqa: E402
+from support import import_file  # noqa: E402
 
 PROJECT = "bench"
 TARGET = 1.5

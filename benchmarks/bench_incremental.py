@@ -33,13 +33,13 @@ OUT = HERE / "out"
 from dsgen_core.config import load_settings  # noqa: E402
 from dsgen_core.demo.synth import generate_demo_dataset  # noqa: E402
 from dsgen_core.evaluation.model_eval import evaluate_model_version  # noqa: E402
-from support import import_file  # noqa: E402
+from dsgen_core.ml.recipes import BUILTIN_RECIPES  # noqa: E402
+from dsgen_core.ml.trainer import train_model  # noqa: E402
 from dsgen_core.registry.db import Registry  # noqa: E402
 from dsgen_core.registry.projects import get_project  # noqa: E402
 from dsgen_core.storage import open_storage  # noqa: E402
-from dsgen_core.ml.recipes import BUILTIN_RECIPES  # noqa: E402
-from dsgen_core.ml.trainer import train_model  # noqa: E402
 from dsgen_core.versions.lifecycle import create_version, freeze_version  # noqa: E402
+from support import import_file  # noqa: E402
 
 OLD = ("circle", "square", "triangle")
 TOLERANCE = 0.05

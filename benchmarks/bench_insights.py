@@ -21,8 +21,9 @@ from dsgen_core.config import load_settings
 from dsgen_core.insights.charts import render_charts
 from dsgen_core.insights.compute import INSIGHTS, compute_insights
 from dsgen_core.registry.db import Registry
-from dsgen_core.registry.schema import Annotation, Asset, AssetMetadata, AssetTag, LabelClass, Project
+from dsgen_core.registry.ontology import add_classes
 from dsgen_core.registry.projects import ensure_project
+from dsgen_core.registry.schema import Annotation, Asset, AssetMetadata, AssetTag, LabelClass, Project
 
 SIZES = [(1920, 1080), (1280, 720), (640, 480), (4032, 3024), (1024, 768), (800, 600), (3840, 2160)]
 COLORS = ["red", "green", "blue", "black", "white", "silver"]
@@ -45,9 +46,10 @@ def fill(reg: Registry, name: str, images: int, seed: int = 0) -> int:
         if existing is not None:
             return int(existing)
         project = ensure_project(s, name)
-        classes = [LabelClass(ontology_version_id=project.default_ontology_version_id, key=f"class_{i:02d}", display_name=f"Class {i}") for i in range(80)]
+        classes = [LabelClass(project_id=project.id, key=f"class_{i:02d}", display_name=f"Class {i}") for i in range(80)]
         s.add_all(classes)
         s.flush()
+        add_classes(s, project, classes)
         class_ids = [c.id for c in classes]
         weights = [1 / (i + 1) for i in range(len(class_ids))]
         pid = project.id
@@ -56,7 +58,7 @@ def fill(reg: Registry, name: str, images: int, seed: int = 0) -> int:
         assets: list[dict[str, Any]] = []
         for i in range(start, min(start + batch, images)):
             w, h = rng.choice(SIZES) if rng.random() < 0.9 else (rng.randint(200, 5000), rng.randint(200, 5000))
-            assets.append({"project_id": pid, "file_name": f"img_{i:07d}.jpg", "sha256": f"{i:064x}", "width": w, "height": h})
+            assets.append({"project_id": pid, "source_key": f"img_{i:07d}.jpg", "file_name": f"img_{i:07d}.jpg", "sha256": f"{i:064x}", "width": w, "height": h})
         with reg.engine.begin() as conn:
             ids = [r[0] for r in conn.execute(insert(Asset).returning(Asset.id, sort_by_parameter_order=True), assets)]
             anns: list[dict[str, Any]] = []
@@ -105,10 +107,10 @@ def main() -> None:
     pid = fill(reg, f"bench{args.images}", args.images)
     print(f"fill: {time.perf_counter() - t0:.1f}s")
     with reg.session() as s:
-        out = _timed("all insights", lambda: compute_insights(s, pid, args.query))
+        out = _timed("all insights", lambda: compute_insights(s, s.get(Project, pid), args.query))
         print(f"  images={out['images']} objects={out['objects']}")
         for name in INSIGHTS:
-            _timed(name, lambda name=name: compute_insights(s, pid, args.query, [name]))
+            _timed(name, lambda name=name: compute_insights(s, s.get(Project, pid), args.query, [name]))
     if args.charts is not None:
         _timed("charts", lambda: render_charts(out, args.charts))
 

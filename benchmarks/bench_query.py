@@ -20,8 +20,9 @@ from sqlalchemy import insert, select, text
 from dsgen_core.config import load_settings
 from dsgen_core.query import compile_query, count_query
 from dsgen_core.registry.db import Registry
-from dsgen_core.registry.schema import Annotation, Asset, AssetMetadata, AssetTag, LabelClass, Project
+from dsgen_core.registry.ontology import add_classes
 from dsgen_core.registry.projects import ensure_project
+from dsgen_core.registry.schema import Annotation, Asset, AssetMetadata, AssetTag, LabelClass, Project
 
 SIZES = [(1920, 1080), (1280, 720), (640, 480), (4032, 3024), (1024, 768), (800, 600), (3840, 2160)]
 WEATHER = ["sunny", "cloudy", "rain", "snow", "fog"]
@@ -59,11 +60,12 @@ def fill(reg: Registry, name: str, images: int, seed: int = 0) -> int:
             return int(existing)
         project = ensure_project(s, name)
         classes = [
-            LabelClass(ontology_version_id=project.default_ontology_version_id, key=f"class_{i:02d}", display_name=f"Class {i}")
+            LabelClass(project_id=project.id, key=f"class_{i:02d}", display_name=f"Class {i}")
             for i in range(80)
         ]
         s.add_all(classes)
         s.flush()
+        add_classes(s, project, classes)
         class_ids = [c.id for c in classes]
         pid = project.id
     weights = [1 / (i + 1) for i in range(len(class_ids))]
@@ -71,7 +73,7 @@ def fill(reg: Registry, name: str, images: int, seed: int = 0) -> int:
         assets = []
         for i in range(start, min(start + 5000, images)):
             w, h = rng.choice(SIZES)
-            assets.append({"project_id": pid, "file_name": f"img_{i:07d}.jpg", "sha256": f"{i:064x}", "width": w, "height": h})
+            assets.append({"project_id": pid, "source_key": f"img_{i:07d}.jpg", "file_name": f"img_{i:07d}.jpg", "sha256": f"{i:064x}", "width": w, "height": h})
         with reg.engine.begin() as conn:
             ids = [r[0] for r in conn.execute(insert(Asset).returning(Asset.id, sort_by_parameter_order=True), assets)]
             anns: list[dict[str, Any]] = []

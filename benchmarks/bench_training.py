@@ -36,16 +36,16 @@ from dagster_aws.s3 import S3Resource  # noqa: E402
 from dsgen_core.config import load_settings  # noqa: E402
 from dsgen_core.demo.synth import generate_demo_dataset  # noqa: E402
 from dsgen_core.evaluation.model_eval import evaluate_model_version  # noqa: E402
-from support import import_file  # noqa: E402
 from dsgen_core.formats.version_export import export_version_yolo  # noqa: E402
+from dsgen_core.inference.ultralytics_env import import_ultralytics, provide_fonts, ultralytics_output_to_stderr  # noqa: E402
+from dsgen_core.ml.recipes import BUILTIN_RECIPES  # noqa: E402
 from dsgen_core.registry.db import Registry  # noqa: E402
 from dsgen_core.registry.projects import get_project  # noqa: E402
 from dsgen_core.storage import open_storage  # noqa: E402
-from dsgen_core.ml.recipes import BUILTIN_RECIPES  # noqa: E402
-from dsgen_core.inference.ultralytics_env import import_ultralytics, provide_fonts, ultralytics_output_to_stderr  # noqa: E402
 from dsgen_core.versions.lifecycle import create_version, freeze_version  # noqa: E402
 from dsgen_pipelines.definitions import build_definitions  # noqa: E402
 from dsgen_pipelines.resources import RegistryResource, StorageResource  # noqa: E402
+from support import import_file  # noqa: E402
 
 TARGET = 1.1
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

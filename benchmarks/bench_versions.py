@@ -32,12 +32,12 @@ sys.path.insert(0, str(HERE))
 import datagen  # noqa: E402
 
 from dsgen_core.config import load_settings  # noqa: E402
-from support import import_file  # noqa: E402
 from dsgen_core.formats.version_export import export_version_yolo  # noqa: E402
 from dsgen_core.registry.db import Registry  # noqa: E402
 from dsgen_core.registry.projects import get_project  # noqa: E402
 from dsgen_core.storage import open_storage  # noqa: E402
 from dsgen_core.versions.lifecycle import create_version, freeze_version  # noqa: E402
+from support import import_file  # noqa: E402
 
 FIFTYONE_COPY_S = 8.7  # FiftyOne, YOLOv5 export of these 5,000 images copying media, this machine (the figure)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 from concurrent.futures import ThreadPoolExecutor
-
 from dataclasses import asdict, dataclass
 from typing import Any
 

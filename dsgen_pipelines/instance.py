@@ -62,7 +62,7 @@ class DsgenInstanceStorage(DagsterStorage, ConfigurableClass):
     def from_config_value(cls, inst_data: ConfigurableClassData, config_value: dict[str, Any]) -> DagsterStorage:  # type: ignore[override]
         url = os.environ.get(config_value.get("postgres_url_env") or PG_URL_ENV)
         if url:
-            from dagster_postgres import DagsterPostgresStorage  # noqa: PLC0415 - only when configured
+            from dagster_postgres import DagsterPostgresStorage
 
             # dagster-postgres is written for psycopg2 (its NOTIFY takes a bound parameter, which psycopg 3
             # refuses), and SQLAlchemy 2.1 gives plain postgresql:// URLs to psycopg 3: name the driver.

@@ -16,10 +16,9 @@ from sqlalchemy.orm import Session
 
 from dsgen_core.config import Settings, load_settings
 from dsgen_core.registry.db import Registry
-from dsgen_core.registry.schema import Project
 from dsgen_core.registry.projects import DEFAULT_PROJECT, get_project
+from dsgen_core.registry.schema import Project
 from dsgen_core.storage import LocalStorage, Storage
-
 
 DAGSTER_ACTOR = "dagster:"
 
@@ -84,7 +83,7 @@ class StorageResource(dg.ConfigurableResource):
     def open(self) -> Storage:
         root = self.root_uri
         if root.startswith("s3://"):
-            from dsgen_core.storage.s3 import S3Storage  # noqa: PLC0415 - boto3 only when asked for
+            from dsgen_core.storage.s3 import S3Storage
 
             return S3Storage(root, client=self.s3.get_client())
         return LocalStorage(root)

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import BUCKET, REPO_ROOT, MotoServer, PostgresServer, PostgresUnavailable, find_pg_bin, run_cli
 
 from dsgen_core.config import load_settings
 from dsgen_core.registry.db import Registry
+from support import BUCKET, REPO_ROOT, MotoServer, PostgresServer, PostgresUnavailable, find_pg_bin, run_cli
 
 BACKENDS = ["sqlite", "postgresql"]
 

@@ -17,6 +17,7 @@ from dsgen_core.errors import DsgenError, NotFound
 from dsgen_core.formats.coco.importer import import_coco, local_sources_dir
 from dsgen_core.insights.charts import render_charts
 from dsgen_core.insights.compute import compute_insights
+from dsgen_core.ml.recipes import get_recipe
 from dsgen_core.query import count_query
 from dsgen_core.registry.db import Registry
 from dsgen_core.registry.projects import ensure_project, get_project
@@ -24,7 +25,6 @@ from dsgen_core.registry.stats import registry_stats
 from dsgen_core.registry.tagging import add_tags, set_metadata
 from dsgen_core.storage import open_storage
 from dsgen_core.thumbnails import make_thumbnails
-from dsgen_core.ml.recipes import get_recipe
 from dsgen_core.versions.lifecycle import create_version, get_version, version_summary
 
 DEMO_VERSION = "v1"
@@ -35,7 +35,7 @@ def _step(msg: str, quiet: bool) -> None:
         click.echo(f"[demo] {msg}", err=True)
 
 
-def _through_dagster(settings, project: str, tag: str, train: str | None) -> dict[str, Any]:  # noqa: ANN001 - Settings
+def _through_dagster(settings, project: str, tag: str, train: str | None) -> dict[str, Any]:
     """Materialize the version's Dagster assets in the local instance, in a separate process: dsgen_core never imports Dagster."""
     env = {**os.environ, "DSGEN_PROJECT": project, "DSGEN_HOME": str(settings.home),
            "DSGEN_DATABASE_URL": settings.database_url, "DSGEN_STORAGE": settings.storage_root}
@@ -119,9 +119,10 @@ def demo(project: str, n_images: int, seed: int, with_dagster: bool, recipe: str
         pid = proj.id
         thumbs = make_thumbnails(s, proj, storage=storage, progress=sys.stderr.isatty() and not quiet)
     with reg.session() as s:
-        tagged = add_tags(s, pid, ["has-occlusion"], query="attr.occluded:true", actor=actor)
-        add_tags(s, pid, ["video"], query="has:track", actor=actor)
-        set_metadata(s, pid, "origin", "synthetic", query="", actor=actor)
+        proj = get_project(s, project)
+        tagged = add_tags(s, proj, ["has-occlusion"], query="attr.occluded:true", actor=actor)
+        add_tags(s, proj, ["video"], query="has:track", actor=actor)
+        set_metadata(s, proj, "origin", "synthetic", query="", actor=actor)
         queries: dict[str, Any] = {
             q: count_query(s, q, project_id=pid)
             for q in ("category:circle", "tag:has-occlusion", "has:mask", "has:track -tag:has-occlusion", "width>=160")
@@ -129,7 +130,7 @@ def demo(project: str, n_images: int, seed: int, with_dagster: bool, recipe: str
     _step("computing insights and drawing charts", quiet)
     out_dir = reg.settings.home / "insights" / project
     with reg.session() as s:
-        insights = compute_insights(s, pid)
+        insights = compute_insights(s, get_project(s, project))
         stats = registry_stats(s, get_project(s, project))
     charts = render_charts(insights, out_dir)
     overview = charts.get("overview") or next(iter(charts.values()), None)
@@ -177,14 +178,14 @@ def demo(project: str, n_images: int, seed: int, with_dagster: bool, recipe: str
         f"  images {stats['images']}, objects {stats['objects']}, categories {stats['categories']}, tracks {stats['tracks']}",
         *(f"  query {q!r}: {n} images" for q, n in queries.items()),
         f"  insights chart: {overview}",
-        *([f"  version {version['tag']}: {'frozen' if version['frozen'] else 'draft'}, images per split "
-           f"{version['splits']}, content hash {version['content_hash']}"] if version else []),
-        *([f"  version {DEMO_VERSION} frozen, exported and charted through Dagster: "
-           f"{', '.join(dagster['versions'][DEMO_VERSION]['materialized'])} in {reg.settings.export_dir(project, DEMO_VERSION, '*')}",
+        *([(f"  version {version['tag']}: {'frozen' if version['frozen'] else 'draft'}, images per split "
+           f"{version['splits']}, content hash {version['content_hash']}")] if version else []),
+        *([(f"  version {DEMO_VERSION} frozen, exported and charted through Dagster: "
+           f"{', '.join(dagster['versions'][DEMO_VERSION]['materialized'])} in {reg.settings.export_dir(project, DEMO_VERSION, '*')}"),
            f"  see it: DAGSTER_HOME={dagster['dagster_home']} DSGEN_PROJECT={project} dg dev"] if dagster else []),
-        *([f"  model {evaluation['model_version']} ({recipe}) on {DEMO_VERSION}/test, ONNX Runtime: "
+        *([(f"  model {evaluation['model_version']} ({recipe}) on {DEMO_VERSION}/test, ONNX Runtime: "
            f"mAP50 {evaluation['map50']:.3f}, mAP50-95 {evaluation['map50_95']:.3f}, P {evaluation['precision']:.3f}, "
-           f"R {evaluation['recall']:.3f}, F1 {evaluation['f1']:.3f}",
+           f"R {evaluation['recall']:.3f}, F1 {evaluation['f1']:.3f}"),
            *(f"    {k:<10} mAP50 {c['map50']:.3f}  mAP50-95 {c['map50_95']:.3f}" for k, c in evaluation["per_class"].items()),
            f"  PR curve: {evaluation['charts']['pr_curve']}"] if evaluation else []),
         f"  done in {summary['seconds']} s",

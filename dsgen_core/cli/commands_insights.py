@@ -8,7 +8,7 @@ from typing import Any
 import click
 import orjson
 
-from dsgen_core.cli.common import emit, json_option, open_registry
+from dsgen_core.cli.common import cli_actor, emit, json_option, open_registry
 from dsgen_core.config import load_settings
 from dsgen_core.errors import DsgenError
 from dsgen_core.insights.charts import render_charts
@@ -55,8 +55,7 @@ def insights(ctx: click.Context, project: str, query: str, which: str | None, to
         return
     names = parse_which(which)
     with open_registry().session() as s:
-        project_id = get_project(s, project).id
-        data = compute_insights(s, project_id, query, names, top=top)
+        data = compute_insights(s, get_project(s, project), query, names, top=top)
     charts = {} if no_charts else render_charts(data, out or _out_dir(project), config={"top": min(top, 30)})
     _print(project, data, charts, as_json)
 
@@ -77,12 +76,13 @@ def save_command(ctx: click.Context, name: str, project: str | None, query: str,
     with open_registry().session() as s:
         view = save_view(
             s,
-            get_project(s, project).id,
+            get_project(s, project),
             name,
             query=query,
             charts=parse_which(charts) if charts else None,
             visualization=config,
             saved_by=saved_by,
+            actor=cli_actor(),
         )
         data = view_to_dict(view)
     emit(data, as_json, f"saved insight view {name!r} in project {project!r} (query: {query or '<whole project>'})")
@@ -96,7 +96,7 @@ def views_command(ctx: click.Context, project: str | None, as_json: bool) -> Non
     """List the saved insight views of a project."""
     project = _project(ctx, project)
     with open_registry().session() as s:
-        views = [view_to_dict(v) for v in list_views(s, get_project(s, project).id)]
+        views = [view_to_dict(v) for v in list_views(s, get_project(s, project))]
     if as_json:
         emit(views, True)
         return
@@ -119,7 +119,7 @@ def show_command(ctx: click.Context, name: str, project: str | None, out: Path |
     """Compute and draw the saved insight view NAME."""
     project = _project(ctx, project)
     with open_registry().session() as s:
-        rendered = render_view(s, get_project(s, project).id, name, out or _out_dir(project, "views", safe_name(name)))
+        rendered = render_view(s, get_project(s, project), name, out or _out_dir(project, "views", safe_name(name)))
     if as_json:
         _print(project, {**rendered.insights, "view": rendered.view}, rendered.charts, True)
         return
@@ -135,7 +135,7 @@ def delete_command(ctx: click.Context, name: str, project: str | None) -> None:
     """Delete the saved insight view NAME."""
     project = _project(ctx, project)
     with open_registry().session() as s:
-        delete_view(s, get_project(s, project).id, name)
+        delete_view(s, get_project(s, project), name, actor=cli_actor())
     click.echo(f"deleted insight view {name!r} of project {project!r}")
 
 

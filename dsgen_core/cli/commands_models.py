@@ -7,11 +7,11 @@ import sys
 import click
 
 from dsgen_core.cli.common import cli_actor, emit, json_option, open_registry, project_option
-from dsgen_core.registry.projects import get_project
-from dsgen_core.storage import open_storage
 from dsgen_core.ml import model_versions as mvs
-from dsgen_core.registry.schema import ModelVersion
 from dsgen_core.ml.recipes import get_recipe, load_recipes
+from dsgen_core.registry.projects import get_project
+from dsgen_core.registry.schema import ModelVersion
+from dsgen_core.storage import open_storage
 
 
 def _epoch_line(epoch: int, epochs: int, m: dict[str, float | None]) -> None:
@@ -130,8 +130,8 @@ def evaluate(model_version: str, version_tag: str | None, split: str, project: s
         r = evaluate_model_version(s, proj, model_version, storage=storage, version_tag=version_tag, split=split,
                                    actor=cli_actor())
     emit(r.to_dict(), as_json, "\n".join([
-        f"{r.model_version} on {r.dataset_version}/{r.split} ({r.images} images): "
-        f"P {r.precision:.3f}  R {r.recall:.3f}  F1 {r.f1:.3f}  mAP50 {r.map50:.3f}  mAP50-95 {r.map50_95:.3f}",
+        (f"{r.model_version} on {r.dataset_version}/{r.split} ({r.images} images): "
+        f"P {r.precision:.3f}  R {r.recall:.3f}  F1 {r.f1:.3f}  mAP50 {r.map50:.3f}  mAP50-95 {r.map50_95:.3f}"),
         *(f"  {k:<16} P {c['precision']:.3f}  R {c['recall']:.3f}  mAP50 {c['map50']:.3f}  mAP50-95 {c['map50_95']:.3f}"
           for k, c in r.per_class.items()),
         f"  PR curve: {r.charts['pr_curve']}", f"  confusion matrix: {r.charts['confusion_matrix']}",

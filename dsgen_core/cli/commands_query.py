@@ -8,11 +8,12 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from dsgen_core.cli.common import emit, json_option, open_registry, project_option
+from dsgen_core.cli.common import cli_actor, emit, json_option, open_registry, project_option
 from dsgen_core.query import Level, compile_query, count_query, run_query
 from dsgen_core.registry import tagging
-from dsgen_core.registry.schema import Asset
 from dsgen_core.registry.projects import get_project
+from dsgen_core.registry.schema import Asset
+
 
 def _objects_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return click.option("--objects", is_flag=True, help=help_text)
@@ -118,8 +119,8 @@ def _run(
         raise click.UsageError("give exactly one of --query Q or --ids 1,2,3")
     level = _level(objects)
     with open_registry().session() as s:
-        project_id = get_project(s, project).id
-        changed = change(s, project_id, *args, asset_ids=ids, query=query_text, level=level)
+        changed = change(s, get_project(s, project), *args, asset_ids=ids, query=query_text, level=level,
+                         actor=cli_actor())
     what = "object(s)" if objects else "image(s)"
     emit({"changed": changed, "level": level}, as_json, f"{verb}: {changed} change(s) on {what}")
 

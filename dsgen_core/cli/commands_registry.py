@@ -10,13 +10,13 @@ import click
 import orjson
 
 from dsgen_core.cli.common import cli_actor, emit, json_option, open_registry, project_option
-from dsgen_core.formats.coco.exporter import build_coco, write_coco
 from dsgen_core.errors import DsgenError
+from dsgen_core.formats.coco.exporter import build_coco, write_coco
 from dsgen_core.formats.coco.importer import import_coco, local_sources_dir
 from dsgen_core.formats.report import ImportRefused
-from dsgen_core.registry.ingest import ON_CONFLICT
 from dsgen_core.formats.version_export import export_version_coco, export_version_yolo
 from dsgen_core.query import compile_query
+from dsgen_core.registry.ingest import ON_CONFLICT
 from dsgen_core.registry.projects import ensure_project, get_project
 from dsgen_core.registry.stats import registry_stats
 from dsgen_core.storage import open_storage

@@ -11,7 +11,6 @@ import orjson
 from dsgen_core.registry.db import Registry
 
 
-
 def cli_actor() -> str:
     """Who the audit log says wrote what a CLI command wrote: ``cli:<login name>``."""
     try:

@@ -26,16 +26,17 @@ import math
 import time
 import warnings
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import orjson
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-__all__ = ["DemoDataset", "SHAPE_KINDS", "generate_demo_dataset"]
+__all__ = ["SHAPE_KINDS", "DemoDataset", "generate_demo_dataset"]
 
 # Shapes the generator can draw. "circle" is exported as a CVAT mask (uncompressed RLE,
 # iscrowd=1); every other kind is a polygon.
@@ -146,7 +147,7 @@ def _full_area(shape: _Shape) -> float:
         return math.pi * (shape.size / 2.0) ** 2
     pts = _polygon_points(shape)
     s = 0.0
-    for (x0, y0), (x1, y1) in zip(pts, pts[1:] + pts[:1]):
+    for (x0, y0), (x1, y1) in zip(pts, pts[1:] + pts[:1], strict=False):
         s += x0 * y1 - x1 * y0
     return abs(s) / 2.0
 
@@ -235,7 +236,7 @@ def _uncompressed_rle(mask: np.ndarray) -> dict[str, Any]:
     bounds = np.concatenate(([0], change, [flat.size]))
     runs = np.diff(bounds).tolist()
     if flat.size and flat[0] == 1:
-        runs = [0] + runs
+        runs = [0, *runs]
     return {"counts": runs, "size": [int(mask.shape[0]), int(mask.shape[1])]}
 
 
@@ -480,7 +481,7 @@ def generate_demo_dataset(
             raise ValueError(f"unknown add_class {add_class!r}; known shapes: {', '.join(SHAPE_KINDS)}")
         if add_class in kinds:
             raise ValueError(f"add_class {add_class!r} is already one of the classes")
-        kinds = kinds + (add_class,)
+        kinds = (*kinds, add_class)
         weights = np.full(len(kinds), (1 - _NEW_CLASS_SHARE) / (len(kinds) - 1))
         weights[-1] = _NEW_CLASS_SHARE
     else:
@@ -519,7 +520,7 @@ def generate_demo_dataset(
 
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
-    class_counts = {c: 0 for c in kinds}
+    class_counts = dict.fromkeys(kinds, 0)
     n_masks = n_polys = n_occ = n_track_anns = 0
     for image_id, item in enumerate(plan, start=1):
         w, h = item.w, item.h
@@ -606,7 +607,7 @@ def _sample_sequence(
     track_id = first_track_id
     n_tracks = int(rng.integers(2, 5))
     made = 0
-    for attempt in range(60):
+    for _attempt in range(60):
         if made == n_tracks:
             break
         ci = _pick_class(rng, weights)
@@ -638,7 +639,7 @@ def _sample_sequence(
                 break
             geoms.append((shape, geom))
         else:
-            for f, (shape, geom) in zip(range(start, end + 1), geoms):
+            for f, (shape, geom) in zip(range(start, end + 1), geoms, strict=False):
                 placed = scenes[f].add(shape, geom)
                 placed.track_id = track_id
                 # CVAT marks the frames an annotator set as keyframes; the rest are interpolated
@@ -654,7 +655,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--n-images", type=int, default=300)
     ap.add_argument("--image-size", type=int, default=160)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--add-class", default=None, choices=[k for k in SHAPE_KINDS])
+    ap.add_argument("--add-class", default=None, choices=list(SHAPE_KINDS))
     args = ap.parse_args(argv)
     ds = generate_demo_dataset(
         args.out_dir, n_images=args.n_images, image_size=args.image_size, seed=args.seed, add_class=args.add_class

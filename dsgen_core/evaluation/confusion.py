@@ -67,7 +67,7 @@ def _count_image(matrix: np.ndarray, objects: list[dict[str, Any]], crowds: list
     order = np.argsort(-ious[d_idx, g_idx], kind="stable")
     d_used = np.zeros(len(dets), dtype=bool)
     g_used = np.zeros(len(objects), dtype=bool)
-    for d, g in zip(d_idx[order], g_idx[order]):
+    for d, g in zip(d_idx[order], g_idx[order], strict=False):
         if not d_used[d] and not g_used[g]:
             d_used[d] = g_used[g] = True
             matrix[d_cls[d], g_cls[g]] += 1

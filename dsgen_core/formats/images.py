@@ -116,7 +116,7 @@ class ImageSource:
         found = self._by_basename.get(rel.name, [])
         return found[0] if len(found) == 1 else None
 
-    def probe_all(self, file_names: list[str], progress=None) -> list[ImageInfo | ImageProblem]:  # noqa: ANN001
+    def probe_all(self, file_names: list[str], progress=None) -> list[ImageInfo | ImageProblem]:
         def one(name: str) -> ImageInfo | ImageProblem:
             p = self.resolve(name)
             if p is None:

@@ -12,10 +12,10 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections import Counter, defaultdict, namedtuple
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,16 +29,14 @@ from sqlalchemy.orm import Session
 from dsgen_core.errors import DsgenError
 from dsgen_core.formats.coco.exporter import coco_document
 from dsgen_core.registry.bulk import iter_rows
+from dsgen_core.registry.ontology import ontology_names
 from dsgen_core.registry.schema import (
     Asset,
-    DatasetSplit,
     DatasetVersion,
     DatasetVersionAnnotation,
-    DatasetVersionAsset,
     LabelClass,
     Project,
 )
-from dsgen_core.registry.ontology import ontology_names
 from dsgen_core.storage.base import Storage
 from dsgen_core.storage.masks import MaskStore, decode
 from dsgen_core.versions.lifecycle import get_version
@@ -76,7 +74,7 @@ _JSON_COLUMNS = ("polygon", "keypoints", "attributes", "extra")
 _SNAPSHOT_FIELDS = ("asset_id", "label_class_id", "geometry_type", "bbox_x", "bbox_y", "bbox_w", "bbox_h", "polygon",
                     "mask_uri", "keypoints", "num_keypoints", "caption", "area", "iscrowd", "attributes", "extra",
                     "confidence", "external_id")
-SnapshotRow = namedtuple("SnapshotRow", _SNAPSHOT_FIELDS)  # noqa: PYI024 - built positionally, 1M at a time
+SnapshotRow = namedtuple("SnapshotRow", _SNAPSHOT_FIELDS)
 # What each YOLO task reads: fewer columns (above all fewer JSON ones to parse) is most of its speed.
 _YOLO_FIELDS = {
     "detect": ("asset_id", "label_class_id", "bbox_x", "bbox_y", "bbox_w", "bbox_h", "iscrowd", "cvat_mask"),
@@ -88,7 +86,7 @@ _YOLO_FIELDS = {
 def _snapshot(session: Session, v: DatasetVersion, fields: tuple[str, ...] = _SNAPSHOT_FIELDS) -> dict[int, list[Any]]:
     """The version's annotations by asset, as plain rows: ORM objects cost ~50 us each, too much at 1M."""
     t = DatasetVersionAnnotation.__table__
-    row_type = SnapshotRow if fields == _SNAPSHOT_FIELDS else namedtuple("Row", fields)  # noqa: PYI024
+    row_type = SnapshotRow if fields == _SNAPSHOT_FIELDS else namedtuple("Row", fields)
     cols = [cvat_mask_flag(t.c.attributes) if f == "cvat_mask" else cast(t.c[f], Text) if f in _JSON_COLUMNS else t.c[f]
             for f in fields]
     json_at = [i for i, f in enumerate(fields) if f in _JSON_COLUMNS]
@@ -222,10 +220,10 @@ def _polygon_of(a: Any, masks: MaskStore) -> list[float] | None:
         return None
     if len(parts) == 1:
         return parts[0]
-    from dsgen_core.inference.ultralytics_env import import_ultralytics  # noqa: PLC0415 - offline before importing
+    from dsgen_core.inference.ultralytics_env import import_ultralytics
 
     import_ultralytics()
-    from ultralytics.data.converter import merge_multi_segment  # noqa: PLC0415
+    from ultralytics.data.converter import merge_multi_segment
 
     return np.concatenate(merge_multi_segment(parts), axis=0).reshape(-1).tolist()
 

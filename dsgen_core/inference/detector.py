@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dsgen_core.errors import DsgenError
-from dsgen_core.inference.ultralytics_env import import_ultralytics
 from dsgen_core.inference.detections import Detections
 from dsgen_core.inference.postprocess import postprocess
 from dsgen_core.inference.preprocess import LetterboxParams, letterbox, load_image
+from dsgen_core.inference.ultralytics_env import import_ultralytics
 
 if TYPE_CHECKING:
     import torch

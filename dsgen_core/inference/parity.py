@@ -37,7 +37,7 @@ def compare_detections(a: list[Detections], b: list[Detections], *, box_tol: flo
     if len(a) != len(b):
         problems.append(f"{len(a)} images against {len(b)}")
     max_box = max_score = 0.0
-    for i, (da, db) in enumerate(zip(a, b)):
+    for i, (da, db) in enumerate(zip(a, b, strict=False)):
         image = labels[i] if labels is not None else f"image {i}"
         pairs, lonely_a, lonely_b = _match(da, db)
         for ia, ib in pairs:

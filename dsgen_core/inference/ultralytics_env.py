@@ -52,8 +52,8 @@ FONTS = ("Arial.ttf", "Arial.Unicode.ttf")
 def provide_fonts() -> None:
     """Ultralytics checks for Arial.ttf whenever it reads a dataset and fetches it from GitHub when
     missing; give it matplotlib's bundled DejaVu Sans under those names so nothing is fetched."""
-    from matplotlib import get_data_path  # noqa: PLC0415
-    from ultralytics.utils import USER_CONFIG_DIR  # noqa: PLC0415
+    from matplotlib import get_data_path
+    from ultralytics.utils import USER_CONFIG_DIR
 
     dejavu = Path(get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
     for name in FONTS:

@@ -71,7 +71,7 @@ def _top_items(items: Sequence[tuple[str, float]], top: int) -> list[tuple[str, 
     if len(items) <= top:
         return list(items)
     rest = sum(v for _, v in items[top - 1 :])
-    return list(items[: top - 1]) + [(f"{OTHERS} ({len(items) - top + 1})", rest)]
+    return [*list(items[:top - 1]), (f"{OTHERS} ({len(items) - top + 1})", rest)]
 
 
 def _empty(ax: Axes, title: str, message: str = "no data") -> None:
@@ -111,7 +111,7 @@ def _hbar(
     top = max(values)
     ax.set_xlim(0, top * 1.22)
     size = 8 if len(items) <= 20 else 7
-    for y, v, note in zip(ys, values, notes or [""] * len(items)):
+    for y, v, note in zip(ys, values, notes or [""] * len(items), strict=False):
         ax.text(v + top * 0.01, y, _fmt_count(v) + (f" {note}" if note else ""), va="center", fontsize=size, color="#333333")
     ax.tick_params(axis="y", labelsize=size + (1 if len(items) <= 12 else 0), length=0)
 
@@ -132,7 +132,7 @@ def _vbar(ax: Axes, labels: Sequence[str], values: Sequence[float], title: str, 
     top = max(values)
     ax.set_ylim(0, top * 1.15)
     if len(values) <= 16:
-        for x, v in zip(xs, values):
+        for x, v in zip(xs, values, strict=False):
             if v:
                 ax.text(x, v + top * 0.01, _fmt_count(v), ha="center", va="bottom", fontsize=7, color="#333333")
 
@@ -265,7 +265,7 @@ def _count_bins(hist: Mapping[int, int], max_bars: int) -> tuple[list[str], list
     edges = edges[:max_bars]
     labels: list[str] = []
     values: list[int] = []
-    for lo, hi in zip(edges, [*edges[1:], None]):
+    for lo, hi in zip(edges, [*edges[1:], None], strict=False):
         if hi is None:
             labels.append(f"≥{lo}")
             values.append(sum(c for k, c in hist.items() if k >= lo))
@@ -282,7 +282,7 @@ def _panel_attributes(ax: Axes, data: Mapping[str, Any], top: int) -> None:
         _empty(ax, "Object attributes", "no categorical attributes")
         return
     keys = keys[:top]
-    for y, (k, e) in enumerate(keys):
+    for y, (_key, e) in enumerate(keys):
         left = 0.0
         total = sum(e["values"].values())
         for i, (v, n) in enumerate(e["values"].items()):
@@ -348,10 +348,10 @@ def _panel_sources(ax: Axes, data: Mapping[str, Any], top: int) -> None:
     ys = range(len(by_class))
     ax.barh(ys, human, color=SOURCE_COLORS["human"], height=0.72, label=f"human ({_fmt_count(data['human'])})")
     ax.barh(ys, model, left=human, color=SOURCE_COLORS["model"], height=0.72, label=f"model ({_fmt_count(data['model'])})")
-    total = [a + b for a, b in zip(human, model)]
+    total = [a + b for a, b in zip(human, model, strict=False)]
     peak = max(total) or 1
     ax.set_xlim(0, peak * 1.18)
-    for y, n, m in zip(ys, total, model):
+    for y, n, m in zip(ys, total, model, strict=False):
         ax.text(n + peak * 0.01, y, f"{_fmt_count(n)}" + (f" ({m / n:.0%} model)" if m and n else ""), va="center", fontsize=7, color="#333333")
     ax.set_yticks(list(ys), names)
     ax.invert_yaxis()
@@ -376,7 +376,7 @@ def _panel_duplicates(ax: Axes, data: Mapping[str, Any], top: int) -> None:
 
 def _panel_confidence(ax: Axes, data: Mapping[str, Any], top: int) -> None:
     hist = data["histogram"]
-    labels = [f"{a:.1f}–{b:.1f}" for a, b in zip([0.0, *hist["edges"]], [*hist["edges"], 1.0])]
+    labels = [f"{a:.1f}–{b:.1f}" for a, b in zip([0.0, *hist["edges"]], [*hist["edges"], 1.0], strict=False)]
     mean = data["mean"]
     title = "Model confidence" + (f" (mean {mean:.2f}, {_fmt_count(data['model_objects'])} objects)" if mean is not None else "")
     if not any(hist["counts"]):
@@ -468,7 +468,7 @@ def _fig_metadata_values(insights: Mapping[str, Any], top: int) -> Figure:
     n = max(min(len(e["values"]) + 1, per_key) for _, e in keys)
     fig = _figure(8 * cols, _bars_height(n) * rows)
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    for ax, (key, entry) in zip(axes, keys):
+    for ax, (key, entry) in zip(axes, keys, strict=False):
         _metadata_key_panel(ax, key, entry, per_key)
     for ax in axes[len(keys) :]:
         ax.set_visible(False)
@@ -500,9 +500,9 @@ def _fig_bbox_size(insights: Mapping[str, Any], top: int) -> Figure:
     left = [0.0] * len(by_class)
     for bucket, color in COCO_COLORS.items():
         totals = [max(1, sum(v.values())) for _, v in by_class]
-        shares = [v[bucket] / t for (_, v), t in zip(by_class, totals)]
+        shares = [v[bucket] / t for (_, v), t in zip(by_class, totals, strict=False)]
         ax.barh(ys, shares, left=left, color=color, height=0.72, label=bucket)
-        left = [a + b for a, b in zip(left, shares)]
+        left = [a + b for a, b in zip(left, shares, strict=False)]
     ax.set_yticks(list(ys), [f"{_truncate(k, 22)} ({_fmt_count(sum(v.values()))})" for k, v in by_class])
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
@@ -571,7 +571,7 @@ def overview_figure(insights: Mapping[str, Any], *, top: int = 15, title: str = 
     rows = max(1, (len(names) + cols - 1) // cols)
     fig = _figure(6.4 * cols, 5.2 * rows + 0.5)
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    for ax, name in zip(axes, names):
+    for ax, name in zip(axes, names, strict=False):
         PANELS[name](ax, insights[name], top)
     for ax in axes[len(names) :]:
         ax.set_visible(False)

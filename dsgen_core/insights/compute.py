@@ -18,13 +18,29 @@ Histograms share one shape: ``{"edges": [...], "counts": [...], "labels": [...]}
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Float, Select, String, and_, case, cast, func, literal, literal_column, or_, select, true, type_coerce
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Select,
+    String,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    true,
+    type_coerce,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
@@ -37,7 +53,7 @@ from dsgen_core.registry.schema import (
     AssetMetadata,
     AssetTag,
     LabelClass,
-    OntologyVersion,
+    Project,
 )
 
 INSIGHTS: tuple[str, ...] = (
@@ -146,7 +162,7 @@ def _bin(value: ColumnElement[Any], edges: Sequence[float], *, offset: int = 0, 
 
 def _labels(edges: Sequence[float], fmt: Callable[[float], str]) -> list[str]:
     parts = [fmt(e) for e in edges]
-    return [f"<{parts[0]}"] + [f"{a}–{b}" for a, b in zip(parts, parts[1:])] + [f"≥{parts[-1]}"]
+    return [f"<{parts[0]}"] + [f"{a}–{b}" for a, b in itertools.pairwise(parts)] + [f"≥{parts[-1]}"]
 
 
 def _hist(edges: Sequence[float], counts: Sequence[int], fmt: Callable[[float], str]) -> dict[str, Any]:
@@ -386,7 +402,7 @@ def _object_scan(scope: _Scope) -> list[tuple[int | None, int | None, int | None
         case((c.src == "model", 1), else_=0),
     )
     key: ColumnElement[Any] = literal(0)
-    for code, radix in zip(codes, _OBJECT_RADICES):
+    for code, radix in zip(codes, _OBJECT_RADICES, strict=False):
         key = key * radix + code
     key = key + (func.coalesce(c.cls, -1) + 1) * _PER_CLASS
     conf = c.conf
@@ -733,7 +749,7 @@ def parse_which(which: Iterable[str] | str | None) -> list[str]:
 
 def compute_insights(
     session: Session,
-    project_id: int,
+    project: Project,
     query: str = "",
     which: Iterable[str] | None = None,
     *,
@@ -746,8 +762,8 @@ def compute_insights(
     ``project_id``, ``query``, ``images`` and ``objects`` (objects of the images in scope).
     """
     names = parse_which(which)
-    scope = _Scope(session, project_id, query)
-    out: dict[str, Any] = {"project_id": project_id, "query": query, "images": scope.images()}
+    scope = _Scope(session, project.id, query)
+    out: dict[str, Any] = {"project_id": project.id, "query": query, "images": scope.images()}
     for name in names:
         out[name] = _COMPUTE[name](scope, top)
     if "objects" not in scope.cache:

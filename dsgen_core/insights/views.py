@@ -22,7 +22,7 @@ from dsgen_core.insights.charts import render_charts
 from dsgen_core.insights.compute import TOP_N, compute_insights, parse_which
 from dsgen_core.query import compile_query
 from dsgen_core.registry.changes import audit, record_change
-from dsgen_core.registry.schema import InsightView, utcnow
+from dsgen_core.registry.schema import InsightView, Project, utcnow
 
 NAME_MAX = 255
 
@@ -70,19 +70,21 @@ def _validate(name: str, query: str, charts: list[str] | None, visualization: di
 
 def save_view(
     session: Session,
-    project_id: int,
+    project: Project,
     name: str,
     *,
     query: str = "",
     charts: list[str] | None = None,
     visualization: dict[str, Any] | None = None,
     saved_by: str | None = None,
+    actor: str | None = None,
 ) -> InsightView:
     """Create the view ``name`` or replace its query, charts and visualization config.
 
     ``charts`` are insight names (empty: all); ``visualization`` is free JSON for front ends, of
     which :func:`render_charts` reads ``top``, ``overview_top``, ``dpi`` and ``title``.
     """
+    project_id = project.id
     _validate(name, query, charts, visualization, project_id)
     chart_names = parse_which(charts) if charts else []
     view = session.scalar(select(InsightView).where(InsightView.project_id == project_id, InsightView.name == name))
@@ -97,25 +99,26 @@ def save_view(
     view.updated_at = utcnow()
     session.flush()
     detail = {"name": name, "query": query, "charts": chart_names, "created": created}
-    audit(session, "insight_view.save", project_id=project_id, entity_type="insight_view", entity_ids=[view.id], detail=detail, actor=saved_by)
+    audit(session, "insight_view.save", project_id=project_id, entity_type="insight_view", entity_ids=[view.id], detail=detail, actor=actor or saved_by)
     record_change(session, project_id=project_id, entity="insight_views", op="create" if created else "update", entity_id=view.id)
     return view
 
 
-def list_views(session: Session, project_id: int) -> list[InsightView]:
-    return list(session.scalars(select(InsightView).where(InsightView.project_id == project_id).order_by(InsightView.name)))
+def list_views(session: Session, project: Project) -> list[InsightView]:
+    return list(session.scalars(select(InsightView).where(InsightView.project_id == project.id).order_by(InsightView.name)))
 
 
-def get_view(session: Session, project_id: int, name: str) -> InsightView:
-    view = session.scalar(select(InsightView).where(InsightView.project_id == project_id, InsightView.name == name))
+def get_view(session: Session, project: Project, name: str) -> InsightView:
+    view = session.scalar(select(InsightView).where(InsightView.project_id == project.id, InsightView.name == name))
     if view is None:
-        known = ", ".join(v.name for v in list_views(session, project_id)) or "none"
+        known = ", ".join(v.name for v in list_views(session, project)) or "none"
         raise NotFound(f"no insight view named {name!r} (saved views: {known})")
     return view
 
 
-def delete_view(session: Session, project_id: int, name: str, *, actor: str | None = None) -> None:
-    view = get_view(session, project_id, name)
+def delete_view(session: Session, project: Project, name: str, *, actor: str | None = None) -> None:
+    project_id = project.id
+    view = get_view(session, project, name)
     view_id = view.id
     session.delete(view)
     session.flush()
@@ -130,11 +133,11 @@ def safe_name(name: str) -> str:
     return safe if safe == name else f"{safe}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
 
 
-def render_view(session: Session, project_id: int, name: str, out_dir: Path) -> RenderedView:
+def render_view(session: Session, project: Project, name: str, out_dir: Path) -> RenderedView:
     """Compute a saved view's insights on the registry as it is now and draw them into ``out_dir``."""
-    view = get_view(session, project_id, name)
+    view = get_view(session, project, name)
     config = dict(view.visualization or {})
-    insights = compute_insights(session, project_id, view.query, view.charts or None, top=int(config.get("top", TOP_N)))
+    insights = compute_insights(session, project, view.query, view.charts or None, top=int(config.get("top", TOP_N)))
     insights["view"] = view.name
     charts = render_charts(insights, out_dir, config={"title": f"Insight view “{view.name}”", **config})
     return RenderedView(view=view_to_dict(view), insights=insights, charts=charts)

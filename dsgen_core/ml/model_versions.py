@@ -11,7 +11,7 @@ import hashlib
 import os
 import re
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,7 @@ def create_model_version(
         framework_version=_ultralytics_version(), status="running", training_config=training_config,
         parent_model_version_id=parent.id if parent else None,
         init_from_artifact_id=init_artifact.id if init_artifact else None,
-        incremental_info=incremental_info, dagster_run_id=dagster_run_id, started_at=datetime.now(timezone.utc),
+        incremental_info=incremental_info, dagster_run_id=dagster_run_id, started_at=datetime.now(UTC),
     )
     session.add(mv)
     session.flush()
@@ -164,7 +164,7 @@ def fetch_artifact(storage: Storage, a: ModelArtifact, dest_dir: Path) -> Path:
 def finish(session: Session, mv: ModelVersion, status: str, *, metrics: dict[str, Any] | None = None,
            error: str | None = None) -> None:
     mv.status = status
-    mv.finished_at = datetime.now(timezone.utc)
+    mv.finished_at = datetime.now(UTC)
     mv.error = error
     if metrics is not None:
         mv.metrics = metrics
@@ -215,7 +215,7 @@ def model_version_summary(session: Session, mv: ModelVersion) -> ModelVersionSum
 
 
 def _ultralytics_version() -> str:
-    from importlib.metadata import version  # noqa: PLC0415
+    from importlib.metadata import version
 
     return version("ultralytics")
 

@@ -26,16 +26,16 @@ from typing import Any
 
 from dsgen_core.errors import DsgenError
 from dsgen_core.formats.version_export import export_version_yolo
-from dsgen_core.versions.members import class_order, version_members
-from dsgen_core.registry.db import Registry
-from dsgen_core.registry.schema import DatasetVersion, ModelVersion, Project
-from dsgen_core.registry.projects import get_project
-from dsgen_core.storage.base import Storage
+from dsgen_core.inference.ultralytics_env import import_ultralytics, provide_fonts, ultralytics_output_to_stderr
 from dsgen_core.ml import model_versions as mvs
 from dsgen_core.ml.charts import draw_training_curves
-from dsgen_core.inference.ultralytics_env import import_ultralytics, provide_fonts, ultralytics_output_to_stderr
 from dsgen_core.ml.recipes import Recipe
+from dsgen_core.registry.db import Registry
+from dsgen_core.registry.projects import get_project
+from dsgen_core.registry.schema import DatasetVersion, ModelVersion, Project
+from dsgen_core.storage.base import Storage
 from dsgen_core.versions.lifecycle import get_version
+from dsgen_core.versions.members import class_order, version_members
 
 EpochCallback = Callable[[int, int, dict[str, float | None]], None]  # (epoch, epochs, metrics)
 
@@ -137,7 +137,7 @@ def _train(registry: Registry, project: str, version_tag: str, recipe: Recipe, s
             result.artifacts = [{"role": a.role, "format": a.format, "uri": a.storage_uri, "sha256": a.sha256,
                                  "size_bytes": a.size_bytes} for a in arts]
         result.status = "succeeded"
-    except BaseException as e:  # noqa: BLE001 - Ctrl-C and Dagster's termination end the version as cancelled
+    except BaseException as e:
         cancelled = isinstance(e, KeyboardInterrupt) or type(e).__name__ == "DagsterExecutionInterruptedError"
         result.status = "cancelled" if cancelled else "failed"
         message = f"{type(e).__name__}: {e}"
@@ -156,7 +156,7 @@ def _prepare_data(session: Any, project: Project, version: DatasetVersion, recip
     """The version's YOLO export, plus the parent's rehearsal images when training incrementally."""
     out = work / "data"
     export = export_version_yolo(session, project, version.version_tag, out, storage=storage, task=recipe.task)
-    import yaml  # noqa: PLC0415
+    import yaml
 
     spec = yaml.safe_load((out / "data.yaml").read_text())
     classes = [c.key for c in class_order(session, version)]

@@ -48,7 +48,7 @@ from sqlalchemy import Select, func
 from sqlalchemy.orm import Session
 
 from dsgen_core.query.compiler import Level, compile_query
-from dsgen_core.query.parser import And, Node, Not, Or, Predicate, QueryError, parse
+from dsgen_core.query.parser import ALIASES, BUILTIN_FIELDS, NUMBER_RE, And, Node, Not, Or, Predicate, QueryError, parse
 
 __all__ = [
     "And",
@@ -60,9 +60,23 @@ __all__ = [
     "QueryError",
     "compile_query",
     "count_query",
+    "is_builtin_field",
+    "is_numeric_text",
     "parse",
     "run_query",
 ]
+
+
+def is_builtin_field(key: str) -> bool:
+    """``key`` means something to the query language itself (a field, an alias, an ``attr.``/``meta.``
+    prefix), so metadata stored under it could not be queried as ``key:value``."""
+    lowered = key.lower()
+    return lowered in BUILTIN_FIELDS or lowered in ALIASES or lowered.startswith(("attr.", "meta."))
+
+
+def is_numeric_text(text: str) -> bool:
+    """The query language reads ``text`` as a number (so ``key>3`` compares it numerically)."""
+    return NUMBER_RE.fullmatch(text) is not None
 
 
 def run_query(

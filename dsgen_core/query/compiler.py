@@ -60,7 +60,6 @@ from dsgen_core.registry.schema import (
     DatasetVersionAsset,
     LabelClass,
     ModelVersion,
-    OntologyVersion,
     Track,
 )
 

@@ -9,7 +9,7 @@ them before the rows exist.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 def now_value(conn: Connection) -> Any:
     """A timestamp as the dialect stores it (SQLAlchemy keeps SQLite datetimes as ISO text)."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     if conn.dialect.name == "sqlite":
         return now.strftime("%Y-%m-%d %H:%M:%S.%f")
     return now

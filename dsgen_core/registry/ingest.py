@@ -479,7 +479,7 @@ class _Ingest:
         self.tracked[key].append((ann_id, asset_id, bool(keyframe) if keyframe is not None else None, name))
         self.track_class.setdefault(key, lcid)
 
-    def _merge(self, o: ObjectRecord, lcid: int | None, old: Any) -> tuple[Any, ...] | None | bool:
+    def _merge(self, o: ObjectRecord, lcid: int | None, old: Any) -> tuple[Any, ...] | bool | None:
         """The merged row of an existing object: False when nothing changes, None when refused.
 
         A field either file *gave* is merged (the other's absence is no contradiction); fields only

@@ -26,10 +26,18 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from dsgen_core.errors import DsgenError, NotFound
-from dsgen_core.query import Level, compile_query
-from dsgen_core.query.parser import ALIASES, BUILTIN_FIELDS, NUMBER_RE
+from dsgen_core.query import Level, compile_query, is_builtin_field, is_numeric_text
 from dsgen_core.registry.changes import audit, record_change
-from dsgen_core.registry.schema import AnnotationMetadata, AnnotationTag, AssetMetadata, AssetTag, Base, Json, utcnow
+from dsgen_core.registry.schema import (
+    AnnotationMetadata,
+    AnnotationTag,
+    AssetMetadata,
+    AssetTag,
+    Base,
+    Json,
+    Project,
+    utcnow,
+)
 
 MAX_LENGTH = 255
 # Bound parameters per statement stay far below SQLite's and PostgreSQL's limits.
@@ -75,8 +83,7 @@ def validate_key(key: str) -> str:
             f"metadata key {key!r} cannot be queried: it must not contain whitespace, quotes, "
             "parentheses or any of : < > = !, nor start with '-'"
         )
-    lowered = key.lower()
-    if lowered in BUILTIN_FIELDS or lowered in ALIASES or lowered.startswith(("attr.", "meta.")):
+    if is_builtin_field(key):
         raise DsgenError(f"metadata key {key!r} is a builtin query field (or prefix); choose another name")
     if len(key) > MAX_LENGTH:
         raise DsgenError(f"metadata key is longer than {MAX_LENGTH} characters")
@@ -106,7 +113,7 @@ def encode_value(value: Any) -> tuple[str, float | None, dict[str, Any]]:
         if value == "":
             raise DsgenError("empty metadata value; use unset to remove a key")
         # A numeric string still compares numerically (key>3), whatever type the caller used.
-        number = float(value) if NUMBER_RE.fullmatch(value) else None
+        number = float(value) if is_numeric_text(value) else None
         return value, (number if number is not None and math.isfinite(number) else None), {"v": value}
     try:
         text = json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
@@ -190,7 +197,7 @@ def _tag_list(tags: Sequence[str] | str) -> list[str]:
 
 def add_tags(
     session: Session,
-    project_id: int,
+    project: Project,
     tags: Sequence[str] | str,
     *,
     asset_ids: Iterable[int] | None = None,
@@ -201,6 +208,7 @@ def add_tags(
     """Tag the images (``level="image"``) or objects (``"object"``; ``asset_ids`` are then
     annotation ids) given by ids or by a query. Returns the number of tags newly added."""
     tag_list = _tag_list(tags)
+    project_id = project.id
     sources, ids = _targets(session, project_id, asset_ids=asset_ids, query=query, level=level)
     table, fk = _TAGS[level]
     now = literal(utcnow(), DateTime(timezone=True))
@@ -219,7 +227,7 @@ def add_tags(
 
 def remove_tags(
     session: Session,
-    project_id: int,
+    project: Project,
     tags: Sequence[str] | str,
     *,
     asset_ids: Iterable[int] | None = None,
@@ -229,6 +237,7 @@ def remove_tags(
 ) -> int:
     """Remove tags from images or objects; returns the number of tags removed."""
     tag_list = _tag_list(tags)
+    project_id = project.id
     sources, ids = _targets(session, project_id, asset_ids=asset_ids, query=query, level=level)
     table, fk = _TAGS[level]
     changed = 0
@@ -256,7 +265,7 @@ def get_object_tags(session: Session, annotation_id: int) -> list[str]:
 
 def set_metadata(
     session: Session,
-    project_id: int,
+    project: Project,
     key: str,
     value: Any,
     *,
@@ -269,6 +278,7 @@ def set_metadata(
     (a row that already holds the value is not counted)."""
     key = validate_key(key)
     text, number, doc = encode_value(value)
+    project_id = project.id
     sources, ids = _targets(session, project_id, asset_ids=asset_ids, query=query, level=level)
     table, fk = _META[level]
     columns = [fk, "key", "value_text", "value_num", "value", "updated_at"]
@@ -302,7 +312,7 @@ def set_metadata(
 
 def unset_metadata(
     session: Session,
-    project_id: int,
+    project: Project,
     key: str,
     *,
     asset_ids: Iterable[int] | None = None,
@@ -313,6 +323,7 @@ def unset_metadata(
     """Remove ``key`` from images or objects; returns how many rows were removed."""
     if not key:
         raise DsgenError("empty metadata key")
+    project_id = project.id
     sources, ids = _targets(session, project_id, asset_ids=asset_ids, query=query, level=level)
     table, fk = _META[level]
     changed = 0

@@ -100,7 +100,7 @@ class LocalStorage:
 
 def open_storage(root: str) -> Storage:
     if root.startswith("s3://"):
-        from dsgen_core.storage.s3 import S3Storage  # noqa: PLC0415 - boto3 only when asked for
+        from dsgen_core.storage.s3 import S3Storage
 
         return S3Storage(root)
     return LocalStorage(root)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -95,7 +95,7 @@ def request_freeze(session: Session, project: Project, tag: str, *, actor: str |
     v = get_version(session, project, tag)
     if v.is_frozen:
         return v
-    v.freeze_requested_at = datetime.now(timezone.utc)
+    v.freeze_requested_at = datetime.now(UTC)
     session.flush()
     record_change(session, project_id=project.id, entity="dataset_versions", op="freeze_requested", entity_id=v.id,
                   detail={"tag": tag})
@@ -185,7 +185,7 @@ def freeze_version(
     v.content_hash = content_hash
     v.is_frozen = True
     v.status = "frozen"
-    v.frozen_at = datetime.now(timezone.utc)
+    v.frozen_at = datetime.now(UTC)
     session.flush()
     audit(session, "version.freeze", project_id=project_id, entity_type="dataset_version", entity_ids=[v.id],
           detail={"tag": tag, "content_hash": content_hash, "splits": splits}, actor=actor)

@@ -39,7 +39,7 @@ def split_leaks(session: Session, v: DatasetVersion) -> dict[str, list[str]]:
     content = func.coalesce(Asset.sha256, "name:" + Asset.file_name)
     snap = DatasetVersionAnnotation
 
-    def leaking(key, *joins) -> list[str]:  # noqa: ANN001 - a column expression
+    def leaking(key, *joins) -> list[str]:
         stmt = select(key).select_from(member)
         for target, on in joins:
             stmt = stmt.join(target, on)

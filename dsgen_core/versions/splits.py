@@ -122,10 +122,8 @@ def assign_splits(
             target, target_total = placed + size, placed_total + size
 
             # Furthest below its share, in this stratum and overall, wins; so small strata fill global gaps.
-            def deficit(n: str) -> tuple[float, float, int]:
-                return (ratios[n] * target - count[n] + ratios[n] * target_total - total[n], ratios[n], -names.index(n))
-
-            best = max(names, key=deficit)
+            best = max(names, key=lambda n, t=target, c=count, tt=target_total: (
+                ratios[n] * t - c[n] + ratios[n] * tt - total[n], ratios[n], -names.index(n)))
             count[best] += size
             total[best] += size
             placed, placed_total = target, target_total

@@ -37,7 +37,7 @@ def charts_markdown(charts: dict[str, Path]) -> str:
 def insights(context: dg.AssetExecutionContext, registry: RegistryResource) -> dg.MaterializeResult:
     tag = context.partition_key
     with registry.session() as s:
-        data = compute_insights(s, registry.get_project(s).id, query=f'version:"{tag}"')
+        data = compute_insights(s, registry.get_project(s), query=f'version:"{tag}"')
     out_dir = registry.settings.insights_dir(registry.project, tag)
     charts = render_charts(data, out_dir)
     classes = data["class_distribution"]["classes"]

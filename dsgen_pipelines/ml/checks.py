@@ -9,14 +9,14 @@ import dagster as dg
 from dsgen_core.evaluation.model_eval import own_test_evaluation, worse_than_parent
 from dsgen_core.ml import model_versions as mvs
 from dsgen_core.ml.onnx_artifacts import onnx_parity
-from dsgen_pipelines.ml.assets import partition_model_version, evaluation, onnx_artifact
+from dsgen_pipelines.ml.assets import evaluation, onnx_artifact, partition_model_version
 from dsgen_pipelines.partitions import model_partitions
 from dsgen_pipelines.resources import RegistryResource, StorageResource
 
 PARITY_IMAGES = 8
 
 
-def _partitioned(fn):  # noqa: ANN001, ANN202 - decorator factory
+def _partitioned(fn):
     # Partitioned checks are a preview feature in 1.13; each model partition gets its own results.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.PreviewWarning)

@@ -15,8 +15,7 @@ from dsgen_core.registry.changes import changes_since
 from dsgen_core.registry.stats import registry_stats
 from dsgen_pipelines.partitions import dataset_versions
 from dsgen_pipelines.registry.assets import registry_tables, table_metadata
-from dsgen_pipelines.resources import RegistryResource
-from dsgen_pipelines.resources import DAGSTER_ACTOR
+from dsgen_pipelines.resources import DAGSTER_ACTOR, RegistryResource
 from dsgen_pipelines.versions.assets import freeze_version_job
 
 BATCH = 1000

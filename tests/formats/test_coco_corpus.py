@@ -14,13 +14,13 @@ from pycocotools.coco import COCO
 from sqlalchemy import func, select
 
 from dsgen_core.formats.coco.exporter import build_coco
-from support import import_file
 from dsgen_core.formats.report import ImportRefused
 from dsgen_core.registry.db import Registry
-from dsgen_core.registry.schema import Annotation, Asset, ImportBatch, Track, TrackMember
 from dsgen_core.registry.projects import get_project
+from dsgen_core.registry.schema import Annotation, Asset, ImportBatch, Track, TrackMember
 from dsgen_core.storage import LocalStorage
 from dsgen_core.storage.masks import MaskStore
+from support import import_file
 
 DM = "datumaro/tests/assets/coco_dataset"
 

@@ -11,16 +11,14 @@ import pytest
 import yaml
 from pycocotools.coco import COCO
 
-from support import tree_digest
-
 from dsgen_core.demo.synth import generate_demo_dataset
 from dsgen_core.errors import DsgenError
-from support import import_file
 from dsgen_core.formats.version_export import export_version_coco, export_version_yolo
 from dsgen_core.registry.db import Registry
 from dsgen_core.registry.projects import get_project
 from dsgen_core.storage import LocalStorage
 from dsgen_core.versions.lifecycle import create_version, freeze_version, get_version, version_summary
+from support import import_file, tree_digest
 
 
 @pytest.fixture(scope="module")

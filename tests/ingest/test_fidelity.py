@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
-from conftest import CocoWriter, png_bytes
 from PIL import Image
 from sqlalchemy import func, select
 
+from conftest import CocoWriter, png_bytes
 from dsgen_core.registry.db import Registry
 from dsgen_core.registry.schema import Annotation, Asset, LabelClass
 

@@ -24,8 +24,16 @@ from datetime import datetime, timezone
 import pytest
 
 from dsgen_core.registry.db import Registry
-from dsgen_core.registry.schema import OntologyVersionClass, Annotation, AnnotationTag, Asset, AssetMetadata, AssetTag, LabelClass
 from dsgen_core.registry.projects import ensure_project
+from dsgen_core.registry.schema import (
+    Annotation,
+    AnnotationTag,
+    Asset,
+    AssetMetadata,
+    AssetTag,
+    LabelClass,
+    OntologyVersionClass,
+)
 
 PROJECT = "shop"
 

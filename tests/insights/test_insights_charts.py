@@ -11,6 +11,7 @@ from dsgen_core.insights.charts import DPI, render_charts
 from dsgen_core.insights.compute import INSIGHTS, compute_insights
 from dsgen_core.registry.db import Registry
 from dsgen_core.registry.projects import ensure_project
+from dsgen_core.registry.schema import Project
 
 from .conftest import Sample
 
@@ -33,7 +34,7 @@ def _assert_png(path: Path, min_width: int = 600, min_height: int = 250, min_byt
 @sqlite_only
 def test_every_insight_has_a_chart_and_an_overview(registry: Registry, sample: Sample, tmp_path: Path) -> None:
     with registry.session() as s:
-        insights = compute_insights(s, sample.project_id)
+        insights = compute_insights(s, s.get(Project, sample.project_id))
     paths = render_charts(insights, tmp_path / "charts")
     assert set(paths) == {*INSIGHTS, "overview"}
     for name, path in paths.items():
@@ -47,9 +48,9 @@ def test_every_insight_has_a_chart_and_an_overview(registry: Registry, sample: S
 @sqlite_only
 def test_selected_insights_config_and_empty_project(registry: Registry, sample: Sample, tmp_path: Path) -> None:
     with registry.session() as s:
-        some = compute_insights(s, sample.project_id, "tag:night", ["class_distribution", "confidence"])
+        some = compute_insights(s, s.get(Project, sample.project_id), "tag:night", ["class_distribution", "confidence"])
         empty_id = ensure_project(s, "empty").id
-        empty = compute_insights(s, empty_id)
+        empty = compute_insights(s, s.get(Project, empty_id))
     paths = render_charts(some, tmp_path / "some", config={"dpi": 60, "top": 5, "title": "Night"})
     assert set(paths) == {"class_distribution", "confidence", "overview"}
     small = _assert_png(paths["confidence"], min_width=300, min_height=150, min_bytes=3_000)

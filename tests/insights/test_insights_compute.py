@@ -8,13 +8,14 @@ import pytest
 from dsgen_core.errors import DsgenError
 from dsgen_core.insights.compute import INSIGHTS, compute_insights, parse_which
 from dsgen_core.registry.db import Registry
+from dsgen_core.registry.schema import Project
 
 from .conftest import Sample
 
 
 def _compute(registry: Registry, sample: Sample, query: str = "", which: list[str] | None = None) -> dict:
     with registry.session() as s:
-        return compute_insights(s, sample.project_id, query, which)
+        return compute_insights(s, s.get(Project, sample.project_id), query, which)
 
 
 def _nonzero(hist: dict) -> dict[str, int]:
@@ -166,15 +167,15 @@ def test_uncommitted_changes_are_seen(registry: Registry, sample: Sample) -> Non
 
     with registry.session() as s:
         s.add(Annotation(asset_id=sample.assets["a5"], geometry_type="bbox", bbox_w=5, bbox_h=5, attributes={"occluded": True}))
-        out = compute_insights(s, sample.project_id, "", ["attributes"])
+        out = compute_insights(s, s.get(Project, sample.project_id), "", ["attributes"])
         assert out["attributes"]["keys"]["occluded"]["values"] == {"false": 3, "true": 3}
         s.rollback()
 
 
 def test_gigapixel_image(registry: Registry) -> None:
     """width * height past 2**31 must not overflow PostgreSQL's integer arithmetic."""
-    from dsgen_core.registry.schema import Annotation, Asset
     from dsgen_core.registry.projects import ensure_project
+    from dsgen_core.registry.schema import Annotation, Asset
 
     with registry.session() as s:
         pid = ensure_project(s, "satellite").id
@@ -183,6 +184,6 @@ def test_gigapixel_image(registry: Registry) -> None:
         s.flush()
         s.add(Annotation(asset_id=asset.id, geometry_type="bbox", bbox_w=5_000, bbox_h=5_000))
     with registry.session() as s:
-        out = compute_insights(s, pid, "", ["bbox_size", "resolution"])
+        out = compute_insights(s, s.get(Project, pid), "", ["bbox_size", "resolution"])
     assert _nonzero(out["bbox_size"]["relative"]) == {"0.05–0.1": 1}
     assert _nonzero(out["resolution"]["width"]) == {"≥3840": 1}

@@ -10,10 +10,10 @@ import pytest
 from dagster_aws.s3 import S3Resource
 
 from dsgen_core.demo import DemoDataset, generate_demo_dataset
-from support import import_file
 from dsgen_core.registry.db import Registry
 from dsgen_pipelines.definitions import build_definitions
 from dsgen_pipelines.resources import RegistryResource, StorageResource
+from support import import_file
 
 PROJECT = "default"
 

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from dsgen_core.demo import DemoDataset
 from dsgen_core.registry.db import Registry
-from dsgen_core.registry.schema import Annotation
 from dsgen_core.registry.projects import get_project
+from dsgen_core.registry.schema import Annotation
 from dsgen_core.storage import LocalStorage
 from dsgen_core.versions.lifecycle import create_version, freeze_version, get_version, request_freeze, version_summary
 from dsgen_pipelines.registry.assets import thumbnails

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+
 from support import REPO_ROOT, tree_digest
 
 BIN = Path(sys.executable).parent

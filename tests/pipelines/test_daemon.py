@@ -17,12 +17,12 @@ from typing import TypeVar
 
 import dagster as dg
 import pytest
-from support import REPO_ROOT, PostgresServer
 
 from dsgen_core.demo import DemoDataset
 from dsgen_core.registry.db import Registry
 from dsgen_core.registry.projects import get_project
 from dsgen_core.versions.lifecycle import create_version, get_version, version_summary
+from support import REPO_ROOT, PostgresServer
 
 from .conftest import PROJECT
 

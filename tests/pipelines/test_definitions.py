@@ -12,10 +12,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import yaml
-from support import REPO_ROOT
 
 from dsgen_pipelines.automation import after_checked_upstream
 from dsgen_pipelines.definitions import defs as env_defs
+from support import REPO_ROOT
 
 LOCATION = "dsgen"
 CHECKS = {

@@ -8,16 +8,15 @@ import uuid
 import dagster as dg
 import pytest
 from dagster_aws.s3 import S3Resource
-from support import BUCKET, CREDENTIALS, MotoServer
 
 from dsgen_core.demo import DemoDataset
-from support import import_file
 from dsgen_core.registry.db import Registry
 from dsgen_core.registry.projects import get_project
 from dsgen_core.storage.s3 import S3Storage
 from dsgen_core.versions.lifecycle import create_version
 from dsgen_pipelines.definitions import build_definitions
 from dsgen_pipelines.resources import RegistryResource, StorageResource
+from support import BUCKET, CREDENTIALS, MotoServer, import_file
 
 from .conftest import PROJECT
 

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import JSON
 
 from dsgen_core.registry.db import Registry
+from dsgen_core.registry.projects import ensure_project
 from dsgen_core.registry.schema import (
     Annotation,
     AnnotationMetadata,
@@ -32,7 +33,6 @@ from dsgen_core.registry.schema import (
     OntologyVersionClass,
     Track,
 )
-from dsgen_core.registry.projects import ensure_project
 
 INJECTION_TAG = "x' OR 1=1 --"
 

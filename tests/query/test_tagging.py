@@ -8,8 +8,16 @@ from sqlalchemy import insert, select
 from dsgen_core.errors import DsgenError, NotFound
 from dsgen_core.query import count_query, run_query
 from dsgen_core.registry import tagging
-from dsgen_core.registry.schema import AnnotationMetadata, Asset, AssetMetadata, AssetTag, AuditLog, ChangeEvent
 from dsgen_core.registry.projects import ensure_project
+from dsgen_core.registry.schema import (
+    AnnotationMetadata,
+    Asset,
+    AssetMetadata,
+    AssetTag,
+    AuditLog,
+    ChangeEvent,
+    Project,
+)
 
 from .conftest import INJECTION_TAG, Scene
 
@@ -25,11 +33,11 @@ def events(s, entity: str) -> list[ChangeEvent]:  # noqa: ANN001
 def test_add_and_remove_tags_by_ids(scene: Scene) -> None:
     pid, a = scene.project_id, scene.a
     with scene.registry.session() as s:
-        n = tagging.add_tags(s, pid, ["review", "night"], asset_ids=[a["street2"], a["dark"]])
+        n = tagging.add_tags(s, s.get(Project, pid), ["review", "night"], asset_ids=[a["street2"], a["dark"]])
         assert n == 4
         assert tagging.get_tags(s, a["street2"]) == ["blurry", "night", "review"]
         assert tagging.get_tags(s, a["dark"]) == ["night", "review", INJECTION_TAG]
-        assert tagging.add_tags(s, pid, "review", asset_ids=[a["street2"], a["street1"]]) == 1  # street2 had it
+        assert tagging.add_tags(s, s.get(Project, pid), "review", asset_ids=[a["street2"], a["street1"]]) == 1  # street2 had it
     with scene.registry.session() as s:
         rows = audits(s, "tag.add")
         assert [r.entity_ids for r in rows] == [sorted([a["street2"], a["dark"]]), sorted([a["street1"], a["street2"]])]
@@ -41,9 +49,9 @@ def test_add_and_remove_tags_by_ids(scene: Scene) -> None:
         assert count_query(s, "tag:review", project_id=pid) == 3
 
     with scene.registry.session() as s:
-        assert tagging.remove_tags(s, pid, ["review", "blurry"], asset_ids=[a["street2"]]) == 2
+        assert tagging.remove_tags(s, s.get(Project, pid), ["review", "blurry"], asset_ids=[a["street2"]]) == 2
         assert tagging.get_tags(s, a["street2"]) == ["night"]
-        assert tagging.remove_tags(s, pid, ["review"], asset_ids=[a["street2"]]) == 0
+        assert tagging.remove_tags(s, s.get(Project, pid), ["review"], asset_ids=[a["street2"]]) == 0
     with scene.registry.session() as s:
         assert [r.detail["changed"] for r in audits(s, "tag.remove")] == [2, 0]
         # Nothing changed, nothing to wake a sensor for: one event, for the first removal.
@@ -54,12 +62,12 @@ def test_add_and_remove_tags_by_ids(scene: Scene) -> None:
 def test_tags_by_query_are_set_based(scene: Scene) -> None:
     pid = scene.project_id
     with scene.registry.session() as s:
-        assert tagging.add_tags(s, pid, ["big"], query="width>=1024") == 2
+        assert tagging.add_tags(s, s.get(Project, pid), ["big"], query="width>=1024") == 2
         # The query may read the table it writes: tag every image that lacks the tag.
-        assert tagging.add_tags(s, pid, ["big"], query="-tag:big") == 2
-        assert tagging.add_tags(s, pid, ["big"], query="") == 0
+        assert tagging.add_tags(s, s.get(Project, pid), ["big"], query="-tag:big") == 2
+        assert tagging.add_tags(s, s.get(Project, pid), ["big"], query="") == 0
         assert set(run_query(s, "tag:big", project_id=pid)) == scene.images("street1", "street2", "dark", "nosize")
-        assert tagging.remove_tags(s, pid, ["big"], query="width<1024") == 1
+        assert tagging.remove_tags(s, s.get(Project, pid), ["big"], query="width<1024") == 1
     with scene.registry.session() as s:
         assert set(run_query(s, "tag:big", project_id=pid)) == scene.images("street1", "dark", "nosize")
         # The deleted image and the other project were never touched.
@@ -74,12 +82,12 @@ def test_tags_by_query_are_set_based(scene: Scene) -> None:
 def test_object_tags(scene: Scene) -> None:
     pid, o = scene.project_id, scene.o
     with scene.registry.session() as s:
-        assert tagging.add_tags(s, pid, ["check"], query="category:car", level="object") == 2
-        assert tagging.add_tags(s, pid, ["check"], asset_ids=[o["person3"]], level="object") == 1
+        assert tagging.add_tags(s, s.get(Project, pid), ["check"], query="category:car", level="object") == 2
+        assert tagging.add_tags(s, s.get(Project, pid), ["check"], asset_ids=[o["person3"]], level="object") == 1
         assert tagging.get_object_tags(s, o["car1"]) == ["check", "front"]
         assert set(run_query(s, "tag:check", project_id=pid, level="object")) == scene.objects("car1", "car2", "person3")
         assert count_query(s, "tag:check", project_id=pid) == 0  # object tags are not image tags
-        assert tagging.remove_tags(s, pid, "check", query="confidence<0.5", level="object") == 1
+        assert tagging.remove_tags(s, s.get(Project, pid), "check", query="confidence<0.5", level="object") == 1
         assert set(run_query(s, "tag:check", project_id=pid, level="object")) == scene.objects("car1", "person3")
     with scene.registry.session() as s:
         row = audits(s, "tag.add")[1]
@@ -90,13 +98,13 @@ def test_object_tags(scene: Scene) -> None:
 def test_set_and_unset_metadata(scene: Scene) -> None:
     pid, a = scene.project_id, scene.a
     with scene.registry.session() as s:
-        assert tagging.set_metadata(s, pid, "camera", "cam-7", asset_ids=[a["dark"], a["nosize"]]) == 2
-        assert tagging.set_metadata(s, pid, "camera", "cam-7", asset_ids=[a["dark"]]) == 0  # already so
-        assert tagging.set_metadata(s, pid, "camera", "cam-8", asset_ids=[a["dark"]]) == 1
-        assert tagging.set_metadata(s, pid, "exposure", tagging.parse_value("12"), query="camera:*") == 2
-        assert tagging.set_metadata(s, pid, "iso", tagging.parse_value("1.5e3"), asset_ids=[a["dark"]]) == 1
-        assert tagging.set_metadata(s, pid, "night", tagging.parse_value("true"), asset_ids=[a["dark"]]) == 1
-        assert tagging.set_metadata(s, pid, "lens", {"mm": 35}, asset_ids=[a["dark"]]) == 1
+        assert tagging.set_metadata(s, s.get(Project, pid), "camera", "cam-7", asset_ids=[a["dark"], a["nosize"]]) == 2
+        assert tagging.set_metadata(s, s.get(Project, pid), "camera", "cam-7", asset_ids=[a["dark"]]) == 0  # already so
+        assert tagging.set_metadata(s, s.get(Project, pid), "camera", "cam-8", asset_ids=[a["dark"]]) == 1
+        assert tagging.set_metadata(s, s.get(Project, pid), "exposure", tagging.parse_value("12"), query="camera:*") == 2
+        assert tagging.set_metadata(s, s.get(Project, pid), "iso", tagging.parse_value("1.5e3"), asset_ids=[a["dark"]]) == 1
+        assert tagging.set_metadata(s, s.get(Project, pid), "night", tagging.parse_value("true"), asset_ids=[a["dark"]]) == 1
+        assert tagging.set_metadata(s, s.get(Project, pid), "lens", {"mm": 35}, asset_ids=[a["dark"]]) == 1
         assert tagging.get_metadata(s, a["dark"]) == {
             "camera": "cam-8", "exposure": 12, "flag": "true", "iso": 1500.0, "lens": {"mm": 35}, "night": "true", "score": "7",
         }
@@ -107,10 +115,10 @@ def test_set_and_unset_metadata(scene: Scene) -> None:
         assert set(run_query(s, "exposure>10 camera:cam-7", project_id=pid)) == scene.images("nosize")
         assert set(run_query(s, "iso>=1500 night:true", project_id=pid)) == scene.images("dark")
         # Replacing a number by text clears the number, so key>N stops matching.
-        assert tagging.set_metadata(s, pid, "exposure", "auto", asset_ids=[a["nosize"]]) == 1
+        assert tagging.set_metadata(s, s.get(Project, pid), "exposure", "auto", asset_ids=[a["nosize"]]) == 1
         assert set(run_query(s, "exposure>10", project_id=pid)) == scene.images("dark")
-        assert tagging.unset_metadata(s, pid, "exposure", query="") == 2
-        assert tagging.unset_metadata(s, pid, "exposure", query="") == 0
+        assert tagging.unset_metadata(s, s.get(Project, pid), "exposure", query="") == 2
+        assert tagging.unset_metadata(s, s.get(Project, pid), "exposure", query="") == 0
         assert count_query(s, "exposure:*", project_id=pid) == 0
     with scene.registry.session() as s:
         sets = audits(s, "meta.set")
@@ -125,12 +133,12 @@ def test_set_and_unset_metadata(scene: Scene) -> None:
 def test_object_metadata(scene: Scene) -> None:
     pid, o = scene.project_id, scene.o
     with scene.registry.session() as s:
-        assert tagging.set_metadata(s, pid, "reviewed", "yes", query="category:person", level="object") == 3
+        assert tagging.set_metadata(s, s.get(Project, pid), "reviewed", "yes", query="category:person", level="object") == 3
         assert tagging.get_object_metadata(s, o["person1"]) == {"reviewed": "yes"}
         assert set(run_query(s, "reviewed:yes", project_id=pid, level="object")) == scene.objects("person1", "person2", "person3")
         # Image level sees images whose own metadata says so: none.
         assert count_query(s, "reviewed:yes", project_id=pid) == 0
-        assert tagging.unset_metadata(s, pid, "color", asset_ids=[o["car1"]], level="object") == 1
+        assert tagging.unset_metadata(s, s.get(Project, pid), "color", asset_ids=[o["car1"]], level="object") == 1
         # car1 lost its own colour and now inherits street1's.
         assert set(run_query(s, "color:red", project_id=pid, level="object")) == scene.objects("car1", "person1")
         assert s.get(AnnotationMetadata, (o["person2"], "reviewed")).value == {"v": "yes"}
@@ -141,7 +149,7 @@ def test_object_metadata(scene: Scene) -> None:
 @pytest.mark.parametrize("bad", ["", "two words", "tab\tbed", "key:value", "new\nline", "x" * 256])
 def test_bad_tags_are_refused(scene: Scene, bad: str) -> None:
     with scene.registry.session() as s, pytest.raises(DsgenError, match="tag"):
-        tagging.add_tags(s, scene.project_id, ["fine", bad], asset_ids=[scene.a["dark"]])
+        tagging.add_tags(s, s.get(Project, scene.project_id), ["fine", bad], asset_ids=[scene.a["dark"]])
     with scene.registry.session() as s:
         assert tagging.get_tags(s, scene.a["dark"]) == [INJECTION_TAG]
         assert audits(s, "tag.add") == []
@@ -150,29 +158,29 @@ def test_bad_tags_are_refused(scene: Scene, bad: str) -> None:
 @pytest.mark.parametrize("bad", ["", "a b", "a:b", "x>y", "(k)", "-k", "width", "Category", "class", "attr.x", "meta.y"])
 def test_bad_metadata_keys_are_refused(scene: Scene, bad: str) -> None:
     with scene.registry.session() as s, pytest.raises(DsgenError, match="key"):
-        tagging.set_metadata(s, scene.project_id, bad, "v", asset_ids=[scene.a["dark"]])
+        tagging.set_metadata(s, s.get(Project, scene.project_id), bad, "v", asset_ids=[scene.a["dark"]])
 
 
 def test_targets_must_be_exactly_one_and_exist(scene: Scene) -> None:
     pid, a = scene.project_id, scene.a
     with scene.registry.session() as s:
         with pytest.raises(DsgenError, match="exactly one"):
-            tagging.add_tags(s, pid, ["x"])
+            tagging.add_tags(s, s.get(Project, pid), ["x"])
         with pytest.raises(DsgenError, match="exactly one"):
-            tagging.add_tags(s, pid, ["x"], asset_ids=[a["dark"]], query="tag:car")
+            tagging.add_tags(s, s.get(Project, pid), ["x"], asset_ids=[a["dark"]], query="tag:car")
         with pytest.raises(NotFound, match=str(a["elsewhere"])):
-            tagging.add_tags(s, pid, ["x"], asset_ids=[a["dark"], a["elsewhere"]])
+            tagging.add_tags(s, s.get(Project, pid), ["x"], asset_ids=[a["dark"], a["elsewhere"]])
         with pytest.raises(NotFound, match=str(a["gone"])):
-            tagging.set_metadata(s, pid, "k", "v", asset_ids=[a["gone"]])
+            tagging.set_metadata(s, s.get(Project, pid), "k", "v", asset_ids=[a["gone"]])
         with pytest.raises(NotFound):
-            tagging.add_tags(s, pid, ["x"], asset_ids=[scene.o["elsewhere_car"]], level="object")
+            tagging.add_tags(s, s.get(Project, pid), ["x"], asset_ids=[scene.o["elsewhere_car"]], level="object")
         with pytest.raises(DsgenError, match="level"):
-            tagging.add_tags(s, pid, ["x"], query="", level="frame")  # type: ignore[arg-type]
+            tagging.add_tags(s, s.get(Project, pid), ["x"], query="", level="frame")  # type: ignore[arg-type]
         with pytest.raises(DsgenError, match="missing"):
-            tagging.set_metadata(s, pid, "k", None, asset_ids=[a["dark"]])
+            tagging.set_metadata(s, s.get(Project, pid), "k", None, asset_ids=[a["dark"]])
         with pytest.raises(DsgenError, match="finite"):
-            tagging.set_metadata(s, pid, "k", float("nan"), asset_ids=[a["dark"]])
-        assert tagging.add_tags(s, pid, ["x"], asset_ids=[]) == 0
+            tagging.set_metadata(s, s.get(Project, pid), "k", float("nan"), asset_ids=[a["dark"]])
+        assert tagging.add_tags(s, s.get(Project, pid), ["x"], asset_ids=[]) == 0
 
 
 def test_parse_value() -> None:
@@ -200,9 +208,9 @@ def test_bulk_ids_and_queries_over_many_images(registry) -> None:  # noqa: ANN00
                                   for i in range(n)])
     with registry.session() as s:
         ids = list(s.scalars(select(Asset.id).order_by(Asset.id)))
-        assert tagging.add_tags(s, pid, ["bulk"], asset_ids=ids) == n
-        assert tagging.set_metadata(s, pid, "batch", 3, query="width>100") == n - n // 3 - (1 if n % 3 else 0)
-        assert tagging.remove_tags(s, pid, ["bulk"], asset_ids=ids[::2]) == (n + 1) // 2
+        assert tagging.add_tags(s, s.get(Project, pid), ["bulk"], asset_ids=ids) == n
+        assert tagging.set_metadata(s, s.get(Project, pid), "batch", 3, query="width>100") == n - n // 3 - (1 if n % 3 else 0)
+        assert tagging.remove_tags(s, s.get(Project, pid), ["bulk"], asset_ids=ids[::2]) == (n + 1) // 2
     with registry.session() as s:
         assert count_query(s, "tag:bulk", project_id=pid) == n // 2
         assert s.scalar(select(AssetTag.asset_id).where(AssetTag.tag == "bulk").order_by(AssetTag.asset_id)) == ids[1]

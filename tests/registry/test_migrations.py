@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-import pytest
 from sqlalchemy import inspect
 
 from dsgen_core.registry.db import Registry
@@ -46,9 +46,7 @@ def test_upgrade_from_0001_merges_copied_classes_and_keeps_frozen_versions(datab
     frozen snapshot point at both copies. After the upgrade one row per class remains, everything
     points at it, the frozen version still refuses changes, and assets got their source keys."""
     from alembic import command
-    from sqlalchemy import create_engine
 
-    from dsgen_core.config import load_settings
     from dsgen_core.registry.db import _upgrade, alembic_config, make_engine
 
     engine = make_engine(database_url)

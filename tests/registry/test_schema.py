@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from dsgen_core.registry import db
 from dsgen_core.registry.changes import changes_since, current_seq, record_change
 from dsgen_core.registry.db import Registry
+from dsgen_core.registry.projects import ensure_project
 from dsgen_core.registry.schema import (
     Annotation,
     AnnotationTag,
@@ -28,7 +29,6 @@ from dsgen_core.registry.schema import (
     Project,
     Track,
 )
-from dsgen_core.registry.projects import ensure_project
 
 
 def _head(registry: Registry) -> str:

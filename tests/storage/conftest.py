@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import BUCKET, CREDENTIALS, MotoServer
 
 from dsgen_core.registry.db import Registry
+from support import BUCKET, CREDENTIALS, MotoServer
+
 
 @pytest.fixture
 def s3_env(s3_server: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:

@@ -12,14 +12,12 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 from sqlalchemy import select
 
-from support import import_file
 from dsgen_core.registry.db import Registry
-from dsgen_core.registry.schema import Annotation, Asset
 from dsgen_core.registry.projects import get_project
+from dsgen_core.registry.schema import Annotation, Asset
 from dsgen_core.storage import open_storage
 from dsgen_core.thumbnails import make_thumbnails
-
-from support import BUCKET
+from support import BUCKET, import_file
 
 DM = "datumaro/tests/assets/coco_dataset/coco_instances"
 

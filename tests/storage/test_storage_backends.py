@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import BUCKET, MotoServer
 
 from dsgen_core.errors import DsgenError
 from dsgen_core.storage import LocalStorage, Storage, open_storage
 from dsgen_core.storage.masks import MaskStore
 from dsgen_core.storage.s3 import S3Storage
+from support import BUCKET, MotoServer
 
 
 @pytest.fixture(params=["local", "s3"])

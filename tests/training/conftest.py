@@ -16,13 +16,13 @@ import pytest
 
 from dsgen_core.config import load_settings
 from dsgen_core.demo.synth import generate_demo_dataset
-from support import import_file
+from dsgen_core.ml.recipes import get_recipe
+from dsgen_core.ml.trainer import TrainResult, train_model
 from dsgen_core.registry.db import Registry
 from dsgen_core.registry.projects import get_project
 from dsgen_core.storage import LocalStorage
-from dsgen_core.ml.recipes import get_recipe
-from dsgen_core.ml.trainer import TrainResult, train_model
 from dsgen_core.versions.lifecycle import create_version, freeze_version
+from support import import_file
 
 NETGUARD = Path(__file__).parent / "netguard"
 

@@ -13,11 +13,11 @@ from sqlalchemy import func, select
 from dsgen_core.errors import DsgenError
 from dsgen_core.evaluation.coco_metrics import evaluate_detections
 from dsgen_core.evaluation.model_eval import evaluate_model_version, split_ground_truth, worse_than_parent
-from dsgen_core.query import count_query
-from dsgen_core.registry.schema import Annotation, DatasetVersion, Evaluation, ModelArtifact
-from dsgen_core.registry.projects import get_project
 from dsgen_core.ml.auto_annotate import auto_annotate
 from dsgen_core.ml.onnx_artifacts import export_model_onnx, onnx_parity
+from dsgen_core.query import count_query
+from dsgen_core.registry.projects import get_project
+from dsgen_core.registry.schema import Annotation, DatasetVersion, Evaluation, ModelArtifact
 from dsgen_core.versions.lifecycle import get_version
 from support import run_cli
 
@@ -136,10 +136,11 @@ def test_faster_coco_eval_and_pycocotools_agree_on_a_real_model(trained: Trained
 
 
 def test_evaluating_a_model_that_never_trained_is_refused(tmp_path: Path) -> None:
-    from .conftest import make_registry
-    from dsgen_core.storage import LocalStorage
     from dsgen_core.ml.recipes import get_recipe
     from dsgen_core.ml.trainer import train_model
+    from dsgen_core.storage import LocalStorage
+
+    from .conftest import make_registry
 
     reg, _ = make_registry(tmp_path / "h", n_images=24)
 

@@ -13,12 +13,12 @@ import pytest
 from sqlalchemy import func, select
 
 from dsgen_core.errors import DsgenError
-from dsgen_core.registry.projects import get_project
-from dsgen_core.registry.schema import ModelArtifact, ModelVersion, TrainingEpochMetric
-from dsgen_core.storage import LocalStorage
 from dsgen_core.ml import model_versions as mvs
 from dsgen_core.ml.recipes import Recipe, get_recipe, load_recipes
 from dsgen_core.ml.trainer import train_model
+from dsgen_core.registry.projects import get_project
+from dsgen_core.registry.schema import ModelArtifact, ModelVersion, TrainingEpochMetric
+from dsgen_core.storage import LocalStorage
 
 from .conftest import NETGUARD, Trained, freeze, make_registry
 
@@ -165,9 +165,9 @@ def test_a_segmentation_recipe_trains_on_polygons_and_masks(trained: Trained, tm
 
 
 def test_a_parent_from_another_project_is_refused(trained: Trained) -> None:
-    from support import import_file
     from dsgen_core.registry.projects import get_project
     from dsgen_core.versions.lifecycle import create_version, freeze_version
+    from support import import_file
 
     reg = trained.registry
     import_file(reg, trained.data / "annotations" / "instances_default.json", images=trained.data / "images", project="other")
@@ -183,12 +183,11 @@ def test_a_parent_from_another_project_is_refused(trained: Trained) -> None:
 def test_a_new_class_keeps_the_parents_numbers_on_all_objects(tmp_path: Path) -> None:
     """A second batch brings a class (star): the classes keep their rows, and the parent's numbers on
     the child's test split are computed on every object there, old classes included (issue 8.4)."""
-    from support import import_file
-
     from dsgen_core.demo.synth import generate_demo_dataset
     from dsgen_core.evaluation.model_eval import evaluate_model_version, split_ground_truth
     from dsgen_core.ml.onnx_artifacts import export_model_onnx
     from dsgen_core.versions.lifecycle import get_version
+    from support import import_file
 
     reg, _ = make_registry(tmp_path / "h", n_images=24)
     storage = LocalStorage(reg.settings.storage_root)

@@ -13,9 +13,9 @@ from sqlalchemy.exc import DBAPIError
 from dsgen_core.config import load_settings
 from dsgen_core.demo.synth import generate_demo_dataset
 from dsgen_core.errors import DsgenError
-from support import import_file
 from dsgen_core.query import count_query
 from dsgen_core.registry.db import Registry
+from dsgen_core.registry.projects import get_project
 from dsgen_core.registry.schema import (
     Annotation,
     Asset,
@@ -25,7 +25,6 @@ from dsgen_core.registry.schema import (
     DatasetVersionAsset,
     LabelClass,
 )
-from dsgen_core.registry.projects import get_project
 from dsgen_core.storage import LocalStorage
 from dsgen_core.versions.lifecycle import (
     create_version,
@@ -36,6 +35,7 @@ from dsgen_core.versions.lifecycle import (
     version_summary,
 )
 from dsgen_core.versions.splits import assign_splits, parse_split_config
+from support import import_file
 
 
 @pytest.fixture(scope="module")

@@ -300,7 +300,7 @@ def _expand_panoptic(
 class _Rec:
     """Names a record in a report; formatted only when there is a problem to report."""
 
-    __slots__ = ("i", "aid", "where")
+    __slots__ = ("aid", "i", "where")
 
     def __init__(self, i: int, aid: Any, where: str | None = None) -> None:
         self.i, self.aid, self.where = i, aid, where

@@ -8,18 +8,46 @@ them back. These classes are the ORM's "models"; trained networks are ``dsgen_co
     from dsgen_core.registry.schema import Annotation, Asset, LabelClass
 """
 
+from dsgen_core.registry.schema.accounts import ApiKey, UsageRecord, User
+from dsgen_core.registry.schema.activity import AuditLog, ChangeEvent, ExportJob, InsightView
+from dsgen_core.registry.schema.annotations import (
+    Annotation,
+    AnnotationContent,
+    AnnotationGroup,
+    AnnotationGroupMember,
+    AnnotationRelation,
+    Track,
+    TrackMember,
+)
 from dsgen_core.registry.schema.base import Base, BigId, Json, utcnow
-from dsgen_core.registry.schema.accounts import User, ApiKey, UsageRecord
-from dsgen_core.registry.schema.projects import Project, Dataset, OntologyVersion, LabelClass, OntologyVersionClass, SHAPE_TYPES
-from dsgen_core.registry.schema.media import ImportBatch, Asset, Frame
-from dsgen_core.registry.schema.annotations import Track, AnnotationContent, Annotation, TrackMember, AnnotationRelation, AnnotationGroup, AnnotationGroupMember
-from dsgen_core.registry.schema.curation import AssetTag, AnnotationTag, AssetMetadata, AnnotationMetadata
-from dsgen_core.registry.schema.embeddings import EmbeddingVersion, EmbeddingOutbox
-from dsgen_core.registry.schema.versions import DatasetVersion, DatasetSplit, DatasetVersionAsset, DatasetVersionAnnotation
-from dsgen_core.registry.schema.ml import Model, ModelVersion, TrainingEpochMetric, ModelArtifact, Evaluation, Deployment
-from dsgen_core.registry.schema.activity import InsightView, ExportJob, AuditLog, ChangeEvent
+from dsgen_core.registry.schema.curation import AnnotationMetadata, AnnotationTag, AssetMetadata, AssetTag
+from dsgen_core.registry.schema.embeddings import EmbeddingOutbox, EmbeddingVersion
+from dsgen_core.registry.schema.media import Asset, Frame, ImportBatch
+from dsgen_core.registry.schema.ml import (
+    Deployment,
+    Evaluation,
+    Model,
+    ModelArtifact,
+    ModelVersion,
+    TrainingEpochMetric,
+)
+from dsgen_core.registry.schema.projects import (
+    SHAPE_TYPES,
+    Dataset,
+    LabelClass,
+    OntologyVersion,
+    OntologyVersionClass,
+    Project,
+)
+from dsgen_core.registry.schema.versions import (
+    DatasetSplit,
+    DatasetVersion,
+    DatasetVersionAnnotation,
+    DatasetVersionAsset,
+)
 
 __all__ = [
+    "SHAPE_TYPES",
     "Annotation",
     "AnnotationContent",
     "AnnotationGroup",
@@ -56,7 +84,6 @@ __all__ = [
     "OntologyVersion",
     "OntologyVersionClass",
     "Project",
-    "SHAPE_TYPES",
     "Track",
     "TrackMember",
     "TrainingEpochMetric",

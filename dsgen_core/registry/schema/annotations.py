@@ -9,7 +9,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
-    DateTime,
     Float,
     ForeignKey,
     Index,
@@ -21,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from dsgen_core.registry.schema.base import Base, BigId, created_column, pk_column
+from dsgen_core.registry.schema.base import Base, created_column, pk_column
 
 
 class Track(Base):

@@ -6,22 +6,15 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    CheckConstraint,
-    DateTime,
     Float,
     ForeignKey,
     Index,
-    Integer,
     String,
     Text,
-    UniqueConstraint,
-    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from dsgen_core.registry.schema.base import Base, BigId, created_column, pk_column
+from dsgen_core.registry.schema.base import Base, created_column
 
 
 class AssetTag(Base):

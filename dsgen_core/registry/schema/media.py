@@ -7,7 +7,6 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     CheckConstraint,
     DateTime,
     Float,
@@ -17,11 +16,10 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from dsgen_core.registry.schema.base import Base, BigId, created_column, pk_column
+from dsgen_core.registry.schema.base import Base, created_column, pk_column
 
 
 class ImportBatch(Base):

@@ -18,8 +18,8 @@ Revises: 0001
 
 The merge of copied classes cannot be undone; downgrading refuses (restore a backup instead).
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 revision = '0002'
 down_revision = '0001'
