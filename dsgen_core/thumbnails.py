@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 from PIL import Image
-from sqlalchemy import bindparam, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
@@ -68,7 +68,7 @@ def make_thumbnails(session: Session, project: Project, *, storage: Storage, siz
             else:
                 done.append((asset_id, uri))
     if done:
-        t = Asset.__table__
+        t = cast(Table, Asset.__table__)  # a FromClause to the declarative stubs
         session.execute(t.update().where(t.c.id == bindparam("_id")).values(thumbnail_uri=bindparam("uri")),
                         [{"_id": i, "uri": u} for i, u in done])
         record_change(session, project_id=project.id, entity="thumbnails", op="create", count=len(done))

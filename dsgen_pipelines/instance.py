@@ -127,8 +127,10 @@ class PooledSqliteStorage(DagsterSqliteStorage):
         os.makedirs(base_dir, exist_ok=True)
         self.base_dir = base_dir
         self._run_storage = PooledRunStorage.from_local(_runs_directory(base_dir))
-        self._event_log_storage = (PooledEventLogStorage if single_event_log else SqliteEventLogStorage)(
-            _event_logs_directory(base_dir))
+        # Dagster's attribute is typed by its own default class; it only needs an EventLogStorage (see
+        # DagsterSqliteStorage.event_log_storage), and the one-file event log is a sibling of that class.
+        event_log_cls = PooledEventLogStorage if single_event_log else SqliteEventLogStorage
+        self._event_log_storage = event_log_cls(_event_logs_directory(base_dir))  # type: ignore[assignment]
         self._schedule_storage = SqliteScheduleStorage.from_local(_schedule_directory(base_dir))
         self._inst_data = inst_data
-        DagsterStorage.__init__(self)
+        super(DagsterSqliteStorage, self).__init__()  # skips DagsterSqliteStorage's, which would make its own storages

@@ -15,14 +15,28 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import TypedDict
 
 import dagster as dg
 
 from dsgen_pipelines.definitions import defs
-from dsgen_pipelines.partitions import dataset_versions, recipes
+from dsgen_pipelines.partitions import DATASET_VERSIONS, recipes
 
 REPO_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+class RunOutcome(TypedDict):
+    run_id: str
+    success: bool
+    materialized: list[str]
+    checks: dict[str, bool]
+
+
+class LaunchOutcome(TypedDict):
+    dagster_home: str
+    versions: dict[str, RunOutcome]  # by version tag
+    models: dict[str, RunOutcome]  # by model partition key ("v1|demo")
 
 
 def ensure_dagster_home() -> Path:
@@ -34,22 +48,24 @@ def ensure_dagster_home() -> Path:
     return home
 
 
-def _outcome(result: dg.ExecuteInProcessResult) -> dict[str, object]:
+def _outcome(result: dg.ExecuteInProcessResult) -> RunOutcome:
     return {
         "run_id": result.run_id,
         "success": result.success,
-        "materialized": sorted(e.asset_key.to_user_string() for e in result.get_asset_materialization_events()),
+        # e.materialization, not e.asset_key: the same key, typed as always present
+        "materialized": sorted(e.materialization.asset_key.to_user_string()
+                               for e in result.get_asset_materialization_events()),
         "checks": {e.check_name: e.passed for e in result.get_asset_check_evaluations()},
     }
 
 
-def materialize_versions(tags: list[str], train: str | None = None) -> dict[str, object]:
+def materialize_versions(tags: list[str], train: str | None = None) -> LaunchOutcome:
     home = ensure_dagster_home()
     job = defs.resolve_job_def("dataset_version_job")
-    out: dict[str, object] = {"dagster_home": str(home), "versions": {}, "models": {}}
+    out: LaunchOutcome = {"dagster_home": str(home), "versions": {}, "models": {}}
     with dg.DagsterInstance.get() as instance:
-        known = set(instance.get_dynamic_partitions(dataset_versions.name))
-        instance.add_dynamic_partitions(dataset_versions.name, [t for t in tags if t not in known])
+        known = set(instance.get_dynamic_partitions(DATASET_VERSIONS))
+        instance.add_dynamic_partitions(DATASET_VERSIONS, [t for t in tags if t not in known])
         for tag in tags:
             result = job.execute_in_process(instance=instance, partition_key=tag, run_config=QUIET, raise_on_error=False)
             out["versions"][tag] = _outcome(result)

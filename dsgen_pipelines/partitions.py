@@ -5,7 +5,9 @@ import dagster as dg
 from dsgen_core.config import load_settings
 from dsgen_core.ml.recipes import load_recipes
 
-dataset_versions = dg.DynamicPartitionsDefinition(name="dataset_versions")
+# The name on its own: the instance's partition calls want a str, the definition's name is optional.
+DATASET_VERSIONS = "dataset_versions"
+dataset_versions = dg.DynamicPartitionsDefinition(name=DATASET_VERSIONS)
 
 # Models, ONNX artifacts and evaluations: one partition per (dataset version, recipe); the partition
 # key reads "v1|demo". Recipes are the built-in ones plus $DSGEN_HOME/recipes/*.yaml at load time,

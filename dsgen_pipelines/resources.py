@@ -8,6 +8,7 @@ they fall back to dsgen's own defaults (``./data``, SQLite under it, project ``d
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import overload
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
@@ -25,9 +26,13 @@ DAGSTER_ACTOR = "dagster:"
 
 def run_actor(context: dg.OpExecutionContext | dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> str:
     """Who the audit log says wrote what a run wrote: ``dagster:<run id>``."""
-    return f"{DAGSTER_ACTOR}{context.run_id}"
+    return f"{DAGSTER_ACTOR}{context.run.run_id}"  # a check's context has no run_id of its own
 
 
+@overload
+def env_or(name: str, default: str) -> dg.EnvVar | str: ...
+@overload
+def env_or(name: str, default: None = None) -> dg.EnvVar | str | None: ...
 def env_or(name: str, default: str | None = None) -> dg.EnvVar | str | None:
     """``dg.EnvVar(name)`` where the variable is set, else ``default``."""
     return dg.EnvVar(name) if os.environ.get(name) else default

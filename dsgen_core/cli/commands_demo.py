@@ -12,6 +12,7 @@ import click
 import orjson
 
 from dsgen_core.cli.common import cli_actor, emit, json_option, open_registry
+from dsgen_core.config import Settings
 from dsgen_core.demo.synth import generate_demo_dataset
 from dsgen_core.errors import DsgenError, NotFound
 from dsgen_core.formats.coco.importer import import_coco, local_sources_dir
@@ -35,7 +36,7 @@ def _step(msg: str, quiet: bool) -> None:
         click.echo(f"[demo] {msg}", err=True)
 
 
-def _through_dagster(settings, project: str, tag: str, train: str | None) -> dict[str, Any]:
+def _through_dagster(settings: Settings, project: str, tag: str, train: str | None) -> dict[str, Any]:
     """Materialize the version's Dagster assets in the local instance, in a separate process: dsgen_core never imports Dagster."""
     env = {**os.environ, "DSGEN_PROJECT": project, "DSGEN_HOME": str(settings.home),
            "DSGEN_DATABASE_URL": settings.database_url, "DSGEN_STORAGE": settings.storage_root}

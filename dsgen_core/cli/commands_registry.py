@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 import click
 import orjson
@@ -16,7 +17,7 @@ from dsgen_core.formats.coco.importer import import_coco, local_sources_dir
 from dsgen_core.formats.report import ImportRefused
 from dsgen_core.formats.version_export import export_version_coco, export_version_yolo
 from dsgen_core.query import compile_query
-from dsgen_core.registry.ingest import ON_CONFLICT
+from dsgen_core.registry.ingest import ON_CONFLICT, OnConflict
 from dsgen_core.registry.projects import ensure_project, get_project
 from dsgen_core.registry.stats import registry_stats
 from dsgen_core.storage import open_storage
@@ -78,7 +79,8 @@ def import_coco_cmd(annotations: Path, images: Path | None, project: str, skip_i
         with reg.session(bulk=True) as s:
             result = import_coco(s, ensure_project(s, project, source="coco", actor=cli_actor()), annotations,
                                  images=images, storage=storage, sources_dir=local_sources_dir(storage, reg.settings.home),
-                                 actor=cli_actor(), skip_invalid=skip_invalid, on_conflict=on_conflict,  # type: ignore[arg-type]
+                                 actor=cli_actor(), skip_invalid=skip_invalid,
+                                 on_conflict=cast(OnConflict, on_conflict),
                                  create_missing=create_missing, panoptic_dir=panoptic_dir,
                                  progress=sys.stderr.isatty() and not as_json)
     except ImportRefused as exc:
@@ -92,18 +94,19 @@ def import_coco_cmd(annotations: Path, images: Path | None, project: str, skip_i
         sys.exit(2)
     if report_path is not None or (skip_invalid and result.report.problems):
         result.report_path = result.report.write(report_path or reports / f"import-{result.ingest.batch_id}.json")
-    s = result.summary()
-    human = (f"imported {annotations} into project {project!r} in {s['seconds']} s: "
-             f"{s['images_new']} new images ({s['images_existing']} already known), {s['annotations']} new annotations"
-             f" ({s['annotations_merged']} merged into existing ones, {s['annotations_unchanged']} unchanged), "
-             f"{s['categories_new']} new categories, {s['masks']} masks, {s['tracks']} tracks")
-    if s["conflicts"]:
-        human += f", {s['conflicts']} conflict(s) resolved ({on_conflict})"
+    summary = result.summary()
+    human = (f"imported {annotations} into project {project!r} in {summary['seconds']} s: "
+             f"{summary['images_new']} new images ({summary['images_existing']} already known), "
+             f"{summary['annotations']} new annotations ({summary['annotations_merged']} merged into existing ones, "
+             f"{summary['annotations_unchanged']} unchanged), "
+             f"{summary['categories_new']} new categories, {summary['masks']} masks, {summary['tracks']} tracks")
+    if summary["conflicts"]:
+        human += f", {summary['conflicts']} conflict(s) resolved ({on_conflict})"
     if result.report.problems:
         human += "\n" + result.report.to_text(20)
     if result.report_path:
         human += f"\nreport: {result.report_path}"
-    emit(s, as_json, human)
+    emit(summary, as_json, human)
 
 
 @click.command("coco")

@@ -471,9 +471,9 @@ def generate_demo_dataset(
     """
     started = time.perf_counter()
     kinds = tuple(classes)
-    for k in kinds:
-        if k not in SHAPE_KINDS:
-            raise ValueError(f"unknown class {k!r}; known shapes: {', '.join(SHAPE_KINDS)}")
+    for kind in kinds:
+        if kind not in SHAPE_KINDS:
+            raise ValueError(f"unknown class {kind!r}; known shapes: {', '.join(SHAPE_KINDS)}")
     if len(set(kinds)) != len(kinds) or not kinds:
         raise ValueError("classes must be distinct and non-empty")
     if add_class is not None:

@@ -7,6 +7,7 @@ threads and Dagster runs) in the bundled DejaVu Sans, so nothing is fetched at r
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib import rc_context
@@ -16,12 +17,16 @@ from matplotlib.figure import Figure
 from dsgen_core.errors import DsgenError
 from dsgen_core.evaluation.coco_metrics import DetectionMetrics
 
+if TYPE_CHECKING:
+    # matplotlib.typing is provisional (may change without deprecation): keep it out of runtime imports
+    from matplotlib.typing import RcKeyType
+
 DPI = 110
 BACKGROUND = "background"
 # Past this many classes, per-class legend entries and cell counts would be unreadable.
 MAX_LABELLED_CLASSES = 20
 MAX_ANNOTATED_CELLS = 30
-RC = {
+RC: dict[RcKeyType, Any] = {
     "font.family": "DejaVu Sans",
     "font.size": 9,
     "axes.titlesize": 11,

@@ -141,6 +141,7 @@ def evaluate_model_version(session: Session, project: Project, ref: str, *, stor
     art = mvs.require_artifact(session, mv, ONNX_ROLE, "onnx")
     version = get_version(session, project, version_tag) if version_tag else \
         session.get(DatasetVersion, mv.training_data_version_id)
+    assert version is not None  # every model version is created from one, and it cannot be deleted under it
     gt, files = split_ground_truth(session, version, split)
     with tempfile.TemporaryDirectory(prefix="dsgen-eval-") as tmp:
         detector = OnnxDetector(mvs.fetch_artifact(storage, art, Path(tmp)), conf=EVAL_CONF)
@@ -157,8 +158,9 @@ def evaluate_model_version(session: Session, project: Project, ref: str, *, stor
     out = metrics.to_dict()
     parent = None
     if with_parent and mv.parent_model_version_id is not None:
-        parent = parent_evaluation(session, project, session.get(ModelVersion, mv.parent_model_version_id), version,
-                                   split, storage=storage, actor=actor)
+        parent_mv = session.get(ModelVersion, mv.parent_model_version_id)
+        assert parent_mv is not None  # deleting the parent sets the id to NULL
+        parent = parent_evaluation(session, project, parent_mv, version, split, storage=storage, actor=actor)
     row = Evaluation(
         model_version_id=mv.id, dataset_version_id=version.id, model_artifact_id=art.id, split=split,
         precision=out["precision"], recall=out["recall"], f1_score=out["f1"], map50=out["map50"],

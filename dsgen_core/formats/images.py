@@ -14,6 +14,7 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Protocol
 
 from PIL import Image, UnidentifiedImageError
 
@@ -24,6 +25,12 @@ ANNOTATION_SUFFIXES = {".json", ".xml", ".txt", ".yaml", ".yml"}
 MAX_ZIP_TOTAL_BYTES = 64 * 1024**3
 MAX_ZIP_RATIO = 200  # a real image compresses little; 200:1 is a bomb
 MAX_IMAGE_PIXELS = 40_000 * 40_000
+
+
+class Progress(Protocol):
+    """What :meth:`ImageSource.probe_all` needs of a progress bar (a tqdm bar has it)."""
+
+    def update(self, n: int = 1) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -116,7 +123,7 @@ class ImageSource:
         found = self._by_basename.get(rel.name, [])
         return found[0] if len(found) == 1 else None
 
-    def probe_all(self, file_names: list[str], progress=None) -> list[ImageInfo | ImageProblem]:
+    def probe_all(self, file_names: list[str], progress: Progress | None = None) -> list[ImageInfo | ImageProblem]:
         def one(name: str) -> ImageInfo | ImageProblem:
             p = self.resolve(name)
             if p is None:

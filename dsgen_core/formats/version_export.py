@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+import typing
 import uuid
 from collections import Counter, defaultdict, namedtuple
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -71,10 +72,12 @@ def _frozen(session: Session, project: Project, tag: str) -> DatasetVersion:
 
 
 _JSON_COLUMNS = ("polygon", "keypoints", "attributes", "extra")
-_SNAPSHOT_FIELDS = ("asset_id", "label_class_id", "geometry_type", "bbox_x", "bbox_y", "bbox_w", "bbox_h", "polygon",
-                    "mask_uri", "keypoints", "num_keypoints", "caption", "area", "iscrowd", "attributes", "extra",
-                    "confidence", "external_id")
-SnapshotRow = namedtuple("SnapshotRow", _SNAPSHOT_FIELDS)
+# The field names are written out in the call: mypy types a namedtuple only from literal names.
+SnapshotRow = namedtuple("SnapshotRow", ("asset_id", "label_class_id", "geometry_type", "bbox_x", "bbox_y",
+                                         "bbox_w", "bbox_h", "polygon", "mask_uri", "keypoints", "num_keypoints",
+                                         "caption", "area", "iscrowd", "attributes", "extra", "confidence",
+                                         "external_id"))
+_SNAPSHOT_FIELDS: tuple[str, ...] = SnapshotRow._fields
 # What each YOLO task reads: fewer columns (above all fewer JSON ones to parse) is most of its speed.
 _YOLO_FIELDS = {
     "detect": ("asset_id", "label_class_id", "bbox_x", "bbox_y", "bbox_w", "bbox_h", "iscrowd", "cvat_mask"),
@@ -86,7 +89,9 @@ _YOLO_FIELDS = {
 def _snapshot(session: Session, v: DatasetVersion, fields: tuple[str, ...] = _SNAPSHOT_FIELDS) -> dict[int, list[Any]]:
     """The version's annotations by asset, as plain rows: ORM objects cost ~50 us each, too much at 1M."""
     t = DatasetVersionAnnotation.__table__
-    row_type = SnapshotRow if fields == _SNAPSHOT_FIELDS else namedtuple("Row", fields)
+    # typeshed types namedtuple()'s result as a plain tuple class, without _make
+    row_type: type[NamedTuple] = SnapshotRow if fields == _SNAPSHOT_FIELDS else \
+        typing.cast("type[NamedTuple]", namedtuple("Row", fields))
     cols = [cvat_mask_flag(t.c.attributes) if f == "cvat_mask" else cast(t.c[f], Text) if f in _JSON_COLUMNS else t.c[f]
             for f in fields]
     json_at = [i for i, f in enumerate(fields) if f in _JSON_COLUMNS]
@@ -98,11 +103,11 @@ def _snapshot(session: Session, v: DatasetVersion, fields: tuple[str, ...] = _SN
             by_asset[r[0]].append(row_type._make(r))
         return by_asset
     for r in rows:
-        r = list(r)
+        vals = list(r)
         for i in json_at:
-            if r[i] is not None:
-                r[i] = loads(r[i])
-        by_asset[r[0]].append(row_type._make(r))
+            if vals[i] is not None:
+                vals[i] = loads(vals[i])
+        by_asset[vals[0]].append(row_type._make(vals))
     return by_asset
 
 
@@ -264,7 +269,9 @@ def _write_yolo(session: Session, v: DatasetVersion, out_dir: Path, storage: Sto
         specs = [c for c in classes if c.keypoint_spec and c.keypoint_spec.get("keypoints")]
         if not specs:
             raise DsgenError(f"version {tag!r} has no class with keypoints; pose export needs them")
-        kpt_shape = [len(specs[0].keypoint_spec["keypoints"]), 3]
+        spec = specs[0].keypoint_spec
+        assert spec is not None  # specs holds only classes with one
+        kpt_shape = [len(spec["keypoints"]), 3]
     members = version_members(session, v)
     snap = _snapshot(session, v, _YOLO_FIELDS[task])
     masks = MaskStore(storage)
@@ -310,6 +317,7 @@ def _write_yolo(session: Session, v: DatasetVersion, out_dir: Path, storage: Sto
                 bh = 0.0 if bh < 0 else 1.0 if bh > 1 else bh
                 box = f"{cls} {cx:.6f} {cy:.6f} {bw:.6f} {bh:.6f}"
                 if task == "pose":
+                    assert kpt_shape is not None  # set above for pose
                     kps = a.keypoints or []
                     if len(kps) != 3 * kpt_shape[0]:
                         skipped["keypoints missing or of another skeleton"] += 1

@@ -23,7 +23,7 @@ from dsgen_core.inference.preprocess import LetterboxParams, letterbox, load_ima
 from dsgen_core.inference.ultralytics_env import import_ultralytics
 
 if TYPE_CHECKING:
-    import torch
+    from ultralytics.nn.tasks import DetectionModel
 
 __all__ = ["Detections", "OnnxDetector", "TorchDetector", "letterbox"]
 
@@ -154,7 +154,7 @@ class TorchDetector(_Detector):
         return (out[0] if isinstance(out, (tuple, list)) else out).numpy()
 
 
-def load_detect_checkpoint(weights: Path) -> torch.nn.Module:
+def load_detect_checkpoint(weights: Path) -> DetectionModel:
     """The fused, eval-mode float32 model of an Ultralytics detect checkpoint; a user-facing error otherwise."""
     if weights.suffix != ".pt":
         raise DsgenError(f"expected an Ultralytics .pt checkpoint, got {weights}")

@@ -61,6 +61,7 @@ def letterbox(image: np.ndarray, imgsz: int | tuple[int, int], *,
 
 def load_image(source: np.ndarray | Path | str) -> np.ndarray:
     """A BGR ``uint8`` ``(H, W, 3)`` array from a file or an array (grey and BGRA arrays are converted)."""
+    image: np.ndarray | None  # cv2.imread gives None for a file it cannot decode
     if isinstance(source, np.ndarray):
         image = source
     else:

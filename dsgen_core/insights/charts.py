@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from matplotlib import rc_context
 from matplotlib.axes import Axes
@@ -23,6 +23,10 @@ from matplotlib.ticker import MaxNLocator
 
 from dsgen_core.insights.compute import COCO_MEDIUM_BINS, COCO_SMALL_BINS
 
+if TYPE_CHECKING:
+    # matplotlib.typing is provisional (may change without deprecation): keep it out of runtime imports
+    from matplotlib.typing import RcKeyType
+
 TOP = 30
 DPI = 110
 OTHERS = "others"
@@ -32,7 +36,7 @@ OTHERS_COLOR = "#b0b0b0"
 RANGE_COLOR = "#8fa9d6"
 COCO_COLORS = {"small": "#C44E52", "medium": "#DD8452", "large": "#55A868"}
 SOURCE_COLORS = {"human": "#4C72B0", "model": "#DD8452"}
-RC = {
+RC: dict[RcKeyType, Any] = {
     "font.family": "DejaVu Sans",
     "font.size": 9,
     "axes.titlesize": 11,

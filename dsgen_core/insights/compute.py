@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import typing
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -28,7 +29,9 @@ import orjson
 from sqlalchemy import (
     ColumnElement,
     Float,
+    Row,
     Select,
+    SQLColumnExpression,
     String,
     and_,
     case,
@@ -147,7 +150,7 @@ class _Scope:
 # --------------------------------------------------------------------------- helpers
 
 
-def _bin(value: ColumnElement[Any], edges: Sequence[float], *, offset: int = 0, lo: int = 0, hi: int | None = None) -> ColumnElement[Any]:
+def _bin(value: SQLColumnExpression[Any], edges: Sequence[float], *, offset: int = 0, lo: int = 0, hi: int | None = None) -> ColumnElement[Any]:
     """``offset`` + the index of the bin of ``value``, as a balanced CASE tree: log2 comparisons
     per row instead of one per edge, and no sqrt/log, which some SQLite builds lack."""
     hi = len(edges) if hi is None else hi
@@ -264,7 +267,7 @@ def _tag_counts(scope: _Scope, top: int) -> dict[str, Any]:
 
 def _metadata_values(scope: _Scope, top: int) -> dict[str, Any]:
     cnt = func.count()
-    per_key = {"partition_by": AssetMetadata.key}
+    per_key: dict[str, Any] = {"partition_by": AssetMetadata.key}
     grouped = (
         select(
             AssetMetadata.key,
@@ -298,13 +301,14 @@ def _metadata_values(scope: _Scope, top: int) -> dict[str, Any]:
 def _resolution(scope: _Scope, top: int) -> dict[str, Any]:
     s = scope.session
     n = func.count().label("n")
-    pairs = s.execute(
+    # Only known sizes: the WHERE drops images without a width or height.
+    pairs = typing.cast("Sequence[Row[int, int, int, int]]", s.execute(
         select(Asset.width, Asset.height, n, func.count().over().label("distinct"))
         .where(*scope.filters, Asset.width.is_not(None), Asset.height.is_not(None))
         .group_by(Asset.width, Asset.height)
         .order_by(n.desc(), Asset.width.desc(), Asset.height.desc())
         .limit(top)
-    ).all()
+    ).all())
     binned = (
         select(
             case((Asset.width.is_(None), None), else_=_bin(Asset.width, RESOLUTION_EDGES)).label("wb"),
@@ -500,7 +504,7 @@ def _sources(scope: _Scope, top: int) -> dict[str, Any]:
 def _confidence(scope: _Scope, top: int) -> dict[str, Any]:
     counts = [0] * (len(CONFIDENCE_EDGES) + 1)
     missing = 0
-    sums: Counter[str] = Counter()
+    sums: defaultdict[str, float] = defaultdict(float)  # Counter is typed for int counts only
     ns: Counter[str] = Counter()
     for _sb, _rb, _ab, cb, src, cls, n, total in _object_scan(scope):
         if src != "model":
@@ -509,6 +513,7 @@ def _confidence(scope: _Scope, top: int) -> dict[str, Any]:
             missing += int(n)
             continue
         counts[int(cb)] += int(n)
+        assert total is not None  # objects with a confidence bin have a confidence
         sums[scope.class_key(cls)] += float(total)
         ns[scope.class_key(cls)] += int(n)
     scored = sum(counts)
@@ -617,7 +622,9 @@ def _attribute_counts_stream(scope: _Scope) -> _AttrCounts:
     scope.session.flush()  # the raw cursor below bypasses autoflush
     # SQLAlchemy's Row objects cost more than the query itself over a million rows; the sqlite3
     # cursor of the session's own connection yields plain tuples in the same transaction.
-    cursor = scope.session.connection().connection.driver_connection.execute(str(compiled), params)
+    raw = scope.session.connection().connection.driver_connection
+    assert raw is not None  # only a closed connection has none
+    cursor = raw.execute(str(compiled), params)
     out: _AttrCounts = {}
     while chunk := cursor.fetchmany(STREAM_CHUNK):
         for (cls, text), n in Counter(chunk).items():

@@ -81,7 +81,9 @@ def onnx_parity(session: Session, project: Project, ref: str, *, storage: Storag
                 conf: float = 0.25) -> ParityReport:
     """The same images of the model's own data (val, else test, else train) through PyTorch and ONNX Runtime."""
     mv = mvs.get_model_version(session, project, ref)
-    members = version_members(session, session.get(DatasetVersion, mv.training_data_version_id))
+    version = session.get(DatasetVersion, mv.training_data_version_id)
+    assert version is not None  # every model version is created from one, and it cannot be deleted under it
+    members = version_members(session, version)
     for split in ("val", "test", "train"):
         files = {m.asset.id: m.asset.storage_uri for m in members if m.split == split}
         if files:

@@ -126,14 +126,15 @@ def _train(registry: Registry, project: str, version_tag: str, recipe: Recipe, s
         curves = work / "training_curves.png"
         draw_training_curves(result.epochs, curves, title=f"{human_id}: {recipe.name} on {version_tag}")
         with registry.session() as s:
-            mv = s.get(ModelVersion, mv_id)
+            trained_mv = s.get(ModelVersion, mv_id)
+            assert trained_mv is not None  # created above, in its own committed session
             weights = work / "run" / "weights"
-            arts = mvs.register_artifacts(s, mv, [
+            arts = mvs.register_artifacts(s, trained_mv, [
                 mvs.ArtifactFile(weights / "best.pt", f"{prefix}/weights/best.pt", "best", "ckpt"),
                 mvs.ArtifactFile(weights / "last.pt", f"{prefix}/weights/final.pt", "final", "ckpt"),
             ], storage)
             result.curves_png = storage.write_file(f"{prefix}/training_curves.png", curves)
-            mvs.finish(s, mv, "succeeded", metrics=result.metrics)
+            mvs.finish(s, trained_mv, "succeeded", metrics=result.metrics)
             result.artifacts = [{"role": a.role, "format": a.format, "uri": a.storage_uri, "sha256": a.sha256,
                                  "size_bytes": a.size_bytes} for a in arts]
         result.status = "succeeded"
@@ -142,8 +143,9 @@ def _train(registry: Registry, project: str, version_tag: str, recipe: Recipe, s
         result.status = "cancelled" if cancelled else "failed"
         message = f"{type(e).__name__}: {e}"
         with registry.session() as s:
-            mv = s.get(ModelVersion, mv_id)
-            mvs.finish(s, mv, result.status, error=message if cancelled or isinstance(e, DsgenError)
+            failed_mv = s.get(ModelVersion, mv_id)
+            assert failed_mv is not None  # created above, in its own committed session
+            mvs.finish(s, failed_mv, result.status, error=message if cancelled or isinstance(e, DsgenError)
                        else message + "\n" + traceback.format_exc(limit=8))
         raise
     finally:
@@ -219,7 +221,9 @@ def _fit(model: Any, recipe: Recipe, data: dict[str, Any], work: Path, storage: 
         row = epoch_row(trainer)
         epoch = trainer.epoch + 1
         with registry.session() as s:
-            mvs.record_epoch(s, s.get(ModelVersion, mv_id), epoch, row)
+            running_mv = s.get(ModelVersion, mv_id)
+            assert running_mv is not None  # created before training started
+            mvs.record_epoch(s, running_mv, epoch, row)
         result.epochs.append({"epoch": epoch, **row})
         if on_epoch is not None:
             on_epoch(epoch, trainer.epochs, row)

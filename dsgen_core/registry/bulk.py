@@ -73,6 +73,7 @@ def insert_rows(
         cols = ", ".join([*columns, *constants])
         tail = tuple(constants.values())
         raw = conn.connection.driver_connection
+        assert raw is not None  # only a closed connection has none
         with raw.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row((*row, *tail) if tail else row)
@@ -94,12 +95,15 @@ def insert_rows(
     return n
 
 
-def iter_rows(session: Session, stmt: Select[Any], batch: int = 50_000) -> Iterator[tuple[Any, ...]]:
+def iter_rows(session: Session, stmt: Select[*tuple[Any, ...]], batch: int = 50_000) -> Iterator[tuple[Any, ...]]:
     """Plain DBAPI tuples in large batches: SQLAlchemy rows cost microseconds each, and there may be millions."""
+    assert session.bind is not None  # Registry sessions are bound to its engine
     compiled = stmt.compile(dialect=session.bind.dialect)
     params = compiled.construct_params()
-    args = tuple(params[k] for k in compiled.positiontup) if compiled.positional else params
-    cursor = session.connection().connection.driver_connection.cursor()
+    args = tuple(params[k] for k in compiled.positiontup or ()) if compiled.positional else params
+    raw = session.connection().connection.driver_connection
+    assert raw is not None  # only a closed connection has none
+    cursor = raw.cursor()
     try:
         cursor.execute(compiled.string, args)
         while rows := cursor.fetchmany(batch):

@@ -32,10 +32,10 @@ from collections import defaultdict
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 import orjson
-from sqlalchemy import Connection, bindparam, delete, select
+from sqlalchemy import Connection, Table, bindparam, delete, select
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
@@ -119,7 +119,7 @@ class ObjectRecord(NamedTuple):
     record's position in its file identifies it, or nothing does, see :attr:`IngestBatch.positional_ids`).
     """
 
-    index: int
+    position: int  # the record's place in its file
     source_id: int | str | None
     image_ref: Hashable
     class_ref: Hashable | None
@@ -267,6 +267,10 @@ class _Ingest:
                 new += 1
             else:
                 # The class is the same row; what this file adds to it is kept, what it contradicts is said.
+                for part, old_v, new_v in _spec_differences(lc.keypoint_spec, c.keypoint_spec):
+                    self.report.warning(self.b.file, c.record or c.key, part,
+                                        f"class {c.key!r} has {_short(old_v)} in the registry, this file says "
+                                        f"{_short(new_v)}; the registry's is kept")
                 lc.keypoint_spec = _union_spec(lc.keypoint_spec, c.keypoint_spec)
                 lc.shape_type = lc.shape_type or c.shape_type
                 if lc.supercategory in (None, "") and c.supercategory:
@@ -391,13 +395,6 @@ class _Ingest:
         self.report.skipped["annotations"] += len(objs) - len(kept)
         return kept
 
-    def _source_key(self, o: ObjectRecord) -> str | None:
-        if o.source_id is not None:
-            return f"{self.b.namespace}:{o.source_id}"
-        if self.b.positional_ids:
-            return f"{self.b.namespace}:{self.b.content_sha256[:16]}#{o.index}"
-        return None
-
     def _existing_objects(self, assets: set[int]) -> dict[tuple[int, str], Any]:
         """Objects of images that were already in the registry, by (asset id, source key)."""
         out: dict[tuple[int, str], Any] = {}
@@ -479,13 +476,13 @@ class _Ingest:
         self.tracked[key].append((ann_id, asset_id, bool(keyframe) if keyframe is not None else None, name))
         self.track_class.setdefault(key, lcid)
 
-    def _merge(self, o: ObjectRecord, lcid: int | None, old: Any) -> tuple[Any, ...] | bool | None:
+    def _merge(self, o: ObjectRecord, lcid: int | None, old: Any) -> tuple[Any, ...] | Literal[False] | None:
         """The merged row of an existing object: False when nothing changes, None when refused.
 
         A field either file *gave* is merged (the other's absence is no contradiction); fields only
         derived (a box computed from a mask, an area from a box) never conflict and are kept.
         """
-        rec = o.where or f"annotations[{o.index}] (id={o.source_id})"
+        rec = o.where or f"annotations[{o.position}] (id={o.source_id})"
         h_old = (old.extra or {}).get(HINTS) or {}
         h_new = (o.extra or {}).get(HINTS) or {}
         old_box = None if old.bbox_w is None else [old.bbox_x, old.bbox_y, old.bbox_w, old.bbox_h]
@@ -596,8 +593,10 @@ class _Ingest:
                result: IngestResult) -> None:
         conn = self.conn
         insert_rows(conn, "assets", _ASSET_COLUMNS, new_assets)
+        # The declarative stubs type __table__ as a FromClause; a mapped class's is a Table.
+        assets = cast(Table, Asset.__table__)
         for u in updates:
-            conn.execute(Asset.__table__.update().where(Asset.id == u["id"]).values(
+            conn.execute(assets.update().where(Asset.id == u["id"]).values(
                 **{k: v for k, v in u.items() if k != "id"}, updated_at=utcnow()))
         if deletions:
             for i in range(0, len(deletions), 10_000):
@@ -629,7 +628,7 @@ class _Ingest:
         result.objects_skipped = self.report.skipped.get("annotations", 0)
 
     def _update_objects(self, merges: list[tuple[Any, ...]], track_ids: dict[int, int]) -> None:
-        t = Annotation.__table__
+        t = cast(Table, Annotation.__table__)  # a FromClause to the stubs
         stmt = t.update().where(t.c.id == bindparam("_id")).values(
             {**{c: bindparam(c) for c in _MERGED_COLUMNS}, "import_batch_id": self.batch_id, "updated_at": utcnow()})
         self.conn.execute(stmt, [{**dict(zip(_MERGED_COLUMNS, m[:-1], strict=True)), "_id": m[-1]} for m in merges])
@@ -740,6 +739,11 @@ def _union_spec(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[
         if not out.get(k) and v:
             out[k] = v
     return out
+
+
+def _spec_differences(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[tuple[str, Any, Any]]:
+    """Keypoint names or skeletons that both give and that differ."""
+    return [(k, old[k], v) for k, v in (new or {}).items() if old and old.get(k) and v and old[k] != v]
 
 
 def _merge_hints(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:

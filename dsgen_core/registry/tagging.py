@@ -16,9 +16,9 @@ import json
 import math
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import DateTime, Float, Select, Text, delete, literal, or_, select
+from sqlalchemy import CursorResult, DateTime, Float, Select, Text, delete, literal, or_, select
 from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
@@ -55,6 +55,7 @@ _META: dict[str, tuple[type[AssetMetadata] | type[AnnotationMetadata], str]] = {
 }
 _ENTITY = {"image": "asset", "object": "annotation"}
 # SQLAlchemy keeps an INSERT's rowcount only when asked (psycopg closes the cursor before).
+# Session.execute is typed to return a Result; for INSERT and DELETE it is a CursorResult, which has rowcount.
 _COUNT_INSERTS = {"preserve_rowcount": True}
 
 
@@ -138,7 +139,8 @@ def _targets(
         raise DsgenError("give exactly one of an id list or a query")
     if query is not None:
         return [compile_query(query, project_id=project_id, level=level)], None
-    ids = sorted({int(i) for i in asset_ids})  # type: ignore[union-attr]
+    assert asset_ids is not None  # exactly one of the two was given
+    ids = sorted({int(i) for i in asset_ids})
     everything = compile_query("", project_id=project_id, level=level)
     column = everything.selected_columns[0]
     chunks = [everything.where(column.in_(ids[i : i + ID_CHUNK])) for i in range(0, len(ids), ID_CHUNK)]
@@ -217,7 +219,7 @@ def add_tags(
         for tag in tag_list:
             rows = source.add_columns(literal(tag, Text), now)
             stmt = _insert(session, table).from_select([fk, "tag", "created_at"], rows).on_conflict_do_nothing()
-            changed += session.execute(stmt, execution_options=_COUNT_INSERTS).rowcount
+            changed += cast(CursorResult[Any], session.execute(stmt, execution_options=_COUNT_INSERTS)).rowcount
     _log(
         session, project_id, action="tag.add", entity=table.__tablename__, op="add", level=level,
         changed=changed, ids=ids, query=query, detail={"tags": tag_list}, actor=actor,
@@ -243,7 +245,8 @@ def remove_tags(
     changed = 0
     for source in sources:
         stmt = delete(table).where(table.tag.in_(tag_list), getattr(table, fk).in_(source))
-        changed += session.execute(stmt, execution_options={"synchronize_session": False}).rowcount
+        changed += cast(CursorResult[Any],
+                        session.execute(stmt, execution_options={"synchronize_session": False})).rowcount
     _log(
         session, project_id, action="tag.remove", entity=table.__tablename__, op="remove", level=level,
         changed=changed, ids=ids, query=query, detail={"tags": tag_list}, actor=actor,
@@ -302,7 +305,7 @@ def set_metadata(
                 table.value.is_distinct_from(new.value),
             ),
         )
-        changed += session.execute(stmt, execution_options=_COUNT_INSERTS).rowcount
+        changed += cast(CursorResult[Any], session.execute(stmt, execution_options=_COUNT_INSERTS)).rowcount
     _log(
         session, project_id, action="meta.set", entity=table.__tablename__, op="set", level=level,
         changed=changed, ids=ids, query=query, detail={"key": key, "value": doc["v"]}, actor=actor,
@@ -329,7 +332,8 @@ def unset_metadata(
     changed = 0
     for source in sources:
         stmt = delete(table).where(table.key == key, getattr(table, fk).in_(source))
-        changed += session.execute(stmt, execution_options={"synchronize_session": False}).rowcount
+        changed += cast(CursorResult[Any],
+                        session.execute(stmt, execution_options={"synchronize_session": False})).rowcount
     _log(
         session, project_id, action="meta.unset", entity=table.__tablename__, op="unset", level=level,
         changed=changed, ids=ids, query=query, detail={"key": key}, actor=actor,

@@ -72,17 +72,18 @@ class MaskStore:
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
 
-    def put(self, object_id: int, rle: dict[str, Any]) -> str:
+    def put(self, object_id: int | str, rle: dict[str, Any]) -> str:
         return self.storage.write_bytes(mask_key(object_id), orjson.dumps(rle))
 
-    def put_many(self, items: Sequence[tuple[int, dict[str, Any]]], *, progress: bool = False) -> dict[int, str]:
+    def put_many(self, items: Sequence[tuple[int | str, dict[str, Any]]], *, progress: bool = False,
+                 ) -> dict[int | str, str]:
         """``put`` for many masks, all or none: after a failed write the ones done are deleted again.
 
         Threads, because each write to S3 is a network round trip (and local writes gain 2x as well).
         """
         written: list[str] = []
 
-        def one(item: tuple[int, dict[str, Any]]) -> tuple[int, str]:
+        def one(item: tuple[int | str, dict[str, Any]]) -> tuple[int | str, str]:
             uri = self.put(*item)
             written.append(uri)
             return item[0], uri

@@ -46,7 +46,7 @@ def make_client(endpoint: str | None = None) -> BaseClient:
     config = Config(
         # botocore's defaults (legacy retries x5, 60 s connect timeout) make a wrong endpoint hang for minutes.
         connect_timeout=10,
-        retries={"mode": os.environ.get("AWS_RETRY_MODE") or "standard"},  # type: ignore[typeddict-item]
+        retries={"mode": os.environ.get("AWS_RETRY_MODE") or "standard"},
         # Self-hosted servers rarely have wildcard DNS for virtual-hosted bucket names.
         s3={"addressing_style": "path"} if endpoint else None,
     )

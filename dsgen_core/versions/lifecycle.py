@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, Text, cast, func, select
+from sqlalchemy import ColumnElement, Select, Text, cast, func, select
 from sqlalchemy.orm import Session
 
 from dsgen_core.errors import DsgenError, NotFound
@@ -136,7 +136,7 @@ def freeze_version(
         raise DsgenError(f"version {tag!r}: the query {v.query!r} selects no images; nothing to freeze")
     assets = {r[0]: r[1] for r in rows}
     include_model = bool((v.filter_config or {}).get("include_model"))
-    ann_filter = [Annotation.asset_id.in_(select(member_q))]
+    ann_filter: list[ColumnElement[bool]] = [Annotation.asset_id.in_(select(member_q))]
     if not include_model:
         ann_filter.append(Annotation.source == "human")
 
@@ -153,6 +153,7 @@ def freeze_version(
     for video_id, asset_id in conn.execute(
         select(Frame.video_asset_id, Frame.image_asset_id).where(Frame.image_asset_id.in_(select(member_q)))
     ):
+        assert asset_id is not None  # the IN drops frames without an image
         linked[("v", video_id)].append(asset_id)
 
     ratios = v.split_config or parse_split_config(None)
@@ -181,7 +182,9 @@ def freeze_version(
     splits = dict(Counter(assignment.split_of.values()))
     if v.ontology_version_id is not None:
         # New classes after this point go into a new ontology version (seed 003).
-        session.get(OntologyVersion, v.ontology_version_id).is_frozen = True
+        ontology = session.get(OntologyVersion, v.ontology_version_id)
+        assert ontology is not None  # a foreign key: the version's ontology exists
+        ontology.is_frozen = True
     v.content_hash = content_hash
     v.is_frozen = True
     v.status = "frozen"
@@ -194,7 +197,7 @@ def freeze_version(
     return FreezeResult(tag, content_hash, splits, _annotations_per_split(classes), classes, False)
 
 
-def _snapshot_rows(session: Session, v: DatasetVersion) -> Select[Any]:
+def _snapshot_rows(session: Session, v: DatasetVersion) -> Select[*tuple[Any, ...]]:
     content_key = func.coalesce(Asset.sha256, "name:" + Asset.file_name)
     return (
         select(
@@ -234,12 +237,12 @@ def _annotations_per_split(classes: dict[str, dict[str, int]]) -> dict[str, int]
 def _scan_snapshot(session: Session, v: DatasetVersion, storage: Storage | None) -> tuple[str, dict[str, dict[str, int]]]:
     """The content hash, and the annotations per class and split counted on the way."""
     h = hashlib.sha256()
-    classes = session.execute(
+    ontology = session.execute(
         select(LabelClass.key, LabelClass.keypoint_spec)
         .join(OntologyVersionClass, OntologyVersionClass.label_class_id == LabelClass.id)
         .where(OntologyVersionClass.ontology_version_id == v.ontology_version_id).order_by(LabelClass.key)
     ).all() if v.ontology_version_id else []
-    h.update(orjson.dumps({"ontology": [[k, s] for k, s in classes], "split": v.split_config, "seed": v.seed,
+    h.update(orjson.dumps({"ontology": [[k, s] for k, s in ontology], "split": v.split_config, "seed": v.seed,
                            "query": v.query}, option=orjson.OPT_SORT_KEYS))
     members = session.execute(
         select(func.coalesce(Asset.sha256, "name:" + Asset.file_name), DatasetSplit.split)
@@ -349,8 +352,9 @@ class VersionDiff:
     images_moved: list[dict[str, str]]
     annotations_added: int
     annotations_removed: int
-    annotations_added_by_class: dict[str, int]
-    annotations_removed_by_class: dict[str, int]
+    # The None key counts annotations without a label class.
+    annotations_added_by_class: dict[str | None, int]
+    annotations_removed_by_class: dict[str | None, int]
     relabelled: list[dict[str, Any]]
     content_hash: dict[str, str | None]
 

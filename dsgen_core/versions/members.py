@@ -40,7 +40,7 @@ def version_members(session: Session, v: DatasetVersion) -> list[Member]:
         .where(DatasetVersionAsset.dataset_version_id == v.id)
     ).all()
     # Names come from the file names and source keys, not row ids, so two registries export the same tree.
-    rows.sort(key=lambda r: (r.file_name, r.sha256 or "", r.source_key))
+    rows = sorted(rows, key=lambda r: (r.file_name, r.sha256 or "", r.source_key))
     used: set[str] = set()
     out: list[Member] = []
     for asset in rows:

@@ -6,11 +6,14 @@ can both decide and explain.
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from typing import Any
+
+from sqlalchemy import ColumnElement, SQLColumnExpression, func, select
 from sqlalchemy.orm import Session
 
 from dsgen_core.registry.schema import (
     Asset,
+    Base,
     DatasetSplit,
     DatasetVersion,
     DatasetVersionAnnotation,
@@ -39,7 +42,7 @@ def split_leaks(session: Session, v: DatasetVersion) -> dict[str, list[str]]:
     content = func.coalesce(Asset.sha256, "name:" + Asset.file_name)
     snap = DatasetVersionAnnotation
 
-    def leaking(key, *joins) -> list[str]:
+    def leaking(key: SQLColumnExpression[Any], *joins: tuple[type[Base], ColumnElement[bool]]) -> list[str]:
         stmt = select(key).select_from(member)
         for target, on in joins:
             stmt = stmt.join(target, on)

@@ -122,8 +122,9 @@ def assign_splits(
             target, target_total = placed + size, placed_total + size
 
             # Furthest below its share, in this stratum and overall, wins; so small strata fill global gaps.
-            best = max(names, key=lambda n, t=target, c=count, tt=target_total: (
-                ratios[n] * t - c[n] + ratios[n] * tt - total[n], ratios[n], -names.index(n)))
+            # max() calls the key at once, so the loop's current values are the ones it reads.
+            best = max(names, key=lambda n: (
+                ratios[n] * target - count[n] + ratios[n] * target_total - total[n], ratios[n], -names.index(n)))
             count[best] += size
             total[best] += size
             placed, placed_total = target, target_total

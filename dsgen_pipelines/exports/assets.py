@@ -1,6 +1,7 @@
 """COCO and YOLO exports of each frozen version, under ``$DSGEN_HOME/exports/<project>/<tag>/<format>``."""
 
 from collections.abc import Callable
+from typing import Any
 
 import dagster as dg
 
@@ -16,7 +17,7 @@ EXPORTERS: dict[str, tuple[Callable[..., ExportResult], str]] = {
 }
 
 
-def export_metadata(result: ExportResult) -> dict[str, object]:
+def export_metadata(result: ExportResult) -> dict[str, Any]:
     return {
         "path": dg.MetadataValue.path(str(result.out_dir)),
         "images": sum(result.files.values()),

@@ -6,7 +6,7 @@ one model at a time. ``onnx_artifact`` and ``evaluation`` follow by automation, 
 blocking checks of the asset before it passed.
 """
 
-from typing import Any
+from typing import Any, cast
 
 import dagster as dg
 
@@ -30,12 +30,14 @@ class TrainConfig(dg.Config):
     """Model version to continue from (``m1``): incremental training with the recipe's rehearsal share."""
 
 
-def _keys(context: dg.AssetExecutionContext) -> tuple[str, str]:
-    keys = context.partition_key.keys_by_dimension  # type: ignore[attr-defined]
+def _keys(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> tuple[str, str]:
+    # Model partitions are multi-partitioned, so the key is a MultiPartitionKey (typed as a plain str).
+    keys = cast(dg.MultiPartitionKey, context.partition_key).keys_by_dimension
     return keys["dataset_version"], keys["recipe"]
 
 
-def partition_model_version(registry: RegistryResource, context: dg.AssetExecutionContext) -> str:
+def partition_model_version(registry: RegistryResource,
+                            context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> str:
     tag, recipe = _keys(context)
     with registry.session() as s:
         return mvs.latest_model_version(s, registry.get_project(s), tag, recipe).human_id

@@ -3,6 +3,7 @@
 than its parent on the same test split (a warning: forgetting is worth seeing, not stopping)."""
 
 import warnings
+from collections.abc import Callable
 
 import dagster as dg
 
@@ -16,7 +17,7 @@ from dsgen_pipelines.resources import RegistryResource, StorageResource
 PARITY_IMAGES = 8
 
 
-def _partitioned(fn):
+def _partitioned(fn: Callable[[], dg.AssetCheckSpec]) -> dg.AssetCheckSpec:
     # Partitioned checks are a preview feature in 1.13; each model partition gets its own results.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.PreviewWarning)

@@ -13,7 +13,7 @@ import dagster as dg
 from dsgen_core.errors import NotFound
 from dsgen_core.registry.changes import changes_since
 from dsgen_core.registry.stats import registry_stats
-from dsgen_pipelines.partitions import dataset_versions
+from dsgen_pipelines.partitions import DATASET_VERSIONS, dataset_versions
 from dsgen_pipelines.registry.assets import registry_tables, table_metadata
 from dsgen_pipelines.resources import DAGSTER_ACTOR, RegistryResource
 from dsgen_pipelines.versions.assets import freeze_version_job
@@ -46,13 +46,14 @@ def registry_changes(context: dg.SensorEvaluationContext, registry: RegistryReso
     for c in changes:
         if c.entity != "dataset_versions" or not (c.detail or {}).get("tag"):
             continue
+        assert c.detail is not None  # it has a tag
         tag = c.detail["tag"]
         tags.append(tag)
         frozen_elsewhere = c.op == "frozen" and not str(c.detail.get("actor") or "").startswith(DAGSTER_ACTOR)
         if c.op == "freeze_requested" or frozen_elsewhere:
             runs.append(dg.RunRequest(partition_key=tag, run_key=f"{c.op}:{tag}:{c.seq}", tags={"dsgen/change_seq": str(c.seq)}))
 
-    known = set(context.instance.get_dynamic_partitions(dataset_versions.name))
+    known = set(context.instance.get_dynamic_partitions(DATASET_VERSIONS))
     new_tags = sorted({t for t in tags if t not in known})
     events = []
     if stats is not None:

@@ -158,7 +158,9 @@ def _header(session: Session, assets: list[Asset]) -> dict[str, Any]:
     batch_ids = sorted({a.import_batch_id for a in assets if a.import_batch_id is not None})
     header: dict[str, Any] = {}
     if batch_ids:
-        header = dict(session.get(ImportBatch, batch_ids[0]).header or {})
+        batch = session.get(ImportBatch, batch_ids[0])
+        assert batch is not None  # a foreign key: the asset's batch exists
+        header = dict(batch.header or {})
     header.setdefault("licenses", DEFAULT_LICENSES)
     header.setdefault("info", DEFAULT_INFO)
     return header

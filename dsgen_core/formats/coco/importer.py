@@ -17,7 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -178,8 +178,9 @@ def _results_targets(session: Session, project: Project, coco: CocoFile,
                      create_missing: bool) -> tuple[list[ImageRecord], list[ClassRecord]]:
     """A results list names images and classes by their COCO ids in the ground truth already imported."""
     report, fname = coco.report, str(coco.path)
-    image_ids = sorted({a.image_ref for a in coco.annotations})
-    by_ext: dict[int, list[tuple[int, str]]] = {}
+    # The reader refuses results whose image_id or category_id is not an integer.
+    image_ids = sorted(cast(set[int], {a.image_ref for a in coco.annotations}))
+    by_ext: dict[int | None, list[tuple[int, str]]] = {}
     for aid, ext, name in session.execute(select(Asset.id, Asset.external_id, Asset.file_name).where(
             Asset.project_id == project.id, Asset.external_id.in_(image_ids))):
         by_ext.setdefault(ext, []).append((aid, name))
@@ -194,7 +195,7 @@ def _results_targets(session: Session, project: Project, coco: CocoFile,
             missing.add(iid)
             for a in coco.annotations:
                 if a.image_ref == iid:
-                    report.error(fname, f"annotations[{a.index}] (image_id={iid})", "image_id",
+                    report.error(fname, f"annotations[{a.position}] (image_id={iid})", "image_id",
                                  f"{len(found)} images of project {project.name!r} have COCO id {iid} ({names}); "
                                  "import the results into the project of their ground truth alone")
         elif create_missing:
@@ -203,10 +204,10 @@ def _results_targets(session: Session, project: Project, coco: CocoFile,
             missing.add(iid)
             for a in coco.annotations:
                 if a.image_ref == iid:
-                    report.error(fname, f"annotations[{a.index}] (image_id={iid})", "image_id",
+                    report.error(fname, f"annotations[{a.position}] (image_id={iid})", "image_id",
                                  f"no image with COCO id {iid} in project {project.name!r} (import the ground truth "
                                  "first, or pass --create-missing)")
-    class_ids = sorted({a.class_ref for a in coco.annotations if a.class_ref is not None})
+    class_ids = sorted(cast(set[int], {a.class_ref for a in coco.annotations if a.class_ref is not None}))
     by_class = dict(session.execute(select(LabelClass.external_id, LabelClass.key).where(
         LabelClass.project_id == project.id, LabelClass.external_id.in_(class_ids))).all())
     classes: list[ClassRecord] = []
@@ -218,6 +219,6 @@ def _results_targets(session: Session, project: Project, coco: CocoFile,
         else:
             for a in coco.annotations:
                 if a.class_ref == cid:
-                    report.error(fname, f"annotations[{a.index}] (category_id={cid})", "category_id",
+                    report.error(fname, f"annotations[{a.position}] (category_id={cid})", "category_id",
                                  f"no label class with COCO id {cid} in project {project.name!r}")
     return images, classes

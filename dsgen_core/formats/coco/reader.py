@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -126,10 +127,14 @@ def read_coco(path: Path, *, panoptic_dir: Path | None = None) -> CocoFile:
     fname = str(path)
     header: dict[str, Any] = {}
     kind = "dataset"
+    # None until checked: a COCO file may lack any of the three lists
+    raw_images: list[Any] | None
+    raw_categories: list[Any] | None
+    raw_annotations: list[Any] | None
     if isinstance(doc, list):
         kind = "results"
-        raw_images: list[Any] = []
-        raw_categories: list[Any] = []
+        raw_images = []
+        raw_categories = []
         raw_annotations = doc
     elif isinstance(doc, dict):
         if "image" in doc and "images" not in doc:
@@ -197,9 +202,9 @@ def _read_images(raw: list[Any], fname: str, report: ValidationReport) -> list[C
             continue
         w, h = im.get("width"), im.get("height")
         bad = False
-        for key, v in (("width", w), ("height", h)):
+        for dim, v in (("width", w), ("height", h)):
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v <= 0):
-                report.error(fname, rec, key, f"must be a positive integer, found {v!r}")
+                report.error(fname, rec, dim, f"must be a positive integer, found {v!r}")
                 bad = True
         if bad:
             continue
@@ -261,7 +266,8 @@ def _expand_panoptic(
     from pycocotools import mask as mask_utils
 
     png_dir = panoptic_dir or path.parent / path.stem
-    by_id = {im.coco_id: im for im in images}
+    # looked up by whatever the JSON holds, which need not be an int
+    by_id: dict[Hashable, CocoImage] = {im.coco_id: im for im in images}
     out: list[dict[str, Any]] = []
     dropped = 0
     for i, a in enumerate(raw):
@@ -332,13 +338,14 @@ def _read_annotations(
         # Fast path for the bulk of real files: a plain box with only the usual keys. Anything
         # unusual, or anything wrong, falls through to the general path, which reports it.
         if type(a) is dict and a.keys() <= box_keys and not results:
+            # Any JSON value: looked up in the id maps, checked with ``type(x) is`` (mypy does not narrow on it)
             aid = a.get("id")
-            image_id = a.get("image_id")
-            cid = a.get("category_id")
+            image_id: Any = a.get("image_id")
+            cid: Any = a.get("category_id")
             bbox = a.get("bbox")
             seg = a.get("segmentation")
             attrs = a.get("attributes")
-            file_area = a.get("area")
+            file_area: Any = a.get("area")
             size = img_size.get(image_id)
             if (type(aid) is int and aid not in seen_ids and size is not None and cid in cat_by_id and not seg
                     and (attrs is None or type(attrs) is dict) and type(bbox) is list and len(bbox) == 4):
@@ -355,7 +362,7 @@ def _read_annotations(
                     seen_ids[aid] = i
                     seen_places[aid] = f"annotations[{i}]"
                     ta = type(file_area)
-                    hints = None
+                    hints: dict[str, Any] | None = None
                     if ta is float:
                         area = file_area
                     elif ta is int:
@@ -523,7 +530,7 @@ def _read_annotations(
         file_area_ok = (ta is float or ta is int) and file_area - file_area == 0
         area = area_calc if area_calc is not None else (float(file_area) if file_area_ok else (box[2] * box[3] if box else None))
         # How the file wrote things we normalise, so an export gives back the same shapes.
-        hints: dict[str, Any] = {}
+        hints = {}
         if file_area_ok:
             if area is not None and (abs(file_area - area) > 1e-6 or ta is int):
                 hints["area"] = file_area

@@ -14,7 +14,9 @@ def run() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = create_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    assert url is not None  # dsgen_core.registry.db always sets it
+    engine = create_engine(url)
     with engine.begin() as c:
         context.configure(connection=c, target_metadata=target_metadata, render_as_batch=True)
         with context.begin_transaction():
