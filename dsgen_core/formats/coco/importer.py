@@ -185,28 +185,20 @@ def _results_targets(session: Session, project: Project, coco: CocoFile,
             Asset.project_id == project.id, Asset.external_id.in_(image_ids))):
         by_ext.setdefault(ext, []).append((aid, name))
     images: list[ImageRecord] = []
-    missing: set[Any] = set()
+    unknown: dict[Any, str] = {}  # image id -> why it names no image of the project
     for iid in image_ids:
         found = by_ext.get(iid, [])
         if len(found) == 1:
             images.append(ImageRecord(iid, "", "", asset_id=found[0][0]))
         elif len(found) > 1:
             names = ", ".join(repr(n) for _, n in found[:3])
-            missing.add(iid)
-            for a in coco.annotations:
-                if a.image_ref == iid:
-                    report.error(fname, f"annotations[{a.position}] (image_id={iid})", "image_id",
-                                 f"{len(found)} images of project {project.name!r} have COCO id {iid} ({names}); "
-                                 "import the results into the project of their ground truth alone")
+            unknown[iid] = (f"{len(found)} images of project {project.name!r} have COCO id {iid} ({names}); "
+                            "import the results into the project of their ground truth alone")
         elif create_missing:
             images.append(ImageRecord(iid, f"coco-image:{iid}", str(iid), external_id=iid))
         else:
-            missing.add(iid)
-            for a in coco.annotations:
-                if a.image_ref == iid:
-                    report.error(fname, f"annotations[{a.position}] (image_id={iid})", "image_id",
-                                 f"no image with COCO id {iid} in project {project.name!r} (import the ground truth "
-                                 "first, or pass --create-missing)")
+            unknown[iid] = (f"no image with COCO id {iid} in project {project.name!r} (import the ground truth "
+                            "first, or pass --create-missing)")
     class_ids = sorted(cast(set[int], {a.class_ref for a in coco.annotations if a.class_ref is not None}))
     by_class = dict(session.execute(select(LabelClass.external_id, LabelClass.key).where(
         LabelClass.project_id == project.id, LabelClass.external_id.in_(class_ids))).all())
@@ -216,9 +208,11 @@ def _results_targets(session: Session, project: Project, coco: CocoFile,
             classes.append(ClassRecord(cid, by_class[cid]))
         elif create_missing:
             classes.append(ClassRecord(cid, f"category_{cid}", f"category_{cid}", external_id=cid))
-        else:
-            for a in coco.annotations:
-                if a.class_ref == cid:
-                    report.error(fname, f"annotations[{a.position}] (category_id={cid})", "category_id",
-                                 f"no label class with COCO id {cid} in project {project.name!r}")
+    known_classes = {c.ref for c in classes}
+    for a in coco.annotations:
+        if a.image_ref in unknown:
+            report.error(fname, f"annotations[{a.position}] (image_id={a.image_ref})", "image_id", unknown[a.image_ref])
+        if a.class_ref is not None and a.class_ref not in known_classes:
+            report.error(fname, f"annotations[{a.position}] (category_id={a.class_ref})", "category_id",
+                         f"no label class with COCO id {a.class_ref} in project {project.name!r}")
     return images, classes
