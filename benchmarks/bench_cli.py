@@ -52,12 +52,12 @@ def main() -> int:
                 times.setdefault((t.name, "help"), []).append(dsgen(t, home, "--help"))
                 times.setdefault((t.name, "query"), []).append(
                     dsgen(t, home, "query", "category:lungs width>100", "--count", "--project", "p", "--json"))
-        print(f"{'':2}{'measure':<48} {'result':>14}   {'reference':>34}   verdict")
+        print(f"{'':2}{'measure (median / fastest run)':<48} {'result':>14}   {'reference':>34}   verdict")
         for (name, what), values in times.items():
             s = median(values)
             label = "dsgen --help" if what == "help" else "dsgen query --count (27 images)"
-            row(f"{label}: {name}", f"{s:.3f} s", f"target {TARGETS[what]} s",
-                "met" if s <= TARGETS[what] else "not met")
+            row(f"{label}: {name}", f"{s:.3f} / {min(values):.3f} s", f"target {TARGETS[what]} s",
+                "met" if s <= TARGETS[what] else "fastest run met" if min(values) <= TARGETS[what] else "not met")
     finally:
         for home in homes.values():
             shutil.rmtree(home, ignore_errors=True)

@@ -107,10 +107,10 @@ def fill(reg: Registry, name: str, images: int, seed: int = 0) -> int:
 def _time(reg: Registry, pid: int, q: str, level: str, repeat: int) -> tuple[int, list[float]]:
     times = []
     with reg.session() as s:
-        n = count_query(s, q, project_id=pid, level=level)  # type: ignore[arg-type]
+        n = count_query(s, s.get(Project, pid), q, level=level)  # type: ignore[arg-type]
         for _ in range(repeat):
             t0 = time.perf_counter()
-            count_query(s, q, project_id=pid, level=level)  # type: ignore[arg-type]
+            count_query(s, s.get(Project, pid), q, level=level)  # type: ignore[arg-type]
             times.append((time.perf_counter() - t0) * 1000)
     return n, times
 

@@ -116,16 +116,14 @@ def demo(project: str, n_images: int, seed: int, with_dagster: bool, recipe: str
                                progress=sys.stderr.isatty() and not quiet)
     _step("making thumbnails", quiet)
     with reg.session() as s:
-        proj = get_project(s, project)
-        pid = proj.id
-        thumbs = make_thumbnails(s, proj, storage=storage, progress=sys.stderr.isatty() and not quiet)
+        thumbs = make_thumbnails(s, get_project(s, project), storage=storage, progress=sys.stderr.isatty() and not quiet)
     with reg.session() as s:
         proj = get_project(s, project)
         tagged = add_tags(s, proj, ["has-occlusion"], query="attr.occluded:true", actor=actor)
         add_tags(s, proj, ["video"], query="has:track", actor=actor)
         set_metadata(s, proj, "origin", "synthetic", query="", actor=actor)
         queries: dict[str, Any] = {
-            q: count_query(s, q, project_id=pid)
+            q: count_query(s, proj, q)
             for q in ("category:circle", "tag:has-occlusion", "has:mask", "has:track -tag:has-occlusion", "width>=160")
         }
     _step("computing insights and drawing charts", quiet)

@@ -60,18 +60,18 @@ def query_command(
     text = " ".join(terms)
     level = _level(objects)
     with open_registry().session() as s:
-        project_id = get_project(s, project).id
+        proj = get_project(s, project)
         if only_count:
-            n = count_query(s, text, project_id=project_id, level=level)
+            n = count_query(s, proj, text, level=level)
             emit({"count": n}, as_json, str(n))
             return
         if as_json or level == "object":
-            ids = run_query(s, text, project_id=project_id, level=level, limit=limit, offset=offset)
+            ids = run_query(s, proj, text, level=level, limit=limit, offset=offset)
             emit(ids, as_json, "\n".join(map(str, ids)))
             return
         stmt = (
             select(Asset.id, Asset.file_name)
-            .where(Asset.id.in_(compile_query(text, project_id=project_id, level=level)))
+            .where(Asset.id.in_(compile_query(text, project_id=proj.id, level=level)))
             .order_by(Asset.id)
             .offset(offset)
             .limit(limit)

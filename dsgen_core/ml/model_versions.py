@@ -52,10 +52,10 @@ def list_model_versions(session: Session, project: Project) -> list[ModelVersion
         select(ModelVersion).where(ModelVersion.project_id == project.id).order_by(ModelVersion.id)))
 
 
-def ensure_model(session: Session, project_id: int, name: str, task: str) -> Model:
-    model = session.scalar(select(Model).where(Model.project_id == project_id, Model.name == name))
+def ensure_model(session: Session, project: Project, name: str, task: str) -> Model:
+    model = session.scalar(select(Model).where(Model.project_id == project.id, Model.name == name))
     if model is None:
-        model = Model(project_id=project_id, name=name, task=_TASK_CODES.get(task, task))
+        model = Model(project_id=project.id, name=name, task=_TASK_CODES.get(task, task))
         session.add(model)
         session.flush()
     return model

@@ -112,7 +112,7 @@ def _train(registry: Registry, project: str, version_tag: str, recipe: Recipe, s
             init = mvs.require_artifact(s, parent_mv, "best", "ckpt")
         data = _prepare_data(s, proj, version, recipe, work, storage, parent_mv)
         incremental = _incremental_info(recipe, parent_mv, data) if parent_mv else None
-        model = mvs.ensure_model(s, proj.id, model_name or f"{project}-{recipe.task}", recipe.task)
+        model = mvs.ensure_model(s, proj, model_name or f"{project}-{recipe.task}", recipe.task)
         config = {"recipe": recipe.to_dict(), "classes": data["classes"], "train_args": recipe.train_args(),
                   "model_source": "parent" if parent_mv else recipe.model_source(), "data": data["counts"]}
         mv = mvs.create_model_version(s, model, version, recipe.name, training_config=config, parent=parent_mv,

@@ -42,12 +42,16 @@ Levels
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, func
 from sqlalchemy.orm import Session
 
 from dsgen_core.query.compiler import Level, compile_query
+
+if TYPE_CHECKING:
+    from dsgen_core.registry.schema import Project
+
 from dsgen_core.query.parser import ALIASES, BUILTIN_FIELDS, NUMBER_RE, And, Node, Not, Or, Predicate, QueryError, parse
 
 __all__ = [
@@ -81,20 +85,21 @@ def is_numeric_text(text: str) -> bool:
 
 def run_query(
     session: Session,
+    project: Project,
     text: str,
     *,
-    project_id: int,
     level: Level = "image",
     limit: int | None = None,
     offset: int = 0,
 ) -> list[int]:
-    """Matching ids in ascending order, ``limit``/``offset`` applied."""
-    stmt: Select[Any] = compile_query(text, project_id=project_id, level=level)
+    """Matching ids of ``project`` in ascending order, ``limit``/``offset`` applied."""
+    stmt: Select[Any] = compile_query(text, project_id=project.id, level=level)
     stmt = stmt.order_by(stmt.selected_columns[0]).offset(offset).limit(limit)
     return list(session.scalars(stmt))
 
 
-def count_query(session: Session, text: str, *, project_id: int, level: Level = "image") -> int:
-    stmt = compile_query(text, project_id=project_id, level=level)
+def count_query(session: Session, project: Project, text: str, *, level: Level = "image") -> int:
+    """How many images (or objects) of ``project`` match ``text``."""
+    stmt = compile_query(text, project_id=project.id, level=level)
     # Each asset/annotation appears once, so count(*) over the same FROM needs no subquery.
     return session.scalar(stmt.with_only_columns(func.count(), maintain_column_froms=True)) or 0

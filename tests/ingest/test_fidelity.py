@@ -365,3 +365,16 @@ def test_has_keypoints_means_labelled_keypoints(cli: Any, registry: Registry, co
                    "--json"))
     assert _ok(cli.invoke("query", "has:keypoints", "--objects", "--count", "--project", "p", "--json"))["count"] == 1
     assert _ok(cli.invoke("query", "--objects", "--count", "--project", "p", "--json", "--", "-has:keypoints"))["count"] == 1
+
+
+@pytest.mark.parametrize("name", ["a.jpg", "sub dir/img 01.png", "./a.jpg", "a//b.jpg", "a/./b.jpg", "a/b/", "a\\\\b.jpg",
+                                  "a..b.jpg", ".hidden.jpg", "../a.jpg", "a/../../b.jpg", "/abs/a.jpg", "c:/x.jpg", ".", "",
+                                  "x/..", "héllo/ü.jpg"])
+def test_source_path_fast_path_agrees_with_pathlib(name: str) -> None:
+    from pathlib import PurePosixPath
+
+    from dsgen_core.formats.coco.reader import source_path
+
+    rel = PurePosixPath(name.replace("\\\\", "/"))
+    leaves = rel.is_absolute() or ".." in rel.parts or (bool(rel.parts) and ":" in rel.parts[0]) or not rel.parts
+    assert source_path(name) == (None if leaves else str(rel))

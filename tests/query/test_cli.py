@@ -8,6 +8,7 @@ import pytest
 
 from dsgen_core.query import run_query
 from dsgen_core.registry import tagging
+from dsgen_core.registry.schema import Project
 
 from .conftest import Scene
 
@@ -74,8 +75,8 @@ def test_tag_add_and_remove(scene: Scene, cli) -> None:  # noqa: ANN001
     out = cli.invoke("tag", "add", "check", "--objects", "--query", "category:car", "--json")
     assert json.loads(out.stdout) == {"changed": 2, "level": "object"}
     with scene.registry.session() as s:
-        assert set(run_query(s, "tag:review", project_id=scene.project_id)) == scene.images("street1", "street2", "dark")
-        assert set(run_query(s, "tag:hard", project_id=scene.project_id)) == scene.images("street1")
+        assert set(run_query(s, s.get(Project, scene.project_id), "tag:review")) == scene.images("street1", "street2", "dark")
+        assert set(run_query(s, s.get(Project, scene.project_id), "tag:hard")) == scene.images("street1")
         assert tagging.get_object_tags(s, scene.o["car2"]) == ["check"]
 
 
@@ -115,7 +116,7 @@ def test_usage_errors_exit_2(scene: Scene, cli, args: list[str], message: str) -
     assert out.exit_code == 2, out.output
     assert message in out.stderr
     with scene.registry.session() as s:
-        assert run_query(s, "tag:x", project_id=scene.project_id) == []
+        assert run_query(s, s.get(Project, scene.project_id), "tag:x") == []
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from sqlalchemy import inspect, select
 
 from dsgen_core.errors import DsgenError
 from dsgen_core.query import QueryError, compile_query, count_query, run_query
-from dsgen_core.registry.schema import Asset
+from dsgen_core.registry.schema import Asset, Project
 
 from .conftest import INJECTION_TAG, Scene
 
@@ -24,9 +24,9 @@ def check(scene: Scene, cases: list[tuple[str, set[str]]], level: str = "image")
     wrong = []
     with scene.registry.session() as s:
         for text, expected in cases:
-            ids = run_query(s, text, project_id=scene.project_id, level=level)  # type: ignore[arg-type]
+            ids = run_query(s, s.get(Project, scene.project_id), text, level=level)  # type: ignore[arg-type]
             got = scene.image_names(ids) if level == "image" else scene.object_names(ids)
-            n = count_query(s, text, project_id=scene.project_id, level=level)  # type: ignore[arg-type]
+            n = count_query(s, s.get(Project, scene.project_id), text, level=level)  # type: ignore[arg-type]
             if got != expected or n != len(expected) or ids != sorted(ids):
                 wrong.append(f"{level} {text!r}: expected {sorted(expected)}, got {sorted(got)} (count {n})")
     assert not wrong, "\n".join(wrong)
@@ -297,23 +297,23 @@ def test_injection_is_just_a_value(scene: Scene) -> None:
 def test_limit_offset_and_subquery(scene: Scene) -> None:
     with scene.registry.session() as s:
         pid = scene.project_id
-        everything = run_query(s, "", project_id=pid)
+        everything = run_query(s, s.get(Project, pid), "")
         assert everything == sorted(scene.images(*ALL_IMAGES))
-        assert run_query(s, "", project_id=pid, limit=2) == everything[:2]
-        assert run_query(s, "", project_id=pid, limit=2, offset=1) == everything[1:3]
-        assert run_query(s, "", project_id=pid, offset=3) == everything[3:]
+        assert run_query(s, s.get(Project, pid), "", limit=2) == everything[:2]
+        assert run_query(s, s.get(Project, pid), "", limit=2, offset=1) == everything[1:3]
+        assert run_query(s, s.get(Project, pid), "", offset=3) == everything[3:]
         # Usable as a subquery, as other modules do.
         names = set(s.scalars(select(Asset.file_name).where(Asset.id.in_(compile_query("tag:car", project_id=pid)))))
         assert names == {"images/street 01.jpg"}
-        assert count_query(s, "tag:car", project_id=scene.other_project_id) == 1
-        assert count_query(s, "category:car", project_id=scene.other_project_id, level="object") == 1
-        assert count_query(s, "track:17", project_id=scene.other_project_id) == 1
+        assert count_query(s, s.get(Project, scene.other_project_id), "tag:car") == 1
+        assert count_query(s, s.get(Project, scene.other_project_id), "category:car", level="object") == 1
+        assert count_query(s, s.get(Project, scene.other_project_id), "track:17") == 1
 
 
 def test_errors_are_raised_before_sql(scene: Scene) -> None:
     with scene.registry.session() as s:
         with pytest.raises(QueryError) as err:
-            count_query(s, "width>wide", project_id=scene.project_id)
+            count_query(s, s.get(Project, scene.project_id), "width>wide")
         assert err.value.column == 7
         with pytest.raises(DsgenError, match="unknown query level"):
             compile_query("", project_id=scene.project_id, level="frame")  # type: ignore[arg-type]

@@ -46,7 +46,7 @@ def test_add_and_remove_tags_by_ids(scene: Scene) -> None:
         assert rows[0].project_id == pid
         changes = events(s, "asset_tags")
         assert [(c.op, c.count, c.project_id) for c in changes] == [("add", 4, pid), ("add", 1, pid)]
-        assert count_query(s, "tag:review", project_id=pid) == 3
+        assert count_query(s, s.get(Project, pid), "tag:review") == 3
 
     with scene.registry.session() as s:
         assert tagging.remove_tags(s, s.get(Project, pid), ["review", "blurry"], asset_ids=[a["street2"]]) == 2
@@ -66,10 +66,10 @@ def test_tags_by_query_are_set_based(scene: Scene) -> None:
         # The query may read the table it writes: tag every image that lacks the tag.
         assert tagging.add_tags(s, s.get(Project, pid), ["big"], query="-tag:big") == 2
         assert tagging.add_tags(s, s.get(Project, pid), ["big"], query="") == 0
-        assert set(run_query(s, "tag:big", project_id=pid)) == scene.images("street1", "street2", "dark", "nosize")
+        assert set(run_query(s, s.get(Project, pid), "tag:big")) == scene.images("street1", "street2", "dark", "nosize")
         assert tagging.remove_tags(s, s.get(Project, pid), ["big"], query="width<1024") == 1
     with scene.registry.session() as s:
-        assert set(run_query(s, "tag:big", project_id=pid)) == scene.images("street1", "dark", "nosize")
+        assert set(run_query(s, s.get(Project, pid), "tag:big")) == scene.images("street1", "dark", "nosize")
         # The deleted image and the other project were never touched.
         assert tagging.get_tags(s, scene.a["gone"]) == ["car"]
         assert tagging.get_tags(s, scene.a["elsewhere"]) == ["car"]
@@ -85,10 +85,10 @@ def test_object_tags(scene: Scene) -> None:
         assert tagging.add_tags(s, s.get(Project, pid), ["check"], query="category:car", level="object") == 2
         assert tagging.add_tags(s, s.get(Project, pid), ["check"], asset_ids=[o["person3"]], level="object") == 1
         assert tagging.get_object_tags(s, o["car1"]) == ["check", "front"]
-        assert set(run_query(s, "tag:check", project_id=pid, level="object")) == scene.objects("car1", "car2", "person3")
-        assert count_query(s, "tag:check", project_id=pid) == 0  # object tags are not image tags
+        assert set(run_query(s, s.get(Project, pid), "tag:check", level="object")) == scene.objects("car1", "car2", "person3")
+        assert count_query(s, s.get(Project, pid), "tag:check") == 0  # object tags are not image tags
         assert tagging.remove_tags(s, s.get(Project, pid), "check", query="confidence<0.5", level="object") == 1
-        assert set(run_query(s, "tag:check", project_id=pid, level="object")) == scene.objects("car1", "person3")
+        assert set(run_query(s, s.get(Project, pid), "tag:check", level="object")) == scene.objects("car1", "person3")
     with scene.registry.session() as s:
         row = audits(s, "tag.add")[1]
         assert (row.entity_type, row.entity_ids) == ("annotation", [o["person3"]])
@@ -112,14 +112,14 @@ def test_set_and_unset_metadata(scene: Scene) -> None:
         assert (row.value_text, row.value_num, row.value) == ("12", 12.0, {"v": 12})
         night = s.get(AssetMetadata, (a["dark"], "night"))
         assert (night.value_text, night.value_num) == ("true", None)
-        assert set(run_query(s, "exposure>10 camera:cam-7", project_id=pid)) == scene.images("nosize")
-        assert set(run_query(s, "iso>=1500 night:true", project_id=pid)) == scene.images("dark")
+        assert set(run_query(s, s.get(Project, pid), "exposure>10 camera:cam-7")) == scene.images("nosize")
+        assert set(run_query(s, s.get(Project, pid), "iso>=1500 night:true")) == scene.images("dark")
         # Replacing a number by text clears the number, so key>N stops matching.
         assert tagging.set_metadata(s, s.get(Project, pid), "exposure", "auto", asset_ids=[a["nosize"]]) == 1
-        assert set(run_query(s, "exposure>10", project_id=pid)) == scene.images("dark")
+        assert set(run_query(s, s.get(Project, pid), "exposure>10")) == scene.images("dark")
         assert tagging.unset_metadata(s, s.get(Project, pid), "exposure", query="") == 2
         assert tagging.unset_metadata(s, s.get(Project, pid), "exposure", query="") == 0
-        assert count_query(s, "exposure:*", project_id=pid) == 0
+        assert count_query(s, s.get(Project, pid), "exposure:*") == 0
     with scene.registry.session() as s:
         sets = audits(s, "meta.set")
         assert sets[0].detail == {"key": "camera", "value": "cam-7", "level": "image", "changed": 2}
@@ -135,12 +135,12 @@ def test_object_metadata(scene: Scene) -> None:
     with scene.registry.session() as s:
         assert tagging.set_metadata(s, s.get(Project, pid), "reviewed", "yes", query="category:person", level="object") == 3
         assert tagging.get_object_metadata(s, o["person1"]) == {"reviewed": "yes"}
-        assert set(run_query(s, "reviewed:yes", project_id=pid, level="object")) == scene.objects("person1", "person2", "person3")
+        assert set(run_query(s, s.get(Project, pid), "reviewed:yes", level="object")) == scene.objects("person1", "person2", "person3")
         # Image level sees images whose own metadata says so: none.
-        assert count_query(s, "reviewed:yes", project_id=pid) == 0
+        assert count_query(s, s.get(Project, pid), "reviewed:yes") == 0
         assert tagging.unset_metadata(s, s.get(Project, pid), "color", asset_ids=[o["car1"]], level="object") == 1
         # car1 lost its own colour and now inherits street1's.
-        assert set(run_query(s, "color:red", project_id=pid, level="object")) == scene.objects("car1", "person1")
+        assert set(run_query(s, s.get(Project, pid), "color:red", level="object")) == scene.objects("car1", "person1")
         assert s.get(AnnotationMetadata, (o["person2"], "reviewed")).value == {"v": "yes"}
     with scene.registry.session() as s:
         assert [(c.op, c.count) for c in events(s, "annotation_metadata")] == [("set", 3), ("unset", 1)]
@@ -212,8 +212,8 @@ def test_bulk_ids_and_queries_over_many_images(registry) -> None:  # noqa: ANN00
         assert tagging.set_metadata(s, s.get(Project, pid), "batch", 3, query="width>100") == n - n // 3 - (1 if n % 3 else 0)
         assert tagging.remove_tags(s, s.get(Project, pid), ["bulk"], asset_ids=ids[::2]) == (n + 1) // 2
     with registry.session() as s:
-        assert count_query(s, "tag:bulk", project_id=pid) == n // 2
+        assert count_query(s, s.get(Project, pid), "tag:bulk") == n // 2
         assert s.scalar(select(AssetTag.asset_id).where(AssetTag.tag == "bulk").order_by(AssetTag.asset_id)) == ids[1]
-        assert count_query(s, "batch:3", project_id=pid) == count_query(s, "width>100", project_id=pid)
+        assert count_query(s, s.get(Project, pid), "batch:3") == count_query(s, s.get(Project, pid), "width>100")
         assert [c.count for c in events(s, "asset_tags")] == [n, (n + 1) // 2]
         assert len(audits(s, "tag.add")[0].entity_ids) == n

@@ -17,7 +17,7 @@ from dsgen_core.ml.auto_annotate import auto_annotate
 from dsgen_core.ml.onnx_artifacts import export_model_onnx, onnx_parity
 from dsgen_core.query import count_query
 from dsgen_core.registry.projects import get_project
-from dsgen_core.registry.schema import Annotation, DatasetVersion, Evaluation, ModelArtifact
+from dsgen_core.registry.schema import Annotation, DatasetVersion, Evaluation, ModelArtifact, Project
 from dsgen_core.versions.lifecycle import get_version
 from support import run_cli
 
@@ -86,9 +86,9 @@ def test_auto_annotation_writes_model_annotations_apart_from_human_ones(trained:
         assert {a.model_version_id for a in rows} == {trained.result.model_version_id}
         assert all(0.001 <= a.confidence <= 1 and a.bbox_w > 0 for a in rows)
         assert s.scalar(select(func.count()).select_from(Annotation).where(Annotation.source == "human")) == human_before
-        low = count_query(s, "source:model confidence<0.5", project_id=pid, level="object")
+        low = count_query(s, s.get(Project, pid), "source:model confidence<0.5", level="object")
         assert low == sum(a.confidence < 0.5 for a in rows) > 0
-        assert count_query(s, "model:m1", project_id=pid, level="object") == len(rows)
+        assert count_query(s, s.get(Project, pid), "model:m1", level="object") == len(rows)
     with reg.session() as s:
         again = auto_annotate(s, get_project(s, "p"), "m1", storage=trained.storage, query="split:test",
                               conf=0.001).to_dict()

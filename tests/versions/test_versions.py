@@ -24,6 +24,7 @@ from dsgen_core.registry.schema import (
     DatasetVersionAnnotation,
     DatasetVersionAsset,
     LabelClass,
+    Project,
 )
 from dsgen_core.storage import LocalStorage
 from dsgen_core.versions.lifecycle import (
@@ -97,7 +98,7 @@ def test_freeze_is_deterministic_stratified_and_group_aware(registry: Registry, 
     other.dispose()
 
     with registry.session() as s:
-        assert count_query(s, "version:v1 split:train", project_id=pid) == summary["splits"]["train"]
+        assert count_query(s, s.get(Project, pid), "version:v1 split:train") == summary["splits"]["train"]
 
 
 def test_frozen_version_refuses_changes_and_keeps_its_annotations(registry: Registry, demo_data: Path) -> None:

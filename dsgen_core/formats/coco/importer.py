@@ -27,6 +27,7 @@ from dsgen_core.errors import DsgenError
 from dsgen_core.formats.coco.reader import CocoFile, read_coco
 from dsgen_core.formats.images import ImageProblem, ImageSource, unpack_zip
 from dsgen_core.formats.report import ValidationReport
+from dsgen_core.registry.bulk import gc_paused
 from dsgen_core.registry.ingest import ClassRecord, ImageRecord, IngestBatch, IngestResult, OnConflict, ingest
 from dsgen_core.registry.schema import Asset, LabelClass, Project
 from dsgen_core.storage import LocalStorage, Storage
@@ -84,12 +85,14 @@ def import_coco(
     """
     t0 = time.perf_counter()
     path = Path(annotations)
-    coco = read_coco(path, panoptic_dir=Path(panoptic_dir) if panoptic_dir else None)
+    with gc_paused():
+        coco = read_coco(path, panoptic_dir=Path(panoptic_dir) if panoptic_dir else None)
     source = _image_source(images, sources_dir)
     try:
-        batch = _translate(session, project, coco, source, create_missing=create_missing, progress=progress)
-        result = ingest(session, project, batch, storage=storage, actor=actor, on_conflict=on_conflict,
-                        skip_invalid=skip_invalid, progress=progress)
+        with gc_paused():
+            batch = _translate(session, project, coco, source, create_missing=create_missing, progress=progress)
+            result = ingest(session, project, batch, storage=storage, actor=actor, on_conflict=on_conflict,
+                            skip_invalid=skip_invalid, progress=progress)
     except BaseException:
         if source is not None:
             source.cleanup()

@@ -99,6 +99,9 @@ def _is_box(b: Any) -> bool:
 def source_path(file_name: str) -> str | None:
     """The image's path as an identity: '/'-separated, no '.' parts; None when it leaves its folder
     (absolute, a drive, or '..'), which no image folder can hold."""
+    if not (file_name.startswith(("/", "./")) or "\\" in file_name or "//" in file_name or ".." in file_name
+            or "/./" in file_name or file_name.endswith(("/", "/.")) or ":" in file_name or file_name in (".", "")):
+        return file_name  # already the canonical form: the common case, without pathlib's cost
     rel = PurePosixPath(file_name.replace("\\", "/"))
     if rel.is_absolute() or ".." in rel.parts or (rel.parts and ":" in rel.parts[0]) or not rel.parts:
         return None
@@ -334,6 +337,7 @@ def _read_annotations(
     box_keys = _BOX_KEYS
     img_size = {im.coco_id: (im.width, im.height) for im in images}
     append = out.append
+    new_record = tuple.__new__
     for i, a in enumerate(raw):
         # Fast path for the bulk of real files: a plain box with only the usual keys. Anything
         # unusual, or anything wrong, falls through to the general path, which reports it.
@@ -380,10 +384,11 @@ def _read_annotations(
                             hints["no_segmentation"] = True
                         if "iscrowd" not in a:
                             hints["no_iscrowd"] = True
-                    append(CocoAnnotation(
+                    # tuple.__new__ directly: the NamedTuple's own __new__ is a Python call, a second per million.
+                    append(new_record(CocoAnnotation, (
                         i, aid, image_id, cid, "bbox", (float(x), float(y), float(w), float(h)), None, None, None, None,
-                        None, area, bool(a.get("iscrowd")), attrs, {HINTS: hints} if hints else None, None,
-                    ))
+                        None, area, bool(a.get("iscrowd")), attrs, {HINTS: hints} if hints else None, None, None,
+                    )))
                     continue
         if not isinstance(a, dict):
             err(fname, f"annotations[{i}]", "-", f"expected an object, found {type(a).__name__}")
