@@ -1,6 +1,6 @@
 """The ``dsgen`` command line.
 
-Each command lives in the module of its domain (``commands_registry``, ``commands_versions``,
+Each command lives in the module of its domain (``commands_import``, ``commands_versions``,
 ...) as a plain click command; this module names them and loads a module only when one of its
 commands runs. ``dsgen --help`` therefore imports no database, chart or model library, and the
 command modules never import this one (no cycle).
@@ -20,7 +20,7 @@ from dsgen_core.errors import DsgenError
 COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("commands_registry:init", "Create the registry (migrations run automatically) and a project."),
     "stats": ("commands_registry:stats", "Counts of images, objects, categories and tracks."),
-    "import": ("commands_registry:import_", "Import annotations into the registry."),
+    "import": ("commands_import:import_", "Import annotations into the registry."),
     "export": ("", "Export a selection of the registry, a frozen version or a model."),
     "thumbnails": ("commands_registry:thumbnails", "Make thumbnails for every image that has none yet."),
     "query": ("commands_query:query_command", "Images (or objects) matching a query."),
@@ -37,8 +37,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("commands_demo:demo", "The whole flow on generated data: import, query, charts, version, train."),
 }
 EXPORT_COMMANDS: dict[str, tuple[str, str]] = {
-    "coco": ("commands_registry:export_coco_cmd", "The project (or a query) as one COCO file, or a version per split."),
-    "yolo": ("commands_registry:export_yolo_cmd", "A frozen version as an Ultralytics YOLO dataset."),
+    "coco": ("commands_export:export_coco_cmd", "The project (or a query) as one COCO file, or a version per split."),
+    "yolo": ("commands_export:export_yolo_cmd", "A frozen version as an Ultralytics YOLO dataset."),
     "onnx": ("commands_models:export_onnx_cmd", "A model version's best weights as an ONNX artifact."),
 }
 

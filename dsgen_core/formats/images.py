@@ -25,6 +25,7 @@ ANNOTATION_SUFFIXES = {".json", ".xml", ".txt", ".yaml", ".yml"}
 MAX_ZIP_TOTAL_BYTES = 64 * 1024**3
 MAX_ZIP_RATIO = 200  # a real image compresses little; 200:1 is a bomb
 MAX_IMAGE_PIXELS = 40_000 * 40_000
+PROBE_CHUNK = 64
 
 
 class Progress(Protocol):
@@ -133,12 +134,18 @@ class ImageSource:
             except ImageProblem as exc:
                 return exc
 
+        def chunk_of(names: list[str]) -> list[ImageInfo | ImageProblem]:
+            return [one(n) for n in names]
+
+        # Chunks, not one task per file: a thread pool's per-task bookkeeping (its map ignores
+        # chunksize) cost more than hashing a small image. Reads and hashing release the GIL.
+        chunks = [file_names[i:i + PROBE_CHUNK] for i in range(0, len(file_names), PROBE_CHUNK)]
         out: list[ImageInfo | ImageProblem] = []
         with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
-            for r in pool.map(one, file_names, chunksize=64):
-                out.append(r)
+            for results in pool.map(chunk_of, chunks):
+                out.extend(results)
                 if progress is not None:
-                    progress.update(1)
+                    progress.update(len(results))
         return out
 
     def cleanup(self) -> None:

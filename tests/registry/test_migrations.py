@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -12,10 +15,54 @@ from dsgen_core.registry.schema import Base
 
 
 def test_migrated_schema_matches_models(registry: Registry) -> None:
+    """A new registry (created from the models) describes the models exactly."""
     with registry.engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
         diff = compare_metadata(ctx, Base.metadata)
     assert diff == [], diff
+
+
+def _database_objects(engine: Any) -> dict[Any, Any]:
+    """What compare_metadata does not see: triggers and trigger functions, indexes' exact definitions,
+    foreign keys with their actions (cyclic ones included)."""
+    insp = inspect(engine)
+    fks = {("fk", t, tuple(fk["constrained_columns"]), fk["referred_table"], tuple(fk["referred_columns"]),
+            (fk.get("options") or {}).get("ondelete")): True for t in insp.get_table_names() for fk in insp.get_foreign_keys(t)}
+    return {**fks, **_trigger_and_index_ddl(engine)}
+
+
+def _trigger_and_index_ddl(engine: Any) -> dict[Any, Any]:
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            rows = conn.exec_driver_sql("SELECT type, name, sql FROM sqlite_master WHERE type IN ('trigger', 'index') "
+                                        "AND sql IS NOT NULL").all()
+            return {(t, n): " ".join(sql.split()) for t, n, sql in rows}
+        triggers = conn.exec_driver_sql("SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal").all()
+        functions = conn.exec_driver_sql("SELECT proname, prosrc FROM pg_proc WHERE proname = 'dsgen_refuse_frozen'").all()
+        indexes = conn.exec_driver_sql("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'").all()
+        return {**{("trigger", n): d for n, d in triggers}, **{("function", n): " ".join(s.split()) for n, s in functions},
+                **{("index", n): d for n, d in indexes}}
+
+
+def test_the_migration_chain_builds_what_a_new_registry_gets(registry: Registry, tmp_path: Path,
+                                                              request: pytest.FixtureRequest) -> None:
+    """An empty database replaying 0001..head and a new registry (models + invariants) are the same schema."""
+    from dsgen_core.registry.db import HEAD_REVISION, _upgrade, alembic_config, make_engine
+
+    if registry.dialect == "sqlite":
+        url = f"sqlite:///{tmp_path / 'chain.db'}"
+    else:
+        server = request.getfixturevalue("pg_server")
+        url = server.url(server.create_database())
+    chain = make_engine(url)
+    try:
+        _upgrade(chain, alembic_config(url))
+        with chain.connect() as conn:
+            assert MigrationContext.configure(conn).get_current_revision() == HEAD_REVISION
+            assert compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata) == []
+        assert _database_objects(chain) == _database_objects(registry.engine)
+    finally:
+        chain.dispose()
 
 
 def test_partial_indexes_exist(registry: Registry) -> None:

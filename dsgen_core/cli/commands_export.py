@@ -1,0 +1,61 @@
+"""``dsgen export coco`` and ``dsgen export yolo`` (``export onnx`` is in :mod:`.commands_models`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from dsgen_core.cli.common import emit, json_option, open_registry, project_option
+from dsgen_core.errors import DsgenError
+from dsgen_core.formats.coco.exporter import build_coco, write_coco
+from dsgen_core.formats.version_export import export_version_coco, export_version_yolo
+from dsgen_core.query import compile_query
+from dsgen_core.registry.projects import get_project
+from dsgen_core.storage import open_storage
+from dsgen_core.storage.masks import MaskStore
+
+
+@click.command("coco")
+@click.argument("out", type=click.Path(path_type=Path))
+@project_option
+@click.option("--query", "-q", default="", help="Only images matching this query.")
+@click.option("--version", "tag", help="Export this frozen version instead: OUT is a folder, one JSON per split.")
+@click.option("--human-only", is_flag=True, help="Leave out model annotations.")
+@json_option
+def export_coco_cmd(out: Path, project: str, query: str, tag: str | None, human_only: bool, as_json: bool) -> None:
+    """Write the project (or the images matching --query) as one COCO JSON file, or a frozen version per split."""
+    reg = open_registry()
+    storage = open_storage(reg.settings.storage_root)
+    with reg.session() as s:
+        p = get_project(s, project)
+        if tag is not None:
+            if query:
+                raise DsgenError("--query and --version do not combine: a version already fixes its images")
+            result = export_version_coco(s, p, tag, out, storage=storage)
+            emit(result.summary(), as_json, f"wrote {out}: {result.files} images, {result.annotations} annotations per split")
+            return
+        ids = compile_query(query, project_id=p.id) if query.strip() else None
+        doc = build_coco(s, p, MaskStore(storage), asset_ids=ids, include_model=not human_only)
+    write_coco(doc, out)
+    data = {"path": str(out), "images": len(doc["images"]), "annotations": len(doc["annotations"]),
+            "categories": len(doc["categories"])}
+    emit(data, as_json, f"wrote {out}: {data['images']} images, {data['annotations']} annotations, {data['categories']} categories")
+
+
+@click.command("yolo")
+@click.argument("tag")
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--task", type=click.Choice(["detect", "segment", "pose"]), default="detect", show_default=True)
+@project_option
+@json_option
+def export_yolo_cmd(tag: str, out_dir: Path, task: str, project: str, as_json: bool) -> None:
+    """Write a frozen version as an Ultralytics YOLO dataset (images hard-linked, data.yaml with the names)."""
+    reg = open_registry()
+    with reg.session() as s:
+        result = export_version_yolo(s, get_project(s, project), tag, out_dir,
+                                     storage=open_storage(reg.settings.storage_root), task=task)
+    skipped = f", left out {result.skipped}" if result.skipped else ""
+    emit(result.summary(), as_json,
+         f"wrote {out_dir}: {result.files} images, {result.annotations} objects per split{skipped}; train with "
+         f"`yolo train data={out_dir / 'data.yaml'} model=yolov8n.yaml`")

@@ -1,0 +1,82 @@
+"""``dsgen import coco``."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import cast
+
+import click
+import orjson
+
+from dsgen_core.cli.common import cli_actor, emit, json_option, open_registry, project_option
+from dsgen_core.formats.coco.importer import import_coco, local_sources_dir
+from dsgen_core.formats.report import ImportRefused
+from dsgen_core.registry.ingest import ON_CONFLICT, OnConflict
+from dsgen_core.registry.projects import ensure_project
+from dsgen_core.storage import open_storage
+
+
+@click.group("import")
+def import_() -> None:
+    """Import annotations into the registry."""
+
+
+@import_.command("coco")
+@click.argument("annotations", type=click.Path(path_type=Path))
+@click.option("--images", type=click.Path(path_type=Path), help="Image folder or ZIP (CVAT export layout works as is).")
+@project_option
+@click.option("--skip-invalid", is_flag=True, help="Import the valid records and report the rest.")
+@click.option("--on-conflict", type=click.Choice(ON_CONFLICT), default="error", show_default=True,
+              help="A record that contradicts what the registry holds for the same image or object: refuse the "
+                   "import, keep the registry's value, or replace it with the file's. Reported either way.")
+@click.option("--report", "report_path", type=click.Path(path_type=Path), help="Write the validation report (JSON) here.")
+@click.option("--create-missing", is_flag=True, help="Results files: create images/classes the project lacks.")
+@click.option("--panoptic-dir", type=click.Path(path_type=Path), help="Folder of panoptic PNGs (default: next to the JSON).")
+@json_option
+def import_coco_cmd(annotations: Path, images: Path | None, project: str, skip_invalid: bool, on_conflict: str,
+                    report_path: Path | None, create_missing: bool, panoptic_dir: Path | None, as_json: bool) -> None:
+    """Import a CVAT "COCO 1.0" export or any COCO file (instances, keypoints, captions, panoptic, results).
+
+    Images are the samples the file names (by path), objects the annotations it names (by id):
+    importing instances, keypoints and captions of one split merges them, and importing the same
+    file again adds nothing. A file with problems is refused whole with a report; nothing is written.
+    """
+    reg = open_registry()
+    storage = open_storage(reg.settings.storage_root)
+    reports = reg.settings.home / "reports"
+    try:
+        with reg.session(bulk=True) as s:
+            result = import_coco(s, ensure_project(s, project, source="coco", actor=cli_actor()), annotations,
+                                 images=images, storage=storage, sources_dir=local_sources_dir(storage, reg.settings.home),
+                                 actor=cli_actor(), skip_invalid=skip_invalid,
+                                 on_conflict=cast(OnConflict, on_conflict),
+                                 create_missing=create_missing, panoptic_dir=panoptic_dir,
+                                 progress=sys.stderr.isatty() and not as_json)
+    except ImportRefused as exc:
+        written = exc.report.write(report_path or reports / f"import-refused-{time.strftime('%Y%m%d-%H%M%S')}.json")
+        if as_json:
+            first = exc.report.errors[0] if exc.report.errors else None
+            click.echo(orjson.dumps({"error": f"{str(exc).splitlines()[0]} {first}" if first else str(exc).splitlines()[0],
+                                     "errors": len(exc.report.errors),
+                                     "warnings": len(exc.report.warnings), "report": str(written)}).decode())
+        click.echo(f"error: {exc}\nreport: {written}", err=True)
+        sys.exit(2)
+    if report_path is not None or (skip_invalid and result.report.problems):
+        result.report_path = result.report.write(report_path or reports / f"import-{result.ingest.batch_id}.json")
+    summary = result.summary()
+    human = (f"imported {annotations} into project {project!r} in {summary['seconds']} s: "
+             f"{summary['images_new']} new images ({summary['images_existing']} already known), "
+             f"{summary['annotations']} new annotations ({summary['annotations_merged']} merged into existing ones, "
+             f"{summary['annotations_unchanged']} unchanged), "
+             f"{summary['categories_new']} new categories, {summary['masks']} masks, {summary['tracks']} tracks")
+    if summary["conflicts"]:
+        human += f", {summary['conflicts']} conflict(s) resolved ({on_conflict})"
+    if result.report.problems:
+        human += "\n" + result.report.to_text(20)
+    if result.report_path:
+        human += f"\nreport: {result.report_path}"
+    emit(summary, as_json, human)
+
+
