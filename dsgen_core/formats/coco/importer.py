@@ -127,10 +127,13 @@ def _translate(session: Session, project: Project, coco: CocoFile, source: Image
         images, classes = _results_targets(session, project, coco, create_missing)
     else:
         images = _probed_images(coco, source, progress)
+        shapes: dict[Any, str] = {}  # a class's shape is the geometry of its first object
+        for a in coco.annotations:
+            shapes.setdefault(a.class_ref, a.geometry_type)
         classes = [ClassRecord(c.coco_id, c.name, c.name, c.supercategory,
                                {"keypoints": c.keypoints, "skeleton": c.skeleton}
                                if c.keypoints is not None or c.skeleton is not None else None,
-                               _shape_of(coco, c.coco_id), c.coco_id, c.extra, f"categories (id={c.coco_id})")
+                               shapes.get(c.coco_id), c.coco_id, c.extra, f"categories (id={c.coco_id})")
                    for c in coco.categories]
     report.skipped["annotations"] += coco.raw_annotation_count - len(coco.annotations)
     report.skipped["images"] += coco.raw_image_count - len(images) if not results else 0
@@ -143,13 +146,6 @@ def _translate(session: Session, project: Project, coco: CocoFile, source: Image
         header=coco.header or None, source="model" if results else "human",
         detail={"kind": coco.kind},
     )
-
-
-def _shape_of(coco: CocoFile, category_id: int) -> str | None:
-    for a in coco.annotations:
-        if a.class_ref == category_id:
-            return a.geometry_type
-    return None
 
 
 def _probed_images(coco: CocoFile, source: ImageSource | None, progress: bool) -> list[ImageRecord]:

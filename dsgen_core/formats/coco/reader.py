@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -74,7 +74,6 @@ class CocoFile:
     annotations: list[CocoAnnotation]
     header: dict[str, Any]
     report: ValidationReport
-    invalid_images: set[int] = field(default_factory=set)
     raw_bytes_sha256: str = ""
     raw_annotation_count: int = 0
     raw_image_count: int = 0
