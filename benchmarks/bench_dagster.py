@@ -60,7 +60,7 @@ class Bench:
         self.reg = Registry(load_settings(home=home, database_url=database_url))
         t = time.perf_counter()
         r = import_file(self.reg, data / "annotations" / "instances_default.json", images=data / "images", project=PROJECT)
-        print(f"  imported {r.counts['images']} images, {r.counts['annotations']} boxes in "
+        print(f"  imported {r.summary()['images']} images, {r.summary()['annotations']} boxes in "
               f"{time.perf_counter() - t:.1f} s ({self.reg.dialect} registry)")
         resources = {
             "registry": RegistryResource(home=str(home), database_url=self.reg.settings.database_url, project=PROJECT),
@@ -86,7 +86,7 @@ class Bench:
         tag = self.draft()
         t = time.perf_counter()
         with self.reg.session() as s:
-            freeze_version(s, get_project(s, PROJECT).id, tag, open_storage(self.reg.settings.storage_root))
+            freeze_version(s, get_project(s, PROJECT), tag, storage=open_storage(self.reg.settings.storage_root))
         return time.perf_counter() - t
 
     def dagster(self, instance: dg.DagsterInstance, job: dg.JobDefinition | None = None) -> float:

@@ -23,11 +23,13 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))  # support: the tests' import helper
 OUT = HERE / "out"
 
 from dsgen_core.config import load_settings  # noqa: E402
@@ -36,6 +38,8 @@ from dsgen_core.evaluation.model_eval import evaluate_model_version  # noqa: E40
 from dsgen_core.ml.recipes import BUILTIN_RECIPES  # noqa: E402
 from dsgen_core.ml.trainer import train_model  # noqa: E402
 from dsgen_core.registry.db import Registry  # noqa: E402
+from dsgen_core.ml.model_versions import artifact, get_model_version
+from dsgen_core.ml.onnx_artifacts import ONNX_ROLE, export_model_onnx
 from dsgen_core.registry.projects import get_project  # noqa: E402
 from dsgen_core.storage import open_storage  # noqa: E402
 from dsgen_core.versions.lifecycle import create_version, freeze_version  # noqa: E402
@@ -70,18 +74,24 @@ def main(argv: list[str] | None = None) -> int:
             with reg.session() as s:
                 create_version(s, get_project(s, "demo"), tag, query=query)
             with reg.session() as s:
-                freeze_version(s, get_project(s, "demo").id, tag, storage)
+                freeze_version(s, get_project(s, "demo"), tag, storage=storage)
 
-        def log(name: str):  # noqa: ANN202
+        def log(name: str):
             return lambda e, n, m: print(f"  {name} epoch {e}/{n} mAP50 {m.get('map50') or 0:.3f}", flush=True)
 
         parent = train_model(reg, "demo", "v1", recipe, storage=storage, on_epoch=log("parent"))
         rehearsal = train_model(reg, "demo", "v2", recipe, storage=storage, parent=parent.human_id, on_epoch=log("rehearsal"))
         finetune = train_model(reg, "demo", "v2", naive, storage=storage, parent=parent.human_id, on_epoch=log("naive"))
-        on_v1 = {k: evaluate_model_version(reg, r.human_id, storage, version_tag="v1", with_parent=False)
-                 for k, r in (("parent", parent), ("rehearsal", rehearsal), ("naive", finetune))}
-        on_v2 = {k: evaluate_model_version(reg, r.human_id, storage, version_tag="v2", with_parent=False)
-                 for k, r in (("rehearsal", rehearsal), ("naive", finetune))}
+        def evaluate(ref: str, tag: str) -> dict[str, Any]:
+            with reg.session() as s:
+                project = get_project(s, "demo")
+                if artifact(s, get_model_version(s, project, ref), ONNX_ROLE, "onnx") is None:
+                    export_model_onnx(s, project, ref, storage=storage)
+                return evaluate_model_version(s, project, ref, storage=storage, version_tag=tag,
+                                              with_parent=False).to_dict()
+
+        on_v1 = {k: evaluate(r.human_id, "v1") for k, r in (("parent", parent), ("rehearsal", rehearsal), ("naive", finetune))}
+        on_v2 = {k: evaluate(r.human_id, "v2") for k, r in (("rehearsal", rehearsal), ("naive", finetune))}
         p = old_map50(on_v1["parent"])
         rows = {k: old_map50(ev) for k, ev in on_v1.items()}
         print(f"\n  old-class mAP50 on v1/test ({', '.join(OLD)}), {recipe.epochs} epochs each; "

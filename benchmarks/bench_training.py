@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))  # support: the tests' import helper
 ROOT = HERE.parent
 OUT = HERE / "out"
 
@@ -40,6 +41,7 @@ from dsgen_core.formats.version_export import export_version_yolo  # noqa: E402
 from dsgen_core.inference.ultralytics_env import import_ultralytics, provide_fonts, ultralytics_output_to_stderr  # noqa: E402
 from dsgen_core.ml.recipes import BUILTIN_RECIPES  # noqa: E402
 from dsgen_core.registry.db import Registry  # noqa: E402
+from dsgen_core.ml.onnx_artifacts import export_model_onnx
 from dsgen_core.registry.projects import get_project  # noqa: E402
 from dsgen_core.storage import open_storage  # noqa: E402
 from dsgen_core.versions.lifecycle import create_version, freeze_version  # noqa: E402
@@ -74,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         with reg.session() as s:
             create_version(s, get_project(s, "demo"), "v1")
         with reg.session() as s:
-            freeze_version(s, get_project(s, "demo").id, "v1", storage)
-            export_version_yolo(s, get_project(s, "demo").id, "v1", tmp / "yolo", storage=storage)
+            freeze_version(s, get_project(s, "demo"), "v1", storage=storage)
+            export_version_yolo(s, get_project(s, "demo"), "v1", tmp / "yolo", storage=storage)
 
         print(f"training {recipe.name}: {recipe.model_source()}, {recipe.epochs} epochs at {recipe.imgsz} px, CPU", flush=True)
         t = time.perf_counter()
@@ -103,7 +105,10 @@ def main(argv: list[str] | None = None) -> int:
             through = time.perf_counter() - t
         assert result.success
         print(f"  through Dagster:    {through:.1f} s", flush=True)
-        ev = evaluate_model_version(reg, "m1", storage)
+        with reg.session() as s:
+            project = get_project(s, "demo")
+            export_model_onnx(s, project, "m1", storage=storage)
+            ev = evaluate_model_version(s, project, "m1", storage=storage).to_dict()
         ratio = through / direct
         print(f"\n  {'measure':<52} {'dsgen':>10}   {'reference':>26}   result")
         print(f"  {'train demo recipe through Dagster (model_version)':<52} {through:>8.1f} s   "

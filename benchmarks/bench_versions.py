@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))  # support: the tests' import helper
 OUT = HERE / "out"
 sys.path.insert(0, str(HERE))
 
@@ -71,14 +72,14 @@ def freeze(reg: Registry, tag: str = "v1") -> float:
         create_version(s, get_project(s, "bench"), tag)
     t = time.perf_counter()
     with reg.session() as s:
-        freeze_version(s, get_project(s, "bench").id, tag, open_storage(reg.settings.storage_root))
+        freeze_version(s, get_project(s, "bench"), tag, storage=open_storage(reg.settings.storage_root))
     return time.perf_counter() - t
 
 
 def export(reg: Registry, out: Path, tag: str = "v1") -> float:
     t = time.perf_counter()
     with reg.session() as s:
-        export_version_yolo(s, get_project(s, "bench").id, tag, out, storage=open_storage(reg.settings.storage_root))
+        export_version_yolo(s, get_project(s, "bench"), tag, out, storage=open_storage(reg.settings.storage_root))
     return time.perf_counter() - t
 
 
