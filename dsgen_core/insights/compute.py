@@ -7,7 +7,7 @@ streamed and counted in Python, which measured faster than SQLite sorting ``json
 
 The queries are shaped for SQLite's planner, which only aggregates without a sort when rows
 arrive in GROUP BY order: class counts scan the ``(label_class_id, asset_id)`` index, objects
-per image the ``asset_id`` index, and every box, source and confidence histogram comes from a
+per image the ``(asset_id, source_key)`` index, and every box, source and confidence histogram comes from a
 single pass over the annotation table grouped by one packed integer key. PostgreSQL
 hash-aggregates the same statements.
 

@@ -68,7 +68,7 @@ def test_the_migration_chain_builds_what_a_new_registry_gets(registry: Registry,
 def test_partial_indexes_exist(registry: Registry) -> None:
     indexes = {ix["name"]: ix for ix in inspect(registry.engine).get_indexes("annotations")}
     assert {"ix_annotations_confidence", "ix_annotations_track_id", "ix_annotations_model_version_id",
-            "ix_annotations_label_asset", "ix_annotations_asset_id"} <= indexes.keys()
+            "ix_annotations_label_asset", "uq_annotations_asset_source_key"} <= indexes.keys()
     with registry.engine.connect() as conn:
         if registry.dialect == "sqlite":
             sql = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'ix_annotations_track_id'").scalar_one()

@@ -91,9 +91,9 @@ class Annotation(AnnotationContent, Base):
     created_at: Mapped[datetime] = created_column()
     updated_at: Mapped[datetime] = created_column()
     __table_args__ = (
-        Index("ix_annotations_asset_id", "asset_id"),
-        Index("uq_annotations_asset_source_key", "asset_id", "source_key", unique=True,
-              sqlite_where=text("source_key IS NOT NULL"), postgresql_where=text("source_key IS NOT NULL")),
+        # The object's identity in its image; it also serves every lookup by image (NULL keys, a model's
+        # detections, never collide: NULLs are distinct in a unique index on both databases).
+        Index("uq_annotations_asset_source_key", "asset_id", "source_key", unique=True),
         Index("ix_annotations_label_asset", "label_class_id", "asset_id"),
         # Partial: imported human boxes leave these NULL, and a million of them should not pay for the index.
         # With asset_id the image-level `confidence<x` reads the index alone; with the class first,

@@ -6,7 +6,7 @@ Revises: 0001
 - assets: unique by ``source_key`` (the source's path or id) instead of by sha256; sha256 stays,
   indexed, as a fact. Existing assets take their file name as key.
 - annotations (and the version snapshot): ``source_key``, the source's annotation id ("coco:17"),
-  unique per image.
+  unique per image; that index (asset_id first) replaces the plain one on asset_id.
 - label_classes: one row per class and project; ontology versions list them in
   ``ontology_version_classes``. Rows that an ontology fork had copied are merged into the oldest
   row of the same key, and everything that pointed at a copy points at it (frozen snapshots
@@ -119,8 +119,9 @@ def _annotations_by_source_key(sqlite: bool) -> None:
     with _frozen_snapshot_writable(sqlite):
         op.execute(f"UPDATE {SNAPSHOT} SET source_key = (SELECT a.source_key FROM annotations a "
                    f"WHERE a.id = {SNAPSHOT}.annotation_id)")
-    op.create_index('uq_annotations_asset_source_key', 'annotations', ['asset_id', 'source_key'], unique=True,
-                    sqlite_where=sa.text('source_key IS NOT NULL'), postgresql_where=sa.text('source_key IS NOT NULL'))
+    # The identity index leads with asset_id, so it replaces the plain index on asset_id.
+    op.create_index('uq_annotations_asset_source_key', 'annotations', ['asset_id', 'source_key'], unique=True)
+    op.drop_index('ix_annotations_asset_id', table_name='annotations')
 
 
 def _model_versions_per_project() -> None:
