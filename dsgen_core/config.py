@@ -18,6 +18,11 @@ class Settings:
     storage_root: str
 
     @property
+    def database_shown(self) -> str:
+        """The database URL as it may be printed or logged: the password masked."""
+        return redact_url(self.database_url)
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
@@ -28,6 +33,16 @@ class Settings:
     def insights_dir(self, project: str, tag: str) -> Path:
         """Where the charts of a dataset version go: ``$DSGEN_HOME/insights/<project>/<tag>``."""
         return self.home / "insights" / project / tag
+
+
+def redact_url(url: str) -> str:
+    """``postgresql://ana:secret@host/db`` -> ``postgresql://ana:***@host/db``; other URLs unchanged."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}{slash}{path}"
 
 
 def load_settings(home: str | os.PathLike[str] | None = None, database_url: str | None = None) -> Settings:

@@ -157,7 +157,7 @@ def demo(project: str, n_images: int, seed: int, with_dagster: bool, recipe: str
             pass
     summary = {
         "project": project,
-        "database": reg.settings.database_url,
+        "database": reg.settings.database_shown,
         "source": str(src),
         "import": imported.summary(),
         "stats": stats,
@@ -173,7 +173,7 @@ def demo(project: str, n_images: int, seed: int, with_dagster: bool, recipe: str
         "seconds": round(time.perf_counter() - t0, 2),
     }
     human = "\n".join([
-        f"demo project {project!r} in {reg.settings.database_url}",
+        f"demo project {project!r} in {reg.settings.database_shown}",
         f"  images {stats['images']}, objects {stats['objects']}, categories {stats['categories']}, tracks {stats['tracks']}",
         *(f"  query {q!r}: {n} images" for q, n in queries.items()),
         f"  insights chart: {overview}",

@@ -20,7 +20,7 @@ def init(project: str) -> None:
     reg = open_registry()
     with reg.session() as s:
         p = ensure_project(s, project)
-        click.echo(f"registry ready at {reg.settings.database_url} (project {p.name!r}, id {p.id})")
+        click.echo(f"registry ready at {reg.settings.database_shown} (project {p.name!r}, id {p.id})")
 
 
 @click.command()

@@ -21,6 +21,7 @@ import numpy as np
 import orjson
 
 from dsgen_core.errors import DsgenError
+from dsgen_core.formats import limits
 from dsgen_core.formats.report import ValidationReport
 from dsgen_core.registry.ingest import HINTS, ObjectRecord
 from dsgen_core.storage.masks import polygon_area_bbox, rle_area_bbox, to_compressed_rle
@@ -81,6 +82,19 @@ class CocoFile:
 
 def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _outside(im: CocoImage | None, xs: list[float], ys: list[float]) -> str | None:
+    """Why coordinates cannot belong to the image (far outside it, or not finite), or None."""
+    if not xs:
+        return None
+    for values, extent, axis in ((xs, im.width if im else None, "x"), (ys, im.height if im else None, "y")):
+        low, high = limits.coordinate_range(extent)
+        lo, hi = min(values), max(values)
+        if not (low <= lo and hi <= high):
+            where = f"the {extent}-pixel {'width' if axis == 'x' else 'height'}" if extent else "any image"
+            return f"has {axis} coordinates from {lo:g} to {hi:g}, far outside {where}"
+    return None
 
 
 def _is_box(b: Any) -> bool:
@@ -164,6 +178,13 @@ def read_coco(path: Path, *, panoptic_dir: Path | None = None) -> CocoFile:
     else:
         raise DsgenError(f"{path}: not a COCO file: top level is {type(doc).__name__}")
 
+    if header:
+        problem = limits.json_problem(header)
+        if problem:
+            raise DsgenError(f"{path}: its top-level keys other than the lists ({', '.join(sorted(header))[:80]}) are "
+                             f"{problem}; nothing was imported")
+    if b"\\u0000" in raw:
+        _report_nul(doc, fname, report)
     images = _read_images(raw_images, fname, report)
     raw_image_count = len(raw_images)
     categories = _read_categories(raw_categories, fname, report)
@@ -180,19 +201,49 @@ def read_coco(path: Path, *, panoptic_dir: Path | None = None) -> CocoFile:
                     raw_image_count=raw_image_count)
 
 
+REFUSED = object()  # a record already reported as invalid, left in place so positions stay true
+
+
+def _report_nul(doc: Any, fname: str, report: ValidationReport) -> None:
+    """A NUL character (\\u0000 in the JSON) cannot be stored (PostgreSQL text refuses it): name each record
+    that holds one. Only runs when the file contains the escape at all."""
+
+    def has_nul(v: Any) -> bool:
+        if isinstance(v, str):
+            return "\x00" in v
+        if isinstance(v, dict):
+            return any(has_nul(k) or has_nul(x) for k, x in v.items())
+        if isinstance(v, list):
+            return any(has_nul(x) for x in v)
+        return False
+
+    lists = doc.items() if isinstance(doc, dict) else [("annotations", doc)]
+    for key, records in lists:
+        if not isinstance(records, list):
+            if has_nul(records):
+                report.error(fname, key, key, "contains a NUL character (\\u0000), which the registry cannot store")
+            continue
+        for i, record in enumerate(records):
+            if has_nul(record):
+                report.error(fname, f"{key}[{i}]", "-", "contains a NUL character (\\u0000), which the registry cannot store")
+                records[i] = REFUSED  # reported once; the readers pass over it
+
+
 def _read_images(raw: list[Any], fname: str, report: ValidationReport) -> list[CocoImage]:
     out: list[CocoImage] = []
     seen: dict[int, int] = {}
     names: Counter[str] = Counter()
     for i, im in enumerate(raw):
         rec = f"images[{i}]"
+        if im is REFUSED:
+            continue
         if not isinstance(im, dict):
             report.error(fname, rec, "-", f"expected an object, found {type(im).__name__}")
             continue
         iid = im.get("id")
         rec = f"images[{i}] (id={iid})"
-        if not isinstance(iid, int) or isinstance(iid, bool):
-            report.error(fname, rec, "id", "missing or not an integer")
+        if not limits.is_id(iid):
+            report.error(fname, rec, "id", "missing, not an integer or beyond 64 bits")
             continue
         if iid in seen:
             report.error(fname, rec, "id", f"duplicate image id (also images[{seen[iid]}])")
@@ -201,6 +252,10 @@ def _read_images(raw: list[Any], fname: str, report: ValidationReport) -> list[C
         name = im.get("file_name")
         if not isinstance(name, str) or not name:
             report.error(fname, rec, "file_name", "missing or empty")
+            continue
+        problem = limits.path_problem(name)
+        if problem:
+            report.error(fname, rec, "file_name", f"{name[:60]!r}: {problem}")
             continue
         w, h = im.get("width"), im.get("height")
         bad = False
@@ -222,6 +277,10 @@ def _read_images(raw: list[Any], fname: str, report: ValidationReport) -> list[C
             report.warning(fname, rec, "file_name", f"{name!r} is used by more than one image")
             key = f"{key}#{iid}"
         extra = {k: v for k, v in im.items() if k not in IMAGE_KEYS} or None
+        problem = limits.json_problem(extra) if extra else None
+        if problem:
+            report.error(fname, rec, "-", f"its other keys are {problem}")
+            continue
         out.append(CocoImage(i, iid, name, w, h, extra, key))
     return out
 
@@ -232,19 +291,28 @@ def _read_categories(raw: list[Any], fname: str, report: ValidationReport) -> li
     names: set[str] = set()
     for i, c in enumerate(raw):
         rec = f"categories[{i}]"
+        if c is REFUSED:
+            continue
         if not isinstance(c, dict):
             report.error(fname, rec, "-", f"expected an object, found {type(c).__name__}")
             continue
         cid, name = c.get("id"), c.get("name")
         rec = f"categories[{i}] (id={cid})"
-        if not isinstance(cid, int) or isinstance(cid, bool):
-            report.error(fname, rec, "id", "missing or not an integer")
+        if not limits.is_id(cid):
+            report.error(fname, rec, "id", "missing, not an integer or beyond 64 bits")
             continue
         if cid in ids:
             report.error(fname, rec, "id", "duplicate category id")
             continue
         if not isinstance(name, str) or not name.strip():
             report.error(fname, rec, "name", "missing or empty")
+            continue
+        if len(name) > limits.NAME_MAX or "\x00" in name:
+            report.error(fname, rec, "name", f"longer than {limits.NAME_MAX} characters or with a NUL character")
+            continue
+        supercategory = c.get("supercategory")
+        if supercategory is not None and (not isinstance(supercategory, str) or len(supercategory) > 255):
+            report.error(fname, rec, "supercategory", "must be a string of at most 255 characters")
             continue
         if name in names:
             report.error(fname, rec, "name", f"duplicate category name {name!r}")
@@ -256,7 +324,11 @@ def _read_categories(raw: list[Any], fname: str, report: ValidationReport) -> li
             report.error(fname, rec, "keypoints", "must be a list of keypoint names")
             continue
         extra = {k: v for k, v in c.items() if k not in CATEGORY_KEYS} or None
-        out.append(CocoCategory(cid, name, c.get("supercategory"), kps, c.get("skeleton"), extra))
+        problem = limits.json_problem([extra, c.get("skeleton")])
+        if problem:
+            report.error(fname, rec, "-", f"its skeleton and other keys are {problem}")
+            continue
+        out.append(CocoCategory(cid, name, supercategory, kps, c.get("skeleton"), extra))
     return out
 
 
@@ -273,6 +345,9 @@ def _expand_panoptic(
     out: list[dict[str, Any]] = []
     dropped = 0
     for i, a in enumerate(raw):
+        if a is REFUSED:
+            dropped += 1
+            continue
         rec = f"annotations[{i}] (image_id={a.get('image_id') if isinstance(a, dict) else '?'})"
         if not isinstance(a, dict) or not isinstance(a.get("segments_info"), list):
             report.error(fname, rec, "segments_info", "missing or not a list")
@@ -337,6 +412,7 @@ def _read_annotations(
     img_size = {im.coco_id: (im.width, im.height) for im in images}
     append = out.append
     new_record = tuple.__new__
+    id_min, id_max = -limits.ID_MAX - 1, limits.ID_MAX
     for i, a in enumerate(raw):
         # Fast path for the bulk of real files: a plain box with only the usual keys. Anything
         # unusual, or anything wrong, falls through to the general path, which reports it.
@@ -350,8 +426,9 @@ def _read_annotations(
             attrs = a.get("attributes")
             file_area: Any = a.get("area")
             size = img_size.get(image_id)
-            if (type(aid) is int and aid not in seen_ids and size is not None and cid in cat_by_id and not seg
-                    and (attrs is None or type(attrs) is dict) and type(bbox) is list and len(bbox) == 4):
+            if (type(aid) is int and id_min <= aid <= id_max and aid not in seen_ids and size is not None
+                    and cid in cat_by_id and not seg and (attrs is None or (type(attrs) is dict and len(attrs) <= 16))
+                    and type(bbox) is list and len(bbox) == 4):
                 x, y, w, h = bbox
                 tx, ty, tw, th = type(x), type(y), type(w), type(h)
                 iw, ih = size
@@ -361,7 +438,7 @@ def _read_annotations(
             if tx is not None and (tx is float or tx is int) and (ty is float or ty is int) and (tw is float or tw is int) \
                     and (th is float or th is int) and x - x == 0 and y - y == 0 and w > 0 and h > 0 and w - w == 0 \
                     and h - h == 0:
-                if iw is None or ih is None or (x >= -1 and y >= -1 and x + w <= iw + 1 and y + h <= ih + 1):
+                if iw is not None and ih is not None and x >= -1 and y >= -1 and x + w <= iw + 1 and y + h <= ih + 1:
                     seen_ids[aid] = i
                     seen_places[aid] = f"annotations[{i}]"
                     ta = type(file_area)
@@ -390,15 +467,16 @@ def _read_annotations(
                     )))
                     continue
         if not isinstance(a, dict):
-            err(fname, f"annotations[{i}]", "-", f"expected an object, found {type(a).__name__}")
+            if a is not REFUSED:
+                err(fname, f"annotations[{i}]", "-", f"expected an object, found {type(a).__name__}")
             continue
         aid = a.get("id")
         where = a.get("_where")
         rec = _Rec(i, aid, where)
         image_id = a.get("image_id")
         if aid is not None:
-            if not isinstance(aid, int) or isinstance(aid, bool):
-                err(fname, rec, "id", f"not an integer: {aid!r}")
+            if not limits.is_id(aid):
+                err(fname, rec, "id", f"not an integer of 64 bits: {aid!r}")
                 continue
             # Panoptic segment ids are unique within their image (they are colours of its PNG).
             id_key = (image_id, aid) if where is not None else aid
@@ -431,8 +509,8 @@ def _read_annotations(
         elif results and (not isinstance(cid, int) or isinstance(cid, bool)):
             err(fname, rec, "category_id", f"not an integer: {cid!r}")
             continue
-        if caption is not None and not isinstance(caption, str):
-            err(fname, rec, "caption", "must be a string")
+        if caption is not None and (not isinstance(caption, str) or len(caption) > limits.TEXT_MAX):
+            err(fname, rec, "caption", f"must be a string of at most {limits.TEXT_MAX} characters")
             continue
 
         bbox = a.get("bbox")
@@ -445,6 +523,10 @@ def _read_annotations(
                 err(fname, rec, "bbox", f"negative or zero-size box {bbox!r}")
                 continue
             box = (float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3]))
+            problem = _outside(im, [box[0], box[0] + box[2]], [box[1], box[1] + box[3]])
+            if problem:
+                err(fname, rec, "bbox", f"box {bbox!r} {problem}")
+                continue
             if im is not None and im.width and im.height and (
                 box[0] < -1 or box[1] < -1 or box[0] + box[2] > im.width + 1 or box[1] + box[3] > im.height + 1
             ):
@@ -464,6 +546,10 @@ def _read_annotations(
                 err(fname, rec, "segmentation", f"polygon with fewer than 3 points or bad coordinates ({len(bad)} values)")
                 continue
             polygon = [[float(v) for v in p] for p in seg]
+            problem = _outside(im, [v for p in polygon for v in p[0::2]], [v for p in polygon for v in p[1::2]])
+            if problem:
+                err(fname, rec, "segmentation", f"polygon {problem}")
+                continue
             if im is not None and im.width and im.height:
                 area_calc, bbox_calc = polygon_area_bbox(polygon, im.height, im.width)
         elif isinstance(seg, dict):
@@ -501,6 +587,11 @@ def _read_annotations(
                 err(fname, rec, "keypoints", f"{len(kps) // 3} points, category {cat.name!r} defines {len(cat.keypoints)}")
                 continue
             keypoints = [float(v) for v in kps]
+            labelled = [j for j in range(0, len(keypoints), 3) if keypoints[j + 2] > 0]
+            problem = _outside(im, [keypoints[j] for j in labelled], [keypoints[j + 1] for j in labelled])
+            if problem:
+                err(fname, rec, "keypoints", f"keypoints {problem}")
+                continue
 
         score = a.get("score")
         if score is not None and not _is_num(score):
@@ -555,6 +646,10 @@ def _read_annotations(
             hints["category_id"] = placeholder
         if hints:
             extra[HINTS] = hints
+        problem = limits.json_problem([attrs, extra]) if attrs or extra else None
+        if problem:
+            err(fname, rec, "attributes", f"its attributes and other keys are {problem}")
+            continue
         nk = a.get("num_keypoints")
         if keypoints is not None and type(nk) is not int:
             nk = sum(1 for v in keypoints[2::3] if v > 0)
