@@ -109,7 +109,8 @@ class Cli:
 
     def __call__(self, *args: Any, check: bool = False, **kw: Any):  # noqa: ANN204 - CompletedProcess[str]
         kw.setdefault("cwd", self.cwd)
-        return run_cli(*map(str, args), env=self.env, check=check, **kw)
+        kw.setdefault("env", self.env)
+        return run_cli(*map(str, args), check=check, **kw)
 
     def invoke(self, *args: Any, **kw: Any):  # noqa: ANN201 - click.testing.Result
         """In-process, through click's CliRunner (faster; shares the test's interpreter)."""

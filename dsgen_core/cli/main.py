@@ -69,15 +69,47 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
+EXIT_USER_ERROR = 2  # the input or the request is wrong
+EXIT_ENVIRONMENT = 3  # the database, the disk or the storage failed: the same command may work later
+
+
 class Cli(LazyGroup):
-    """Turns user-facing errors into a message and exit code 2, never a traceback."""
+    """Turns user-facing errors into a one-line message and an exit code, never a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except DsgenError as exc:
             click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
+            sys.exit(EXIT_USER_ERROR)
+        except Exception as exc:
+            message = environment_error(exc)
+            if message is None:
+                raise
+            click.echo(f"error: {message}", err=True)
+            sys.exit(EXIT_ENVIRONMENT)
+
+
+def environment_error(exc: BaseException) -> str | None:
+    """A one-line account of a failure of the environment (database, disk, storage), or None."""
+    if isinstance(exc, OSError):
+        where = f" {exc.filename}" if exc.filename else ""
+        return f"cannot read or write{where}: {exc.strerror or exc} (nothing was changed in the registry)"
+    if "sqlalchemy" not in sys.modules:
+        return None
+    from sqlalchemy.exc import DBAPIError
+
+    if not isinstance(exc, DBAPIError) or isinstance(exc.orig, (TypeError, ValueError)):
+        return None
+    from dsgen_core.config import load_settings
+
+    detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+    url = load_settings().database_shown
+    if "database is locked" in detail:
+        return f"the registry {url} is locked by another writer and stayed locked; try again when it is done"
+    if exc.connection_invalidated or "connect" in detail.lower() or "does not exist" in detail:
+        return f"cannot use the registry database {url}: {detail}"
+    return f"the registry database {url} failed: {detail}"
 
 
 @click.group(cls=Cli, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})

@@ -42,11 +42,17 @@ Levels
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, func
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from dsgen_core.errors import DsgenError
 from dsgen_core.query.compiler import Level, compile_query
 
 if TYPE_CHECKING:
@@ -62,12 +68,14 @@ __all__ = [
     "Or",
     "Predicate",
     "QueryError",
+    "QueryTimeout",
     "compile_query",
     "count_query",
     "is_builtin_field",
     "is_numeric_text",
     "parse",
     "run_query",
+    "statement_timeout",
 ]
 
 
@@ -83,6 +91,56 @@ def is_numeric_text(text: str) -> bool:
     return NUMBER_RE.fullmatch(text) is not None
 
 
+QUERY_TIMEOUT_ENV = "DSGEN_QUERY_TIMEOUT"
+DEFAULT_QUERY_TIMEOUT_S = 60.0
+
+
+class QueryTimeout(DsgenError):
+    """A query ran past its time limit and was stopped; nothing it was part of was written."""
+
+
+def query_timeout_s() -> float:
+    try:
+        return float(os.environ.get(QUERY_TIMEOUT_ENV) or DEFAULT_QUERY_TIMEOUT_S)
+    except ValueError:
+        raise DsgenError(f"{QUERY_TIMEOUT_ENV} must be a number of seconds") from None
+
+
+@contextmanager
+def statement_timeout(session: Session, seconds: float | None = None) -> Iterator[None]:
+    """Statements run inside are stopped after ``seconds`` (default ``$DSGEN_QUERY_TIMEOUT``, 60 s).
+
+    PostgreSQL cancels them (``statement_timeout``, for this transaction only); SQLite interrupts
+    them from its progress handler. Either way the caller gets a :class:`QueryTimeout`.
+    """
+    limit = seconds if seconds is not None else query_timeout_s()
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, int(limit * 1000))}")
+        try:
+            yield
+        except OperationalError as exc:
+            if "statement timeout" in str(exc.orig):
+                raise QueryTimeout(f"the query ran longer than {limit:g} s and was stopped; narrow it "
+                                   f"({QUERY_TIMEOUT_ENV} sets the limit)") from None
+            raise
+        conn.exec_driver_sql("SET LOCAL statement_timeout = DEFAULT")
+        return
+    raw = conn.connection.driver_connection
+    assert raw is not None  # only a closed connection has none
+    deadline = time.monotonic() + limit
+    raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+    try:
+        yield
+    except OperationalError as exc:
+        if "interrupted" in str(exc.orig):
+            raise QueryTimeout(f"the query ran longer than {limit:g} s and was stopped; narrow it "
+                               f"({QUERY_TIMEOUT_ENV} sets the limit)") from None
+        raise
+    finally:
+        raw.set_progress_handler(None, 0)
+
+
 def run_query(
     session: Session,
     project: Project,
@@ -95,11 +153,13 @@ def run_query(
     """Matching ids of ``project`` in ascending order, ``limit``/``offset`` applied."""
     stmt: Select[Any] = compile_query(text, project_id=project.id, level=level)
     stmt = stmt.order_by(stmt.selected_columns[0]).offset(offset).limit(limit)
-    return list(session.scalars(stmt))
+    with statement_timeout(session):
+        return list(session.scalars(stmt))
 
 
 def count_query(session: Session, project: Project, text: str, *, level: Level = "image") -> int:
     """How many images (or objects) of ``project`` match ``text``."""
     stmt = compile_query(text, project_id=project.id, level=level)
     # Each asset/annotation appears once, so count(*) over the same FROM needs no subquery.
-    return session.scalar(stmt.with_only_columns(func.count(), maintain_column_froms=True)) or 0
+    with statement_timeout(session):
+        return session.scalar(stmt.with_only_columns(func.count(), maintain_column_froms=True)) or 0

@@ -189,8 +189,19 @@ class _Compiler:
         if isinstance(node, Not):
             return _complement(self.node(node.child))
         if isinstance(node, Or):
-            return or_(*(self.node(c) for c in node.children))
+            return self._or(node.children)
         return self._and(node.children)
+
+    def _or(self, children: tuple[Node, ...]) -> ColumnElement[bool]:
+        """Alternatives; ``category:a OR category:b OR ...`` becomes one lookup of all the names, so
+        the SQL grows with the number of names, not one subquery (one hash of every object) per name."""
+        categories = [c for c in children if isinstance(c, Predicate) and c.field == "category"]
+        if len(categories) < 2:
+            return or_(*(self.node(c) for c in children))
+        names = [str(c.value) for c in categories]
+        any_class = Annotation.label_class_id.in_(self._label_classes(*names))
+        folded = Asset.id.in_(select(Annotation.asset_id).where(any_class)) if self.level == "image" else any_class
+        return or_(folded, *(self.node(c) for c in children if c not in categories))
 
     def _is_object(self, node: Node) -> bool:
         """An object predicate at image level (grouped into one EXISTS per object)."""
@@ -353,18 +364,19 @@ class _Compiler:
         has_own_key = select(AnnotationMetadata.annotation_id).where(AnnotationMetadata.key == p.key)
         return or_(own, and_(Annotation.id.not_in(has_own_key), inherited))
 
-    def _label_classes(self, name: str) -> Select[Any]:
-        """Label classes of the project named ``name`` (key, display name, synonym)."""
-        needle = name.lower()
+    def _label_classes(self, *names: str) -> Select[Any]:
+        """Label classes of the project named any of ``names`` (key, display name, synonym)."""
+        needles = sorted({n.lower() for n in names})
         return (
             select(LabelClass.id)
             .where(
                 LabelClass.project_id == self.project_id,
-                or_(
-                    func.lower(LabelClass.key) == needle,
-                    func.lower(LabelClass.display_name) == needle,
-                    _synonym_match(LabelClass.synonyms, needle),
-                ),
+                # Equalities, not IN: an expanding IN list cannot be compiled ahead (iter_rows, EXPLAIN).
+                or_(*(cond for n in needles for cond in (
+                    func.lower(LabelClass.key) == n,
+                    func.lower(LabelClass.display_name) == n,
+                    _synonym_match(LabelClass.synonyms, n),
+                ))),
             )
         )
 

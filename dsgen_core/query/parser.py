@@ -6,6 +6,7 @@ parses always compiles, and every error can point at the column where it went wr
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,10 +28,18 @@ FALSE_WORDS: frozenset[str] = frozenset({"false", "0"})
 # Builtin fields by kind; any other key is a metadata key.
 TEXT_FIELDS = frozenset({"tag", "category", "track", "file", "model", "annotator", "version"})
 NUMBER_FIELDS = frozenset({"width", "height", "bytes", "area", "aspect", "confidence", "id"})
+INTEGER_FIELDS = frozenset({"width", "height", "bytes", "id"})
 BOOL_FIELDS = frozenset({"iscrowd", "validated"})
 ENUM_FIELDS: dict[str, tuple[str, ...]] = {"has": HAS_VALUES, "source": SOURCES, "split": SPLITS}
 BUILTIN_FIELDS = TEXT_FIELDS | NUMBER_FIELDS | BOOL_FIELDS | frozenset(ENUM_FIELDS)
 ALIASES = {"class": "category", "label": "category", "filename": "file"}
+
+# A query is written by people (and, through the REST API, by anyone with a key): bounded, so its
+# cost is too. Within these the compiled SQL stays small and linear in the query.
+MAX_QUERY_CHARS = 4096
+MAX_TERMS = 64
+MAX_NESTING = 16  # parentheses and negations inside each other
+INT_MAX = 2**63 - 1  # integer fields compare with 64-bit columns
 
 NUMBER_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _INTEGER = re.compile(r"[+-]?\d+")
@@ -98,7 +107,14 @@ class _Token:
 
 def parse(text: str) -> Node:
     """Parse a query; the empty query is ``And(())`` (everything)."""
-    return _Parser(text, _tokenize(text)).parse()
+    if len(text) > MAX_QUERY_CHARS:
+        raise QueryError(f"the query is longer than {MAX_QUERY_CHARS} characters ({len(text)})", text[:80], 1)
+    tokens = _tokenize(text)
+    terms = [t for t in tokens if t.kind == "term"]
+    if len(terms) > MAX_TERMS:
+        raise QueryError(f"more than {MAX_TERMS} terms ({len(terms)}); group values instead, e.g. "
+                         "category:car OR category:bus, or tag the images first", text, terms[MAX_TERMS].column)
+    return _Parser(text, tokens).parse()
 
 
 # --------------------------------------------------------------------------- tokens
@@ -219,6 +235,8 @@ def _resolve(text: str, raw_key: str, raw_op: str, value: str, quoted: bool, col
         number = _number(value, fail, f"{raw_key}{raw_op}")
         if field == "id" and not _INTEGER.fullmatch(value):
             raise fail(f"id needs an integer, got {value!r}")
+        if field in INTEGER_FIELDS and abs(number) > INT_MAX:
+            raise fail(f"{field} {value} is out of range (at most {INT_MAX})")
         return Predicate(field, None, op, number, column)
     if op != "=":
         raise fail(f"operator {raw_op!r} does not apply to {field}: use {raw_key}:VALUE, or -{raw_key}:VALUE to exclude", op_column)
@@ -238,7 +256,10 @@ def _resolve(text: str, raw_key: str, raw_op: str, value: str, quoted: bool, col
 def _number(value: str, fail: Callable[[str], QueryError], what: str) -> float:
     if not NUMBER_RE.fullmatch(value):
         raise fail(f"{what} needs a number, got {value!r}")
-    return float(value)
+    number = float(value)
+    if not math.isfinite(number):
+        raise fail(f"{what} needs a finite number, got {value!r}")
+    return number
 
 
 # --------------------------------------------------------------------------- grammar
@@ -252,6 +273,7 @@ class _Parser:
         self.tokens = tokens
         self.pos = 0
         self.depth = 0
+        self.nesting = 0
 
     def parse(self) -> Node:
         if not self.tokens:
@@ -302,6 +324,19 @@ class _Parser:
     def _unary(self) -> Node:
         tok = self.tokens[self.pos]
         self.pos += 1
+        if tok.kind in ("-", "("):
+            self.nesting += 1
+            if self.nesting > MAX_NESTING:
+                raise QueryError(f"more than {MAX_NESTING} parentheses and negations inside each other", self.text,
+                                 tok.column)
+            try:
+                return self._nested(tok)
+            finally:
+                self.nesting -= 1
+        assert tok.term is not None
+        return tok.term
+
+    def _nested(self, tok: _Token) -> Node:
         if tok.kind == "-":
             nxt = self._peek()
             if nxt is None or nxt.kind not in ("-", "(", "term"):
@@ -319,5 +354,4 @@ class _Parser:
                 raise QueryError("unbalanced parenthesis: '(' is never closed", self.text, tok.column)
             self.pos += 1
             return node
-        assert tok.term is not None
-        return tok.term
+        raise AssertionError(f"not a nesting token: {tok.kind}")

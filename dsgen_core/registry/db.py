@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,10 +31,18 @@ def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={int(sqlite_busy_timeout_s() * 1000)}")
     cur.execute("PRAGMA cache_size=-262144")
     cur.execute("PRAGMA temp_store=MEMORY")
     cur.close()
+
+
+def sqlite_busy_timeout_s() -> float:
+    """How long a SQLite writer waits for another's lock before giving up (``$DSGEN_SQLITE_BUSY_TIMEOUT``)."""
+    try:
+        return float(os.environ.get("DSGEN_SQLITE_BUSY_TIMEOUT") or 30)
+    except ValueError:
+        return 30.0
 
 
 def make_engine(url: str) -> Engine:
@@ -41,7 +50,7 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": sqlite_busy_timeout_s()})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True)

@@ -41,6 +41,7 @@ from tqdm import tqdm
 
 from dsgen_core.errors import DsgenError
 from dsgen_core.formats.images import ImageInfo
+from dsgen_core.formats.limits import JSON_MAX_BYTES
 from dsgen_core.formats.report import ImportRefused, ValidationReport
 from dsgen_core.registry.bulk import insert_rows, lock_for_ids, next_id, now_value, sync_sequence
 from dsgen_core.registry.changes import audit, record_change
@@ -433,6 +434,7 @@ class _Ingest:
         no_box = (None, None, None, None)
         seen_keys: set[tuple[int, str]] = set()
         namespace, positional, sha = b.namespace, b.positional_ids, b.content_sha256[:16]
+        json_max = JSON_MAX_BYTES
         for o in tqdm(objects, desc="annotations", unit="ann", disable=not self.progress, leave=False, mininterval=0.5):
             # Unpacked once: attribute access on a million NamedTuples is measurably slower.
             i, sid, image_ref, cref, gtype, box, poly, rle, kps, nk, caption, area, crowd, attrs, extra, score, _w = o
@@ -453,6 +455,13 @@ class _Ingest:
                     else:
                         merges.append(merge)
                     continue
+            attrs_json = None if attrs is None else dumps(attrs).decode()
+            extra_json = None if extra is None else dumps(extra).decode()
+            if (attrs_json is not None and len(attrs_json) > json_max) or (extra_json is not None and len(extra_json) > json_max):
+                self.report.error(b.file, o.where or f"annotations[{i}] (id={sid})", "attributes",
+                                  f"its attributes and other keys are more than {json_max} bytes of JSON")
+                self.report.skipped["annotations"] += 1
+                continue
             mask_uri = None
             if rle is not None:
                 self.mask_writes.append((nid, rle))
@@ -460,8 +469,7 @@ class _Ingest:
             bx, by, bw, bh = box or no_box
             rows.append((
                 nid, asset_id, lcid, gtype, bx, by, bw, bh, None if poly is None else dumps(poly).decode(), mask_uri,
-                None if kps is None else dumps(kps).decode(), nk, caption, area, crowd,
-                None if attrs is None else dumps(attrs).decode(), None if extra is None else dumps(extra).decode(),
+                None if kps is None else dumps(kps).decode(), nk, caption, area, crowd, attrs_json, extra_json,
                 score, None, sid if type(sid) is int else None, key,
             ))
             if attrs and attrs.get("track_id") is not None:

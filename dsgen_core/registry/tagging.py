@@ -16,6 +16,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, DateTime, Float, Select, Text, delete, literal, or_, select
@@ -26,7 +27,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from dsgen_core.errors import DsgenError, NotFound
-from dsgen_core.query import Level, compile_query, is_builtin_field, is_numeric_text
+from dsgen_core.query import Level, compile_query, is_builtin_field, is_numeric_text, statement_timeout
 from dsgen_core.registry.changes import audit, record_change
 from dsgen_core.registry.schema import (
     AnnotationMetadata,
@@ -187,6 +188,11 @@ def _log(
         record_change(session, project_id=project_id, entity=entity, op=op, entity_id=single, count=changed, detail=detail)
 
 
+def _time_limited(session: Session, query: str | None) -> AbstractContextManager[None]:
+    """A change selected by a query runs under the query time limit (an id list needs none)."""
+    return statement_timeout(session) if query is not None else nullcontext()
+
+
 def _tag_list(tags: Sequence[str] | str) -> list[str]:
     listed = [tags] if isinstance(tags, str) else list(tags)
     if not listed:
@@ -215,11 +221,12 @@ def add_tags(
     table, fk = _TAGS[level]
     now = literal(utcnow(), DateTime(timezone=True))
     changed = 0
-    for source in sources:
-        for tag in tag_list:
-            rows = source.add_columns(literal(tag, Text), now)
-            stmt = _insert(session, table).from_select([fk, "tag", "created_at"], rows).on_conflict_do_nothing()
-            changed += cast(CursorResult[Any], session.execute(stmt, execution_options=_COUNT_INSERTS)).rowcount
+    with _time_limited(session, query):
+        for source in sources:
+            for tag in tag_list:
+                rows = source.add_columns(literal(tag, Text), now)
+                stmt = _insert(session, table).from_select([fk, "tag", "created_at"], rows).on_conflict_do_nothing()
+                changed += cast(CursorResult[Any], session.execute(stmt, execution_options=_COUNT_INSERTS)).rowcount
     _log(
         session, project_id, action="tag.add", entity=table.__tablename__, op="add", level=level,
         changed=changed, ids=ids, query=query, detail={"tags": tag_list}, actor=actor,
@@ -243,10 +250,11 @@ def remove_tags(
     sources, ids = _targets(session, project_id, asset_ids=asset_ids, query=query, level=level)
     table, fk = _TAGS[level]
     changed = 0
-    for source in sources:
-        stmt = delete(table).where(table.tag.in_(tag_list), getattr(table, fk).in_(source))
-        changed += cast(CursorResult[Any],
-                        session.execute(stmt, execution_options={"synchronize_session": False})).rowcount
+    with _time_limited(session, query):
+        for source in sources:
+            stmt = delete(table).where(table.tag.in_(tag_list), getattr(table, fk).in_(source))
+            changed += cast(CursorResult[Any],
+                            session.execute(stmt, execution_options={"synchronize_session": False})).rowcount
     _log(
         session, project_id, action="tag.remove", entity=table.__tablename__, op="remove", level=level,
         changed=changed, ids=ids, query=query, detail={"tags": tag_list}, actor=actor,
@@ -293,19 +301,20 @@ def set_metadata(
         literal(utcnow(), DateTime(timezone=True)),
     )
     changed = 0
-    for source in sources:
-        stmt = _insert(session, table).from_select(columns, source.add_columns(*values))
-        new = stmt.excluded
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[fk, "key"],
-            set_={"value_text": new.value_text, "value_num": new.value_num, "value": new.value, "updated_at": new.updated_at},
-            where=or_(
-                table.value_text.is_distinct_from(new.value_text),
-                table.value_num.is_distinct_from(new.value_num),
-                table.value.is_distinct_from(new.value),
-            ),
-        )
-        changed += cast(CursorResult[Any], session.execute(stmt, execution_options=_COUNT_INSERTS)).rowcount
+    with _time_limited(session, query):
+        for source in sources:
+            stmt = _insert(session, table).from_select(columns, source.add_columns(*values))
+            new = stmt.excluded
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[fk, "key"],
+                set_={"value_text": new.value_text, "value_num": new.value_num, "value": new.value, "updated_at": new.updated_at},
+                where=or_(
+                    table.value_text.is_distinct_from(new.value_text),
+                    table.value_num.is_distinct_from(new.value_num),
+                    table.value.is_distinct_from(new.value),
+                ),
+            )
+            changed += cast(CursorResult[Any], session.execute(stmt, execution_options=_COUNT_INSERTS)).rowcount
     _log(
         session, project_id, action="meta.set", entity=table.__tablename__, op="set", level=level,
         changed=changed, ids=ids, query=query, detail={"key": key, "value": doc["v"]}, actor=actor,
@@ -330,10 +339,11 @@ def unset_metadata(
     sources, ids = _targets(session, project_id, asset_ids=asset_ids, query=query, level=level)
     table, fk = _META[level]
     changed = 0
-    for source in sources:
-        stmt = delete(table).where(table.key == key, getattr(table, fk).in_(source))
-        changed += cast(CursorResult[Any],
-                        session.execute(stmt, execution_options={"synchronize_session": False})).rowcount
+    with _time_limited(session, query):
+        for source in sources:
+            stmt = delete(table).where(table.key == key, getattr(table, fk).in_(source))
+            changed += cast(CursorResult[Any],
+                            session.execute(stmt, execution_options={"synchronize_session": False})).rowcount
     _log(
         session, project_id, action="meta.unset", entity=table.__tablename__, op="unset", level=level,
         changed=changed, ids=ids, query=query, detail={"key": key}, actor=actor,

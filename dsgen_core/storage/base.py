@@ -46,8 +46,12 @@ class LocalStorage:
         p = self.path(key)
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_name(p.name + ".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, p)
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, p)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # a full or read-only disk leaves no half-written file behind
+            raise
         return self.uri(key)
 
     def read_bytes(self, key: str) -> bytes:
@@ -68,10 +72,14 @@ class LocalStorage:
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_name(f"{p.name}.{uuid.uuid4().hex}.tmp")
         try:
-            os.link(local_path, tmp)
-        except OSError:  # another filesystem, or one without hard links
-            shutil.copyfile(local_path, tmp)
-        os.replace(tmp, p)
+            try:
+                os.link(local_path, tmp)
+            except OSError:  # another filesystem, or one without hard links
+                shutil.copyfile(local_path, tmp)
+            os.replace(tmp, p)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
         return self.uri(key)
 
     def download(self, key: str, dest: str | os.PathLike[str]) -> Path:

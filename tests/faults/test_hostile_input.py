@@ -1,0 +1,137 @@
+"""Hostile and broken input gets a one-line error (exit 2), a broken environment exit 3, never a
+traceback, and nothing is written (issue 9, defects 4, 8, 9, 10)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import func, select, text
+
+from dsgen_core.query import QueryTimeout, statement_timeout
+from dsgen_core.registry.db import Registry
+from dsgen_core.registry.schema import Annotation, Asset
+
+IMAGE = {"id": 1, "width": 64, "height": 48, "file_name": "a.jpg"}
+CATEGORY = {"id": 1, "name": "x"}
+
+
+def _doc(images: list[Any] | None = None, annotations: list[Any] | None = None, **top: Any) -> dict[str, Any]:
+    return {**top, "images": images or [IMAGE], "categories": [CATEGORY], "annotations": annotations or []}
+
+
+HOSTILE = {
+    "id beyond 64 bits": (_doc([{**IMAGE, "id": 2**63}]), "beyond 64 bits"),
+    "NUL in file_name": (_doc([{**IMAGE, "file_name": "a\x00b.jpg"}]), "NUL character"),
+    "NUL in a caption": (_doc(annotations=[{"id": 1, "image_id": 1, "caption": "a\x00b"}]), "NUL character"),
+    "file_name over 255 bytes": (_doc([{**IMAGE, "file_name": "d/" + "a" * 300 + ".jpg"}]), "longer than 255 bytes"),
+    "polygon at 1e10": (_doc(annotations=[{"id": 1, "image_id": 1, "category_id": 1,
+                                           "segmentation": [[0, 0, 1e10, 0, 1e10, 1e10]]}]), "far outside"),
+    "box of 1e308": (_doc(annotations=[{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1e308, 1e308]}]),
+                     "far outside"),
+    "keypoints at 1e9": (_doc(annotations=[{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2],
+                                            "keypoints": [1e9, 1, 2]}]), "far outside"),
+    "class name of 1000 characters": ({"images": [IMAGE], "categories": [{"id": 1, "name": "c" * 1000}],
+                                       "annotations": []}, "longer than 128"),
+    "attributes of 2 MB": (_doc(annotations=[{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2],
+                                              "attributes": {"note": "x" * (2 << 20)}}]), "bytes of JSON"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_records_are_refused_with_a_reason(cli: Any, registry: Registry, tmp_path: Path, case: str) -> None:
+    doc, reason = HOSTILE[case]
+    path = tmp_path / "hostile.json"
+    path.write_bytes(orjson.dumps(doc))
+    r = cli("import", "coco", path, "--project", "p")
+    assert r.returncode == 2 and reason in r.stderr and "Traceback" not in r.stderr, r.stderr
+    with registry.session() as s:
+        assert s.scalar(select(func.count()).select_from(Asset)) == 0
+        assert s.scalar(select(func.count()).select_from(Annotation)) == 0
+
+
+def test_a_header_of_500_mb_is_not_stored(cli: Any, registry: Registry, tmp_path: Path) -> None:
+    path = tmp_path / "big.json"
+    path.write_bytes(orjson.dumps(_doc(info={"description": "x" * (3 << 20)})))
+    r = cli("import", "coco", path, "--project", "p")
+    assert r.returncode == 2 and "more than 1048576" in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("query", [
+    "width>1e999", "id:99999999999999999999", "(" * 500 + "tag:a" + ")" * 500, "-" * 100 + "tag:a",
+    " ".join(f"category:c{i}" for i in range(65)), "tag:" + "x" * 5000, "height<-1e400",
+])
+def test_hostile_queries_are_refused_in_one_message(cli: Any, registry: Registry, query: str) -> None:
+    cli("init", "--project", "p", check=True)
+    r = cli("query", "--project", "p", "--count", "--", query)
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and "Traceback" not in r.stderr, r.stderr
+
+
+def test_many_alternative_classes_compile_to_one_lookup(registry: Registry) -> None:
+    from dsgen_core.query import compile_query
+
+    from sqlalchemy.dialects import sqlite
+
+    sql = str(compile_query(" OR ".join(f"category:c{i}" for i in range(64)), project_id=1).compile(dialect=sqlite.dialect()))
+    assert sql.count("FROM annotations") == 1 and sql.count("FROM label_classes") == 1
+
+
+def test_a_query_past_its_time_limit_is_stopped(registry: Registry) -> None:
+    with registry.session() as s:
+        with pytest.raises(QueryTimeout, match="ran longer than"):
+            with statement_timeout(s, 0.05):
+                if registry.dialect == "postgresql":
+                    s.execute(text("SELECT pg_sleep(2)"))
+                else:
+                    s.execute(text("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
+                                   "SELECT count(*) FROM n"))
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_database_that_cannot_be_reached_is_an_environment_error(cli: Any, registry: Registry) -> None:
+    env = {**cli.env, "DSGEN_DATABASE_URL": "postgresql+psycopg://ana:hunter2@127.0.0.1:1/nowhere"}
+    r = cli("stats", "--project", "p", env=env)
+    assert r.returncode == 3 and "cannot use the registry database" in r.stderr and "Traceback" not in r.stderr
+    assert "hunter2" not in r.stderr and "ana:***@" in r.stderr
+
+
+def test_a_missing_postgresql_database_is_an_environment_error(cli: Any, pg_server: Any) -> None:
+    env = {**cli.env, "DSGEN_DATABASE_URL": pg_server.url("no_such_database")}
+    r = cli("init", env=env)
+    assert r.returncode == 3 and "no_such_database" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_password_is_never_printed(cli: Any, registry: Registry, pg_server: Any) -> None:
+    url = pg_server.url(pg_server.create_database()).replace("://postgres@", "://postgres:hunter2@")
+    r = cli("init", "--project", "p", env={**cli.env, "DSGEN_DATABASE_URL": url}, check=True)
+    assert "hunter2" not in r.stdout + r.stderr and "postgres:***@" in r.stdout
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_lock_held_too_long_is_an_environment_error(cli: Any, registry: Registry) -> None:
+    cli("init", "--project", "p", check=True)
+    db = registry.settings.database_url.split("///", 1)[1]
+    holder = sqlite3.connect(db)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        r = cli("tag", "add", "x", "--query", "", "--project", "p", env={**cli.env, "DSGEN_SQLITE_BUSY_TIMEOUT": "0.5"})
+    finally:
+        holder.rollback()
+        holder.close()
+    assert r.returncode == 3 and "locked by another writer" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_unwritable_storage_is_an_environment_error_and_writes_nothing(cli: Any, registry: Registry, corpus: Path,
+                                                                        tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the storage folder should be")
+    env = {**cli.env, "DSGEN_STORAGE": str(blocker / "storage")}
+    dm = corpus / "datumaro/tests/assets/coco_dataset/coco"
+    r = cli("import", "coco", dm / "annotations/instances_val.json", "--images", dm / "images/val", "--project", "p",
+            env=env)  # it has a mask to write
+    assert r.returncode == 3 and "cannot read or write" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    with registry.session() as s:
+        assert s.scalar(select(func.count()).select_from(Annotation)) == 0
