@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from dsgen_core.errors import NotFound
@@ -45,7 +45,13 @@ def ontology_names(session: Session, ontology_version_id: int) -> dict[int, str]
 
 
 def add_classes(session: Session, project: Project, classes: Sequence[LabelClass]) -> OntologyVersion:
-    """Make the project's current ontology list ``classes``, forking it first if it is frozen."""
+    """Make the project's current ontology list ``classes``, forking it first if it is frozen.
+
+    The project's row is locked first and read again, so two writers adding classes after a
+    freeze fork the ontology once: the second sees the first's fork.
+    """
+    session.execute(update(Project).where(Project.id == project.id).values(id=Project.id))
+    session.refresh(project)
     onto = current_ontology(session, project)
     listed = {i for (i,) in session.execute(select(OntologyVersionClass.label_class_id).where(
         OntologyVersionClass.ontology_version_id == onto.id))}

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from dsgen_core.errors import NotFound
 from dsgen_core.registry.changes import audit, record_change
-from dsgen_core.registry.schema import Dataset, OntologyVersion, Project
+from dsgen_core.registry.schema import Dataset, OntologyVersion, Project, utcnow
 
 DEFAULT_PROJECT = "default"
 
@@ -21,12 +23,21 @@ def get_project(session: Session, name: str) -> Project:
 
 def ensure_project(session: Session, name: str = DEFAULT_PROJECT, *, source: str | None = None,
                    actor: str | None = None) -> Project:
+    """The project ``name``, created if it does not exist.
+
+    Insert-or-get under the database's own locking: two processes creating the same project at
+    once both get it (the second waits for the first's row, then reads it), never a unique-key error.
+    """
     project = session.scalar(select(Project).where(Project.name == name))
     if project is not None:
         return project
-    project = Project(name=name, source=source, tags=[])
-    session.add(project)
-    session.flush()
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    created = session.execute(insert(Project).values(name=name, source=source, tags=[], status="ready",
+                                                     created_at=utcnow())
+                              .on_conflict_do_nothing(index_elements=["name"]).returning(Project.id)).scalar()
+    if created is None:  # another writer made it first
+        return session.scalars(select(Project).where(Project.name == name).execution_options(populate_existing=True)).one()
+    project = session.get_one(Project, created)
     onto = OntologyVersion(project_id=project.id, version_tag="o1")
     session.add(onto)
     session.add(Dataset(project_id=project.id, name=name))
