@@ -22,8 +22,12 @@ from dsgen_core.errors import DsgenError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 ANNOTATION_SUFFIXES = {".json", ".xml", ".txt", ".yaml", ".yml"}
-MAX_ZIP_TOTAL_BYTES = 64 * 1024**3
-MAX_ZIP_RATIO = 200  # a real image compresses little; 200:1 is a bomb
+# A ZIP of images barely compresses (JPEG and PNG are compressed already); its annotation files
+# do, ten to one. Far beyond that it is a decompression bomb, however its entries are sized.
+ZIP_MAX_BYTES_ENV, ZIP_MAX_RATIO_ENV = "DSGEN_ZIP_MAX_BYTES", "DSGEN_ZIP_MAX_RATIO"
+ZIP_MAX_BYTES = 64 * 1024**3
+ZIP_MAX_RATIO = 50  # over all entries together
+ZIP_ENTRY_MAX_RATIO = 200  # one entry of 64 KiB or more
 MAX_IMAGE_PIXELS = 40_000 * 40_000
 PROBE_CHUNK = 64
 
@@ -153,6 +157,19 @@ class ImageSource:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
+def _zip_limit(env: str, default: float) -> float:
+    raw = os.environ.get(env)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise DsgenError(f"{env} must be a number, not {raw!r}") from None
+    if value <= 0:
+        raise DsgenError(f"{env} must be positive, not {raw!r}")
+    return value
+
+
 def unpack_zip(zip_path: Path, target: Path) -> ImageSource:
     """Checks every entry before writing anything, then unpacks into ``target``."""
     try:
@@ -161,7 +178,8 @@ def unpack_zip(zip_path: Path, target: Path) -> ImageSource:
         raise DsgenError(f"{zip_path}: not a readable ZIP file ({exc})") from None
     with zf:
         problems: list[str] = []
-        total = 0
+        total = packed = 0
+        max_bytes, max_ratio = _zip_limit(ZIP_MAX_BYTES_ENV, ZIP_MAX_BYTES), _zip_limit(ZIP_MAX_RATIO_ENV, ZIP_MAX_RATIO)
         for info in zf.infolist():
             name = info.filename
             parts = PurePosixPath(name.replace("\\", "/")).parts
@@ -174,13 +192,20 @@ def unpack_zip(zip_path: Path, target: Path) -> ImageSource:
             if info.is_dir():
                 continue
             total += info.file_size
-            if info.compress_size and info.file_size / info.compress_size > MAX_ZIP_RATIO and info.file_size > 1 << 20:
-                problems.append(f"{name}: compression ratio {info.file_size // info.compress_size}:1 looks like a decompression bomb")
+            packed += info.compress_size
+            if info.file_size >= 1 << 16 and info.file_size > ZIP_ENTRY_MAX_RATIO * max(info.compress_size, 1):
+                problems.append(f"{name}: compression ratio {info.file_size // max(info.compress_size, 1)}:1 looks "
+                                "like a decompression bomb")
             suffix = PurePosixPath(name).suffix.lower()
             if suffix not in IMAGE_SUFFIXES and suffix not in ANNOTATION_SUFFIXES:
                 problems.append(f"{name}: not an image file ({suffix or 'no extension'})")
-        if total > MAX_ZIP_TOTAL_BYTES:
-            problems.append(f"unpacked size {total} bytes exceeds the {MAX_ZIP_TOTAL_BYTES} byte limit")
+        totals: list[str] = []  # listed first: they say the most
+        if total > max_bytes:
+            totals.append(f"unpacked size {total} bytes exceeds the {max_bytes:g} byte limit ({ZIP_MAX_BYTES_ENV})")
+        if total > 1 << 20 and total > max_ratio * max(packed, 1):
+            totals.append(f"its entries unpack to {total} bytes from {packed}, {total // max(packed, 1)}:1 in all: a "
+                            f"decompression bomb, not images (limit {max_ratio:g}:1, {ZIP_MAX_RATIO_ENV})")
+        problems = totals + problems
         if problems:
             listing = "\n  ".join(problems[:50])
             raise DsgenError(f"{zip_path}: ZIP refused, nothing was written:\n  {listing}")

@@ -135,3 +135,23 @@ def test_unwritable_storage_is_an_environment_error_and_writes_nothing(cli: Any,
     assert r.returncode == 3 and "cannot read or write" in r.stderr and "Traceback" not in r.stderr, r.stderr
     with registry.session() as s:
         assert s.scalar(select(func.count()).select_from(Annotation)) == 0
+
+
+def test_a_zip_bomb_of_many_one_mib_entries_is_refused(cli: Any, registry: Registry, tmp_path: Path) -> None:
+    """300 entries of exactly 1 MiB of zeros (a 300 KB ZIP, 315 MB unpacked) slipped under the
+    per-entry check; the ratio over all entries catches it, before anything is unpacked."""
+    import zipfile
+
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for k in range(300):
+            z.writestr(f"images/{k}.jpg", b"\0" * (1 << 20))
+    path = tmp_path / "a.json"
+    path.write_bytes(orjson.dumps(_doc()))
+    r = cli("import", "coco", path, "--images", bomb, "--project", "p")
+    assert r.returncode == 2 and "decompression bomb" in r.stderr and "Traceback" not in r.stderr
+    assert not list((tmp_path / "registry").rglob("*.jpg")), "nothing unpacked"
+    # The limits are the user's to set (a ZIP of well-compressing TIFFs, say).
+    r = cli("import", "coco", path, "--images", bomb, "--project", "p",
+            env={**cli.env, "DSGEN_ZIP_MAX_RATIO": "5000", "DSGEN_ZIP_MAX_BYTES": "1000"})
+    assert r.returncode == 2 and "exceeds the 1000 byte limit" in r.stderr
