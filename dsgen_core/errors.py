@@ -9,3 +9,10 @@ class DsgenError(Exception):
 
 class NotFound(DsgenError):
     pass
+
+
+class VersionTampered(DsgenError):
+    """A frozen dataset version's stored content no longer matches its content hash.
+
+    Not the user's mistake, and not a passing failure either: the CLI exits with its own code (4).
+    """

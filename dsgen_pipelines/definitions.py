@@ -1,4 +1,4 @@
-"""The ``dsgen`` code location: every asset, check, job, sensor and resource of dsgen."""
+"""The ``dsgen`` code location: every asset, check, job, sensor, schedule and resource of dsgen."""
 
 from collections.abc import Mapping
 
@@ -10,6 +10,7 @@ from dsgen_pipelines.insights.assets import insights
 from dsgen_pipelines.ml.assets import evaluation, model_version, onnx_artifact, train_model_job
 from dsgen_pipelines.ml.checks import onnx_parity_check, parent_regression_check
 from dsgen_pipelines.registry.assets import import_coco_job, registry_tables, thumbnails
+from dsgen_pipelines.registry.gc import storage_gc_job, storage_gc_schedule
 from dsgen_pipelines.registry.sensors import registry_changes
 from dsgen_pipelines.resources import build_resources
 from dsgen_pipelines.versions.assets import dataset_version, dataset_version_job, freeze_version_job
@@ -22,8 +23,9 @@ def build_definitions(resources: Mapping[str, dg.ConfigurableResource] | None = 
         assets=[*registry_tables, thumbnails, dataset_version, coco_export, yolo_export, insights,
                 model_version, onnx_artifact, evaluation],
         asset_checks=[dataset_version_checks, onnx_parity_check, parent_regression_check],
-        jobs=[import_coco_job, freeze_version_job, dataset_version_job, train_model_job],
+        jobs=[import_coco_job, freeze_version_job, dataset_version_job, train_model_job, storage_gc_job],
         sensors=[registry_changes, automation_sensor],
+        schedules=[storage_gc_schedule],
         resources=dict(resources) if resources is not None else build_resources(),
         # Steps are database- and disk-bound and run one after another anyway: one process per run.
         executor=dg.in_process_executor,

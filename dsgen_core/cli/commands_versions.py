@@ -1,12 +1,14 @@
-"""``dsgen version create|freeze|request-freeze|list|show|diff``."""
+"""``dsgen version create|freeze|list|show|diff|verify``."""
 
 from __future__ import annotations
 
 import click
 
 from dsgen_core.cli.common import cli_actor, emit, json_option, open_registry, project_option
+from dsgen_core.errors import VersionTampered
 from dsgen_core.registry.projects import get_project
 from dsgen_core.storage import open_storage
+from dsgen_core.versions.content_hash import verify_version
 from dsgen_core.versions.lifecycle import (
     create_version,
     diff_versions,
@@ -107,3 +109,26 @@ def diff_cmd(a: str, b: str, project: str, as_json: bool) -> None:
              f"{len(d.images_moved)} moved between splits; +{d.annotations_added} / -{d.annotations_removed} "
              f"annotations, {len(d.relabelled)} relabelled")
     emit(d.to_dict(), as_json, human)
+
+
+@version.command("verify")
+@click.argument("tag")
+@project_option
+@json_option
+def verify_cmd(tag: str, project: str, as_json: bool) -> None:
+    """Recompute a frozen version's content hash from what is stored (rows and mask files) and compare.
+
+    Exit code 0 when it matches, 4 when the stored content was changed.
+    """
+    reg = open_registry()
+    with reg.session() as s:
+        r = verify_version(s, get_version(s, get_project(s, project), tag), open_storage(reg.settings.storage_root))
+    human = (f"version {tag!r} verifies: {r.images} images, {r.annotations} annotations, content hash {r.computed} "
+             f"({r.seconds:.2f} s)")
+    if r.ok:
+        emit(r.to_dict(), as_json, human)
+        return
+    if as_json:
+        emit(r.to_dict(), as_json)
+    raise VersionTampered(f"version {tag!r} does not match its content hash: recorded {r.content_hash}, the stored "
+                          f"rows and mask files give {r.computed}; they were changed outside dsgen")

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from dsgen_core.errors import DsgenError
+from dsgen_core.errors import DsgenError, VersionTampered
 
 # name -> (module:attribute, one-line help shown by --help without importing the module)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("commands_import:import_", "Import annotations into the registry."),
     "export": ("", "Export a selection of the registry, a frozen version or a model."),
     "thumbnails": ("commands_registry:thumbnails", "Make thumbnails for every image that has none yet."),
+    "gc": ("commands_registry:gc", "Remove files no registry row refers to: masks, thumbnails, unpacked ZIPs of failed imports."),
     "query": ("commands_query:query_command", "Images (or objects) matching a query."),
     "tag": ("commands_query:tag", "Add or remove tags on images or objects, one at a time or in bulk."),
     "meta": ("commands_query:meta", "Set or unset key-value metadata on images or objects."),
@@ -71,6 +72,7 @@ class LazyGroup(click.Group):
 
 EXIT_USER_ERROR = 2  # the input or the request is wrong
 EXIT_ENVIRONMENT = 3  # the database, the disk or the storage failed: the same command may work later
+EXIT_TAMPERED = 4  # stored data fails its integrity check (a frozen version's content hash)
 
 
 class Cli(LazyGroup):
@@ -81,7 +83,7 @@ class Cli(LazyGroup):
             return super().invoke(ctx)
         except DsgenError as exc:
             click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_USER_ERROR)
+            sys.exit(EXIT_TAMPERED if isinstance(exc, VersionTampered) else EXIT_USER_ERROR)
         except Exception as exc:
             message = environment_error(exc)
             if message is None:

@@ -31,6 +31,7 @@ from dsgen_core.ml.onnx_artifacts import ONNX_ROLE
 from dsgen_core.registry.changes import audit
 from dsgen_core.registry.schema import DatasetVersion, DatasetVersionAnnotation, Evaluation, ModelVersion, Project
 from dsgen_core.storage.base import Storage
+from dsgen_core.versions.content_hash import require_intact
 from dsgen_core.versions.lifecycle import get_version
 from dsgen_core.versions.members import class_order, is_crowd_region, version_members
 
@@ -142,6 +143,7 @@ def evaluate_model_version(session: Session, project: Project, ref: str, *, stor
     version = get_version(session, project, version_tag) if version_tag else \
         session.get(DatasetVersion, mv.training_data_version_id)
     assert version is not None  # every model version is created from one, and it cannot be deleted under it
+    require_intact(session, version, storage, purpose="to evaluate on it")
     gt, files = split_ground_truth(session, version, split)
     with tempfile.TemporaryDirectory(prefix="dsgen-eval-") as tmp:
         detector = OnnxDetector(mvs.fetch_artifact(storage, art, Path(tmp)), conf=EVAL_CONF)

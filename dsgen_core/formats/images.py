@@ -1,7 +1,9 @@
 """Finding, hashing and measuring the image files an annotation file refers to.
 
 A folder is used in place; a ZIP is checked (no entry may escape the target folder, no
-decompression bombs, only images and annotation files) and unpacked into a staging folder.
+decompression bombs, only images and annotation files) and unpacked into a folder of its own
+that carries a staging marker until its import is done. A failed import removes the folder; one
+killed outright leaves it marked, and the next import (or ``dsgen gc``) sweeps it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Protocol
 from PIL import Image, UnidentifiedImageError
 
 from dsgen_core.errors import DsgenError
+from dsgen_core.storage import staging
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 ANNOTATION_SUFFIXES = {".json", ".xml", ".txt", ".yaml", ".yml"}
@@ -156,6 +159,21 @@ class ImageSource:
         if self.staged:
             shutil.rmtree(self.root, ignore_errors=True)
 
+    def keep(self) -> None:
+        """Its import is done: the unpacked files are the registry's now, no longer staged."""
+        if self.staged:
+            staging.unmark(self.root)
+
+
+def staging_root(sources_dir: Path) -> Path:
+    """The folder ZIPs of images are unpacked under, one folder each."""
+    return sources_dir / "sources" / "images"
+
+
+def sweep_staging(folder: Path, *, dry_run: bool = False) -> list[Path]:
+    """Remove the unpacked ZIPs under ``folder`` whose import died without cleaning up (kill -9, a power cut)."""
+    return staging.sweep((p for p in folder.glob("*") if p.is_dir()), dry_run=dry_run) if folder.is_dir() else []
+
 
 def _zip_limit(env: str, default: float) -> float:
     raw = os.environ.get(env)
@@ -210,17 +228,25 @@ def unpack_zip(zip_path: Path, target: Path) -> ImageSource:
             listing = "\n  ".join(problems[:50])
             raise DsgenError(f"{zip_path}: ZIP refused, nothing was written:\n  {listing}")
         target.mkdir(parents=True, exist_ok=True)
-        for info in zf.infolist():
-            if info.is_dir():
-                continue
-            dest = target / PurePosixPath(info.filename.replace("\\", "/"))
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(dest, "wb") as out:
-                # Read in bounded chunks and stop at the declared size, so a lying header cannot fill the disk.
-                remaining = info.file_size
-                while chunk := src.read(min(1 << 20, remaining + 1)):
-                    remaining -= len(chunk)
-                    if remaining < 0:
-                        raise DsgenError(f"{zip_path}: {info.filename}: entry is larger than its header says")
-                    out.write(chunk)
+        try:
+            staging.mark(target, zip=str(zip_path))
+            for info in zf.infolist():
+                if not info.is_dir():
+                    _unpack_entry(zf, info, target, zip_path)
+        except BaseException:  # a full disk, a lying entry, Ctrl-C: nothing half-unpacked stays behind
+            shutil.rmtree(target, ignore_errors=True)
+            raise
     return ImageSource(target, staged=True)
+
+
+def _unpack_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, zip_path: Path) -> None:
+    dest = target / PurePosixPath(info.filename.replace("\\", "/"))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with zf.open(info) as src, open(dest, "wb") as out:
+        # Read in bounded chunks and stop at the declared size, so a lying header cannot fill the disk.
+        remaining = info.file_size
+        while chunk := src.read(min(1 << 20, remaining + 1)):
+            remaining -= len(chunk)
+            if remaining < 0:
+                raise DsgenError(f"{zip_path}: {info.filename}: entry is larger than its header says")
+            out.write(chunk)

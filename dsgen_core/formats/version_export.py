@@ -30,18 +30,18 @@ from sqlalchemy.orm import Session
 from dsgen_core.errors import DsgenError
 from dsgen_core.formats.coco.exporter import coco_document
 from dsgen_core.registry.bulk import iter_rows
-from dsgen_core.registry.ontology import ontology_names
 from dsgen_core.registry.schema import (
     Asset,
     DatasetVersion,
     DatasetVersionAnnotation,
-    LabelClass,
     Project,
 )
+from dsgen_core.storage import staging
 from dsgen_core.storage.base import Storage
 from dsgen_core.storage.masks import MaskStore, decode
+from dsgen_core.versions.content_hash import require_intact
 from dsgen_core.versions.lifecycle import get_version
-from dsgen_core.versions.members import Member, class_order, cvat_mask_flag, version_members
+from dsgen_core.versions.members import Member, class_order, cvat_mask_flag, version_classes, version_members
 
 YOLO_TASKS = ("detect", "segment", "pose")
 
@@ -64,10 +64,12 @@ class ExportResult:
                 "copies": self.copied, "seconds": round(self.seconds, 3)}
 
 
-def _frozen(session: Session, project: Project, tag: str) -> DatasetVersion:
+def _frozen(session: Session, project: Project, tag: str, storage: Storage) -> DatasetVersion:
+    """The frozen version ``tag``, once its stored content has been checked against its hash."""
     v = get_version(session, project, tag)
     if not v.is_frozen:
         raise DsgenError(f"version {tag!r} is a draft; freeze it first (`dsgen version freeze {tag}`)")
+    require_intact(session, v, storage, purpose="to export it")
     return v
 
 
@@ -137,14 +139,18 @@ def staged_dir(out_dir: Path, owned: tuple[str, ...]) -> Iterator[Path]:
     """A temporary folder beside ``out_dir`` to write an export into.
 
     On success what it holds replaces ``owned`` (what an earlier export of ours wrote; anything
-    else in ``out_dir`` stays); on failure it is removed, so a failed export leaves nothing.
+    else in ``out_dir`` stays); on failure it is removed, so a failed export leaves nothing; a
+    killed one leaves it marked as staging, and the next export into ``out_dir`` removes it.
     Beside, not in /tmp: the rename must stay on one filesystem, and so must the hard links.
     """
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging.sweep(out_dir.parent.glob(f".{out_dir.name}.tmp-*"))  # exports into it that were killed
     work = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
     work.mkdir()
     try:
+        staging.mark(work)
         yield work
+        staging.unmark(work)
         if not out_dir.exists():
             os.rename(work, out_dir)
             return
@@ -163,7 +169,7 @@ def staged_dir(out_dir: Path, owned: tuple[str, ...]) -> Iterator[Path]:
 def export_version_coco(session: Session, project: Project, tag: str, out_dir: Path, *, storage: Storage) -> ExportResult:
     """``annotations/instances_<split>.json`` plus ``images/<split>/`` for each split of a frozen version."""
     t0 = time.perf_counter()
-    v = _frozen(session, project, tag)
+    v = _frozen(session, project, tag, storage)
     with staged_dir(Path(out_dir), ("annotations", "images")) as work:
         result = _write_coco(session, v, work, storage)
     result.out_dir = Path(out_dir)
@@ -175,8 +181,7 @@ def _write_coco(session: Session, v: DatasetVersion, out_dir: Path, storage: Sto
     tag = v.version_tag
     members = version_members(session, v)
     snap = _snapshot(session, v)
-    base = class_order(session, v)
-    names = ontology_names(session, v.ontology_version_id) if v.ontology_version_id else {}
+    base = version_classes(session, v)
     masks = MaskStore(storage)
     result = ExportResult("coco", tag, out_dir, {}, {})
     by_split: dict[str, list[Member]] = defaultdict(list)
@@ -191,7 +196,7 @@ def _write_coco(session: Session, v: DatasetVersion, out_dir: Path, storage: Sto
         # Exported assets carry their export file names, so the JSON points at files that exist.
         assets = [_renamed(m) for m in by_split[split]]
         anns = [a for m in by_split[split] for a in snap.get(m.asset.id, [])]
-        doc = coco_document(session, assets, anns, base, masks, names)
+        doc = coco_document(session, assets, anns, base, masks)
         (out_dir / "annotations").mkdir(parents=True, exist_ok=True)
         (out_dir / "annotations" / f"instances_{split}.json").write_bytes(orjson.dumps(doc))
         result.files[split] = len(assets)
@@ -245,7 +250,7 @@ def export_version_yolo(session: Session, project: Project, tag: str, out_dir: P
     if task not in YOLO_TASKS:
         raise DsgenError(f"unknown YOLO task {task!r}; use one of {', '.join(YOLO_TASKS)}")
     t0 = time.perf_counter()
-    v = _frozen(session, project, tag)
+    v = _frozen(session, project, tag, storage)
     with staged_dir(Path(out_dir), ("images", "labels", "data.yaml", "dsgen_export.json")) as work:
         result = _write_yolo(session, v, work, storage, task, class_keys)
     result.out_dir = Path(out_dir)
@@ -260,10 +265,9 @@ def _write_yolo(session: Session, v: DatasetVersion, out_dir: Path, storage: Sto
     if not classes:
         raise DsgenError(f"version {tag!r} has no label classes to train on")
     index = {c.key: i for i, c in enumerate(classes)} if class_keys is None else {k: i for i, k in enumerate(class_keys)}
-    in_version = ontology_names(session, v.ontology_version_id) if v.ontology_version_id else {}
-    display = {c.key: in_version.get(c.id, c.display_name) for c in classes}
+    display = {c.key: c.display_name for c in classes}
     names = {i: display.get(k, k) for k, i in index.items()}
-    key_of = {c.id: c.key for c in session.scalars(select(LabelClass))}
+    key_of = {c.id: c.key for c in version_classes(session, v)}
     kpt_shape: list[int] | None = None
     if task == "pose":
         specs = [c for c in classes if c.keypoint_spec and c.keypoint_spec.get("keypoints")]

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0002"  # the newest migration in migrations/versions
+HEAD_REVISION = "0003"  # the newest migration in migrations/versions
 _migrated: set[str] = set()
 _lock = threading.Lock()
 
@@ -98,7 +98,7 @@ def _create(engine: Engine) -> None:
     The same schema the migration chain builds (a test compares the two on both databases), in a
     fraction of the time: every test and every first import starts from an empty database.
     """
-    from dsgen_core.registry.invariants import frozen_version_ddl
+    from dsgen_core.registry.invariants import invariant_ddl
     from dsgen_core.registry.schema import Base
 
     with engine.begin() as conn:
@@ -116,7 +116,7 @@ def _create(engine: Engine) -> None:
                     conn.execute(CreateIndex(index))
         else:
             Base.metadata.create_all(conn)
-        for ddl in frozen_version_ddl(engine.dialect.name):
+        for ddl in invariant_ddl(engine.dialect.name, list(Base.metadata.tables)):
             conn.exec_driver_sql(ddl)
         conn.exec_driver_sql("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
                              "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))")

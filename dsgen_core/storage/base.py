@@ -11,9 +11,15 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from dsgen_core.errors import DsgenError
+
+
+class StoredFile(NamedTuple):
+    key: str
+    size: int
+    modified: float  # seconds since the epoch
 
 
 class Storage(Protocol):
@@ -28,6 +34,7 @@ class Storage(Protocol):
     def write_file(self, key: str, local_path: str | os.PathLike[str]) -> str: ...
     def download(self, key: str, dest: str | os.PathLike[str]) -> Path: ...
     def list(self, prefix: str = "") -> builtins.list[str]: ...
+    def list_files(self, prefix: str = "") -> builtins.list[StoredFile]: ...
     def delete_tree(self, prefix: str) -> None: ...
 
 
@@ -92,6 +99,19 @@ class LocalStorage:
         folder = self.path(prefix)
         root = self.root.resolve()
         return sorted(p.relative_to(root).as_posix() for p in folder.rglob("*") if p.is_file())
+
+    def list_files(self, prefix: str = "") -> builtins.list[StoredFile]:
+        """``list``, with each file's size and modification time."""
+        root = self.root.resolve()
+        out = []
+        for p in self.path(prefix).rglob("*"):
+            try:
+                st = p.stat()
+            except FileNotFoundError:  # removed while listing
+                continue
+            if not p.is_dir():
+                out.append(StoredFile(p.relative_to(root).as_posix(), st.st_size, st.st_mtime))
+        return sorted(out)
 
     def delete_tree(self, prefix: str) -> None:
         shutil.rmtree(self.path(prefix), ignore_errors=True)

@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import boto3
 from boto3.exceptions import S3UploadFailedError
@@ -29,6 +29,7 @@ from botocore.exceptions import (
 )
 
 from dsgen_core.errors import DsgenError
+from dsgen_core.storage.base import StoredFile
 
 _CREDENTIAL_CODES = {
     "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidClientTokenId", "AccessDenied", "ExpiredToken",
@@ -186,8 +187,13 @@ class S3Storage:
 
     def list(self, prefix: str = "") -> builtins.list[str]:
         """Keys under the folder ``prefix`` (``""``: everything), sorted."""
+        return [f.key for f in self.list_files(prefix)]
+
+    def list_files(self, prefix: str = "") -> builtins.list[StoredFile]:
+        """``list``, with each object's size and LastModified."""
         strip = len(self.prefix) + 1 if self.prefix else 0
-        return sorted(obj[strip:] for obj in self._objects(prefix))
+        return sorted(StoredFile(obj["Key"][strip:], int(obj["Size"]), obj["LastModified"].timestamp())
+                      for obj in self._listing(prefix))
 
     def delete_tree(self, prefix: str) -> None:
         objects = self._objects(prefix)
@@ -202,11 +208,14 @@ class S3Storage:
                                  f"first {first.get('Key')}: {first.get('Code')} {first.get('Message', '')}")
 
     def _objects(self, prefix: str) -> builtins.list[str]:
-        """Object keys under the folder ``prefix``; the trailing slash keeps ``a/b`` from matching ``a/bc``."""
+        return [obj["Key"] for obj in self._listing(prefix)]
+
+    def _listing(self, prefix: str) -> builtins.list[dict[str, Any]]:
+        """The objects under the folder ``prefix``; the trailing slash keeps ``a/b`` from matching ``a/bc``."""
         folder = self.object_key(prefix)
-        out: builtins.list[str] = []
+        out: builtins.list[dict[str, Any]] = []
         with self._errors(prefix):
             pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=f"{folder}/" if folder else "")
             for page in pages:
-                out.extend(obj["Key"] for obj in page.get("Contents", []))
+                out.extend(page.get("Contents", []))
         return out

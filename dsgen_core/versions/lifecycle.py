@@ -4,21 +4,18 @@ an annotation snapshot and a content hash, and never changes after that.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-from sqlalchemy import ColumnElement, Select, Text, cast, func, select
+from sqlalchemy import ColumnElement, Text, cast, func, select, text
 from sqlalchemy.orm import Session
 
 from dsgen_core.errors import DsgenError, NotFound
 from dsgen_core.query import compile_query
 from dsgen_core.registry.bulk import insert_rows, iter_rows
 from dsgen_core.registry.changes import audit, record_change
-from dsgen_core.registry.ontology import ontology_classes
 from dsgen_core.registry.schema import (
     Annotation,
     Asset,
@@ -27,19 +24,24 @@ from dsgen_core.registry.schema import (
     DatasetVersion,
     DatasetVersionAnnotation,
     DatasetVersionAsset,
+    DatasetVersionClass,
     Frame,
     LabelClass,
     OntologyVersion,
-    OntologyVersionClass,
     Project,
 )
 from dsgen_core.storage.base import Storage
+from dsgen_core.versions.content_hash import HASH_VERSION, scan_version
 from dsgen_core.versions.splits import SPLIT_NAMES, assign_splits, parse_split_config
 
 # Every column the snapshot shares with the live annotation, so a column added later is copied too.
 SNAPSHOT_COLUMNS = tuple(
     c.name for c in DatasetVersionAnnotation.__table__.columns
     if c.name not in ("dataset_version_id", "annotation_id", "asset_id")
+)
+# Likewise every column a member copies from its asset.
+MEMBER_COLUMNS = tuple(
+    c.name for c in DatasetVersionAsset.__table__.columns if c.name not in ("dataset_version_id", "asset_id", "split_id")
 )
 
 
@@ -114,6 +116,19 @@ class FreezeResult:
     already_frozen: bool
 
 
+def _snapshot_classes(session: Session, v: DatasetVersion) -> None:
+    """Copy the version's classes (its ontology's, named as there, and any other its snapshot uses)."""
+    session.execute(text(
+        "INSERT INTO dataset_version_classes (dataset_version_id, label_class_id, key, display_name, supercategory, "
+        "keypoint_spec, external_id, extra, in_ontology) "
+        "SELECT :vid, lc.id, lc.key, COALESCE(oc.display_name, lc.display_name), lc.supercategory, lc.keypoint_spec, "
+        "lc.external_id, lc.extra, oc.label_class_id IS NOT NULL FROM label_classes lc "
+        "LEFT JOIN ontology_version_classes oc ON oc.label_class_id = lc.id AND oc.ontology_version_id = :ov "
+        "WHERE lc.project_id = :pid AND (oc.label_class_id IS NOT NULL OR lc.id IN "
+        "(SELECT label_class_id FROM dataset_version_annotations WHERE dataset_version_id = :vid))"
+    ), {"vid": v.id, "ov": v.ontology_version_id or -1, "pid": v.project_id})
+
+
 def freeze_version(
     session: Session, project: Project, tag: str, *, storage: Storage | None = None, actor: str | None = None
 ) -> FreezeResult:
@@ -129,12 +144,15 @@ def freeze_version(
         return FreezeResult(tag, v.content_hash or "", s.splits, s.annotations, s.classes, True)
     conn = session.connection()
     member_q = compile_query(v.query or "", project_id=project_id).subquery()
-    rows = conn.execute(
-        select(Asset.id, func.coalesce(Asset.sha256, "name:" + Asset.file_name)).where(Asset.id.in_(select(member_q)))
-    ).all()
+    # What exports read of each image is copied into the version: the live row keeps changing.
+    rows = {r[0]: r[1:] for r in conn.execute(
+        select(Asset.id, *(cast(Asset.extra, Text) if c == "extra" else getattr(Asset, c) for c in MEMBER_COLUMNS))
+        .where(Asset.id.in_(select(member_q)))
+    )}
     if not rows:
         raise DsgenError(f"version {tag!r}: the query {v.query!r} selects no images; nothing to freeze")
-    assets = {r[0]: r[1] for r in rows}
+    sha_at, name_at = MEMBER_COLUMNS.index("sha256"), MEMBER_COLUMNS.index("file_name")
+    assets = {aid: r[sha_at] or f"name:{r[name_at]}" for aid, r in rows.items()}
     include_model = bool((v.filter_config or {}).get("include_model"))
     ann_filter: list[ColumnElement[bool]] = [Annotation.asset_id.in_(select(member_q))]
     if not include_model:
@@ -165,8 +183,9 @@ def freeze_version(
             session.add(sp)
             session.flush()
             split_ids[name] = sp.id
-    insert_rows(conn, "dataset_version_assets", ("dataset_version_id", "asset_id", "split_id"),
-                ((v.id, aid, split_ids[s]) for aid, s in sorted(assignment.split_of.items())))
+    insert_rows(conn, "dataset_version_assets", ("asset_id", "split_id", *MEMBER_COLUMNS),
+                ((aid, split_ids[s], *rows[aid]) for aid, s in sorted(assignment.split_of.items())),
+                constants={"dataset_version_id": v.id})
 
     # The snapshot is copied inside the database: no row passes through Python.
     cols = ", ".join(SNAPSHOT_COLUMNS)
@@ -178,7 +197,9 @@ def freeze_version(
         f"JOIN dataset_version_assets m ON m.asset_id = a.asset_id "
         f"WHERE m.dataset_version_id = {int(v.id)}{model_clause}"
     )
-    content_hash, classes = _scan_snapshot(session, v, storage)
+    _snapshot_classes(session, v)
+    v.hash_version = HASH_VERSION
+    content_hash, classes, _ = scan_version(session, v, storage)
     splits = dict(Counter(assignment.split_of.values()))
     if v.ontology_version_id is not None:
         # New classes after this point go into a new ontology version (seed 003).
@@ -197,89 +218,11 @@ def freeze_version(
     return FreezeResult(tag, content_hash, splits, _annotations_per_split(classes), classes, False)
 
 
-def _snapshot_rows(session: Session, v: DatasetVersion) -> Select[*tuple[Any, ...]]:
-    content_key = func.coalesce(Asset.sha256, "name:" + Asset.file_name)
-    return (
-        select(
-            content_key, DatasetSplit.split, LabelClass.key, DatasetVersionAnnotation.geometry_type,
-            DatasetVersionAnnotation.bbox_x, DatasetVersionAnnotation.bbox_y, DatasetVersionAnnotation.bbox_w,
-            # JSON as text, parsed by orjson: SQLAlchemy's stdlib json costs seconds at a million rows.
-            DatasetVersionAnnotation.bbox_h, cast(DatasetVersionAnnotation.polygon, Text).label("polygon"),
-            DatasetVersionAnnotation.mask_uri, cast(DatasetVersionAnnotation.keypoints, Text).label("keypoints"),
-            DatasetVersionAnnotation.caption, DatasetVersionAnnotation.iscrowd,
-            cast(DatasetVersionAnnotation.attributes, Text).label("attributes"), DatasetVersionAnnotation.track_id,
-        )
-        .select_from(DatasetVersionAnnotation)
-        .join(Asset, Asset.id == DatasetVersionAnnotation.asset_id)
-        .join(DatasetVersionAsset, (DatasetVersionAsset.asset_id == Asset.id)
-              & (DatasetVersionAsset.dataset_version_id == DatasetVersionAnnotation.dataset_version_id))
-        .join(DatasetSplit, DatasetSplit.id == DatasetVersionAsset.split_id)
-        .outerjoin(LabelClass, LabelClass.id == DatasetVersionAnnotation.label_class_id)
-        .where(DatasetVersionAnnotation.dataset_version_id == v.id)
-    )
-
-
-def compute_content_hash(session: Session, v: DatasetVersion, storage: Storage | None = None) -> str:
-    """sha256 over the ontology, split config, members (by content, not id) and annotation snapshot.
-
-    Independent of row ids and row order, so the same data frozen in another registry hashes the same.
-    """
-    return _scan_snapshot(session, v, storage)[0]
-
-
 def _annotations_per_split(classes: dict[str, dict[str, int]]) -> dict[str, int]:
     total: Counter[str] = Counter()
     for per_split in classes.values():
         total.update(per_split)
     return dict(total)
-
-
-def _scan_snapshot(session: Session, v: DatasetVersion, storage: Storage | None) -> tuple[str, dict[str, dict[str, int]]]:
-    """The content hash, and the annotations per class and split counted on the way."""
-    h = hashlib.sha256()
-    ontology = session.execute(
-        select(LabelClass.key, LabelClass.keypoint_spec)
-        .join(OntologyVersionClass, OntologyVersionClass.label_class_id == LabelClass.id)
-        .where(OntologyVersionClass.ontology_version_id == v.ontology_version_id).order_by(LabelClass.key)
-    ).all() if v.ontology_version_id else []
-    h.update(orjson.dumps({"ontology": [[k, s] for k, s in ontology], "split": v.split_config, "seed": v.seed,
-                           "query": v.query}, option=orjson.OPT_SORT_KEYS))
-    members = session.execute(
-        select(func.coalesce(Asset.sha256, "name:" + Asset.file_name), DatasetSplit.split)
-        .join(DatasetVersionAsset, DatasetVersionAsset.asset_id == Asset.id)
-        .join(DatasetSplit, DatasetSplit.id == DatasetVersionAsset.split_id)
-        .where(DatasetVersionAsset.dataset_version_id == v.id)
-    ).all()
-    for key, split in sorted(members):
-        h.update(f"{key}\0{split}\n".encode())
-    mask_cache: dict[str, str] = {}
-    digests: list[bytes] = []
-    loads, dumps, sha = orjson.loads, orjson.dumps, hashlib.sha256
-    sort_keys = orjson.OPT_SORT_KEYS
-    counted: Counter[tuple[str, str]] = Counter()
-    for key, split, label, gtype, bx, by, bw, bh, polygon, mask_uri, kps, caption, crowd, attrs, track in iter_rows(
-        session, _snapshot_rows(session, v)
-    ):
-        counted[label or "(none)", split] += 1
-        mask = None
-        if mask_uri and storage is not None:
-            mask = mask_cache.get(mask_uri)
-            if mask is None:
-                mask = mask_cache[mask_uri] = sha(storage.read_bytes(storage.key_of(mask_uri))).hexdigest()
-        # JSON parsed and re-dumped with sorted keys: JSONB and SQLite JSON text differ, the content does not.
-        digests.append(sha(dumps(
-            [key, split, label, gtype, bx, by, bw, bh, polygon and loads(polygon), mask, kps and loads(kps), caption,
-             bool(crowd), attrs and loads(attrs), track is not None], option=sort_keys)).digest())
-    for d in sorted(digests):
-        h.update(d)
-    classes: dict[str, dict[str, int]] = {}
-    for (label, split), n in counted.items():
-        classes.setdefault(label, {})[split] = n
-    return h.hexdigest(), classes
-
-
-def verify_content_hash(session: Session, v: DatasetVersion, storage: Storage | None = None) -> bool:
-    return v.content_hash is not None and compute_content_hash(session, v, storage) == v.content_hash
 
 
 @dataclass(frozen=True)
@@ -318,14 +261,14 @@ def version_summary(session: Session, v: DatasetVersion, counted: FreezeResult |
         ):
             splits[split] = n
         for split, key, n in session.execute(
-            select(DatasetSplit.split, LabelClass.key, func.count())
+            select(DatasetSplit.split, DatasetVersionClass.key, func.count())
             .select_from(DatasetVersionAnnotation)
             .join(DatasetVersionAsset, (DatasetVersionAsset.asset_id == DatasetVersionAnnotation.asset_id)
                   & (DatasetVersionAsset.dataset_version_id == DatasetVersionAnnotation.dataset_version_id))
             .join(DatasetSplit, DatasetSplit.id == DatasetVersionAsset.split_id)
-            .outerjoin(LabelClass, LabelClass.id == DatasetVersionAnnotation.label_class_id)
+            .outerjoin(DatasetVersionClass, _snapshot_class())
             .where(DatasetVersionAnnotation.dataset_version_id == v.id)
-            .group_by(DatasetSplit.split, LabelClass.key)
+            .group_by(DatasetSplit.split, DatasetVersionClass.key)
         ):
             annotations[split] = annotations.get(split, 0) + n
             classes.setdefault(key or "(none)", {})[split] = n
@@ -373,17 +316,17 @@ def diff_versions(session: Session, project: Project, a: str, b: str) -> Version
     def members(v: DatasetVersion) -> dict[str, tuple[str, str]]:
         rows = session.execute(
             # By the sample's identity: two images with equal bytes are two members.
-            select(Asset.source_key, Asset.file_name, DatasetSplit.split)
-            .join(DatasetVersionAsset, DatasetVersionAsset.asset_id == Asset.id)
+            select(DatasetVersionAsset.source_key, DatasetVersionAsset.file_name, DatasetSplit.split)
             .join(DatasetSplit, DatasetSplit.id == DatasetVersionAsset.split_id)
             .where(DatasetVersionAsset.dataset_version_id == v.id)
         ).all()
-        return {k: (name, split) for k, name, split in rows}
+        # Both are copied for every member when it freezes (the columns are nullable only for the migration).
+        return {k or "": (name or "", split) for k, name, split in rows}
 
     def labels(v: DatasetVersion) -> dict[int, str | None]:
         return dict(session.execute(
-            select(DatasetVersionAnnotation.annotation_id, LabelClass.key)
-            .outerjoin(LabelClass, LabelClass.id == DatasetVersionAnnotation.label_class_id)
+            select(DatasetVersionAnnotation.annotation_id, DatasetVersionClass.key)
+            .outerjoin(DatasetVersionClass, _snapshot_class())
             .where(DatasetVersionAnnotation.dataset_version_id == v.id)
         ).all())
 
@@ -407,5 +350,7 @@ def diff_versions(session: Session, project: Project, a: str, b: str) -> Version
     )
 
 
-def ontology_of(session: Session, v: DatasetVersion) -> list[LabelClass]:
-    return [] if v.ontology_version_id is None else ontology_classes(session, v.ontology_version_id)
+def _snapshot_class() -> ColumnElement[bool]:
+    """Join condition: a snapshot annotation's class as its version froze it."""
+    return ((DatasetVersionClass.dataset_version_id == DatasetVersionAnnotation.dataset_version_id)
+            & (DatasetVersionClass.label_class_id == DatasetVersionAnnotation.label_class_id))

@@ -2,7 +2,9 @@
 of its objects are real objects (not crowd regions).
 
 Exports, training, evaluation and ONNX parity all read a version through these, so they agree on
-file names, class numbering and what counts as an object.
+file names, class numbering and what counts as an object. Members and classes are read from the
+copies taken when the version froze (``dataset_version_assets``, ``dataset_version_classes``),
+never from the live ``assets`` and ``label_classes`` rows, which keep changing.
 
     for m in version_members(session, v):
         m.asset.id, m.split, m.name
@@ -18,8 +20,7 @@ from typing import Any
 from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
-from dsgen_core.registry.schema import Asset, DatasetSplit, DatasetVersion, DatasetVersionAsset, LabelClass
-from dsgen_core.versions.lifecycle import ontology_of
+from dsgen_core.registry.schema import DatasetSplit, DatasetVersion, DatasetVersionAsset, DatasetVersionClass
 
 
 @dataclass
@@ -31,13 +32,12 @@ class Member:
 
 def version_members(session: Session, v: DatasetVersion) -> list[Member]:
     """The version's images with their split and their file name inside its exports."""
-    a = Asset
+    m = DatasetVersionAsset
     rows = session.execute(
-        select(a.id, a.file_name, a.source_key, a.sha256, a.storage_uri, a.width, a.height, a.external_id, a.extra,
-               a.import_batch_id, DatasetSplit.split)
-        .join(DatasetVersionAsset, DatasetVersionAsset.asset_id == Asset.id)
-        .join(DatasetSplit, DatasetSplit.id == DatasetVersionAsset.split_id)
-        .where(DatasetVersionAsset.dataset_version_id == v.id)
+        select(m.asset_id.label("id"), m.file_name, m.source_key, m.sha256, m.storage_uri, m.width, m.height,
+               m.external_id, m.extra, m.import_batch_id, DatasetSplit.split)
+        .join(DatasetSplit, DatasetSplit.id == m.split_id)
+        .where(m.dataset_version_id == v.id)
     ).all()
     # Names come from the file names and source keys, not row ids, so two registries export the same tree.
     rows = sorted(rows, key=lambda r: (r.file_name, r.sha256 or "", r.source_key))
@@ -56,9 +56,36 @@ def version_members(session: Session, v: DatasetVersion) -> list[Member]:
     return out
 
 
-def class_order(session: Session, v: DatasetVersion) -> list[LabelClass]:
-    """The classes of a version in the order exports (and the models trained on them) number them."""
-    return sorted(ontology_of(session, v), key=lambda c: (c.external_id is None, c.external_id or 0, c.key))
+@dataclass(frozen=True)
+class VersionClass:
+    """A class as the version froze it; ``id`` is the label class's id."""
+
+    id: int
+    key: str
+    display_name: str  # the name the class had in the version's ontology
+    supercategory: str | None
+    keypoint_spec: dict[str, Any] | None
+    external_id: int | None
+    extra: dict[str, Any] | None
+    in_ontology: bool
+
+
+def version_classes(session: Session, v: DatasetVersion) -> list[VersionClass]:
+    """Every class of the version: its ontology's, and any other its annotations use."""
+    c = DatasetVersionClass
+    rows = session.execute(
+        select(c.label_class_id, c.key, c.display_name, c.supercategory, c.keypoint_spec, c.external_id, c.extra,
+               c.in_ontology).where(c.dataset_version_id == v.id)
+    ).all()
+    return [VersionClass(id=r.label_class_id, key=r.key, display_name=r.display_name, supercategory=r.supercategory,
+                         keypoint_spec=r.keypoint_spec, external_id=r.external_id, extra=r.extra,
+                         in_ontology=bool(r.in_ontology)) for r in rows]
+
+
+def class_order(session: Session, v: DatasetVersion) -> list[VersionClass]:
+    """The classes of a version's ontology in the order exports (and the models trained on them) number them."""
+    return sorted((c for c in version_classes(session, v) if c.in_ontology),
+                  key=lambda c: (c.external_id is None, c.external_id or 0, c.key))
 
 
 def cvat_mask_flag(attributes: Any) -> Any:

@@ -12,15 +12,14 @@ from sqlalchemy import ColumnElement, SQLColumnExpression, func, select
 from sqlalchemy.orm import Session
 
 from dsgen_core.registry.schema import (
-    Asset,
     Base,
     DatasetSplit,
     DatasetVersion,
     DatasetVersionAnnotation,
     DatasetVersionAsset,
-    LabelClass,
+    DatasetVersionClass,
 )
-from dsgen_core.versions.lifecycle import ontology_of
+from dsgen_core.versions.members import class_order
 
 
 def empty_splits(session: Session, v: DatasetVersion) -> list[str]:
@@ -36,10 +35,11 @@ def empty_splits(session: Session, v: DatasetVersion) -> list[str]:
 def split_leaks(session: Session, v: DatasetVersion) -> dict[str, list[str]]:
     """What sits in more than one split: asset ids, image contents (sha256, else file name) and tracks."""
     member = (
-        select(DatasetVersionAsset.asset_id, DatasetVersionAsset.split_id)
+        select(DatasetVersionAsset.asset_id, DatasetVersionAsset.split_id, DatasetVersionAsset.sha256,
+               DatasetVersionAsset.file_name)
         .where(DatasetVersionAsset.dataset_version_id == v.id).subquery()
     )
-    content = func.coalesce(Asset.sha256, "name:" + Asset.file_name)
+    content = func.coalesce(member.c.sha256, "name:" + member.c.file_name)
     snap = DatasetVersionAnnotation
 
     def leaking(key: SQLColumnExpression[Any], *joins: tuple[type[Base], ColumnElement[bool]]) -> list[str]:
@@ -51,7 +51,7 @@ def split_leaks(session: Session, v: DatasetVersion) -> dict[str, list[str]]:
 
     return {
         "assets": leaking(member.c.asset_id),
-        "contents": leaking(content, (Asset, Asset.id == member.c.asset_id)),
+        "contents": leaking(content),
         "tracks": leaking(snap.track_id, (snap, (snap.asset_id == member.c.asset_id) & (snap.dataset_version_id == v.id)
                                           & snap.track_id.is_not(None))),
     }
@@ -60,12 +60,13 @@ def split_leaks(session: Session, v: DatasetVersion) -> dict[str, list[str]]:
 def classes_without_train_examples(session: Session, v: DatasetVersion) -> list[str]:
     """Classes of the version's ontology with no annotation in its train split."""
     trained = set(session.scalars(
-        select(LabelClass.key).distinct()
+        select(DatasetVersionClass.key).distinct()
         .select_from(DatasetVersionAnnotation)
-        .join(LabelClass, LabelClass.id == DatasetVersionAnnotation.label_class_id)
+        .join(DatasetVersionClass, (DatasetVersionClass.dataset_version_id == DatasetVersionAnnotation.dataset_version_id)
+              & (DatasetVersionClass.label_class_id == DatasetVersionAnnotation.label_class_id))
         .join(DatasetVersionAsset, (DatasetVersionAsset.asset_id == DatasetVersionAnnotation.asset_id)
               & (DatasetVersionAsset.dataset_version_id == DatasetVersionAnnotation.dataset_version_id))
         .join(DatasetSplit, DatasetSplit.id == DatasetVersionAsset.split_id)
         .where(DatasetVersionAnnotation.dataset_version_id == v.id, DatasetSplit.split == "train")
     ))
-    return [lc.key for lc in ontology_of(session, v) if lc.key not in trained]
+    return [c.key for c in class_order(session, v) if c.key not in trained]

@@ -5,7 +5,8 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from dsgen_core.versions.lifecycle import get_version, verify_content_hash
+from dsgen_core.versions.content_hash import verify_content_hash
+from dsgen_core.versions.lifecycle import get_version
 from dsgen_core.versions.quality import classes_without_train_examples, empty_splits, split_leaks
 from dsgen_pipelines.partitions import dataset_versions
 from dsgen_pipelines.resources import RegistryResource, StorageResource

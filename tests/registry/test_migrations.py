@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from dsgen_core.registry.db import Registry
 from dsgen_core.registry.schema import Base
@@ -38,7 +38,7 @@ def _trigger_and_index_ddl(engine: Any) -> dict[Any, Any]:
                                         "AND sql IS NOT NULL").all()
             return {(t, n): " ".join(sql.split()) for t, n, sql in rows}
         triggers = conn.exec_driver_sql("SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal").all()
-        functions = conn.exec_driver_sql("SELECT proname, prosrc FROM pg_proc WHERE proname = 'dsgen_refuse_frozen'").all()
+        functions = conn.exec_driver_sql("SELECT proname, prosrc FROM pg_proc WHERE proname IN ('dsgen_refuse_frozen', 'dsgen_refuse_truncate')").all()
         indexes = conn.exec_driver_sql("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'").all()
         return {**{("trigger", n): d for n, d in triggers}, **{("function", n): " ".join(s.split()) for n, s in functions},
                 **{("index", n): d for n, d in indexes}}
@@ -142,9 +142,58 @@ def test_upgrade_from_0001_merges_copied_classes_and_keeps_frozen_versions(datab
             "coco:10", "coco:11", None]
         assert conn.exec_driver_sql("SELECT source_key FROM assets ORDER BY id").scalars().all() == ["a.jpg", "b.jpg", "a.jpg#3"]
         assert conn.exec_driver_sql("SELECT project_id, human_id FROM model_versions").one() == (1, "m1")
-    with pytest.raises(Exception, match="frozen"), engine.begin() as conn:
-        conn.exec_driver_sql("UPDATE dataset_version_annotations SET caption = 'x'")
+        # 0003: the frozen version holds copies of its member and its classes (ontology o1 lists car).
+        assert conn.exec_driver_sql("SELECT asset_id, file_name, source_key, sha256 FROM dataset_version_assets").one() == (
+            2, "b.jpg", "b.jpg", "y" * 64)
+        assert conn.exec_driver_sql("SELECT label_class_id, key, in_ontology FROM dataset_version_classes").one() == (
+            1, "car", True)
+        assert conn.exec_driver_sql("SELECT hash_version FROM dataset_versions").scalar() == 1
+    for sql in ("UPDATE dataset_version_annotations SET caption = 'x'", "UPDATE dataset_version_assets SET width = 1",
+                "DELETE FROM dataset_version_classes"):
+        with pytest.raises(Exception, match="frozen"), engine.begin() as conn:
+            conn.exec_driver_sql(sql)
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
         assert compare_metadata(ctx, Base.metadata) == []
     engine.dispose()
+
+
+def test_upgrade_to_0003_keeps_frozen_versions_verifiable(tmp_path: Path) -> None:
+    """A registry written by the 0002 code (tests/registry/data/registry_0002.sql: version v1 frozen
+    over four images, a polygon, keypoints and two classes): after the upgrade v1 still verifies with
+    the hash it froze with (hash_version 1), its copies hold what the live rows held, they are guarded
+    like the rest of it, and a new freeze hashes the copies too (hash_version 2)."""
+    import sqlite3
+
+    from sqlalchemy.exc import DBAPIError
+
+    from dsgen_core.config import load_settings
+    from dsgen_core.registry.projects import get_project
+    from dsgen_core.versions.content_hash import verify_version
+    from dsgen_core.versions.lifecycle import create_version, freeze_version, get_version
+    from dsgen_core.versions.members import class_order, version_members
+
+    db = tmp_path / "registry.db"
+    with sqlite3.connect(db) as conn:
+        conn.executescript((Path(__file__).parent / "data" / "registry_0002.sql").read_text())
+    reg = Registry(load_settings(home=tmp_path, database_url=f"sqlite:///{db}"))
+    try:
+        with reg.session() as s:
+            v1 = get_version(s, get_project(s, "p"), "v1")
+            r = verify_version(s, v1)
+            assert (r.ok, r.hash_version, r.images, r.annotations) == (True, 1, 4, 4)
+            assert r.content_hash == "8ad0cb4692f2dba955032e8e02b9506c096e55cfeca968cb542ad810f22eb1f5"
+            assert sorted((m.name, m.asset.width, m.asset.external_id) for m in version_members(s, v1)) == [
+                (f"f__{i}.jpg", 64, i) for i in (1, 2, 3, 4)]
+            assert [(c.key, c.external_id, c.supercategory, bool(c.keypoint_spec)) for c in class_order(s, v1)] == [
+                ("car", 3, "vehicle", False), ("person", 7, "", True)]
+        with pytest.raises(DBAPIError, match="frozen"), reg.session() as s:
+            s.execute(text("UPDATE dataset_version_classes SET display_name = 'x'"))
+        with reg.session() as s:
+            create_version(s, get_project(s, "p"), "v2")
+            freeze_version(s, get_project(s, "p"), "v2")
+        with reg.session() as s:
+            r2 = verify_version(s, get_version(s, get_project(s, "p"), "v2"))
+            assert r2.ok and r2.hash_version == 2 and r2.computed != r.computed
+    finally:
+        reg.dispose()

@@ -27,12 +27,12 @@ from dsgen_core.registry.schema import (
     Project,
 )
 from dsgen_core.storage import LocalStorage
+from dsgen_core.versions.content_hash import verify_content_hash
 from dsgen_core.versions.lifecycle import (
     create_version,
     diff_versions,
     freeze_version,
     get_version,
-    verify_content_hash,
     version_summary,
 )
 from dsgen_core.versions.splits import assign_splits, parse_split_config
@@ -130,10 +130,12 @@ def test_frozen_version_refuses_changes_and_keeps_its_annotations(registry: Regi
         assert verify_content_hash(s, v, storage)
         assert version_summary(s, v).to_dict()["annotations"] == summary["annotations"]
         assert s.scalar(select(DatasetVersionAnnotation.annotation_id).where(DatasetVersionAnnotation.annotation_id == victim))
+    # Nor an edit of a member image's row or a class's name: the version holds its own copies.
     with registry.session() as s:
-        s.execute(update(Asset).values(sha256=None).where(Asset.id == s.scalar(select(Asset.id).limit(1))))
+        s.execute(update(Asset).values(sha256=None, width=Asset.width * 2, file_name="renamed.png"))
+        s.execute(update(LabelClass).values(display_name="renamed"))
     with registry.session() as s:
-        assert not verify_content_hash(s, get_version(s, get_project(s, "p"), "v1"), storage)
+        assert verify_content_hash(s, get_version(s, get_project(s, "p"), "v1"), storage)
 
 
 def test_diff_reports_added_removed_and_relabelled(registry: Registry, demo_data: Path) -> None:

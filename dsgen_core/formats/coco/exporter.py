@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import Select, select
@@ -23,6 +23,23 @@ from dsgen_core.storage.masks import MaskStore, to_uncompressed_rle
 
 DEFAULT_INFO = {"contributor": "", "date_created": "", "description": "", "url": "", "version": "", "year": ""}
 DEFAULT_LICENSES = [{"name": "", "id": 0, "url": ""}]
+
+
+class CategorySource(Protocol):
+    """What a category is written from: a live :class:`LabelClass` or a frozen version's copy of one."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def display_name(self) -> str: ...
+    @property
+    def supercategory(self) -> str | None: ...
+    @property
+    def keypoint_spec(self) -> dict[str, Any] | None: ...
+    @property
+    def external_id(self) -> int | None: ...
+    @property
+    def extra(self) -> dict[str, Any] | None: ...
 
 
 def source_ids(values: Sequence[int | None]) -> list[int]:
@@ -80,14 +97,13 @@ def coco_document(
     session: Session,
     assets: Sequence[Asset],
     anns: Sequence[Any],
-    base_classes: Sequence[LabelClass],
+    base_classes: Sequence[CategorySource],
     masks: MaskStore,
-    names: dict[int, str] | None = None,
 ) -> dict[str, Any]:
     """Assemble COCO from assets and annotation rows (live ``Annotation``s or a version's snapshot rows).
 
-    Categories are ``base_classes`` (named as ``names`` says, by class id, else by their current
-    name) plus any other class the annotations use.
+    Categories are ``base_classes`` plus any other class the annotations use (read from the live
+    registry; a frozen version passes all of its own classes, so none is read).
     """
     classes = {lc.id: lc for lc in base_classes}
     missing = {a.label_class_id for a in anns if a.label_class_id is not None} - classes.keys()
@@ -95,10 +111,9 @@ def coco_document(
         classes.update({lc.id: lc for lc in session.scalars(select(LabelClass).where(LabelClass.id.in_(missing)))})
     ordered = sorted(classes.values(), key=lambda c: (c.external_id is None, c.external_id or 0, c.id))
     cat_id = dict(zip((c.id for c in ordered), source_ids([c.external_id for c in ordered]), strict=True))
-    names = names or {}
     categories = []
     for c in ordered:
-        cat: dict[str, Any] = {"id": cat_id[c.id], "name": names.get(c.id, c.display_name),
+        cat: dict[str, Any] = {"id": cat_id[c.id], "name": c.display_name,
                                "supercategory": c.supercategory if c.supercategory is not None else ""}
         if c.keypoint_spec:
             if c.keypoint_spec.get("keypoints") is not None:

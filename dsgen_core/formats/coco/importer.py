@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from dsgen_core.errors import DsgenError
 from dsgen_core.formats.coco.reader import CocoFile, read_coco
-from dsgen_core.formats.images import ImageProblem, ImageSource, unpack_zip
+from dsgen_core.formats.images import ImageProblem, ImageSource, staging_root, sweep_staging, unpack_zip
 from dsgen_core.formats.report import ValidationReport
 from dsgen_core.registry.bulk import gc_paused
 from dsgen_core.registry.ingest import ClassRecord, ImageRecord, IngestBatch, IngestResult, OnConflict, ingest
@@ -97,8 +97,11 @@ def import_coco(
         if source is not None:
             source.cleanup()
         raise
-    if source is not None and source.staged and not result.images_new and not result.images_updated:
-        source.cleanup()
+    if source is not None and source.staged:
+        if result.images_new or result.images_updated:
+            source.keep()
+        else:
+            source.cleanup()
     return ImportResult(project.name, coco.kind, len(coco.categories), result, coco.report,
                         seconds=time.perf_counter() - t0)
 
@@ -110,7 +113,9 @@ def _image_source(images: Path | str | None, sources_dir: Path) -> ImageSource |
     if ipath.is_dir():
         return ImageSource(ipath)
     if ipath.is_file():
-        return unpack_zip(ipath, sources_dir / "sources" / "images" / uuid.uuid4().hex)
+        unpacked = staging_root(sources_dir)
+        sweep_staging(unpacked)
+        return unpack_zip(ipath, unpacked / uuid.uuid4().hex)
     raise DsgenError(f"{ipath}: image folder or ZIP not found")
 
 

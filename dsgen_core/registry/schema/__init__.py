@@ -44,6 +44,7 @@ from dsgen_core.registry.schema.versions import (
     DatasetVersion,
     DatasetVersionAnnotation,
     DatasetVersionAsset,
+    DatasetVersionClass,
 )
 
 __all__ = [
@@ -68,6 +69,7 @@ __all__ = [
     "DatasetVersion",
     "DatasetVersionAnnotation",
     "DatasetVersionAsset",
+    "DatasetVersionClass",
     "Deployment",
     "EmbeddingOutbox",
     "EmbeddingVersion",

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -39,6 +40,9 @@ class DatasetVersion(Base):
     split_config: Mapped[dict[str, Any] | None] = mapped_column()
     seed: Mapped[int] = mapped_column(Integer, default=0)
     content_hash: Mapped[str | None] = mapped_column(String(64))
+    # What content_hash covers (dsgen_core.versions.content_hash): 1 for versions frozen before
+    # migration 0003, whatever the freeze sets (2) after it.
+    hash_version: Mapped[int] = mapped_column(Integer, server_default="1")
     freeze_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     frozen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = created_column()
@@ -62,13 +66,42 @@ class DatasetSplit(Base):
 
 
 class DatasetVersionAsset(Base):
-    """Membership: each asset is in exactly one split of a version."""
+    """Membership: each asset is in exactly one split of a version, with what its exports read of it.
+
+    The image's file name, size, content and source ids are copied when the version freezes, so
+    an export of a frozen version never reads the live ``assets`` row (which nothing protects).
+    """
 
     __tablename__ = "dataset_version_assets"
     dataset_version_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id", ondelete="CASCADE"), primary_key=True)
     asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="RESTRICT"), primary_key=True)
     split_id: Mapped[int] = mapped_column(ForeignKey("dataset_splits.id", ondelete="CASCADE"), index=True)
+    source_key: Mapped[str | None] = mapped_column(Text)
+    file_name: Mapped[str | None] = mapped_column(Text)
+    storage_uri: Mapped[str | None] = mapped_column(Text)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    external_id: Mapped[int | None] = mapped_column(BigInteger)
+    extra: Mapped[dict[str, Any] | None] = mapped_column()
+    import_batch_id: Mapped[int | None] = mapped_column(BigId)  # whose file header (info, licenses) exports carry
     __table_args__ = (Index("ix_dataset_version_assets_asset_id", "asset_id"),)
+
+
+class DatasetVersionClass(Base):
+    """The classes of a version as they were when it froze: what its exports number and name."""
+
+    __tablename__ = "dataset_version_classes"
+    dataset_version_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id", ondelete="CASCADE"), primary_key=True)
+    label_class_id: Mapped[int] = mapped_column(BigId, primary_key=True)  # no FK, as the annotation snapshot
+    key: Mapped[str] = mapped_column(String(128))
+    display_name: Mapped[str] = mapped_column(String(255))
+    supercategory: Mapped[str | None] = mapped_column(String(255))
+    keypoint_spec: Mapped[dict[str, Any] | None] = mapped_column()
+    external_id: Mapped[int | None] = mapped_column(Integer)
+    extra: Mapped[dict[str, Any] | None] = mapped_column()
+    # False for a class only the snapshot's annotations use (COCO exports list it, YOLO numbers only the ontology).
+    in_ontology: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
 class DatasetVersionAnnotation(AnnotationContent, Base):
