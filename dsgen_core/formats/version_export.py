@@ -27,7 +27,7 @@ import yaml
 from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
-from dsgen_core.errors import DsgenError
+from dsgen_core.errors import DsgenError, VersionTampered
 from dsgen_core.formats.coco.exporter import coco_document
 from dsgen_core.registry.bulk import iter_rows
 from dsgen_core.registry.schema import (
@@ -64,13 +64,16 @@ class ExportResult:
                 "copies": self.copied, "seconds": round(self.seconds, 3)}
 
 
-def _frozen(session: Session, project: Project, tag: str, storage: Storage) -> DatasetVersion:
-    """The frozen version ``tag``, once its stored content has been checked against its hash."""
+def _frozen(session: Session, project: Project, tag: str) -> DatasetVersion:
+    """The frozen version ``tag``; its content is checked against its hash before the export is published."""
     v = get_version(session, project, tag)
     if not v.is_frozen:
         raise DsgenError(f"version {tag!r} is a draft; freeze it first (`dsgen version freeze {tag}`)")
-    require_intact(session, v, storage, purpose="to export it")
     return v
+
+
+def _require_intact(session: Session, v: DatasetVersion, storage: Storage) -> None:
+    require_intact(session, v, storage, purpose="to export it")
 
 
 _JSON_COLUMNS = ("polygon", "keypoints", "attributes", "extra")
@@ -169,7 +172,8 @@ def staged_dir(out_dir: Path, owned: tuple[str, ...]) -> Iterator[Path]:
 def export_version_coco(session: Session, project: Project, tag: str, out_dir: Path, *, storage: Storage) -> ExportResult:
     """``annotations/instances_<split>.json`` plus ``images/<split>/`` for each split of a frozen version."""
     t0 = time.perf_counter()
-    v = _frozen(session, project, tag, storage)
+    v = _frozen(session, project, tag)
+    _require_intact(session, v, storage)
     with staged_dir(Path(out_dir), ("annotations", "images")) as work:
         result = _write_coco(session, v, work, storage)
     result.out_dir = Path(out_dir)
@@ -250,9 +254,15 @@ def export_version_yolo(session: Session, project: Project, tag: str, out_dir: P
     if task not in YOLO_TASKS:
         raise DsgenError(f"unknown YOLO task {task!r}; use one of {', '.join(YOLO_TASKS)}")
     t0 = time.perf_counter()
-    v = _frozen(session, project, tag, storage)
+    v = _frozen(session, project, tag)
     with staged_dir(Path(out_dir), ("images", "labels", "data.yaml", "dsgen_export.json")) as work:
-        result = _write_yolo(session, v, work, storage, task, class_keys)
+        try:
+            result = _write_yolo(session, v, work, storage, task, class_keys)
+        except VersionTampered:
+            raise
+        except DsgenError:
+            _require_intact(session, v, storage)  # a tampered version is reported as that, not as what it broke
+            raise
     result.out_dir = Path(out_dir)
     result.seconds = time.perf_counter() - t0
     return result
@@ -338,7 +348,12 @@ def _write_yolo(session: Session, v: DatasetVersion, out_dir: Path, storage: Sto
                                    f"{lbl_dir[m.split]}/{stem}.txt", "".join(f"{ln}\n" for ln in lines)))
         result.files[m.split] += 1
         result.annotations[m.split] += len(lines)
-    pool.shutdown(wait=True)
+    # Checked while the threads still link and write: the check is CPU, the writes are syscalls, and
+    # nothing leaves the staging folder unless it passes.
+    try:
+        _require_intact(session, v, storage)
+    finally:
+        pool.shutdown(wait=True)
     for fut in pending:
         how = fut.result()  # re-raises a missing image as the DsgenError it is
         result.linked += how == "link"

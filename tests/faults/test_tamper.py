@@ -132,7 +132,7 @@ def test_tampering_past_the_guards_is_detected_and_refused(registry: Registry, d
     with registry.session() as s:
         v = get_version(s, get_project(s, "p"), "v1")
         assert not verify_content_hash(s, v, storage)
-        with pytest.raises(VersionTampered, match="no longer matches its content hash.*refusing to export it"):
+        with pytest.raises(VersionTampered, match=r"no longer matches its content hash.*refusing to export it"):
             export_version_yolo(s, get_project(s, "p"), "v1", tmp_path / "out", storage=storage)
     assert not (tmp_path / "out").exists()
 
@@ -171,7 +171,7 @@ def test_the_database_refuses_changes_to_a_frozen_version(registry: Registry, de
     _frozen(registry, demo)
     with registry.session() as s:
         vid = get_version(s, get_project(s, "p"), "v1").id
-    with pytest.raises(DBAPIError, match="frozen|FOREIGN KEY|foreign key"), registry.session() as s:
+    with pytest.raises(DBAPIError, match=r"frozen|FOREIGN KEY|foreign key"), registry.session() as s:
         s.execute(GUARDED[case](vid))
     with registry.session() as s:
         assert verify_content_hash(s, get_version(s, get_project(s, "p"), "v1"), LocalStorage(registry.settings.storage_root))
