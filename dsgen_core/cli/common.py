@@ -24,7 +24,13 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print machin
 
 
 def open_registry() -> Registry:
-    return Registry()
+    """The registry of ``$DSGEN_HOME``, closed (its connection pool too) when the command ends: a
+    process that runs many commands (a test, a notebook) keeps no connection per command."""
+    registry = Registry()
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.call_on_close(registry.dispose)
+    return registry
 
 
 def emit(data: Any, as_json: bool, human: str | None = None) -> None:

@@ -109,6 +109,8 @@ def parse(text: str) -> Node:
     """Parse a query; the empty query is ``And(())`` (everything)."""
     if len(text) > MAX_QUERY_CHARS:
         raise QueryError(f"the query is longer than {MAX_QUERY_CHARS} characters ({len(text)})", text[:80], 1)
+    if (nul := text.find("\x00")) >= 0:  # no stored text can hold one, and PostgreSQL refuses it as a parameter
+        raise QueryError("the query contains a NUL character", text.replace("\x00", " "), nul + 1)
     tokens = _tokenize(text)
     terms = [t for t in tokens if t.kind == "term"]
     if len(terms) > MAX_TERMS:

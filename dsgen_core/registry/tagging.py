@@ -71,6 +71,8 @@ def validate_tag(tag: str) -> str:
         raise DsgenError(f"tag {tag!r} contains whitespace, which the query language splits on; use '-' or '_'")
     if ":" in tag:
         raise DsgenError(f"tag {tag!r} contains ':', which the query language reads as key:value")
+    if "\x00" in tag:
+        raise DsgenError(f"tag {tag!r} contains a NUL character, which the registry cannot store")
     if len(tag) > MAX_LENGTH:
         raise DsgenError(f"tag is longer than {MAX_LENGTH} characters")
     return tag
@@ -85,6 +87,8 @@ def validate_key(key: str) -> str:
             f"metadata key {key!r} cannot be queried: it must not contain whitespace, quotes, "
             "parentheses or any of : < > = !, nor start with '-'"
         )
+    if "\x00" in key:
+        raise DsgenError(f"metadata key {key!r} contains a NUL character, which the registry cannot store")
     if is_builtin_field(key):
         raise DsgenError(f"metadata key {key!r} is a builtin query field (or prefix); choose another name")
     if len(key) > MAX_LENGTH:
@@ -114,6 +118,8 @@ def encode_value(value: Any) -> tuple[str, float | None, dict[str, Any]]:
     if isinstance(value, str):
         if value == "":
             raise DsgenError("empty metadata value; use unset to remove a key")
+        if "\x00" in value:
+            raise DsgenError(f"metadata value {value!r} contains a NUL character, which the registry cannot store")
         # A numeric string still compares numerically (key>3), whatever type the caller used.
         number = float(value) if is_numeric_text(value) else None
         return value, (number if number is not None and math.isfinite(number) else None), {"v": value}
@@ -121,7 +127,19 @@ def encode_value(value: Any) -> tuple[str, float | None, dict[str, Any]]:
         text = json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise DsgenError(f"metadata value is not JSON: {exc}") from None
+    if _has_nul(value):
+        raise DsgenError("metadata value contains a NUL character, which the registry cannot store")
     return text, None, {"v": value}
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 # --------------------------------------------------------------------------- targets

@@ -64,3 +64,25 @@ def test_parallel_bulk_tagging_is_exact(cli: Any, registry: Registry, tmp_path: 
     assert [r.returncode for r in runs] == [0] * 5, [r.stderr for r in runs]
     assert orjson.loads(runs[-1].stdout)["count"] == 200
     assert _count(registry, AssetTag) == 800
+
+
+def test_imports_during_queries_freezes_and_tagging_stay_consistent(cli: Any, registry: Registry,
+                                                                     tmp_path: Path) -> None:
+    """Two imports, a freeze, two queries and two bulk taggings of the same tag, all at once: each
+    reader sees the registry as of some commit (20, 40 or 60 images, never a part of an import),
+    the frozen version verifies, and the tag rows are exactly what the taggers report adding."""
+    cli("import", "coco", _file(tmp_path / "base.json", "base", ["car"]), "--project", "p", check=True)
+    cli("version", "create", "v1", "--project", "p", check=True)
+    files = [_file(tmp_path / f"n{k}.json", f"new{k}", ["car"]) for k in range(2)]
+    runs = _all_at_once(cli.env, tmp_path, *(["import", "coco", f, "--project", "p", "--json"] for f in files),
+                        ["version", "freeze", "v1", "--project", "p", "--json"],
+                        *(["query", "category:car", "--count", "--project", "p", "--json"] for _ in range(2)),
+                        *(["tag", "add", "same", "--query", "", "--project", "p", "--json"] for _ in range(2)))
+    assert [r.returncode for r in runs] == [0] * 7, [r.stderr for r in runs]
+    frozen = orjson.loads(runs[2].stdout)
+    assert sum(frozen["splits"].values()) in (20, 40, 60) and sum(frozen["annotations"].values()) in (20, 40, 60)
+    assert {orjson.loads(r.stdout)["count"] for r in runs[3:5]} <= {20, 40, 60}
+    added = sum(orjson.loads(r.stdout)["changed"] for r in runs[5:7])
+    assert added == _count(registry, AssetTag) and added in (20, 40, 60)
+    assert (_count(registry, Asset), _count(registry, Annotation)) == (60, 60)
+    assert cli("version", "verify", "v1", "--project", "p").returncode == 0

@@ -11,9 +11,13 @@ import orjson
 import pytest
 from sqlalchemy import func, select, text
 
-from dsgen_core.query import QueryTimeout, statement_timeout
+from dsgen_core.errors import DsgenError
+from dsgen_core.query import QueryTimeout, run_query, statement_timeout
 from dsgen_core.registry.db import Registry
+from dsgen_core.registry.projects import get_project
 from dsgen_core.registry.schema import Annotation, Asset
+from dsgen_core.registry.tagging import add_tags, set_metadata
+from support import import_file
 
 IMAGE = {"id": 1, "width": 64, "height": 48, "file_name": "a.jpg"}
 CATEGORY = {"id": 1, "name": "x"}
@@ -68,6 +72,26 @@ def test_hostile_queries_are_refused_in_one_message(cli: Any, registry: Registry
     cli("init", "--project", "p", check=True)
     r = cli("query", "--project", "p", "--count", "--", query)
     assert r.returncode == 2 and r.stderr.startswith("error: ") and "Traceback" not in r.stderr, r.stderr
+
+
+NUL_WRITES = {
+    "query": lambda s, p: run_query(s, p, "color:a\x00b"),
+    "tag": lambda s, p: add_tags(s, p, ["a\x00b"], query=""),
+    "metadata key": lambda s, p: set_metadata(s, p, "k\x00", "v", query=""),
+    "metadata text": lambda s, p: set_metadata(s, p, "k", "a\x00b", query=""),
+    "metadata JSON": lambda s, p: set_metadata(s, p, "k", {"a": ["b\x00"]}, query=""),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NUL_WRITES))
+def test_a_nul_character_in_a_query_tag_or_metadata_is_refused(registry: Registry, case: str) -> None:
+    # Found by the query fuzzer: PostgreSQL refused the parameter and the CLI said "database failed".
+    # (No command line can carry a NUL; the REST API and the library can.)
+    path = Path(registry.settings.home) / "one.json"
+    path.write_bytes(orjson.dumps(_doc()))
+    import_file(registry, path, project="p")
+    with pytest.raises(DsgenError, match="NUL character"), registry.session() as s:
+        NUL_WRITES[case](s, get_project(s, "p"))
 
 
 def test_many_alternative_classes_compile_to_one_lookup(registry: Registry) -> None:

@@ -425,9 +425,10 @@ def _read_annotations(
             seg = a.get("segmentation")
             attrs = a.get("attributes")
             file_area: Any = a.get("area")
-            size = img_size.get(image_id)
+            # Ids of another JSON type (a list, an object) are not hashable: the general path reports them.
+            size = img_size.get(image_id) if type(image_id) is int else None
             if (type(aid) is int and id_min <= aid <= id_max and aid not in seen_ids and size is not None
-                    and cid in cat_by_id and not seg and (attrs is None or (type(attrs) is dict and len(attrs) <= 16))
+                    and type(cid) is int and cid in cat_by_id and not seg and (attrs is None or (type(attrs) is dict and len(attrs) <= 16))
                     and type(bbox) is list and len(bbox) == 4):
                 x, y, w, h = bbox
                 tx, ty, tw, th = type(x), type(y), type(w), type(h)
@@ -479,15 +480,17 @@ def _read_annotations(
                 err(fname, rec, "id", f"not an integer of 64 bits: {aid!r}")
                 continue
             # Panoptic segment ids are unique within their image (they are colours of its PNG).
-            id_key = (image_id, aid) if where is not None else aid
+            id_key = (image_id if type(image_id) is int else repr(image_id), aid) if where is not None else aid
             if id_key in seen_ids:
                 err(fname, rec, "id", f"duplicate annotation id (also {seen_places[id_key]})")
                 continue
             seen_ids[id_key] = i
             seen_places[id_key] = where or f"annotations[{i}]"
-        im = img_by_id.get(image_id)
+        # Only an integer names an image: true is not image 1, nor is 1.0 (and a list is not hashable).
+        im = img_by_id.get(image_id) if type(image_id) is int else None
         if im is None and not results:
-            err(fname, rec, "image_id", f"refers to image {image_id!r}, which is not in 'images'")
+            err(fname, rec, "image_id", f"refers to image {image_id!r}, which is not in 'images'" if type(image_id) is int
+                else f"must be an integer image id, found {image_id!r}")
             continue
         if results and (not isinstance(image_id, int) or isinstance(image_id, bool)):
             err(fname, rec, "image_id", f"missing or not an integer: {image_id!r}")
@@ -499,9 +502,10 @@ def _read_annotations(
             if caption is None:
                 err(fname, rec, "category_id", "missing (and no caption)")
                 continue
-        elif not results and cid not in cat_by_id:
+        elif not results and (type(cid) is not int or cid not in cat_by_id):
             if caption is None:
-                err(fname, rec, "category_id", f"refers to category {cid!r}, which is not in 'categories'")
+                err(fname, rec, "category_id", f"refers to category {cid!r}, which is not in 'categories'"
+                    if type(cid) is int else f"must be an integer category id, found {cid!r}")
                 continue
             # Caption files often carry a placeholder category (datumaro writes 0); keep it for export.
             placeholder = cid
