@@ -35,7 +35,7 @@ def export_coco_cmd(out: Path, project: str, query: str, tag: str | None, human_
             result = export_version_coco(s, p, tag, out, storage=storage)
             emit(result.summary(), as_json, f"wrote {out}: {result.files} images, {result.annotations} annotations per split")
             return
-        ids = compile_query(query, project_id=p.id) if query.strip() else None
+        ids = compile_query(query, project_id=p.id, session=s) if query.strip() else None
         doc = build_coco(s, p, MaskStore(storage), asset_ids=ids, include_model=not human_only)
     write_coco(doc, out)
     data = {"path": str(out), "images": len(doc["images"]), "annotations": len(doc["annotations"]),

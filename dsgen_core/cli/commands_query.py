@@ -71,7 +71,7 @@ def query_command(
             return
         stmt = (
             select(Asset.id, Asset.file_name)
-            .where(Asset.id.in_(compile_query(text, project_id=proj.id, level=level)))
+            .where(Asset.id.in_(compile_query(text, project_id=proj.id, level=level, session=s)))
             .order_by(Asset.id)
             .offset(offset)
             .limit(limit)

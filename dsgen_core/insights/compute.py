@@ -112,7 +112,7 @@ class _Scope:
         self.large = True
         if query.strip():
             project_images = self.images()
-            self.filters.append(Asset.id.in_(compile_query(query, project_id=project_id)))
+            self.filters.append(Asset.id.in_(compile_query(query, project_id=project_id, session=session)))
             del self.cache["images"]
             self.large = self.images() > SMALL_SUBSET * project_images
         self._class_keys: dict[int, str] | None = None

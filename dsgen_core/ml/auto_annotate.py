@@ -59,7 +59,7 @@ def auto_annotate(session: Session, project: Project, ref: str, *, storage: Stor
     missing = [k for k in keys if k not in known]
     if missing:
         raise DsgenError(f"{mv.human_id} predicts {', '.join(missing)}, which project {project.name!r} has no class for")
-    selected = compile_query(query, project_id=project.id).subquery()
+    selected = compile_query(query, project_id=project.id, session=session).subquery()
     files = require_local_images(dict(session.execute(
         select(Asset.id, Asset.storage_uri).where(Asset.id.in_(select(selected))).order_by(Asset.id)).all()),
         "selected image(s)")

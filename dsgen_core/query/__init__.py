@@ -151,7 +151,7 @@ def run_query(
     offset: int = 0,
 ) -> list[int]:
     """Matching ids of ``project`` in ascending order, ``limit``/``offset`` applied."""
-    stmt: Select[Any] = compile_query(text, project_id=project.id, level=level)
+    stmt: Select[Any] = compile_query(text, project_id=project.id, level=level, session=session)
     stmt = stmt.order_by(stmt.selected_columns[0]).offset(offset).limit(limit)
     with statement_timeout(session):
         return list(session.scalars(stmt))
@@ -159,7 +159,7 @@ def run_query(
 
 def count_query(session: Session, project: Project, text: str, *, level: Level = "image") -> int:
     """How many images (or objects) of ``project`` match ``text``."""
-    stmt = compile_query(text, project_id=project.id, level=level)
+    stmt = compile_query(text, project_id=project.id, level=level, session=session)
     # Each asset/annotation appears once, so count(*) over the same FROM needs no subquery.
     with statement_timeout(session):
         return session.scalar(stmt.with_only_columns(func.count(), maintain_column_froms=True)) or 0

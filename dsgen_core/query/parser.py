@@ -10,6 +10,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Literal
 
 from dsgen_core.errors import DsgenError
@@ -77,7 +78,7 @@ class Predicate:
     key: str | None
     op: Op
     value: Value
-    column: int
+    column: int = dataclass_field(compare=False)  # where it was written; the same term elsewhere is the same term
 
 
 @dataclass(frozen=True)

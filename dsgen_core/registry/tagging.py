@@ -157,7 +157,7 @@ def _targets(
     if (asset_ids is None) == (query is None):
         raise DsgenError("give exactly one of an id list or a query")
     if query is not None:
-        return [compile_query(query, project_id=project_id, level=level)], None
+        return [compile_query(query, project_id=project_id, level=level, session=session)], None
     assert asset_ids is not None  # exactly one of the two was given
     ids = sorted({int(i) for i in asset_ids})
     everything = compile_query("", project_id=project_id, level=level)

@@ -143,7 +143,7 @@ def freeze_version(
         s = version_summary(session, v)
         return FreezeResult(tag, v.content_hash or "", s.splits, s.annotations, s.classes, True)
     conn = session.connection()
-    member_q = compile_query(v.query or "", project_id=project_id).subquery()
+    member_q = compile_query(v.query or "", project_id=project_id, session=session).subquery()
     # What exports read of each image is copied into the version: the live row keeps changing.
     rows = {r[0]: r[1:] for r in conn.execute(
         select(Asset.id, *(cast(Asset.extra, Text) if c == "extra" else getattr(Asset, c) for c in MEMBER_COLUMNS))
