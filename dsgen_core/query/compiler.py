@@ -208,10 +208,45 @@ class _In:
         return str(self.column), self.negated
 
 
-_Cond = ColumnElement[bool] | _In
+@dataclass(frozen=True)
+class _AnyOf:
+    """Memberships ORed (an object's own tag or its image's), or with ``negated`` none of them: an
+    OR of these, or an AND of negated ones, flattens into one list that merges per column."""
+
+    items: tuple[_In, ...]
+    negated: bool = False
+
+
+_Cond = ColumnElement[bool] | _In | _AnyOf
+
+
+def _negate(cond: _Cond) -> _Cond:
+    if isinstance(cond, _In):
+        return _In(cond.column, cond.rows, not cond.negated)
+    if isinstance(cond, _AnyOf):
+        return _AnyOf(cond.items, not cond.negated)
+    return _complement(cond)
+
+
+def _flatten(conds: list[_Cond], *, conjunction: bool, dialect: str | None) -> list[ColumnElement[bool] | _In]:
+    """An OR takes in the items of a (positive) any-of; an AND the negated items of a negated one."""
+    out: list[ColumnElement[bool] | _In] = []
+    for c in conds:
+        if isinstance(c, _AnyOf):
+            if c.negated == conjunction:
+                out.extend(_In(i.column, i.rows, not i.negated) if conjunction else i for i in c.items)
+            else:
+                out.append(_sql(c, dialect))
+        else:
+            out.append(c)
+    return out
 
 
 def _sql(cond: _Cond, dialect: str | None = None) -> ColumnElement[bool]:
+    if isinstance(cond, _AnyOf):
+        if cond.negated:
+            return and_(*(_sql(_In(i.column, i.rows, not i.negated), dialect) for i in cond.items))
+        return or_(*(_sql(i, dialect) for i in cond.items))
     if not isinstance(cond, _In):
         return cond
     if isinstance(cond.rows, frozenset):
@@ -247,10 +282,10 @@ def _single(rows: Select[Any] | CompoundSelect) -> Select[Any]:
     return rows
 
 
-def _combine(conds: list[_Cond], *, conjunction: bool) -> list[_Cond]:
+def _combine(conds: list[ColumnElement[bool] | _In], *, conjunction: bool) -> list[ColumnElement[bool] | _In]:
     """Memberships of one column merged: AND intersects what must hold and unions what must not; OR the reverse."""
     groups: dict[tuple[str, bool, bool], list[_In]] = {}
-    out: list[_Cond] = []
+    out: list[ColumnElement[bool] | _In] = []
     for c in conds:
         if isinstance(c, _In):
             key = (*c.key, isinstance(c.rows, frozenset))
@@ -303,12 +338,14 @@ class _Compiler:
     def sql(self, cond: _Cond) -> ColumnElement[bool]:
         return _sql(cond, self.dialect)
 
+    def _flatten(self, conds: list[_Cond], *, conjunction: bool) -> list[ColumnElement[bool] | _In]:
+        return _flatten(conds, conjunction=conjunction, dialect=self.dialect)
+
     def node(self, node: Node) -> _Cond:
         if isinstance(node, Predicate):
             return self._and((node,))
         if isinstance(node, Not):
-            child = self.node(node.child)
-            return _In(child.column, child.rows, not child.negated) if isinstance(child, _In) else _complement(child)
+            return _negate(self.node(node.child))
         if isinstance(node, Or):
             return self._or(node.children)
         return self._and(node.children)
@@ -326,7 +363,9 @@ class _Compiler:
             categories = []
         # A repeated alternative adds nothing but cost.
         conds += [self.node(c) for c in dict.fromkeys(children) if c not in categories]
-        merged = _combine(conds, conjunction=False)
+        if len(conds) == 1:
+            return conds[0]
+        merged = _combine(self._flatten(conds, conjunction=False), conjunction=False)
         return merged[0] if len(merged) == 1 else or_(*map(self.sql, merged))
 
     def _is_object(self, node: Node) -> bool:
@@ -346,7 +385,8 @@ class _Compiler:
 
         def flush() -> None:
             if group:
-                same_object = _combine([self._object(p) for p in group], conjunction=True)
+                same_object = _combine(self._flatten([self._object(p) for p in group], conjunction=True),
+                                       conjunction=True)
                 conds.append(_In(Asset.id, select(Annotation.asset_id).where(*map(self.sql, same_object))))
                 group.clear()
 
@@ -376,7 +416,9 @@ class _Compiler:
             else:
                 conds.append(self._object(child))
         flush()
-        merged = _combine(conds, conjunction=True)
+        if len(conds) == 1:  # kept whole, so an enclosing OR or NOT can still merge it
+            return conds[0]
+        merged = _combine(self._flatten(conds, conjunction=True), conjunction=True)
         return merged[0] if len(merged) == 1 else and_(*map(self.sql, merged)) if merged else true()
 
     # -- image predicates (columns of Asset; at object level Asset is joined)
@@ -452,10 +494,8 @@ class _Compiler:
             case "id":
                 return _compare_int(Annotation.id, p.op, float(p.value))  # type: ignore[arg-type]
             case "tag":
-                return or_(
-                    Annotation.id.in_(select(AnnotationTag.annotation_id).where(AnnotationTag.tag == p.value)),
-                    Annotation.asset_id.in_(select(AssetTag.asset_id).where(AssetTag.tag == p.value)),
-                )
+                return _AnyOf((_In(Annotation.id, select(AnnotationTag.annotation_id).where(AnnotationTag.tag == p.value)),
+                               _In(Annotation.asset_id, select(AssetTag.asset_id).where(AssetTag.tag == p.value))))
             case "meta":
                 return self._object_meta(p)
         raise AssertionError(f"not an object field: {p.field}")
@@ -478,15 +518,11 @@ class _Compiler:
             case "duplicate":
                 return self._duplicate()
             case "tag":
-                return or_(
-                    Annotation.id.in_(select(AnnotationTag.annotation_id)),
-                    Annotation.asset_id.in_(select(AssetTag.asset_id)),
-                )
+                return _AnyOf((_In(Annotation.id, select(AnnotationTag.annotation_id)),
+                               _In(Annotation.asset_id, select(AssetTag.asset_id))))
             case "metadata":
-                return or_(
-                    Annotation.id.in_(select(AnnotationMetadata.annotation_id)),
-                    Annotation.asset_id.in_(select(AssetMetadata.asset_id)),
-                )
+                return _AnyOf((_In(Annotation.id, select(AnnotationMetadata.annotation_id)),
+                               _In(Annotation.asset_id, select(AssetMetadata.asset_id))))
         raise AssertionError(f"not a has: value: {what}")
 
     def _object_meta(self, p: Predicate) -> ColumnElement[bool]:
