@@ -254,11 +254,12 @@ def _sql(cond: _Cond, dialect: str | None = None) -> ColumnElement[bool]:
         # compiled ahead (iter_rows, EXPLAIN), and a list of literals is what both databases
         # turn into a hashed or sorted lookup.
         member = cond.column.in_([literal_column(str(int(i))) for i in sorted(cond.rows)]) if cond.rows else false()
-    elif dialect == "postgresql":
-        # IN under NOT or OR is a SubPlan that PostgreSQL hashes only when the rows fit in
-        # work_mem; otherwise it re-reads them for every outer row (64 negated classes at 1M
-        # objects ran past 60 s). [NOT] EXISTS is planned as a spilling semi- or anti-join, or
-        # probes an index per row. SQLite builds a temporary index of IN's rows once: IN suits it.
+    elif dialect == "postgresql" and cond.negated:
+        # NOT IN is a SubPlan that PostgreSQL hashes only when the rows fit in work_mem; otherwise
+        # it re-reads them for every outer row (two negated classes at 1M objects ran past 60 s).
+        # NOT EXISTS is planned as a spilling anti-join. A positive IN stays: a semi-join at the
+        # top, a hashed SubPlan under OR (3x faster than EXISTS's per-row probes at 1M objects).
+        # SQLite builds a temporary index of IN's rows once, whatever the context: IN suits it.
         rows = cond.rows
         correlated: Select[Any]
         if isinstance(rows, Select) and not rows._group_by_clauses:
@@ -267,8 +268,7 @@ def _sql(cond: _Cond, dialect: str | None = None) -> ColumnElement[bool]:
         else:
             sub = rows.subquery()
             correlated = select(literal_column("1")).select_from(sub).where(sub.c[0] == cond.column)
-        found = exists(correlated)
-        return not_(found) if cond.negated else found
+        return not_(exists(correlated))
     else:
         member = cond.column.in_(cond.rows)
     return _complement(member) if cond.negated else member

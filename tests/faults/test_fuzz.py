@@ -134,12 +134,13 @@ def test_no_coco_document_crashes_the_import_or_is_half_written(cli: Any, regist
     run()
     # Both outcomes were reached: the generator is not all garbage, nor all valid.
     assert seen[0] > 0 and seen[2] > 0, seen
+    _report(registry, "coco", {"imported": seen[0], "refused": seen[2]})
 
 
 # --- queries --------------------------------------------------------------------------------------
 
-keys = st.one_of(st.sampled_from(sorted(BUILTIN_FIELDS | set(ALIASES)) + ["attr.occluded", "attr.x", "meta.width",
-                                                                          "color", "Tag", "CATEGORY", "a.b"]),
+keys = st.one_of(st.sampled_from([*sorted(BUILTIN_FIELDS | set(ALIASES)), "attr.occluded", "attr.x", "meta.width",
+                                  "color", "Tag", "CATEGORY", "a.b"]),
                  st.text(max_size=6))
 operators = st.sampled_from([":", "=", "!=", ">", ">=", "<", "<=", "", ":>", "=="])
 values = st.one_of(
@@ -216,5 +217,13 @@ def test_no_query_crashes_and_every_answer_agrees_with_its_negation(queried: Reg
             assert not found & negated and found | negated == everything[level], (q, level)
 
     run()
-    print(ran)
     assert ran["ran"] > 0 and ran["refused"] > 0, ran
+    _report(queried, "query", {"queries run": ran["ran"], "queries refused": ran["refused"]})
+
+
+def _report(registry: Registry, fuzz: str, counts: dict[str, int]) -> None:
+    """What was tried, for benchmarks/bench_faults.py."""
+    if report := os.environ.get("DSGEN_FAULT_REPORT"):
+        with open(report, "a") as f:
+            f.write(json.dumps({"fuzz": fuzz, "database": registry.dialect, "examples": sum(counts.values()),
+                                **counts}) + "\n")
