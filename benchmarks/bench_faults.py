@@ -1,7 +1,7 @@
 """How much the fault suite tries and how long it takes (issue 9): crash points (kill -9 during
 import, freeze and export, on both databases) and fuzz examples (COCO documents, queries).
 
-    python benchmarks/bench_faults.py           # what CI runs: 5 crash points, 60 examples per test
+    python benchmarks/bench_faults.py           # what CI runs: 5 crash points, 120 examples per test
     python benchmarks/bench_faults.py --long    # the long mode: 20 crash points, 3,000 examples
 
 Runs ``tests/faults/test_crash.py`` and ``tests/faults/test_fuzz.py`` with pytest (``-n 2``, as
@@ -37,7 +37,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--long", action="store_true", help="20 crash points and 3,000 fuzz examples per test")
     args = ap.parse_args()
-    points, examples = (20, 3000) if args.long else (5, 60)
+    points, examples = (20, 3000) if args.long else (5, 120)
     report = Path(tempfile.mkdtemp(prefix="dsgen-faults-")) / "report.jsonl"
     env = {**os.environ, "DSGEN_CRASH_POINTS": str(points), "DSGEN_FUZZ_EXAMPLES": str(examples),
            "DSGEN_FAULT_REPORT": str(report)}

@@ -228,7 +228,8 @@ def _negate(cond: _Cond) -> _Cond:
     return _complement(cond)
 
 
-def _flatten(conds: list[_Cond], *, conjunction: bool, dialect: str | None) -> list[ColumnElement[bool] | _In]:
+def _flatten(conds: list[_Cond], *, conjunction: bool, dialect: str | None,
+             level: Level) -> list[ColumnElement[bool] | _In]:
     """An OR takes in the items of a (positive) any-of; an AND the negated items of a negated one."""
     out: list[ColumnElement[bool] | _In] = []
     for c in conds:
@@ -236,24 +237,29 @@ def _flatten(conds: list[_Cond], *, conjunction: bool, dialect: str | None) -> l
             if c.negated == conjunction:
                 out.extend(_In(i.column, i.rows, not i.negated) if conjunction else i for i in c.items)
             else:
-                out.append(_sql(c, dialect))
+                out.append(_sql(c, dialect, level))
         else:
             out.append(c)
     return out
 
 
-def _sql(cond: _Cond, dialect: str | None = None) -> ColumnElement[bool]:
+def _sql(cond: _Cond, dialect: str | None = None, level: Level = "image") -> ColumnElement[bool]:
     if isinstance(cond, _AnyOf):
         if cond.negated:
-            return and_(*(_sql(_In(i.column, i.rows, not i.negated), dialect) for i in cond.items))
-        return or_(*(_sql(i, dialect) for i in cond.items))
+            return and_(*(_sql(_In(i.column, i.rows, not i.negated), dialect, level) for i in cond.items))
+        return or_(*(_sql(i, dialect, level) for i in cond.items))
     if not isinstance(cond, _In):
         return cond
     if isinstance(cond.rows, frozenset):
+        column = cond.column
+        if dialect == "sqlite" and level == "object" and len(cond.rows) > 8:
+            # Probing the class index once per image and class (64 classes x 100,000 images) is
+            # SQLite's choice and 4x slower than reading each image's objects: `+ 0` hides the index.
+            column = column + 0
         # Integers from the registry itself, written out: an expanding parameter cannot be
         # compiled ahead (iter_rows, EXPLAIN), and a list of literals is what both databases
         # turn into a hashed or sorted lookup.
-        member = cond.column.in_([literal_column(str(int(i))) for i in sorted(cond.rows)]) if cond.rows else false()
+        member = column.in_([literal_column(str(int(i))) for i in sorted(cond.rows)]) if cond.rows else false()
     elif dialect == "postgresql" and cond.negated:
         # NOT IN is a SubPlan that PostgreSQL hashes only when the rows fit in work_mem; otherwise
         # it re-reads them for every outer row (two negated classes at 1M objects ran past 60 s).
@@ -336,10 +342,10 @@ class _Compiler:
         self._class_ids: dict[str, set[int]] | None = None
 
     def sql(self, cond: _Cond) -> ColumnElement[bool]:
-        return _sql(cond, self.dialect)
+        return _sql(cond, self.dialect, self.level)
 
     def _flatten(self, conds: list[_Cond], *, conjunction: bool) -> list[ColumnElement[bool] | _In]:
-        return _flatten(conds, conjunction=conjunction, dialect=self.dialect)
+        return _flatten(conds, conjunction=conjunction, dialect=self.dialect, level=self.level)
 
     def node(self, node: Node) -> _Cond:
         if isinstance(node, Predicate):
@@ -434,6 +440,11 @@ class _Compiler:
             case "aspect":
                 return _COMPARE[p.op](cast(Asset.width, Float) / cast(func.nullif(Asset.height, 0), Float), p.value)
             case "file":
+                if self.dialect == "sqlite":
+                    # SQLite's LIKE already ignores ASCII case, as its lower() does (and no other):
+                    # the same matches without lower() on both sides, 3x faster.
+                    escaped = str(p.value).replace("/", "//").replace("%", "/%").replace("_", "/_")
+                    return Asset.file_name.like(f"%{escaped}%", escape="/")
                 return Asset.file_name.icontains(str(p.value), autoescape=True)
             case "has" if p.value == "tag":
                 return _In(Asset.id, select(AssetTag.asset_id))

@@ -32,7 +32,7 @@ from dsgen_core.registry.projects import get_project
 from dsgen_core.registry.tagging import add_tags
 from support import import_file
 
-EXAMPLES = int(os.environ.get("DSGEN_FUZZ_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("DSGEN_FUZZ_EXAMPLES", "120"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize="DSGEN_FUZZ_SEED" not in os.environ,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                        HealthCheck.data_too_large])
@@ -50,9 +50,10 @@ junk = st.one_of(st.none(), st.booleans(), numbers, names, st.lists(small_ids, m
                  st.dictionaries(st.text(max_size=4), small_ids, max_size=2))
 
 
-def mostly(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    """``strategy`` three times in four, otherwise a value of some other type."""
-    return st.one_of(strategy, strategy, strategy, junk)
+def mostly(strategy: st.SearchStrategy[Any], odds: int = 12) -> st.SearchStrategy[Any]:
+    """``strategy``, and once in ``odds`` a value of some other type: rare enough that most
+    documents get past the first check to the deeper ones, and to the registry."""
+    return st.integers(1, odds).flatmap(lambda n: junk if n == 1 else strategy)
 
 
 coords = st.one_of(st.floats(0, 64), st.floats(-5, 70), numbers)
@@ -80,6 +81,42 @@ document = st.fixed_dictionaries(
     optional={"info": junk, "licenses": junk, "extra": junk})
 
 
+hostile = st.one_of(junk, numbers, names)
+
+
+@st.composite
+def coherent(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid COCO document (few name spaces, so later ones merge into or conflict with earlier
+    ones), then up to two of its fields replaced by hostile values."""
+    space = draw(st.integers(0, 2))
+    w, h = draw(st.sampled_from([(64, 48), (32, 32), (1, 1)]))
+    images = [{"id": i, "file_name": f"s{space}/{i}.jpg", "width": w, "height": h}
+              for i in range(1, draw(st.integers(1, 4)) + 1)]
+    names_ = draw(st.lists(st.sampled_from(["car", "dog", "bus", "cat", "Car"]), min_size=1, max_size=3, unique=True))
+    categories = [{"id": k, "name": n, "supercategory": ""} for k, n in enumerate(names_, 1)]
+    annotations = []
+    for j in range(1, draw(st.integers(0, 6)) + 1):
+        x, y = draw(st.floats(0, w - 1)), draw(st.floats(0, h - 1))
+        bw, bh = draw(st.floats(0.5, max(0.5, w - x))), draw(st.floats(0.5, max(0.5, h - y)))
+        a: dict[str, Any] = {"id": j, "image_id": draw(st.integers(1, len(images))),
+                             "category_id": draw(st.integers(1, len(categories))), "bbox": [x, y, bw, bh],
+                             "area": bw * bh, "iscrowd": 0, "segmentation": []}
+        if draw(st.booleans()):
+            a["segmentation"] = [[x, y, x + bw, y, x + bw, y + bh]]
+        if draw(st.booleans()):
+            a["attributes"] = draw(st.dictionaries(st.sampled_from(["occluded", "rotation", "color"]),
+                                                   st.one_of(st.booleans(), st.floats(0, 360), st.text(max_size=5)),
+                                                   max_size=3))
+        annotations.append(a)
+    doc: dict[str, Any] = {"images": images, "annotations": annotations, "categories": categories}
+    for _ in range(draw(st.sampled_from([0, 0, 0, 1, 2]))):
+        section = draw(st.sampled_from(["images", "annotations", "categories"]))
+        if doc[section]:
+            record = draw(st.sampled_from(doc[section]))
+            record[draw(st.sampled_from(sorted(record)))] = draw(hostile)
+    return doc
+
+
 def _encoded(doc: Any, how: str) -> bytes:
     if how == "truncated":
         return json.dumps(doc).encode()[:-3]
@@ -87,6 +124,7 @@ def _encoded(doc: Any, how: str) -> bytes:
 
 
 coco_files = st.one_of(
+    coherent().map(lambda d: _encoded(d, "json")),
     st.tuples(document, st.sampled_from(["json", "json", "json", "truncated"])).map(lambda t: _encoded(*t)),
     st.tuples(junk, st.just("json")).map(lambda t: _encoded(*t)),
     st.binary(max_size=40),
@@ -166,14 +204,15 @@ valid_terms = st.one_of(
     st.builds("{}{}{}".format, st.sampled_from(["attr.occluded", "attr.rotation", "color", "meta.width", "shade"]),
               st.sampled_from([":", ">", "<", "!="]), st.sampled_from(["true", "false", "red", "0", "1.5", "*"])),
 )
-terms = st.one_of(valid_terms, valid_terms, valid_terms, hostile_terms)
-queries = st.one_of(
+terms = st.integers(1, 10).flatmap(lambda n: hostile_terms if n == 1 else valid_terms)
+structured = (
     st.recursive(terms, lambda inner: st.one_of(
         st.lists(inner, min_size=1, max_size=4).map(" ".join),
         st.lists(inner, min_size=2, max_size=3).map(" OR ".join),
-        inner.map(lambda q: f"-({q})"), inner.map(lambda q: f"({q})"), inner.map(lambda q: f"-{q}")), max_leaves=12),
-    st.text(max_size=40),
+        inner.map(lambda q: f"-({q})"), inner.map(lambda q: f"({q})"), inner.map(lambda q: f"-{q}")), max_leaves=12)
 )
+# Now and then plain text, which seldom parses.
+queries = st.integers(1, 8).flatmap(lambda n: st.text(max_size=40) if n == 1 else structured)
 
 
 @pytest.fixture
