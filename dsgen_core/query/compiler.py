@@ -280,6 +280,11 @@ def _sql(cond: _Cond, dialect: str | None = None, level: Level = "image") -> Col
     return _complement(member) if cond.negated else member
 
 
+def _empty(cond: ColumnElement[bool] | _In, *, negated: bool) -> bool:
+    """A membership of no ids known to be empty (always false; with ``negated``, always true)."""
+    return isinstance(cond, _In) and cond.rows == frozenset() and cond.negated == negated
+
+
 def _single(rows: Select[Any] | CompoundSelect) -> Select[Any]:
     """A plain SELECT (SQLite cannot nest a compound select inside another without a subquery)."""
     if isinstance(rows, CompoundSelect):
@@ -372,7 +377,10 @@ class _Compiler:
         if len(conds) == 1:
             return conds[0]
         merged = _combine(self._flatten(conds, conjunction=False), conjunction=False)
-        return merged[0] if len(merged) == 1 else or_(*map(self.sql, merged))
+        if any(_empty(c, negated=True) for c in merged):
+            return true()
+        merged = [c for c in merged if not _empty(c, negated=False)]
+        return merged[0] if len(merged) == 1 else or_(*map(self.sql, merged)) if merged else false()
 
     def _is_object(self, node: Node) -> bool:
         """An object predicate at image level (grouped into one EXISTS per object)."""
@@ -425,6 +433,9 @@ class _Compiler:
         if len(conds) == 1:  # kept whole, so an enclosing OR or NOT can still merge it
             return conds[0]
         merged = _combine(self._flatten(conds, conjunction=True), conjunction=True)
+        if any(_empty(c, negated=False) for c in merged):  # an object of two classes, say: nothing matches
+            return false()
+        merged = [c for c in merged if not _empty(c, negated=True)]
         return merged[0] if len(merged) == 1 else and_(*map(self.sql, merged)) if merged else true()
 
     # -- image predicates (columns of Asset; at object level Asset is joined)
