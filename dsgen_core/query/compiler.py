@@ -345,6 +345,7 @@ class _Compiler:
         self.session = session
         self.dialect = session.get_bind().dialect.name if session is not None else None
         self._class_ids: dict[str, set[int]] | None = None
+        self._object_keys: dict[str, bool] = {}
 
     def sql(self, cond: _Cond) -> ColumnElement[bool]:
         return _sql(cond, self.dialect, self.level)
@@ -547,14 +548,25 @@ class _Compiler:
                                _In(Annotation.asset_id, select(AssetMetadata.asset_id))))
         raise AssertionError(f"not a has: value: {what}")
 
-    def _object_meta(self, p: Predicate) -> ColumnElement[bool]:
+    def _object_meta(self, p: Predicate) -> _Cond:
         """The object's own value wins; an object without the key falls back to its image's."""
-        own = Annotation.id.in_(select(AnnotationMetadata.annotation_id).where(_meta_match(AnnotationMetadata, p)))
-        inherited = Annotation.asset_id.in_(select(AssetMetadata.asset_id).where(_meta_match(AssetMetadata, p)))
+        inherited = _In(Annotation.asset_id, select(AssetMetadata.asset_id).where(_meta_match(AssetMetadata, p)))
+        if self.session is not None and not self._objects_have_key(str(p.key)):
+            # No object holds the key (the usual case: metadata is set on images), so every object
+            # falls back: one membership, which an OR of many such terms merges into one scan.
+            return inherited
+        own = _In(Annotation.id, select(AnnotationMetadata.annotation_id).where(_meta_match(AnnotationMetadata, p)))
         if p.value is None:
-            return or_(own, inherited)
+            return _AnyOf((own, inherited))
         has_own_key = select(AnnotationMetadata.annotation_id).where(AnnotationMetadata.key == p.key)
-        return or_(own, and_(Annotation.id.not_in(has_own_key), inherited))
+        return or_(self.sql(own), and_(Annotation.id.not_in(has_own_key), self.sql(inherited)))
+
+    def _objects_have_key(self, key: str) -> bool:
+        assert self.session is not None
+        if key not in self._object_keys:
+            self._object_keys[key] = self.session.scalar(
+                select(exists().where(AnnotationMetadata.key == key))) or False
+        return self._object_keys[key]
 
     def _label_classes(self, *names: str) -> Select[Any] | frozenset[int]:
         """Label classes of the project named any of ``names`` (key, display name, synonym)."""
