@@ -65,6 +65,7 @@ SHAPES: dict[str, str] = {
     "32 objects of 2 conditions, OR": " OR ".join(f"(category:{c} confidence<0.{i % 9 + 1})"
                                                   for i, c in enumerate(CLASSES[:N // 2])),
     "64 JSON attributes, OR": " OR ".join(f"attr.k{i}:v{i}" for i in range(N)),
+    "64 values of one attribute, OR": " OR ".join(f"attr.occluded:v{i}" for i in range(N)),
     "64 metadata terms, OR": " OR ".join(f"weather:w{i}" if i % 2 else f"timestamp>{1.7e9 + i * 1000:.0f}"
                                          for i in range(N)),
     "64 tags, AND of ORs": " ".join(f"(tag:tag_{i % 30} OR tag:tag_{(i + 7) % 30})" for i in range(N // 2)),

@@ -11,6 +11,7 @@ from typing import Any, TypeGuard
 import orjson
 
 ID_MAX = 2**63 - 1  # the registry keeps ids as signed 64-bit integers
+INT32_MAX = 2**31 - 1  # counts (keypoints) are 32-bit columns
 NAME_MAX = 128  # a class name (the label class key column)
 PATH_MAX_BYTES = 4096  # a file name, as the file systems dsgen runs on allow
 PATH_PART_MAX_BYTES = 255
@@ -20,6 +21,9 @@ JSON_MAX_BYTES = 1 << 20  # the unknown keys or attributes of one record, or a f
 # annotation of it (and pycocotools' rasteriser crashes on coordinates near 1e10).
 OUTSIDE = 1.0
 COORD_MAX = 1e7  # where the image's size is not known
+# An image side past this is no photograph, scan or satellite tile anyone annotates, and its masks
+# could not be decoded in memory.
+DIMENSION_MAX = 100_000
 
 
 def is_id(v: Any) -> TypeGuard[int]:

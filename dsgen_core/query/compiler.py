@@ -41,6 +41,7 @@ from sqlalchemy import (
     false,
     func,
     intersect,
+    literal,
     literal_column,
     not_,
     or_,
@@ -367,6 +368,16 @@ class _Compiler:
         the SQL grows with the number of names, not one subquery (one hash of every object) per name."""
         categories = [c for c in children if isinstance(c, Predicate) and c.field == "category"]
         conds: list[_Cond] = []
+        by_key: dict[str, list[Predicate]] = defaultdict(list)
+        for c in dict.fromkeys(children):
+            if isinstance(c, Predicate) and c.field == "attr" and c.op == "=" and c.value is not None:
+                by_key[str(c.key)].append(c)
+        for key, same in by_key.items():
+            if len(same) > 1:
+                any_value = _attr_any_value(key, [str(c.value) for c in same])
+                conds.append(_In(Asset.id, select(Annotation.asset_id).where(any_value))
+                             if self.level == "image" else any_value)
+                children = tuple(c for c in children if c not in same)
         if len(categories) >= 2:
             any_class = _In(Annotation.label_class_id, self._label_classes(*(str(c.value) for c in categories)))
             conds.append(_In(Asset.id, select(Annotation.asset_id).where(self.sql(any_class)))
@@ -653,6 +664,22 @@ def _attr_match(key: str, p: Predicate) -> ColumnElement[bool]:
     if NUMBER_RE.fullmatch(text):
         branches.append(as_number == float(text))
     return _equality(p.op, branches, present=as_text.is_not(None))
+
+
+def _attr_any_value(key: str, values: list[str]) -> ColumnElement[bool]:
+    """``attr.K:a OR attr.K:b ...``: the key extracted once and compared with lists (the same
+    branches as :func:`_attr_match`'s, merged), not once per alternative."""
+    as_text = Annotation.attributes[key].as_string()
+    branches: list[ColumnElement[bool]] = [as_text.in_([literal(v) for v in sorted(set(values))])]
+    words = {v.lower() for v in values}
+    for group in (TRUE_WORDS, FALSE_WORDS):
+        if words & group:
+            branches.append(func.lower(as_text).in_([literal(w) for w in sorted(group)]))
+    numbers = sorted({float(v) for v in values if NUMBER_RE.fullmatch(v)})
+    if numbers:
+        as_number = case((_json_is_number(Annotation.attributes, _json_key(key)), Annotation.attributes[key].as_float()))
+        branches.append(as_number.in_([literal(n) for n in numbers]))
+    return or_(*branches)
 
 
 def _json_nonempty(column: InstrumentedAttribute[Any]) -> ColumnElement[bool]:

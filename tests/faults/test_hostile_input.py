@@ -38,6 +38,9 @@ HOSTILE = {
                      "far outside"),
     "keypoints at 1e9": (_doc(annotations=[{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2],
                                             "keypoints": [1e9, 1, 2]}]), "far outside"),
+    "image side of 2^63 pixels": (_doc([{**IMAGE, "height": 2**63}]), "at most 100000 pixels"),
+    "num_keypoints of 2^40": (_doc(annotations=[{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2],
+                                                 "keypoints": [1, 1, 2], "num_keypoints": 2**40}]), "count of keypoints"),
     "class name of 1000 characters": ({"images": [IMAGE], "categories": [{"id": 1, "name": "c" * 1000}],
                                        "annotations": []}, "longer than 128"),
     "attributes of 2 MB": (_doc(annotations=[{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2],
@@ -55,6 +58,18 @@ def test_hostile_records_are_refused_with_a_reason(cli: Any, registry: Registry,
     with registry.session() as s:
         assert s.scalar(select(func.count()).select_from(Asset)) == 0
         assert s.scalar(select(func.count()).select_from(Annotation)) == 0
+
+
+def test_a_category_id_past_32_bits_is_kept(cli: Any, registry: Registry, tmp_path: Path) -> None:
+    # Found by the COCO fuzzer: PostgreSQL held class ids in 32 bits and refused the import as a database failure.
+    path = tmp_path / "big-id.json"
+    path.write_bytes(orjson.dumps({"images": [IMAGE], "categories": [{"id": 2**63 - 1, "name": "x"}], "annotations": [
+        {"id": 1, "image_id": 1, "category_id": 2**63 - 1, "bbox": [1, 1, 2, 2]}]}))
+    assert cli("import", "coco", path, "--project", "p").returncode == 0
+    r = cli("export", "coco", tmp_path / "out.json", "--project", "p")
+    assert r.returncode == 0, r.stderr
+    doc = orjson.loads((tmp_path / "out.json").read_bytes())
+    assert [c["id"] for c in doc["categories"]] == [2**63 - 1] and doc["annotations"][0]["category_id"] == 2**63 - 1
 
 
 def test_a_header_of_500_mb_is_not_stored(cli: Any, registry: Registry, tmp_path: Path) -> None:

@@ -260,8 +260,9 @@ def _read_images(raw: list[Any], fname: str, report: ValidationReport) -> list[C
         w, h = im.get("width"), im.get("height")
         bad = False
         for dim, v in (("width", w), ("height", h)):
-            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v <= 0):
-                report.error(fname, rec, dim, f"must be a positive integer, found {v!r}")
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not 0 < v <= limits.DIMENSION_MAX):
+                report.error(fname, rec, dim, f"must be a positive integer of at most {limits.DIMENSION_MAX} pixels, "
+                             f"found {v!r}")
                 bad = True
         if bad:
             continue
@@ -558,7 +559,8 @@ def _read_annotations(
                 area_calc, bbox_calc = polygon_area_bbox(polygon, im.height, im.width)
         elif isinstance(seg, dict):
             size, counts = seg.get("size"), seg.get("counts")
-            if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
+            if not (isinstance(size, list) and len(size) == 2
+                    and all(type(v) is int and 0 < v <= limits.DIMENSION_MAX for v in size)):
                 err(fname, rec, "segmentation.size", f"must be [height, width], found {size!r}")
                 continue
             if not isinstance(counts, (list, str)) or (isinstance(counts, list) and not all(isinstance(v, int) for v in counts)):
@@ -655,6 +657,9 @@ def _read_annotations(
             err(fname, rec, "attributes", f"its attributes and other keys are {problem}")
             continue
         nk = a.get("num_keypoints")
+        if type(nk) is int and not 0 <= nk <= limits.INT32_MAX:
+            err(fname, rec, "num_keypoints", f"must be a count of keypoints, found {nk}")
+            continue
         if keypoints is not None and type(nk) is not int:
             nk = sum(1 for v in keypoints[2::3] if v > 0)
         out.append(CocoAnnotation(

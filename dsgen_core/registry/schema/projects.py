@@ -11,14 +11,13 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
-    Integer,
     String,
     Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from dsgen_core.registry.schema.base import Base, created_column, pk_column
+from dsgen_core.registry.schema.base import Base, BigId, created_column, pk_column
 
 
 class Project(Base):
@@ -93,7 +92,7 @@ class LabelClass(Base):
     shape_type: Mapped[str | None] = mapped_column(String(20))
     keypoint_spec: Mapped[dict[str, Any] | None] = mapped_column()  # {"keypoints": [...], "skeleton": [[a, b], ...]}
     attribute_schema: Mapped[dict[str, Any] | None] = mapped_column()
-    external_id: Mapped[int | None] = mapped_column(Integer)  # the COCO category id it was imported with
+    external_id: Mapped[int | None] = mapped_column(BigId)  # the COCO category id it was imported with
     extra: Mapped[dict[str, Any] | None] = mapped_column()
     created_at: Mapped[datetime] = created_column()
     __table_args__ = (

@@ -98,7 +98,7 @@ class DatasetVersionClass(Base):
     display_name: Mapped[str] = mapped_column(String(255))
     supercategory: Mapped[str | None] = mapped_column(String(255))
     keypoint_spec: Mapped[dict[str, Any] | None] = mapped_column()
-    external_id: Mapped[int | None] = mapped_column(Integer)
+    external_id: Mapped[int | None] = mapped_column(BigId)
     extra: Mapped[dict[str, Any] | None] = mapped_column()
     # False for a class only the snapshot's annotations use (COCO exports list it, YOLO numbers only the ontology).
     in_ontology: Mapped[bool] = mapped_column(Boolean, default=True)
