@@ -172,7 +172,7 @@ def test_no_coco_document_crashes_the_import_or_is_half_written(cli: Any, regist
     run()
     # Both outcomes were reached: the generator is not all garbage, nor all valid.
     assert seen[0] > 0 and seen[2] > 0, seen
-    _report(registry, "coco", {"imported": seen[0], "refused": seen[2]})
+    _report(registry, "coco", {"documents imported": seen[0], "documents refused": seen[2]})
 
 
 # --- queries --------------------------------------------------------------------------------------
