@@ -60,6 +60,16 @@ def test_hostile_records_are_refused_with_a_reason(cli: Any, registry: Registry,
         assert s.scalar(select(func.count()).select_from(Annotation)) == 0
 
 
+def test_a_nul_in_the_header_is_refused_even_with_skip_invalid(cli: Any, registry: Registry, tmp_path: Path) -> None:
+    # Found by the long COCO fuzz run: --skip-invalid skipped nothing and PostgreSQL refused the header.
+    path = tmp_path / "nul-header.json"
+    path.write_bytes(orjson.dumps(_doc(licenses="a\x00b")))
+    r = cli("import", "coco", path, "--project", "p", "--skip-invalid")
+    assert r.returncode == 2 and "'licenses'" in r.stderr and "NUL" in r.stderr, r.stderr
+    with registry.session() as s:
+        assert s.scalar(select(func.count()).select_from(Asset)) == 0
+
+
 def test_a_category_id_past_32_bits_is_kept(cli: Any, registry: Registry, tmp_path: Path) -> None:
     # Found by the COCO fuzzer: PostgreSQL held class ids in 32 bits and refused the import as a database failure.
     path = tmp_path / "big-id.json"

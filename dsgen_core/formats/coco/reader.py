@@ -27,6 +27,7 @@ from dsgen_core.registry.ingest import HINTS, ObjectRecord
 from dsgen_core.storage.masks import polygon_area_bbox, rle_area_bbox, to_compressed_rle
 
 IMAGE_KEYS = {"id", "width", "height", "file_name"}
+RECORD_LISTS = ("images", "categories", "annotations", "image")  # everything else at the top is the header
 CATEGORY_KEYS = {"id", "name", "supercategory", "keypoints", "skeleton"}
 _BOX_KEYS = frozenset({"id", "image_id", "category_id", "bbox", "area", "iscrowd", "segmentation", "attributes"})
 _PRIVATE = frozenset({"_extra", "_where"})  # what the reader itself adds to records it builds
@@ -174,7 +175,7 @@ def read_coco(path: Path, *, panoptic_dir: Path | None = None) -> CocoFile:
             raw_annotations = raw_annotations or []
             if raw_annotations and isinstance(raw_annotations[0], dict) and "segments_info" in raw_annotations[0]:
                 kind = "panoptic"
-        header = {k: v for k, v in doc.items() if k not in ("images", "categories", "annotations", "image")}
+        header = {k: v for k, v in doc.items() if k not in RECORD_LISTS}
     else:
         raise DsgenError(f"{path}: not a COCO file: top level is {type(doc).__name__}")
 
@@ -184,6 +185,10 @@ def read_coco(path: Path, *, panoptic_dir: Path | None = None) -> CocoFile:
             raise DsgenError(f"{path}: its top-level keys other than the lists ({', '.join(sorted(header))[:80]}) are "
                              f"{problem}; nothing was imported")
     if b"\\u0000" in raw:
+        if nul_keys := sorted(k for k, v in header.items() if _has_nul(k) or _has_nul(v)):
+            # The header is no record to skip: it is stored whole with the import, or not at all.
+            raise DsgenError(f"{path}: its top-level key(s) {', '.join(map(repr, nul_keys))[:80]} contain a NUL "
+                             "character (\\u0000), which the registry cannot store; nothing was imported")
         _report_nul(doc, fname, report)
     images = _read_images(raw_images, fname, report)
     raw_image_count = len(raw_images)
@@ -204,27 +209,25 @@ def read_coco(path: Path, *, panoptic_dir: Path | None = None) -> CocoFile:
 REFUSED = object()  # a record already reported as invalid, left in place so positions stay true
 
 
+def _has_nul(v: Any) -> bool:
+    if isinstance(v, str):
+        return "\x00" in v
+    if isinstance(v, dict):
+        return any(_has_nul(k) or _has_nul(x) for k, x in v.items())
+    if isinstance(v, list):
+        return any(_has_nul(x) for x in v)
+    return False
+
+
 def _report_nul(doc: Any, fname: str, report: ValidationReport) -> None:
     """A NUL character (\\u0000 in the JSON) cannot be stored (PostgreSQL text refuses it): name each record
-    that holds one. Only runs when the file contains the escape at all."""
-
-    def has_nul(v: Any) -> bool:
-        if isinstance(v, str):
-            return "\x00" in v
-        if isinstance(v, dict):
-            return any(has_nul(k) or has_nul(x) for k, x in v.items())
-        if isinstance(v, list):
-            return any(has_nul(x) for x in v)
-        return False
-
-    lists = doc.items() if isinstance(doc, dict) else [("annotations", doc)]
+    that holds one. Only runs when the file contains the escape at all; the header is checked before."""
+    lists = [(k, v) for k, v in doc.items() if k in RECORD_LISTS] if isinstance(doc, dict) else [("annotations", doc)]
     for key, records in lists:
         if not isinstance(records, list):
-            if has_nul(records):
-                report.error(fname, key, key, "contains a NUL character (\\u0000), which the registry cannot store")
             continue
         for i, record in enumerate(records):
-            if has_nul(record):
+            if _has_nul(record):
                 report.error(fname, f"{key}[{i}]", "-", "contains a NUL character (\\u0000), which the registry cannot store")
                 records[i] = REFUSED  # reported once; the readers pass over it
 
