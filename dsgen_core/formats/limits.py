@@ -26,6 +26,17 @@ COORD_MAX = 1e7  # where the image's size is not known
 DIMENSION_MAX = 100_000
 
 
+def has_nul(value: Any) -> bool:
+    """Some string in ``value`` (a JSON value: keys included) holds a NUL, which no registry text can store."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(has_nul(v) for v in value)
+    return False
+
+
 def is_id(v: Any) -> TypeGuard[int]:
     return type(v) is int and -ID_MAX - 1 <= v <= ID_MAX
 

@@ -106,6 +106,10 @@ def query_timeout_s() -> float:
         raise DsgenError(f"{QUERY_TIMEOUT_ENV} must be a number of seconds") from None
 
 
+def _timed_out(limit: float) -> QueryTimeout:
+    return QueryTimeout(f"the query ran longer than {limit:g} s and was stopped; narrow it ({QUERY_TIMEOUT_ENV} sets the limit)")
+
+
 @contextmanager
 def statement_timeout(session: Session, seconds: float | None = None) -> Iterator[None]:
     """Statements run inside are stopped after ``seconds`` (default ``$DSGEN_QUERY_TIMEOUT``, 60 s).
@@ -121,8 +125,7 @@ def statement_timeout(session: Session, seconds: float | None = None) -> Iterato
             yield
         except OperationalError as exc:
             if "statement timeout" in str(exc.orig):
-                raise QueryTimeout(f"the query ran longer than {limit:g} s and was stopped; narrow it "
-                                   f"({QUERY_TIMEOUT_ENV} sets the limit)") from None
+                raise _timed_out(limit) from None
             raise
         conn.exec_driver_sql("SET LOCAL statement_timeout = DEFAULT")
         return
@@ -134,8 +137,7 @@ def statement_timeout(session: Session, seconds: float | None = None) -> Iterato
         yield
     except OperationalError as exc:
         if "interrupted" in str(exc.orig):
-            raise QueryTimeout(f"the query ran longer than {limit:g} s and was stopped; narrow it "
-                               f"({QUERY_TIMEOUT_ENV} sets the limit)") from None
+            raise _timed_out(limit) from None
         raise
     finally:
         raw.set_progress_handler(None, 0)

@@ -27,6 +27,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from dsgen_core.errors import DsgenError, NotFound
+from dsgen_core.formats import limits
 from dsgen_core.query import Level, compile_query, is_builtin_field, is_numeric_text, statement_timeout
 from dsgen_core.registry.changes import audit, record_change
 from dsgen_core.registry.schema import (
@@ -127,19 +128,9 @@ def encode_value(value: Any) -> tuple[str, float | None, dict[str, Any]]:
         text = json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise DsgenError(f"metadata value is not JSON: {exc}") from None
-    if _has_nul(value):
+    if limits.has_nul(value):
         raise DsgenError("metadata value contains a NUL character, which the registry cannot store")
     return text, None, {"v": value}
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_has_nul(v) for v in value)
-    return False
 
 
 # --------------------------------------------------------------------------- targets

@@ -185,7 +185,7 @@ def read_coco(path: Path, *, panoptic_dir: Path | None = None) -> CocoFile:
             raise DsgenError(f"{path}: its top-level keys other than the lists ({', '.join(sorted(header))[:80]}) are "
                              f"{problem}; nothing was imported")
     if b"\\u0000" in raw:
-        if nul_keys := sorted(k for k, v in header.items() if _has_nul(k) or _has_nul(v)):
+        if nul_keys := sorted(k for k, v in header.items() if limits.has_nul(k) or limits.has_nul(v)):
             # The header is no record to skip: it is stored whole with the import, or not at all.
             raise DsgenError(f"{path}: its top-level key(s) {', '.join(map(repr, nul_keys))[:80]} contain a NUL "
                              "character (\\u0000), which the registry cannot store; nothing was imported")
@@ -209,16 +209,6 @@ def read_coco(path: Path, *, panoptic_dir: Path | None = None) -> CocoFile:
 REFUSED = object()  # a record already reported as invalid, left in place so positions stay true
 
 
-def _has_nul(v: Any) -> bool:
-    if isinstance(v, str):
-        return "\x00" in v
-    if isinstance(v, dict):
-        return any(_has_nul(k) or _has_nul(x) for k, x in v.items())
-    if isinstance(v, list):
-        return any(_has_nul(x) for x in v)
-    return False
-
-
 def _report_nul(doc: Any, fname: str, report: ValidationReport) -> None:
     """A NUL character (\\u0000 in the JSON) cannot be stored (PostgreSQL text refuses it): name each record
     that holds one. Only runs when the file contains the escape at all; the header is checked before."""
@@ -227,7 +217,7 @@ def _report_nul(doc: Any, fname: str, report: ValidationReport) -> None:
         if not isinstance(records, list):
             continue
         for i, record in enumerate(records):
-            if _has_nul(record):
+            if limits.has_nul(record):
                 report.error(fname, f"{key}[{i}]", "-", "contains a NUL character (\\u0000), which the registry cannot store")
                 records[i] = REFUSED  # reported once; the readers pass over it
 
