@@ -16,3 +16,10 @@ class VersionTampered(DsgenError):
 
     Not the user's mistake, and not a passing failure either: the CLI exits with its own code (4).
     """
+
+
+class ServiceUnavailable(DsgenError):
+    """A service dsgen needs (the Chroma server) cannot be reached; the same command may work later.
+
+    The CLI exits 3 (environment), as for an unreachable database.
+    """

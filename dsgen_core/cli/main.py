@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from dsgen_core.errors import DsgenError, VersionTampered
+from dsgen_core.errors import DsgenError, ServiceUnavailable, VersionTampered
 
 # name -> (module:attribute, one-line help shown by --help without importing the module)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -83,7 +83,8 @@ class Cli(LazyGroup):
             return super().invoke(ctx)
         except DsgenError as exc:
             click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_TAMPERED if isinstance(exc, VersionTampered) else EXIT_USER_ERROR)
+            sys.exit(EXIT_TAMPERED if isinstance(exc, VersionTampered)
+                     else EXIT_ENVIRONMENT if isinstance(exc, ServiceUnavailable) else EXIT_USER_ERROR)
         except Exception as exc:
             message = environment_error(exc)
             if message is None:

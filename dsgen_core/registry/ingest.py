@@ -164,6 +164,8 @@ class IngestBatch:
     # Auto-annotation: the model's earlier objects on the batch's images are deleted first.
     replace_model_objects: bool = False
     detail: dict[str, Any] = field(default_factory=dict)  # extra facts for the audit row
+    # Whose numbering the objects' track ids are (Track.scope); default: the source file.
+    track_scope: str | None = None
 
 
 @dataclass
@@ -648,16 +650,17 @@ class _Ingest:
         """CVAT ``track_id`` attributes become tracks; returns annotation id -> track id."""
         if not self.tracked:
             return {}
+        scope = self.b.track_scope if self.b.track_scope is not None else self.b.source_uri
         existing = {t.external_id: t for t in self.s.scalars(select(Track).where(
-            Track.project_id == self.project.id, Track.external_id.in_(list(self.tracked))))}
+            Track.project_id == self.project.id, Track.scope == scope, Track.external_id.in_(list(self.tracked))))}
         out: dict[int, int] = {}
         for key, mem in self.tracked.items():
             mem.sort(key=lambda m: (_frame_no(m[3]) if _frame_no(m[3]) is not None else -1, m[3]))
             frames = [f for f in (_frame_no(m[3]) for m in mem) if f is not None]
             track = existing.get(key)
             if track is None:
-                track = Track(project_id=self.project.id, external_id=key, label_class_id=self.track_class.get(key),
-                              object_count=0)
+                track = Track(project_id=self.project.id, scope=scope, external_id=key,
+                              label_class_id=self.track_class.get(key), object_count=0)
                 self.s.add(track)
             track.object_count = (track.object_count or 0) + len(mem)
             if frames:

@@ -24,7 +24,13 @@ from dsgen_core.registry.schema.base import Base, created_column, pk_column
 
 
 class Track(Base):
-    """An object followed across frames (CVAT ``track_id``), used for re-identification."""
+    """An object followed across frames (CVAT ``track_id``), used for re-identification.
+
+    ``scope`` names the source whose numbering ``external_id`` is: the import file for a CVAT
+    export, ``video:<asset id>`` for a video, ``link:<run>`` for proposals. Two sources that both
+    number tracks from 0 get two tracks. ``origin`` keeps model-made tracks (``tracks link``
+    proposals, with a ``score``) apart from human ones; ``status`` is how far a proposal got.
+    """
 
     __tablename__ = "tracks"
     id: Mapped[int] = pk_column()
@@ -35,8 +41,16 @@ class Track(Base):
     start_frame: Mapped[int | None] = mapped_column(Integer)
     end_frame: Mapped[int | None] = mapped_column(Integer)
     object_count: Mapped[int] = mapped_column(Integer, default=0)
+    scope: Mapped[str] = mapped_column(Text, default="")
+    origin: Mapped[str] = mapped_column(String(10), default="human")
+    status: Mapped[str] = mapped_column(String(10), default="accepted")
+    score: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = created_column()
-    __table_args__ = (UniqueConstraint("project_id", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("project_id", "scope", "external_id"),
+        CheckConstraint("origin IN ('human','model')", name="origin"),
+        CheckConstraint("status IN ('proposed','accepted','rejected')", name="status"),
+    )
 
 
 class AnnotationContent:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from typing import Any
+
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -19,7 +22,12 @@ from dsgen_core.registry.schema.base import Base, BigId, created_column, pk_colu
 
 
 class EmbeddingVersion(Base):
-    """An encoder + weights + preprocessing; one vector-store collection per version and level."""
+    """An encoder + weights + preprocessing; one vector-store collection per version and level.
+
+    ``fingerprint`` hashes everything that decides a vector (encoder kind, weights sha256,
+    preprocessing, crop policy, dimension); the Chroma collection carries it, so a collection
+    made by another encoder is recognised and refused instead of mixed with this one's vectors.
+    """
 
     __tablename__ = "embedding_versions"
     id: Mapped[int] = pk_column()
@@ -30,8 +38,21 @@ class EmbeddingVersion(Base):
     dimension: Mapped[int] = mapped_column(Integer)
     level: Mapped[str] = mapped_column(String(10), default="object")  # object | image
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)  # ingest queues work for active versions
+    encoder: Mapped[str] = mapped_column(String(20), default="model")  # model | timm | open_clip | onnx
+    # Lineage: the dsgen model version whose backbone the default encoder runs.
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="RESTRICT"),
+                                                         index=True)
+    weights_uri: Mapped[str | None] = mapped_column(Text)
+    artifact_sha256: Mapped[str | None] = mapped_column(String(64))
+    preprocessing: Mapped[dict[str, Any] | None] = mapped_column()
+    crop_policy: Mapped[str | None] = mapped_column(String(100))
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+    created_by: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = created_column()
-    __table_args__ = (CheckConstraint("level IN ('object','image')", name="level"),)
+    __table_args__ = (
+        CheckConstraint("level IN ('object','image')", name="level"),
+        CheckConstraint("encoder IN ('model','timm','open_clip','onnx')", name="encoder"),
+    )
 
 
 class EmbeddingOutbox(Base):
@@ -52,7 +73,10 @@ class EmbeddingOutbox(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = created_column()
     synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Backoff: a row that failed is not tried again before this time.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     __table_args__ = (
+        Index("ix_embedding_outbox_drain", "embedding_version_id", "status", "id"),
         CheckConstraint("operation IN ('upsert','delete')", name="operation"),
         CheckConstraint("status IN ('pending','synced','failed')", name="status"),
         CheckConstraint("annotation_id IS NOT NULL OR asset_id IS NOT NULL", name="target"),
