@@ -21,7 +21,7 @@ from dsgen_core.registry.schema.annotations import (
 )
 from dsgen_core.registry.schema.base import Base, BigId, Json, utcnow
 from dsgen_core.registry.schema.curation import AnnotationMetadata, AnnotationTag, AssetMetadata, AssetTag
-from dsgen_core.registry.schema.embeddings import EmbeddingOutbox, EmbeddingVersion
+from dsgen_core.registry.schema.embeddings import EmbeddingOutbox, EmbeddingVersion, NearDuplicate
 from dsgen_core.registry.schema.media import Asset, Frame, ImportBatch
 from dsgen_core.registry.schema.ml import (
     Deployment,
@@ -83,6 +83,7 @@ __all__ = [
     "Model",
     "ModelArtifact",
     "ModelVersion",
+    "NearDuplicate",
     "OntologyVersion",
     "OntologyVersionClass",
     "Project",

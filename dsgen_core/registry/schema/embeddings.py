@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-
 from typing import Any
 
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -32,7 +33,8 @@ class EmbeddingVersion(Base):
     __tablename__ = "embedding_versions"
     id: Mapped[int] = pk_column()
     project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
-    name: Mapped[str] = mapped_column(String(100), unique=True)  # e.g. "visual_v1"; the Chroma collection suffix
+    # e.g. "demo-m1"; the Chroma collection suffix. One encoder gives an object- and an image-level version.
+    name: Mapped[str] = mapped_column(String(100))
     model_name: Mapped[str] = mapped_column(String(255))
     model_version: Mapped[str | None] = mapped_column(String(100))
     dimension: Mapped[int] = mapped_column(Integer)
@@ -52,6 +54,7 @@ class EmbeddingVersion(Base):
     __table_args__ = (
         CheckConstraint("level IN ('object','image')", name="level"),
         CheckConstraint("encoder IN ('model','timm','open_clip','onnx')", name="encoder"),
+        UniqueConstraint("name", "level"),
     )
 
 
@@ -81,3 +84,23 @@ class EmbeddingOutbox(Base):
         CheckConstraint("status IN ('pending','synced','failed')", name="status"),
         CheckConstraint("annotation_id IS NOT NULL OR asset_id IS NOT NULL", name="target"),
     )
+
+
+class NearDuplicate(Base):
+    """An image's near-duplicate group under an image-level embedding version (``dsgen duplicates``).
+
+    Images whose embeddings lie within the run's cosine-distance threshold of each other, chained;
+    ``group_id`` is the group's smallest image id. Rewritten whole by each run for its version; a
+    version's split keeps each group in one split, and ``has:near_duplicate`` finds them.
+    """
+
+    __tablename__ = "near_duplicates"
+    embedding_version_id: Mapped[int] = mapped_column(ForeignKey("embedding_versions.id", ondelete="CASCADE"),
+                                                      primary_key=True)
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    group_id: Mapped[int] = mapped_column(BigId)
+    distance: Mapped[float] = mapped_column(Float)  # to the nearest other member
+    threshold: Mapped[float] = mapped_column(Float)
+    computed_at: Mapped[datetime] = created_column()
+    __table_args__ = (Index("ix_near_duplicates_project_id_group_id", "project_id", "group_id"),)

@@ -1,0 +1,499 @@
+"""The sync manager (seed 000): outbox -> Chroma, reconcile, status.
+
+``sync`` drains a version's pending outbox rows in batches: it reads the batch and the facts of
+its objects in one short transaction, embeds and writes to Chroma outside any transaction, then
+marks exactly the rows it read as synced. Chroma writes are upserts keyed by the registry id, so a
+batch written twice (the process killed after Chroma and before the mark, or Chroma stopped
+mid-batch) leaves one record, never two; nothing is marked synced before Chroma has it.
+
+A record that cannot be embedded (its image file is gone or unreadable) is retried with
+exponential backoff and marked ``failed`` after ``max_tries``. An unreachable Chroma is not the
+record's fault: the sync stops with :class:`~dsgen_core.errors.ServiceUnavailable` and the batch
+stays pending, tries uncounted.
+
+``reconcile`` compares the registry with Chroma (missing, extra, stale geometry or encoder,
+drifted metadata) and repairs: missing and stale records are queued and synced, extra ones
+deleted, metadata updated in place. Chroma follows the registry, never the reverse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+from tqdm import tqdm
+
+from dsgen_core.embeddings.spec import Encoder
+from dsgen_core.embeddings.store import VectorStore
+from dsgen_core.embeddings.versions import collection_name, model_weights, queue_all, spec_of, weights_path
+from dsgen_core.errors import DsgenError
+from dsgen_core.registry.changes import audit
+from dsgen_core.registry.db import Registry
+from dsgen_core.registry.schema import Annotation, Asset, EmbeddingOutbox, EmbeddingVersion, LabelClass, Project
+from dsgen_core.storage.base import Storage
+
+MAX_TRIES = 5
+BACKOFF_BASE_S = 30.0  # 30 s, 1 min, 2 min, ... capped at an hour
+BATCH = 512
+
+
+@dataclass
+class Target:
+    """One thing to embed: an object (box on an image) or a whole image, with its registry facts."""
+
+    id: int
+    asset_id: int
+    uri: str | None
+    box: tuple[float, float, float, float] | None
+    metadata: dict[str, Any]
+
+
+class Embedder(Protocol):
+    """Vectors for targets: (ids embedded, their vectors in that order, id -> why not)."""
+
+    def __call__(self, level: str, targets: Sequence[Target]) -> tuple[list[int], np.ndarray, dict[int, str]]: ...
+
+
+class ImageEmbedder:
+    """Loads each image once and runs the encoder over it (boxes for objects, the image for images)."""
+
+    def __init__(self, encoder: Encoder, storage: Storage, images_per_call: int = 16) -> None:
+        self.encoder, self.storage, self.per_call = encoder, storage, images_per_call
+
+    def _load(self, uri: str) -> Image.Image:
+        if uri.startswith("s3://"):
+            im = Image.open(io.BytesIO(self.storage.read_bytes(self.storage.key_of(uri))))
+        else:
+            im = Image.open(uri)
+        return im.convert("RGB")
+
+    def __call__(self, level: str, targets: Sequence[Target]) -> tuple[list[int], np.ndarray, dict[int, str]]:
+        by_asset: dict[int, list[Target]] = defaultdict(list)
+        for t in targets:
+            by_asset[t.asset_id].append(t)
+        failed: dict[int, str] = {}
+        loaded: list[tuple[Image.Image, list[Target]]] = []
+        for group in by_asset.values():
+            uri = group[0].uri
+            try:
+                if not uri:
+                    raise OSError("the image has no file")
+                loaded.append((self._load(uri), group))
+            except Exception as exc:  # noqa: BLE001 - PIL raises many types for one cause: the file cannot be read
+                for t in group:
+                    failed[t.id] = f"image {uri}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ids: list[int] = []
+        parts: list[np.ndarray] = []
+        for i in range(0, len(loaded), self.per_call):
+            chunk = loaded[i:i + self.per_call]
+            if level == "image":
+                parts.append(self.encoder.embed_images([im for im, _ in chunk]))
+                ids += [g[0].id for _, g in chunk]
+            else:
+                boxes = [np.asarray([t.box for t in g], dtype=np.float32).reshape(-1, 4) for _, g in chunk]
+                out = self.encoder.embed_boxes([im for im, _ in chunk], boxes)
+                parts += out
+                ids += [t.id for _, g in chunk for t in g]
+        dim = self.encoder.spec.dimension
+        vecs = np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, dim), np.float32)
+        return ids, vecs, failed
+
+
+@dataclass
+class SyncResult:
+    version: str
+    level: str
+    upserted: int = 0
+    deleted: int = 0
+    skipped: int = 0  # objects with nothing to embed (no box)
+    retried: int = 0  # rows that failed this time and will be tried again later
+    failed: int = 0  # rows that reached max tries
+    batches: int = 0
+    seconds: float = 0.0
+    pending: int = 0  # left after this run
+    errors: list[str] = field(default_factory=list)  # the first few reasons
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def geometry_key(box: tuple[float, float, float, float] | None, sha256: str | None) -> str:
+    """What a vector was computed from: the box and the image's bytes. A change of either makes it stale."""
+    body = f"{box}|{sha256}".encode()
+    return hashlib.sha1(body).hexdigest()[:16]
+
+
+def _object_rows(session: Session, ids: Sequence[int]) -> list[Any]:
+    out: list[Any] = []
+    for i in range(0, len(ids), 10_000):
+        out += session.execute(
+            select(Annotation.id, Annotation.asset_id, Annotation.bbox_x, Annotation.bbox_y, Annotation.bbox_w,
+                   Annotation.bbox_h, Annotation.label_class_id, LabelClass.key, Annotation.source,
+                   Annotation.confidence, Annotation.is_validated, Asset.storage_uri, Asset.sha256, Asset.project_id)
+            .join(Asset, Asset.id == Annotation.asset_id).outerjoin(LabelClass, LabelClass.id == Annotation.label_class_id)
+            .where(Annotation.id.in_(ids[i:i + 10_000]), Asset.deleted_at.is_(None))).all()
+    return out
+
+
+def _image_rows(session: Session, ids: Sequence[int]) -> list[Any]:
+    out: list[Any] = []
+    for i in range(0, len(ids), 10_000):
+        out += session.execute(
+            select(Asset.id, Asset.storage_uri, Asset.sha256, Asset.width, Asset.height, Asset.project_id,
+                   Asset.file_name)
+            .where(Asset.id.in_(ids[i:i + 10_000]), Asset.deleted_at.is_(None), Asset.asset_type == "image")).all()
+    return out
+
+
+def object_target(r: Any, project: Project, fingerprint: str) -> Target | None:
+    """The target of an object row; None when it has no box (nothing to embed)."""
+    if r.bbox_w is None or r.bbox_h is None or r.bbox_x is None or r.bbox_y is None:
+        return None
+    box = (float(r.bbox_x), float(r.bbox_y), float(r.bbox_w), float(r.bbox_h))
+    meta: dict[str, Any] = {"object_id": int(r.id), "image_id": int(r.asset_id), "project": project.name,
+                            "project_id": int(project.id), "source": r.source, "validated": bool(r.is_validated),
+                            "geom": geometry_key(box, r.sha256), "fp": fingerprint[:16]}
+    if r.label_class_id is not None:
+        meta.update(category=r.key, category_id=int(r.label_class_id))
+    if r.confidence is not None:
+        meta["confidence"] = float(r.confidence)
+    return Target(int(r.id), int(r.asset_id), r.storage_uri, box, meta)
+
+
+def image_target(r: Any, project: Project, fingerprint: str) -> Target:
+    meta: dict[str, Any] = {"image_id": int(r.id), "project": project.name, "project_id": int(project.id),
+                            "file": r.file_name, "geom": geometry_key(None, r.sha256), "fp": fingerprint[:16]}
+    return Target(int(r.id), int(r.id), r.storage_uri, None, meta)
+
+
+def _targets(session: Session, project: Project, ev: EmbeddingVersion, ids: Sequence[int]) -> dict[int, Target | None]:
+    """id -> target for the ids the registry still holds (None: held, nothing to embed)."""
+    fp = ev.fingerprint or ""
+    if ev.level == "object":
+        return {int(r.id): object_target(r, project, fp) for r in _object_rows(session, ids)
+                if r.project_id == project.id}
+    return {int(r.id): image_target(r, project, fp) for r in _image_rows(session, ids) if r.project_id == project.id}
+
+
+def sync_version(registry: Registry, project_name: str, version_id: int, *, store: VectorStore,
+                 embedder: Callable[[], Embedder], batch_size: int = BATCH, max_tries: int = MAX_TRIES,
+                 progress: bool = False, limit: int | None = None, actor: str | None = None) -> SyncResult:
+    """Drain one embedding version's outbox into its Chroma collection; see the module docstring.
+
+    ``embedder`` is a factory (:func:`encoder_factory`): called once, and only when there is
+    something to embed (building an encoder loads weights).
+    """
+    from dsgen_core.registry.projects import get_project
+
+    start = time.perf_counter()
+    with registry.session() as s:
+        project = get_project(s, project_name)
+        ev = s.get(EmbeddingVersion, version_id)
+        if ev is None:
+            raise DsgenError(f"embedding version {version_id} does not exist")
+        total = _pending_count(s, ev)
+    result = SyncResult(ev.name, ev.level)
+    col = store.collection(ev)
+    built: Embedder | None = None
+    bar = tqdm(total=total, desc=f"embed {collection_name(ev)}", unit="row", disable=not progress or total == 0)
+    done_rows = 0
+    try:
+        while limit is None or done_rows < limit:
+            with registry.session() as s:
+                rows = s.execute(select(EmbeddingOutbox.id, EmbeddingOutbox.annotation_id, EmbeddingOutbox.asset_id,
+                                        EmbeddingOutbox.operation, EmbeddingOutbox.retry_count)
+                                 .where(EmbeddingOutbox.embedding_version_id == ev.id,
+                                        EmbeddingOutbox.status == "pending", _due(s))
+                                 .order_by(EmbeddingOutbox.id).limit(batch_size)).all()
+                if not rows:
+                    break
+                last: dict[int, Any] = {}
+                for r in rows:  # later rows of one target win: the registry's latest word
+                    last[int(r.annotation_id if ev.level == "object" else r.asset_id)] = r
+                targets = _targets(s, project, ev, [k for k, r in last.items() if r.operation == "upsert"])
+            deletes = [k for k, r in last.items() if r.operation == "delete" or k not in targets]
+            todo = [t for k, r in last.items() if (t := targets.get(k)) is not None and r.operation == "upsert"]
+            result.skipped += sum(1 for k, r in last.items() if r.operation == "upsert" and k in targets
+                                  and targets[k] is None)
+            failures: dict[int, str] = {}
+            if todo:
+                if built is None:
+                    built = embedder()
+                ids, vecs, failures = built(ev.level, todo)
+                if vecs.shape[1:] != (ev.dimension,) and len(ids):
+                    raise DsgenError(f"the encoder gives {vecs.shape[1]}-d vectors, embedding version {ev.name!r} "
+                                     f"holds {ev.dimension}-d ones; nothing was written")
+                by_id = {t.id: t for t in todo}
+                store.upsert(col, ids, vecs, [by_id[i].metadata for i in ids])
+                result.upserted += len(ids)
+            if deletes:
+                store.delete(col, deletes)
+                result.deleted += len(deletes)
+            failed_rows = {r.id: failures[k] for k, r in last.items() if k in failures}
+            # Earlier rows of a target that failed share its fate; the others were carried by their target.
+            ok_ids = [r.id for r in rows if _target_of(r, ev) not in failures]
+            fail_ids = [r.id for r in rows if _target_of(r, ev) in failures]
+            with registry.session() as s:
+                now = datetime.now(UTC)
+                for i in range(0, len(ok_ids), 10_000):
+                    s.execute(update(EmbeddingOutbox).where(EmbeddingOutbox.id.in_(ok_ids[i:i + 10_000]),
+                                                            EmbeddingOutbox.status == "pending")
+                              .values(status="synced", synced_at=now, error=None, next_attempt_at=None))
+                for r in rows:
+                    if r.id not in fail_ids:
+                        continue
+                    tries = (r.retry_count or 0) + 1
+                    reason = failed_rows.get(r.id) or failures[_target_of(r, ev)]
+                    gone = tries >= max_tries
+                    s.execute(update(EmbeddingOutbox).where(EmbeddingOutbox.id == r.id).values(
+                        retry_count=tries, error=reason[:2000], status="failed" if gone else "pending",
+                        next_attempt_at=None if gone else now + timedelta(seconds=backoff_s(tries))))
+                    if gone:
+                        result.failed += 1
+                    else:
+                        result.retried += 1
+                    if len(result.errors) < 5:
+                        result.errors.append(reason)
+            result.batches += 1
+            done_rows += len(rows)
+            bar.update(len(rows))
+    finally:
+        bar.close()
+    with registry.session() as s:
+        ev2 = s.get(EmbeddingVersion, version_id)
+        assert ev2 is not None
+        result.pending = _pending_count(s, ev2)
+        if result.upserted or result.deleted or result.failed:
+            audit(s, "embeddings.sync", project_id=ev2.project_id, entity_type="embedding_version",
+                  entity_ids=[ev2.id], detail={k: v for k, v in result.to_dict().items() if k != "errors"},
+                  actor=actor)
+    result.seconds = round(time.perf_counter() - start, 3)
+    return result
+
+
+def _target_of(r: Any, ev: EmbeddingVersion) -> int:
+    return int(r.annotation_id if ev.level == "object" else r.asset_id)
+
+
+def backoff_s(tries: int) -> float:
+    return float(min(BACKOFF_BASE_S * 2 ** (tries - 1), 3600.0))
+
+
+def _due(s: Session) -> Any:
+    return or_(EmbeddingOutbox.next_attempt_at.is_(None), EmbeddingOutbox.next_attempt_at <= datetime.now(UTC))
+
+
+def _pending_count(s: Session, ev: EmbeddingVersion) -> int:
+    return s.scalar(select(func.count()).select_from(EmbeddingOutbox).where(
+        EmbeddingOutbox.embedding_version_id == ev.id, EmbeddingOutbox.status == "pending")) or 0
+
+
+# --------------------------------------------------------------------------- status
+
+
+@dataclass(frozen=True)
+class VersionStatus:
+    name: str
+    level: str
+    active: bool
+    encoder: str
+    model_name: str
+    dimension: int
+    collection: str
+    pending: int
+    synced: int
+    failed: int
+    lag_s: float | None  # age of the oldest pending row; None when nothing is pending
+    last_synced_at: str | None
+    registry_count: int  # objects (images) that should have a vector
+    chroma_count: int | None  # None when Chroma could not be asked
+    chroma_error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def expected_count(s: Session, project: Project, ev: EmbeddingVersion) -> int:
+    if ev.level == "object":
+        stmt = (select(func.count()).select_from(Annotation).join(Asset, Asset.id == Annotation.asset_id)
+                .where(Asset.project_id == project.id, Asset.deleted_at.is_(None), Annotation.bbox_w.is_not(None)))
+    else:
+        stmt = select(func.count()).select_from(Asset).where(
+            Asset.project_id == project.id, Asset.deleted_at.is_(None), Asset.asset_type == "image",
+            Asset.storage_uri.is_not(None))
+    return s.scalar(stmt) or 0
+
+
+def version_status(s: Session, project: Project, ev: EmbeddingVersion, store: VectorStore | None) -> VersionStatus:
+    from dsgen_core.errors import ServiceUnavailable
+
+    counts = dict(s.execute(select(EmbeddingOutbox.status, func.count()).where(
+        EmbeddingOutbox.embedding_version_id == ev.id).group_by(EmbeddingOutbox.status)).all())
+    oldest = s.scalar(select(func.min(EmbeddingOutbox.created_at)).where(
+        EmbeddingOutbox.embedding_version_id == ev.id, EmbeddingOutbox.status == "pending"))
+    last = s.scalar(select(func.max(EmbeddingOutbox.synced_at)).where(EmbeddingOutbox.embedding_version_id == ev.id))
+    chroma_count, err = None, None
+    if store is not None:
+        try:
+            col = store.collection(ev, create=False)
+            chroma_count = store.count(col) if col is not None else 0
+        except ServiceUnavailable as exc:
+            err = str(exc)
+    return VersionStatus(ev.name, ev.level, bool(ev.is_active), ev.encoder, ev.model_name, ev.dimension,
+                         collection_name(ev), int(counts.get("pending", 0)), int(counts.get("synced", 0)),
+                         int(counts.get("failed", 0)), _age_s(oldest), _iso(last), expected_count(s, project, ev),
+                         chroma_count, err)
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
+def _age_s(t: datetime | None) -> float | None:
+    return None if t is None else round((datetime.now(UTC) - _aware(t)).total_seconds(), 3)
+
+
+def _iso(t: datetime | None) -> str | None:
+    return None if t is None else _aware(t).isoformat()
+
+
+# --------------------------------------------------------------------------- reconcile
+
+
+@dataclass
+class ReconcileResult:
+    version: str
+    level: str
+    registry: int = 0
+    chroma: int = 0
+    missing: int = 0
+    extra: int = 0
+    stale: int = 0  # changed geometry or image bytes, or vectors of another encoder
+    metadata_drift: int = 0
+    queued: int = 0
+    deleted: int = 0
+    metadata_updated: int = 0
+    dry_run: bool = False
+
+    @property
+    def in_step(self) -> bool:
+        return not (self.missing or self.extra or self.stale or self.metadata_drift)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "in_step": self.in_step}
+
+
+_FACTS = ("category", "category_id", "source", "validated", "confidence", "project", "project_id", "file")
+
+
+def reconcile_version(registry: Registry, project_name: str, version_id: int, *, store: VectorStore,
+                      dry_run: bool = False, actor: str | None = None) -> ReconcileResult:
+    """Compare the registry with Chroma and repair: queue missing/stale, delete extra, update drifted metadata."""
+    from dsgen_core.registry.projects import get_project
+
+    with registry.session() as s:
+        project = get_project(s, project_name)
+        ev = s.get(EmbeddingVersion, version_id)
+        if ev is None:
+            raise DsgenError(f"embedding version {version_id} does not exist")
+        fp = ev.fingerprint or ""
+        expected: dict[int, Target] = {}
+        if ev.level == "object":
+            ids = list(s.scalars(select(Annotation.id).join(Asset, Asset.id == Annotation.asset_id).where(
+                Asset.project_id == project.id, Asset.deleted_at.is_(None), Annotation.bbox_w.is_not(None))))
+            for r in _object_rows(s, ids):
+                t = object_target(r, project, fp)
+                if t is not None:
+                    expected[t.id] = t
+        else:
+            ids = list(s.scalars(select(Asset.id).where(Asset.project_id == project.id, Asset.deleted_at.is_(None),
+                                                        Asset.asset_type == "image", Asset.storage_uri.is_not(None))))
+            expected = {int(r.id): image_target(r, project, fp) for r in _image_rows(s, ids)}
+    res = ReconcileResult(ev.name, ev.level, registry=len(expected), dry_run=dry_run)
+    col = store.collection(ev)
+    held: dict[int, dict[str, Any]] = {}
+    for page_ids, metas, _ in store.scan(col):
+        held.update(zip(page_ids, metas, strict=True))
+    res.chroma = len(held)
+    missing = [i for i in expected if i not in held]
+    extra = [i for i in held if i not in expected]
+    stale = [i for i, m in held.items() if i in expected and (m.get("geom") != expected[i].metadata["geom"]
+                                                               or m.get("fp") != fp[:16])]
+    stale_set = set(stale)
+    drift = [i for i, m in held.items() if i in expected and i not in stale_set
+             and any(m.get(k) != expected[i].metadata.get(k) for k in _FACTS)]
+    res.missing, res.extra, res.stale, res.metadata_drift = len(missing), len(extra), len(stale), len(drift)
+    if dry_run or res.in_step:
+        return res
+    if extra:
+        store.delete(col, extra)
+        res.deleted = len(extra)
+    if drift:
+        store.update_metadata(col, drift, [expected[i].metadata for i in drift])
+        res.metadata_updated = len(drift)
+    todo = missing + stale
+    if todo:
+        with registry.session() as s:
+            project = get_project(s, project_name)
+            ev = s.get(EmbeddingVersion, version_id)
+            assert ev is not None
+            res.queued = queue_all(s, project, ev, ids=todo)
+    with registry.session() as s:
+        audit(s, "embeddings.reconcile", project_id=ev.project_id, entity_type="embedding_version",
+              entity_ids=[ev.id], detail=res.to_dict(), actor=actor)
+    return res
+
+
+def outbox_problem_rows(s: Session, ev: EmbeddingVersion, limit: int = 20) -> list[dict[str, Any]]:
+    """The failed rows (and pending ones waiting on backoff) with their reasons, for ``embed status``."""
+    rows = s.execute(select(EmbeddingOutbox).where(
+        EmbeddingOutbox.embedding_version_id == ev.id,
+        or_(EmbeddingOutbox.status == "failed",
+            and_(EmbeddingOutbox.status == "pending", EmbeddingOutbox.retry_count > 0)))
+        .order_by(EmbeddingOutbox.id).limit(limit)).scalars().all()
+    return [{"id": r.id, "object_id": r.annotation_id, "image_id": r.asset_id, "status": r.status,
+             "tries": r.retry_count, "error": r.error,
+             "next_attempt_at": _iso(r.next_attempt_at)} for r in rows]
+
+
+def local_cache(registry: Registry) -> Path:
+    """Where fetched model weights are kept between syncs."""
+    p = registry.settings.home / "cache" / "weights"
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def encoder_factory(registry: Registry, version_id: int, storage: Storage, *, batch_size: int = 32,
+                    progress: bool = False) -> Callable[[], Embedder]:
+    """Builds the version's encoder on first need, from its recorded spec and weights."""
+
+    def build() -> Embedder:
+        from dsgen_core.embeddings.encoders import encoder_from_spec
+        from dsgen_core.ml import model_versions as mvs
+
+        with registry.session() as s:
+            ev = s.get(EmbeddingVersion, version_id)
+            assert ev is not None
+            spec = spec_of(ev)
+            if ev.encoder == "model":
+                model = model_weights(s, ev)
+                if model is None:
+                    raise DsgenError(f"embedding version {ev.name!r}: its model version is gone")
+                weights = mvs.fetch_artifact(storage, mvs.require_artifact(s, model, "best", "ckpt"),
+                                             local_cache(registry))
+            else:
+                weights = weights_path(ev)
+        return ImageEmbedder(encoder_from_spec(spec, weights, batch_size=batch_size, progress=progress), storage)
+
+    return build
