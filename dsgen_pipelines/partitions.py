@@ -9,6 +9,10 @@ from dsgen_core.ml.recipes import load_recipes
 DATASET_VERSIONS = "dataset_versions"
 dataset_versions = dg.DynamicPartitionsDefinition(name=DATASET_VERSIONS)
 
+# One partition per embedding version and level, keyed by its Chroma collection ("objects_visual_demo-m1").
+EMBEDDING_VERSIONS = "embedding_versions"
+embedding_versions = dg.DynamicPartitionsDefinition(name=EMBEDDING_VERSIONS)
+
 # Models, ONNX artifacts and evaluations: one partition per (dataset version, recipe); the partition
 # key reads "v1|demo". Recipes are the built-in ones plus $DSGEN_HOME/recipes/*.yaml at load time,
 # detection ones only: the ONNX parity check and the evaluation run detection models (segment and

@@ -8,7 +8,7 @@ they fall back to dsgen's own defaults (``./data``, SQLite under it, project ``d
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import overload
+from typing import TYPE_CHECKING, overload
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
@@ -20,6 +20,9 @@ from dsgen_core.registry.db import Registry
 from dsgen_core.registry.projects import DEFAULT_PROJECT, get_project
 from dsgen_core.registry.schema import Project
 from dsgen_core.storage import LocalStorage, Storage
+
+if TYPE_CHECKING:
+    from dsgen_core.embeddings.store import VectorStore
 
 DAGSTER_ACTOR = "dagster:"
 
@@ -94,6 +97,17 @@ class StorageResource(dg.ConfigurableResource):
         return LocalStorage(root)
 
 
+class ChromaResource(dg.ConfigurableResource):
+    """The vector store: a Chroma server at ``url`` (``DSGEN_CHROMA_URL``), else embedded under the registry."""
+
+    url: str | None = None
+
+    def open(self, settings: Settings) -> "VectorStore":
+        from dsgen_core.embeddings.store import open_store
+
+        return open_store(settings, url=self.url)
+
+
 def build_resources() -> dict[str, dg.ConfigurableResource]:
     home = env_or("DSGEN_HOME")
     return {
@@ -105,4 +119,5 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
             s3=S3Resource(endpoint_url=env_or("DSGEN_S3_ENDPOINT_URL") or env_or("AWS_ENDPOINT_URL"),
                           region_name=env_or("AWS_REGION") or env_or("AWS_DEFAULT_REGION")),
         ),
+        "chroma": ChromaResource(url=env_or("DSGEN_CHROMA_URL")),
     }

@@ -35,6 +35,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "model": ("commands_models:model_", "One model version."),
     "evaluate": ("commands_models:evaluate", "COCO metrics of a model's ONNX artifact on a frozen version's split."),
     "annotate": ("commands_models:annotate", "Write a model's detections into the registry as model annotations."),
+    "embed": ("commands_embed:embed", "Embedding versions, and the sync of the registry into Chroma."),
+    "similar": ("commands_embed:similar", "Objects most similar to an object or an image (embeddings)."),
+    "duplicates": ("commands_embed:duplicates", "Exact and near-duplicate images, as groups."),
     "demo": ("commands_demo:demo", "The whole flow on generated data: import, query, charts, version, train."),
 }
 EXPORT_COMMANDS: dict[str, tuple[str, str]] = {

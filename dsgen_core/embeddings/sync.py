@@ -497,3 +497,25 @@ def encoder_factory(registry: Registry, version_id: int, storage: Storage, *, ba
         return ImageEmbedder(encoder_from_spec(spec, weights, batch_size=batch_size, progress=progress), storage)
 
     return build
+
+
+def collection_map(store: VectorStore, ev: EmbeddingVersion) -> bytes | None:
+    """The 2-D map of a collection's vectors coloured by class (images: by file folder); None when empty."""
+    from dsgen_core.embeddings.charts import MAX_POINTS, embedding_map_png
+
+    col = store.collection(ev, create=False)
+    if col is None:
+        return None
+    vecs: list[np.ndarray] = []
+    labels: list[str] = []
+    for _ids, metas, page in store.scan(col, embeddings=True, page=MAX_POINTS):
+        if page is None:
+            continue
+        vecs.append(page)
+        labels += [str(m.get("category") or Path(str(m.get("file") or "")).parent or "-") for m in metas]
+        if len(labels) >= 4 * MAX_POINTS:  # a sample of the first pages is enough for a picture
+            break
+    if not vecs:
+        return None
+    return embedding_map_png(np.concatenate(vecs), labels, title=f"{collection_name(ev)}: PCA of "
+                             f"{len(labels)} embeddings")

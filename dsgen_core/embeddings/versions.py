@@ -85,7 +85,7 @@ def create_embedding_version(session: Session, project: Project, name: str, spec
                                       "model_name": spec.model_name, "dimension": spec.dimension,
                                       "fingerprint": ev.fingerprint, "queued": queued}, actor=actor)
     record_change(session, project_id=project.id, entity="embedding_versions", op="create", entity_id=ev.id,
-                  count=queued, detail={"name": name, "level": level})
+                  count=queued, detail={"name": name, "level": level, "collection": collection_name(ev)})
     return info(ev, queued)
 
 
@@ -137,6 +137,14 @@ def get_version(session: Session, project: Project, name: str | None = None, *,
     if name is not None and level is None and len(candidates) > 1:
         candidates = [c for c in candidates if c.level == "object"] or candidates
     return candidates[-1]
+
+
+def by_collection(session: Session, project: Project, collection: str) -> EmbeddingVersion:
+    """The version whose collection is named ``collection`` (the Dagster partition key)."""
+    for ev in list_versions(session, project):
+        if collection_name(ev) == collection:
+            return ev
+    raise NotFound(f"project {project.name!r} has no embedding version with collection {collection!r}")
 
 
 def set_active(session: Session, project: Project, ev: EmbeddingVersion, active: bool, *,

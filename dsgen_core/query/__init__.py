@@ -18,6 +18,8 @@ Fields (keys are case-insensitive; ``class``/``label`` = ``category``, ``filenam
     ``file:S``                     substring of the file name, case-insensitive, literal % and _
     ``source:model|human``  ``iscrowd:true|false|1|0``  ``validated:true|false``
     ``has:mask|polygon|keypoints|bbox|caption|track|tag|metadata``
+    ``has:duplicate``              another image has exactly these bytes
+    ``has:near_duplicate``         in a near-duplicate group of the last ``dsgen duplicates``
     ``attr.K:V`` ``attr.K>N``      annotation ``attributes`` JSON; true/false/1/0 match booleans
                                    and their spellings; ``>``/``<`` apply to JSON numbers
     ``track:X``                    CVAT track (Track.external_id)

@@ -68,6 +68,7 @@ from dsgen_core.registry.schema import (
     DatasetVersionAsset,
     LabelClass,
     ModelVersion,
+    NearDuplicate,
     Track,
 )
 
@@ -75,7 +76,7 @@ Level = Literal["image", "object"]
 
 # Fields that describe the image itself; at image level every other field is about an object.
 IMAGE_FIELDS = frozenset({"tag", "meta", "width", "height", "bytes", "aspect", "file", "id", "split", "version"})
-IMAGE_HAS = frozenset({"tag", "metadata", "duplicate"})
+IMAGE_HAS = frozenset({"tag", "metadata", "duplicate", "near_duplicate"})
 # Columns of the image at both levels (object level joins the object's asset).
 ASSET_FIELDS = frozenset({"width", "height", "bytes", "aspect", "file"})
 
@@ -475,7 +476,13 @@ class _Compiler:
                 return _In(Asset.id, select(AssetMetadata.asset_id))
             case "has" if p.value == "duplicate":
                 return self._duplicate()
+            case "has" if p.value == "near_duplicate":
+                return self._near_duplicate()
         raise AssertionError(f"not an image field: {p.field}")
+
+    def _near_duplicate(self) -> _Cond:
+        """In a near-duplicate group of the last ``dsgen duplicates`` run (any image-level embedding version)."""
+        return _In(Asset.id, select(NearDuplicate.asset_id).where(NearDuplicate.project_id == self.project_id))
 
     def _duplicate(self) -> _Cond:
         """Another image of the project has exactly these bytes (a fact about content, not identity)."""
@@ -551,6 +558,8 @@ class _Compiler:
                 return Annotation.track_id.is_not(None)
             case "duplicate":
                 return self._duplicate()
+            case "near_duplicate":
+                return self._near_duplicate()
             case "tag":
                 return _AnyOf((_In(Annotation.id, select(AnnotationTag.annotation_id)),
                                _In(Annotation.asset_id, select(AssetTag.asset_id))))

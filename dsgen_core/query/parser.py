@@ -20,7 +20,7 @@ Value = str | float | bool | None
 
 OPERATORS: frozenset[str] = frozenset({":", "=", "!=", ">", ">=", "<", "<="})
 HAS_VALUES: tuple[str, ...] = ("mask", "polygon", "keypoints", "bbox", "caption", "track", "tag", "metadata",
-                               "duplicate")
+                               "duplicate", "near_duplicate")
 SOURCES: tuple[str, ...] = ("model", "human")
 SPLITS: tuple[str, ...] = ("train", "val", "test", "unassigned")
 TRUE_WORDS: frozenset[str] = frozenset({"true", "1"})

@@ -27,6 +27,7 @@ from dsgen_core.registry.schema import (
     DatasetVersionClass,
     Frame,
     LabelClass,
+    NearDuplicate,
     OntologyVersion,
     Project,
 )
@@ -173,6 +174,12 @@ def freeze_version(
     ):
         assert asset_id is not None  # the IN drops frames without an image
         linked[("v", video_id)].append(asset_id)
+    # Near-copies (``dsgen duplicates``) share a split, or a test image would have its twin in train.
+    for ev_id, group_id, asset_id in conn.execute(
+        select(NearDuplicate.embedding_version_id, NearDuplicate.group_id, NearDuplicate.asset_id).where(
+            NearDuplicate.project_id == project_id, NearDuplicate.asset_id.in_(select(member_q)))
+    ):
+        linked[("n", ev_id, group_id)].append(asset_id)
 
     ratios = v.split_config or parse_split_config(None)
     assignment = assign_splits(assets, classes_of, linked.values(), ratios, v.seed)

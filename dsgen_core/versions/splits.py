@@ -1,7 +1,7 @@
 """Deterministic, class-stratified, group-aware train/val/test assignment.
 
 Groups are what must never straddle splits: all frames of one video, all images holding one
-track, exact duplicate images. Groups are ordered by a hash of (seed, their content key) inside
+track, exact duplicate images, near-duplicate groups found by image embeddings. Groups are ordered by a hash of (seed, their content key) inside
 strata keyed by their rarest class, and each group goes to the split furthest below its target
 share in that stratum. The same seed and the same registry content give the same split, whatever
 the row ids are.
@@ -44,7 +44,7 @@ def parse_split_config(text: str | Mapping[str, float] | None) -> dict[str, floa
     return {k: items.get(k, 0.0) for k in SPLIT_NAMES if items.get(k, 0.0) > 0 or k == "train"}
 
 
-class _UnionFind:
+class UnionFind:
     def __init__(self) -> None:
         self.parent: dict[int, int] = {}
 
@@ -82,7 +82,7 @@ def assign_splits(
     ``classes_of`` the class keys present on each asset; ``linked`` lists sets of assets that must
     share a split (a video, a track). Assets with the same content key are linked too.
     """
-    uf = _UnionFind()
+    uf = UnionFind()
     by_key: dict[str, int] = {}
     for aid, key in assets.items():
         first = by_key.setdefault(key, aid)

@@ -2,6 +2,8 @@
 
 Per tick, in one result:
 - a new dataset version (``dsgen version create v3``) becomes a ``dataset_versions`` partition;
+- a new embedding version (``dsgen embed create``) becomes an ``embedding_versions`` partition
+  (its collection's name);
 - a freeze request (``dsgen version freeze v3 --request``), or a freeze done outside Dagster,
   adds the partition and requests its ``freeze_version_job`` run;
 - imports into the registry become materializations of the registry table assets, with their
@@ -13,7 +15,7 @@ import dagster as dg
 from dsgen_core.errors import NotFound
 from dsgen_core.registry.changes import changes_since
 from dsgen_core.registry.stats import registry_stats
-from dsgen_pipelines.partitions import DATASET_VERSIONS, dataset_versions
+from dsgen_pipelines.partitions import DATASET_VERSIONS, EMBEDDING_VERSIONS, dataset_versions, embedding_versions
 from dsgen_pipelines.registry.assets import registry_tables, table_metadata
 from dsgen_pipelines.resources import DAGSTER_ACTOR, RegistryResource
 from dsgen_pipelines.versions.assets import freeze_version_job
@@ -55,13 +57,19 @@ def registry_changes(context: dg.SensorEvaluationContext, registry: RegistryReso
 
     known = set(context.instance.get_dynamic_partitions(DATASET_VERSIONS))
     new_tags = sorted({t for t in tags if t not in known})
+    collections = {str(c.detail["collection"]) for c in changes
+                   if c.entity == "embedding_versions" and c.detail and c.detail.get("collection")}
+    new_collections = sorted(collections - set(context.instance.get_dynamic_partitions(EMBEDDING_VERSIONS)))
+    partition_requests = [dataset_versions.build_add_request(new_tags)] if new_tags else []
+    if new_collections:
+        partition_requests.append(embedding_versions.build_add_request(new_collections))
     events = []
     if stats is not None:
         meta = table_metadata(stats)
         events = [dg.AssetMaterialization(spec.key, metadata=meta[spec.key.path[-1]]) for spec in registry_tables]
     return dg.SensorResult(
         run_requests=runs,
-        dynamic_partitions_requests=[dataset_versions.build_add_request(new_tags)] if new_tags else [],
+        dynamic_partitions_requests=partition_requests,
         asset_events=events,
         cursor=str(changes[-1].seq),
     )
