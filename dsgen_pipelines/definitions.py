@@ -5,7 +5,7 @@ from collections.abc import Mapping
 import dagster as dg
 
 from dsgen_pipelines.automation import automation_sensor
-from dsgen_pipelines.embeddings.assets import embeddings
+from dsgen_pipelines.embeddings.assets import embeddings, embeddings_job
 from dsgen_pipelines.embeddings.checks import embeddings_in_step
 from dsgen_pipelines.exports.assets import coco_export, yolo_export
 from dsgen_pipelines.insights.assets import insights
@@ -25,7 +25,7 @@ def build_definitions(resources: Mapping[str, dg.ConfigurableResource] | None = 
         assets=[*registry_tables, thumbnails, dataset_version, coco_export, yolo_export, insights,
                 model_version, onnx_artifact, evaluation, embeddings],
         asset_checks=[dataset_version_checks, onnx_parity_check, parent_regression_check, embeddings_in_step],
-        jobs=[import_coco_job, freeze_version_job, dataset_version_job, train_model_job, storage_gc_job],
+        jobs=[import_coco_job, freeze_version_job, dataset_version_job, train_model_job, storage_gc_job, embeddings_job],
         sensors=[registry_changes, automation_sensor],
         schedules=[storage_gc_schedule],
         resources=dict(resources) if resources is not None else build_resources(),

@@ -1,10 +1,12 @@
 """Materialize dataset versions (and models) into the local Dagster instance, in this process, without a daemon.
 
-    python -m dsgen_pipelines.launch v1 [v2 ...] [--train RECIPE] [--json]
+    python -m dsgen_pipelines.launch v1 [v2 ...] [--train RECIPE [--embed]] [--json]
 
 For each tag: add the ``dataset_versions`` partition, then run ``dataset_version_job`` for it
 (freeze, checks, COCO and YOLO exports, insights); with ``--train``, then ``train_model_job`` for
-its ``<tag>|<recipe>`` partition (train, ONNX export and parity check, evaluation). The instance is ``$DAGSTER_HOME`` (default
+its ``<tag>|<recipe>`` partition (train, ONNX export and parity check, evaluation); with ``--embed``,
+then the trained model's backbone becomes the project's embedding versions (object and image level)
+and ``embeddings_job`` fills their Chroma collections. The instance is ``$DAGSTER_HOME`` (default
 ``./.dagster_home``, given the repository's dagster.yaml if it has none), so ``dg dev`` started with
 the same DAGSTER_HOME shows the runs and materializations. ``dsgen demo`` calls this.
 """
@@ -20,7 +22,7 @@ from typing import TypedDict
 import dagster as dg
 
 from dsgen_pipelines.definitions import defs
-from dsgen_pipelines.partitions import DATASET_VERSIONS, recipes
+from dsgen_pipelines.partitions import DATASET_VERSIONS, EMBEDDING_VERSIONS, recipes
 
 REPO_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -37,6 +39,7 @@ class LaunchOutcome(TypedDict):
     dagster_home: str
     versions: dict[str, RunOutcome]  # by version tag
     models: dict[str, RunOutcome]  # by model partition key ("v1|demo")
+    embeddings: dict[str, RunOutcome]  # by embedding partition key ("objects_visual_demo-m1")
 
 
 def ensure_dagster_home() -> Path:
@@ -59,10 +62,27 @@ def _outcome(result: dg.ExecuteInProcessResult) -> RunOutcome:
     }
 
 
-def materialize_versions(tags: list[str], train: str | None = None) -> LaunchOutcome:
+def model_embedding_partitions(tag: str, recipe: str) -> list[str]:
+    """The embedding versions of the model trained for ``tag|recipe`` (made if missing): their partition keys."""
+    from dsgen_core.embeddings.sync import model_encoder
+    from dsgen_core.embeddings.versions import default_version_name, ensure_embedding_versions
+    from dsgen_core.ml.model_versions import latest_model_version
+
+    resources = defs.resources or {}
+    registry, storage = resources["registry"], resources["storage"]
+    with registry.session() as s:
+        project = registry.get_project(s)
+        mv = latest_model_version(s, project, tag, recipe)
+        spec = model_encoder(registry.registry, s, mv, storage.open()).spec
+        made = ensure_embedding_versions(s, project, default_version_name(project, spec), spec, model_version=mv,
+                                         actor="dagster:launch")
+    return [m.collection for m in made]
+
+
+def materialize_versions(tags: list[str], train: str | None = None, embed: bool = False) -> LaunchOutcome:
     home = ensure_dagster_home()
     job = defs.resolve_job_def("dataset_version_job")
-    out: LaunchOutcome = {"dagster_home": str(home), "versions": {}, "models": {}}
+    out: LaunchOutcome = {"dagster_home": str(home), "versions": {}, "models": {}, "embeddings": {}}
     with dg.DagsterInstance.get() as instance:
         known = set(instance.get_dynamic_partitions(DATASET_VERSIONS))
         instance.add_dynamic_partitions(DATASET_VERSIONS, [t for t in tags if t not in known])
@@ -73,6 +93,13 @@ def materialize_versions(tags: list[str], train: str | None = None) -> LaunchOut
                 key = str(dg.MultiPartitionKey({"dataset_version": tag, "recipe": train}))
                 out["models"][key] = _outcome(defs.resolve_job_def("train_model_job").execute_in_process(
                     instance=instance, partition_key=key, run_config=QUIET, raise_on_error=False))
+                if embed and out["models"][key]["success"]:
+                    keys = model_embedding_partitions(tag, train)
+                    known = set(instance.get_dynamic_partitions(EMBEDDING_VERSIONS))
+                    instance.add_dynamic_partitions(EMBEDDING_VERSIONS, [k for k in keys if k not in known])
+                    for k in keys:
+                        out["embeddings"][k] = _outcome(defs.resolve_job_def("embeddings_job").execute_in_process(
+                            instance=instance, partition_key=k, run_config=QUIET, raise_on_error=False))
     return out
 
 
@@ -80,21 +107,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dsgen_pipelines.launch", description=__doc__.split("\n\n")[0])
     parser.add_argument("tags", nargs="+", help="dataset version tags (the version must exist in the registry)")
     parser.add_argument("--train", metavar="RECIPE", help="also train, export and evaluate a model with this recipe")
+    parser.add_argument("--embed", action="store_true",
+                        help="with --train: embed the project's objects and images with the trained model's backbone")
     parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
     args = parser.parse_args(argv)
     if args.train and args.train not in recipes.get_partition_keys():
         parser.error(f"--train: no model partitions for recipe {args.train!r}; detection recipes: "
                      f"{', '.join(recipes.get_partition_keys())}")
-    out = materialize_versions(args.tags, train=args.train)
+    if args.embed and not args.train:
+        parser.error("--embed needs --train RECIPE (the model whose backbone embeds)")
+    out = materialize_versions(args.tags, train=args.train, embed=args.embed)
     if args.json:
         print(json.dumps(out))
     else:
         for tag, r in out["versions"].items():
             print(f"{tag}: {'succeeded' if r['success'] else 'FAILED'} (run {r['run_id']}): {', '.join(r['materialized'])}")
-        for key, r in out["models"].items():
+        for key, r in [*out["models"].items(), *out["embeddings"].items()]:
             print(f"{key}: {'succeeded' if r['success'] else 'FAILED'} (run {r['run_id']}): {', '.join(r['materialized'])}")
         print(f"Dagster instance: {out['dagster_home']}")
-    runs = [*out["versions"].values(), *out["models"].values()]
+    runs = [*out["versions"].values(), *out["models"].values(), *out["embeddings"].values()]
     return 0 if all(r["success"] for r in runs) else 1
 
 

@@ -63,8 +63,7 @@ def create(name: str | None, project: str, model_ref: str | None, kind: str | No
             if not model_ref:
                 raise DsgenError("--encoder model needs --model M (a trained model version of the project)")
             mv = mvs.get_model_version(s, proj, model_ref)
-            path = mvs.fetch_artifact(storage, mvs.require_artifact(s, mv, "best", "ckpt"), sync.local_cache(reg))
-            enc = build_encoder("model", weights=path, model_version=mv.human_id, image_size=image_size)
+            enc = sync.model_encoder(reg, s, mv, storage, image_size=image_size)
         else:
             if weights is None:
                 raise DsgenError(f"--encoder {kind} needs --weights FILE (nothing is downloaded)")

@@ -474,6 +474,15 @@ def local_cache(registry: Registry) -> Path:
     return p
 
 
+def model_encoder(registry: Registry, session: Session, mv: Any, storage: Storage, **kw: Any) -> Encoder:
+    """The default encoder: the backbone of a trained dsgen model version (its best checkpoint)."""
+    from dsgen_core.embeddings.encoders import build_encoder
+    from dsgen_core.ml import model_versions as mvs
+
+    path = mvs.fetch_artifact(storage, mvs.require_artifact(session, mv, "best", "ckpt"), local_cache(registry))
+    return build_encoder("model", weights=path, model_version=mv.human_id, **kw)
+
+
 def encoder_factory(registry: Registry, version_id: int, storage: Storage, *, batch_size: int = 32,
                     progress: bool = False) -> Callable[[], Embedder]:
     """Builds the version's encoder on first need, from its recorded spec and weights."""

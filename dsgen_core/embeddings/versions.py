@@ -89,6 +89,24 @@ def create_embedding_version(session: Session, project: Project, name: str, spec
     return info(ev, queued)
 
 
+def ensure_embedding_versions(session: Session, project: Project, name: str, spec: EncoderSpec, *,
+                              levels: tuple[str, ...] = LEVELS, model_version: ModelVersion | None = None,
+                              actor: str | None = None) -> list[EmbeddingVersionInfo]:
+    """The versions of ``name`` at ``levels``, created where missing; refused when one exists for another encoder."""
+    out = []
+    for level in levels:
+        ev = session.scalar(select(EmbeddingVersion).where(EmbeddingVersion.name == name,
+                                                           EmbeddingVersion.level == level))
+        if ev is None:
+            out.append(create_embedding_version(session, project, name, spec, level=level,
+                                                model_version=model_version, actor=actor))
+        elif ev.fingerprint != spec.fingerprint() or ev.project_id != project.id:
+            raise DsgenError(f"embedding version {name!r} ({level} level) exists for another encoder or project")
+        else:
+            out.append(info(ev))
+    return out
+
+
 def info(ev: EmbeddingVersion, queued: int = 0) -> EmbeddingVersionInfo:
     return EmbeddingVersionInfo(ev.id, ev.name, ev.level, ev.encoder, ev.model_name, ev.dimension,
                                 collection_name(ev), queued)

@@ -54,3 +54,7 @@ def embeddings(context: dg.AssetExecutionContext, registry: RegistryResource, st
         "seconds": result.seconds,
         "map": dg.MetadataValue.md(png_markdown("2-D map (PCA) by class", png) if png else "no vectors yet"),
     })
+
+
+embeddings_job = dg.define_asset_job("embeddings_job", selection=[embeddings], partitions_def=embedding_versions,
+                                     description="Sync one embedding version: drain its outbox into Chroma.")
