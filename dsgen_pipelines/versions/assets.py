@@ -61,7 +61,8 @@ freeze_version_job = dg.define_asset_job(
 )
 dataset_version_job = dg.define_asset_job(
     "dataset_version_job",
-    # Models hang below versions too, but train only when asked (another job, other partitions).
-    selection=dg.AssetSelection.assets(dataset_version).downstream() - dg.AssetSelection.groups("models"),
+    # Models (and embeddings made by them) hang below versions too, but run only when asked (other jobs,
+    # other partitions).
+    selection=dg.AssetSelection.assets(dataset_version).downstream() - dg.AssetSelection.groups("models", "embeddings"),
     description="Freeze a version, check it, export it (COCO, YOLO) and chart it, in one run per partition.",
 )

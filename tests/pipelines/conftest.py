@@ -12,7 +12,7 @@ from dagster_aws.s3 import S3Resource
 from dsgen_core.demo import DemoDataset, generate_demo_dataset
 from dsgen_core.registry.db import Registry
 from dsgen_pipelines.definitions import build_definitions
-from dsgen_pipelines.resources import RegistryResource, StorageResource
+from dsgen_pipelines.resources import ChromaResource, RegistryResource, StorageResource
 from support import import_file
 
 PROJECT = "default"
@@ -44,6 +44,7 @@ def resources(registry: Registry) -> dict[str, dg.ConfigurableResource]:
     return {
         "registry": RegistryResource(home=home, database_url=registry.settings.database_url, project=PROJECT),
         "storage": StorageResource(home=home, s3=S3Resource()),
+        "chroma": ChromaResource(),  # embedded, under the test registry's home
     }
 
 

@@ -25,6 +25,7 @@ CHECKS = {
     "every_class_has_train_examples": False,
     "onnx_matches_pytorch": True,
     "not_worse_than_parent": False,
+    "registry_and_chroma_agree": False,
 }
 
 
@@ -38,7 +39,7 @@ def test_asset_graph_and_lineage() -> None:
     assert keys == {
         "registry/assets", "registry/annotations", "registry/label_classes", "registry/tracks",
         "thumbnails", "dataset_version", "coco_export", "yolo_export", "insights",
-        "model_version", "onnx_artifact", "evaluation",
+        "model_version", "onnx_artifact", "evaluation", "embeddings",
     }
     key = dg.AssetKey
     assert graph.get(key("dataset_version")).parent_keys == {
@@ -58,6 +59,11 @@ def test_asset_graph_and_lineage() -> None:
     assert graph.get(key("evaluation")).parent_keys == {key("onnx_artifact")}
     for name in ("onnx_artifact", "evaluation"):
         assert graph.get(key(name)).automation_condition == after_checked_upstream
+    # Embeddings: below the registry tables and the models whose backbones embed; one partition per version.
+    emb = graph.get(key("embeddings"))
+    assert emb.parent_keys == {*(key(["registry", t]) for t in ("assets", "annotations", "label_classes", "tracks")),
+                               key("model_version")}
+    assert emb.partitions_def is not None and emb.partitions_def.name == "embedding_versions"
 
     checks = {c.name: c for c in graph.asset_check_keys}
     assert set(checks) == set(CHECKS)
@@ -79,7 +85,9 @@ def test_jobs_sensors_and_resources() -> None:
     for s in sensors.values():
         assert s.default_status == dg.DefaultSensorStatus.RUNNING
     assert sensors["registry_changes"].job_name == "freeze_version_job"
-    assert set(env_defs.resources) == {"registry", "storage"}
+    assert set(env_defs.resources) == {"registry", "storage", "chroma"}
+    emb = env_defs.resolve_job_def("embeddings_job")
+    assert set(emb.graph.node_dict) == {"embeddings", "embeddings_in_step"}
 
 
 def test_resources_read_the_environment_through_envvar(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,7 @@ from dsgen_core.registry.projects import get_project
 from dsgen_core.storage.s3 import S3Storage
 from dsgen_core.versions.lifecycle import create_version
 from dsgen_pipelines.definitions import build_definitions
-from dsgen_pipelines.resources import RegistryResource, StorageResource
+from dsgen_pipelines.resources import ChromaResource, RegistryResource, StorageResource
 from support import BUCKET, CREDENTIALS, MotoServer, import_file
 
 from .conftest import PROJECT
@@ -38,6 +38,7 @@ def test_freeze_checks_and_exports_read_masks_from_s3(
     resources = {
         "registry": RegistryResource(home=home, database_url=registry.settings.database_url, project=PROJECT),
         "storage": StorageResource(home=home, root=root, s3=s3),
+        "chroma": ChromaResource(),
     }
     store = resources["storage"].open()
     assert isinstance(store, S3Storage) and store.client.meta.endpoint_url == s3_server.url
