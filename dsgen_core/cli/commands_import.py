@@ -1,4 +1,4 @@
-"""``dsgen import coco``."""
+"""``dsgen import coco``, ``dsgen import video``."""
 
 from __future__ import annotations
 
@@ -80,3 +80,35 @@ def import_coco_cmd(annotations: Path, images: Path | None, project: str, skip_i
     emit(summary, as_json, human)
 
 
+
+
+@import_.command("video")
+@click.argument("file", type=click.Path(path_type=Path))
+@project_option
+@click.option("--every", type=int, help="Keep every N-th frame (0, N, 2N, ...); default: every frame.")
+@click.option("--fps", type=float, help="Keep F frames per second of video time instead.")
+@click.option("--max-frames", type=int, help="Stop after M kept frames.")
+@json_option
+def import_video_cmd(file: Path, project: str, every: int | None, fps: float | None, max_frames: int | None,
+                     as_json: bool) -> None:
+    """Import a video: the video itself, its sampled frames, and one image per frame (JPEG).
+
+    The video is identified by its path, a frame by the video and its index: importing the same
+    video again adds nothing, another sampling of it adds only the new frames. Frame images are
+    named like a CVAT video task's (clip/frame_000042.jpg) and are images like any other.
+    """
+    from dsgen_core.formats.video import check_sampling, import_video
+
+    check_sampling(every, fps, max_frames)  # before the registry is opened
+    reg = open_registry()
+    storage = open_storage(reg.settings.storage_root)
+    with reg.session(bulk=True) as s:
+        result = import_video(s, ensure_project(s, project, source="video", actor=cli_actor()), file, storage=storage,
+                              sources_dir=local_sources_dir(storage, reg.settings.home), every=every, fps=fps,
+                              max_frames=max_frames, actor=cli_actor(), progress=sys.stderr.isatty() and not as_json)
+    summary = result.summary()
+    rate = f" at {result.fps:g} fps" if result.fps else ""
+    human = (f"imported {file} into project {project!r} in {summary['seconds']} s: {result.codec} "
+             f"{result.width}x{result.height}, {result.frame_count or '?'} frames{rate}; "
+             f"{result.frames_sampled} sampled, {summary['frames_new']} new frames, {summary['images_new']} new images")
+    emit(summary, as_json, human)

@@ -12,7 +12,9 @@ transaction
   asked (``on_conflict``) and reported either way;
 - keeps classes one row each across ontology versions (a new class forks a frozen ontology);
 - allocates ids and writes rows in bulk (``executemany`` on SQLite, ``COPY`` on PostgreSQL),
-  masks to the mask store, tracks and their members;
+  masks to the mask store, tracks and their members, and a video's frames (a frame is its video's
+  asset + frame index; its decoded image is an image asset like any other, so queries, tags,
+  versions and training see frames as images);
 - writes the audit row (with the actor), the change events (only when something changed) and
   the embedding outbox rows of the project's active embedding versions.
 
@@ -50,6 +52,7 @@ from dsgen_core.registry.schema import (
     Annotation,
     Asset,
     EmbeddingVersion,
+    Frame,
     ImportBatch,
     LabelClass,
     Project,
@@ -97,9 +100,19 @@ class ClassRecord:
     record: str = ""
 
 
+@dataclass(frozen=True)
+class MediaInfo:
+    """What a video asset holds beyond an image's fields."""
+
+    fps: float | None
+    frame_count: int | None
+    duration_ms: int | None
+    codec: str | None
+
+
 @dataclass
 class ImageRecord:
-    """An image the batch names. ``source_key`` is its identity in the project (its path)."""
+    """An image (or a video: ``asset_type``) the batch names. ``source_key`` is its identity in the project (its path)."""
 
     ref: Hashable  # how the batch's objects name it (a COCO image id)
     source_key: str
@@ -111,6 +124,17 @@ class ImageRecord:
     file: ImageInfo | None = None  # the file, hashed and measured, when the images were given
     record: str = ""
     asset_id: int | None = None  # an image of the project the writer already knows (auto-annotation)
+    asset_type: str = "image"  # image | video
+    media: MediaInfo | None = None  # videos: fps, frame count, duration, codec
+
+
+class FrameRecord(NamedTuple):
+    """A frame of a video the batch names: identified by its video and index, shown by an image of the batch."""
+
+    video_ref: Hashable  # the video's ImageRecord.ref
+    frame_idx: int
+    timestamp_ms: int | None
+    image_ref: Hashable | None  # the decoded frame's ImageRecord.ref, if kept
 
 
 class ObjectRecord(NamedTuple):
@@ -166,6 +190,7 @@ class IngestBatch:
     detail: dict[str, Any] = field(default_factory=dict)  # extra facts for the audit row
     # Whose numbering the objects' track ids are (Track.scope); default: the source file.
     track_scope: str | None = None
+    frames: list[FrameRecord] = field(default_factory=list)  # video imports
 
 
 @dataclass
@@ -184,12 +209,13 @@ class IngestResult:
     masks: int = 0
     tracks: int = 0
     conflicts: int = 0
+    frames_new: int = 0  # frame rows written (video imports)
     change_seq: int | None = None  # the last change event written; None when nothing changed
 
     @property
     def changed(self) -> bool:
         return bool(self.images_new or self.images_updated or self.objects_new or self.objects_merged
-                    or self.objects_deleted or self.classes_new)
+                    or self.objects_deleted or self.classes_new or self.frames_new)
 
 
 # --------------------------------------------------------------------------- the ingest
@@ -242,7 +268,7 @@ class _Ingest:
                 self.masks.delete(uri)
             raise
         row.status = "done"
-        row.counts = {k: v for k, v in vars(result).items() if isinstance(v, int) and k not in ("batch_id", "change_seq")}
+        row.counts = self._counts(result)
         row.report = {"errors": len(self.report.errors), "warnings": len(self.report.warnings),
                       "skipped": dict(self.report.skipped)}
         self._record(result)
@@ -304,7 +330,7 @@ class _Ingest:
         if keyed:
             rows = self.conn.execute(select(
                 Asset.id, Asset.source_key, Asset.sha256, Asset.width, Asset.height, Asset.external_id, Asset.extra,
-                Asset.storage_uri, Asset.file_name,
+                Asset.storage_uri, Asset.file_name, Asset.asset_type,
             ).where(Asset.project_id == self.project.id)).all()
             known = {r.source_key: r for r in rows}
         given = [im.asset_id for im in b.images if im.asset_id is not None]
@@ -318,6 +344,7 @@ class _Ingest:
         new_rows: list[tuple[Any, ...]] = []
         updates: list[dict[str, Any]] = []
         existing: set[int] = set()
+        self.media: list[dict[str, Any]] = []
         aid = next_id(self.conn, "assets")
         fresh: set[str] = set()
         for im in b.images:
@@ -330,11 +357,13 @@ class _Ingest:
                 raise DsgenError(f"two images of one batch share the key {im.source_key!r}")
             old = known.get(im.source_key)
             if old is None:
-                new_rows.append((aid, self.project.id, "image", im.source_key, im.file_name,
+                new_rows.append((aid, self.project.id, im.asset_type, im.source_key, im.file_name,
                                  str(f.path) if f else None, f.sha256 if f else None, f.bytes if f else None,
                                  im.width, im.height, f.mime_type if f else None, im.external_id, _dumps(im.extra),
                                  self.batch_id, "ready" if f else "referenced", self.now, self.now))
                 fresh.add(im.source_key)
+                if im.media is not None:
+                    self.media.append({"id": aid, **vars(im.media)})
                 out[im.ref] = aid
                 aid += 1
                 continue
@@ -356,6 +385,11 @@ class _Ingest:
         """What an existing image takes from this record; None when they contradict each other."""
         f = im.file
         rec = im.record or im.source_key
+        if old.asset_type != im.asset_type:
+            self.report.error(self.b.file, rec, "asset_type",
+                              f"{im.source_key!r} is already in project {self.project.name!r} as a {old.asset_type}, "
+                              f"not a {im.asset_type}")
+            return None
         if f is not None and old.sha256 is not None and f.sha256 != old.sha256:
             self.report.error(self.b.file, rec, "file_name",
                               f"{im.source_key!r} is already in project {self.project.name!r} with different content "
@@ -608,6 +642,12 @@ class _Ingest:
         for u in updates:
             conn.execute(assets.update().where(Asset.id == u["id"]).values(
                 **{k: v for k, v in u.items() if k != "id"}, updated_at=utcnow()))
+        if self.media:
+            conn.execute(assets.update().where(assets.c.id == bindparam("_id")).values(
+                {c: bindparam(c) for c in ("fps", "frame_count", "duration_ms", "codec")}),
+                [{**{k: v for k, v in m.items() if k != "id"}, "_id": m["id"]} for m in self.media])
+        if self.b.frames:
+            result.frames_new = self._write_frames(image_assets)
         if deletions:
             for i in range(0, len(deletions), 10_000):
                 self.s.execute(delete(Annotation).where(Annotation.id.in_(deletions[i:i + 10_000])))
@@ -631,11 +671,39 @@ class _Ingest:
         if track_ids:
             insert_rows(conn, "track_members", ("track_id", "annotation_id", "sequence_idx", "keyframe"),
                         self._track_member_rows(track_ids))
-        for t in ("assets", "annotations", "tracks"):
+        for t in ("assets", "annotations", "tracks", *(("frames",) if self.b.frames else ())):
             sync_sequence(conn, t)
         self._outbox(new_assets, rows, merges, deletions)
         result.conflicts = self.conflicts
         result.objects_skipped = self.report.skipped.get("annotations", 0)
+
+    def _write_frames(self, image_assets: dict[Hashable, int]) -> int:
+        """New frame rows, and existing frames that get the image they lacked; returns how many frames are new."""
+        frames = [f for f in self.b.frames if f.video_ref in image_assets]  # a refused video was reported
+        videos = sorted({image_assets[f.video_ref] for f in frames})
+        if not videos:
+            return 0
+        known = {(v, i): (fid, img) for fid, v, i, img in self.conn.execute(select(
+            Frame.id, Frame.video_asset_id, Frame.frame_idx, Frame.image_asset_id).where(Frame.video_asset_id.in_(videos)))}
+        rows: list[tuple[Any, ...]] = []
+        linked: list[dict[str, Any]] = []
+        fid = next_id(self.conn, "frames")
+        for f in frames:
+            video = image_assets[f.video_ref]
+            image = image_assets.get(f.image_ref) if f.image_ref is not None else None
+            old = known.get((video, f.frame_idx))
+            if old is None:
+                rows.append((fid, video, f.frame_idx, f.timestamp_ms, image))
+                known[(video, f.frame_idx)] = (fid, image)
+                fid += 1
+            elif old[1] is None and image is not None:
+                linked.append({"_id": old[0], "image": image})
+        insert_rows(self.conn, "frames", ("id", "video_asset_id", "frame_idx", "timestamp_ms", "image_asset_id"), rows)
+        if linked:
+            t = cast(Table, Frame.__table__)  # a FromClause to the stubs
+            self.conn.execute(t.update().where(t.c.id == bindparam("_id")).values(image_asset_id=bindparam("image")),
+                              linked)
+        return len(rows)
 
     def _update_objects(self, merges: list[tuple[Any, ...]], track_ids: dict[int, int]) -> None:
         t = cast(Table, Annotation.__table__)  # a FromClause to the stubs
@@ -687,7 +755,7 @@ class _Ingest:
         out: list[tuple[Any, ...]] = []
         for vid, level in versions:
             if level == "image":
-                out += [(None, a[0], vid, "upsert") for a in new_assets]
+                out += [(None, a[0], vid, "upsert") for a in new_assets if a[2] == "image"]  # not a video's file
                 continue
             out += [(r[0], r[1], vid, "upsert") for r in rows]
             out += [(m[-1], None, vid, "upsert") for m in merges]
@@ -695,21 +763,28 @@ class _Ingest:
         insert_rows(self.conn, "embedding_outbox", ("annotation_id", "asset_id", "embedding_version_id", "operation"),
                     out, constants={"status": "pending", "retry_count": 0, "created_at": self.now})
 
+    def _counts(self, result: IngestResult) -> dict[str, int]:
+        # A batch without frames stores the counts it always did (no frames_new key).
+        skip = ("batch_id", "change_seq") if self.b.frames else ("batch_id", "change_seq", "frames_new")
+        return {k: v for k, v in vars(result).items() if isinstance(v, int) and k not in skip}
+
     def _record(self, result: IngestResult) -> None:
         """Audit always; change events only for what changed, so followers are not woken for nothing."""
         b, pid = self.b, self.project.id
         detail = {"batch": self.batch_id, "source": b.source}
-        if result.images_new or result.images_updated:
+        if result.images_new or result.images_updated or result.frames_new:
+            frames = {"frames": result.frames_new} if b.frames else {}
             result.change_seq = record_change(self.s, project_id=pid, entity="assets", op=b.operation,
                                               entity_id=self.batch_id, count=result.images_new + result.images_updated,
-                                              detail={**detail, "new": result.images_new, "updated": result.images_updated})
+                                              detail={**detail, "new": result.images_new, "updated": result.images_updated,
+                                                      **frames})
         touched = result.objects_new + result.objects_merged + result.objects_deleted
         if touched or result.classes_new:
             result.change_seq = record_change(
                 self.s, project_id=pid, entity="annotations", op=b.operation, entity_id=self.batch_id, count=touched,
                 detail={**detail, "new": result.objects_new, "merged": result.objects_merged,
                         "deleted": result.objects_deleted, "classes_new": result.classes_new})
-        counts = {k: v for k, v in vars(result).items() if isinstance(v, int) and k not in ("batch_id", "change_seq")}
+        counts = self._counts(result)
         audit(self.s, b.audit_action, project_id=pid, entity_type="import_batch", entity_ids=[self.batch_id],
               detail={"file": b.file or b.source_uri, "format": b.format, **counts, **b.detail}, actor=self.actor)
 
@@ -794,3 +869,13 @@ def _geometry_type(keypoints: Any, mask_uri: Any, polygon: Any, bbox: Any, capti
 def _frame_no(name: str) -> int | None:
     m = _FRAME_NO.search(Path(name).stem) if name else None
     return int(m.group(1)) if m else None
+
+
+def frame_position(name: str) -> tuple[str, int] | None:
+    """The burst an image belongs to and its frame number there, from its name: ``seq_03/frame_000005.jpg``
+    is frame 5 of ``seq_03/frame_`` (the same number tracks take their start and end frames from)."""
+    p = Path(name)
+    m = _FRAME_NO.search(p.stem) if name else None
+    if m is None:
+        return None
+    return (p.parent / p.stem[:m.start()]).as_posix(), int(m.group(1))
