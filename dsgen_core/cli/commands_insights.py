@@ -232,4 +232,7 @@ def summary_lines(project: str, data: dict[str, Any]) -> list[str]:
         d = data["duplicates"]
         lines.append(f"identical images: {d['images_with_duplicates']} images in {d['groups']} groups of equal bytes "
                      f"(find them with `has:duplicate`)" if d["groups"] else "identical images: none")
+        if d.get("near_groups"):
+            lines.append(f"near duplicates: {d['images_with_near_duplicates']} images in {d['near_groups']} groups "
+                         "(from `dsgen duplicates`; find them with `has:near_duplicate`)")
     return lines

@@ -56,6 +56,7 @@ from dsgen_core.registry.schema import (
     AssetMetadata,
     AssetTag,
     LabelClass,
+    NearDuplicate,
     Project,
 )
 
@@ -724,8 +725,14 @@ def _duplicates(scope: _Scope, top: int) -> dict[str, Any]:
                                       .order_by(Asset.file_name).limit(3)).all()
         largest.append({"sha256": sha, "images": int(count), "examples": list(names)})
     images = sum(int(c) for _, c in groups)
+    # Near copies: the groups the last `dsgen duplicates` stored (image embeddings), within scope.
+    near = scope.session.execute(
+        select(NearDuplicate.embedding_version_id, NearDuplicate.group_id, func.count())
+        .join(Asset, Asset.id == NearDuplicate.asset_id).where(*scope.filters)
+        .group_by(NearDuplicate.embedding_version_id, NearDuplicate.group_id).having(func.count() > 1)).all()
     return {"groups": len(groups), "images_with_duplicates": images, "redundant_images": images - len(groups),
-            "largest": largest}
+            "largest": largest, "near_groups": len(near),
+            "images_with_near_duplicates": sum(int(n) for _v, _g, n in near)}
 
 
 _COMPUTE: dict[str, Callable[[_Scope, int], dict[str, Any]]] = {
