@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "embed": ("commands_embed:embed", "Embedding versions, and the sync of the registry into Chroma."),
     "similar": ("commands_embed:similar", "Objects most similar to an object or an image (embeddings)."),
     "duplicates": ("commands_embed:duplicates", "Exact and near-duplicate images, as groups."),
+    "tracks": ("commands_tracks:tracks", "Objects followed across frames: list, create, propose by linking, accept or reject."),
     "demo": ("commands_demo:demo", "The whole flow on generated data: import, query, charts, version, train."),
 }
 EXPORT_COMMANDS: dict[str, tuple[str, str]] = {
