@@ -673,7 +673,7 @@ class _Ingest:
                         self._track_member_rows(track_ids))
         for t in ("assets", "annotations", "tracks", *(("frames",) if self.b.frames else ())):
             sync_sequence(conn, t)
-        self._outbox(new_assets, rows, merges, deletions)
+        self._outbox(new_assets, updates, rows, merges, deletions)
         result.conflicts = self.conflicts
         result.objects_skipped = self.report.skipped.get("annotations", 0)
 
@@ -744,8 +744,8 @@ class _Ingest:
             for idx, (ann_id, _asset, keyframe, _name) in enumerate(mem):
                 yield (track_ids[ann_id], ann_id, idx, keyframe)
 
-    def _outbox(self, new_assets: list[tuple[Any, ...]], rows: list[tuple[Any, ...]], merges: list[tuple[Any, ...]],
-                deletions: list[int]) -> None:
+    def _outbox(self, new_assets: list[tuple[Any, ...]], updates: list[dict[str, Any]], rows: list[tuple[Any, ...]],
+                merges: list[tuple[Any, ...]], deletions: list[int]) -> None:
         """Work for the project's active embedding versions, in this same transaction."""
         versions = self.s.execute(select(EmbeddingVersion.id, EmbeddingVersion.level).where(
             EmbeddingVersion.is_active.is_(True),
@@ -756,6 +756,8 @@ class _Ingest:
         for vid, level in versions:
             if level == "image":
                 out += [(None, a[0], vid, "upsert") for a in new_assets if a[2] == "image"]  # not a video's file
+                # An image that got its file (or other bytes) now: embedded again.
+                out += [(None, u["id"], vid, "upsert") for u in updates if "storage_uri" in u or "sha256" in u]
                 continue
             out += [(r[0], r[1], vid, "upsert") for r in rows]
             out += [(m[-1], None, vid, "upsert") for m in merges]
