@@ -1,13 +1,15 @@
 """``dsgen tracks list|create|link|accept|reject``: objects followed across frames, made by hand or proposed.
 
-Embedding vectors come from ``dsgen_core.embeddings.search.object_vectors``, imported only when a
-link run uses an embedding version: linking by overlap alone (``--embedding none``) or with the
-colour-histogram baseline (``--embedding histogram``) works without the embeddings stack.
+Embedding vectors come from ``dsgen_core.embeddings.search.object_vectors`` (and the vector store
+it reads), imported only when a link run uses an embedding version: linking by overlap alone
+(``--embedding none``) or with the colour-histogram baseline (``--embedding histogram``) needs
+neither the embeddings stack nor its store.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
@@ -17,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dsgen_core.cli.common import cli_actor, emit, json_option, open_registry, project_option
+from dsgen_core.config import Settings
 from dsgen_core.errors import DsgenError
 from dsgen_core.registry.projects import get_project
 from dsgen_core.registry.schema import EmbeddingVersion, Project
@@ -108,28 +111,32 @@ def link_cmd(query_text: str, project: str, embedding: str | None, iou_weight: f
 
     Proposals are model-made tracks awaiting review (tracks accept|reject); running link again
     replaces the proposals still awaiting review on the same objects, and never proposes a track
-    that was rejected.
+    that was rejected or that exists already.
     """
     reg = open_registry()
     storage = open_storage(reg.settings.storage_root)
     with reg.session() as s:
         proj = get_project(s, project)
-        vectors, name = _vectors(s, proj, storage, embedding)
+        vectors, name = _vectors(s, proj, storage, reg.settings, embedding)
         result = propose_tracks(s, proj, query_text, vectors=vectors, vectors_name=name, iou_weight=iou_weight,
                                 min_score=min_score, max_shift=max_shift or None, matching=cast(Matching, matching),
                                 run_id=run_id, actor=cli_actor())
     mean = f", mean score {result.mean_score:.3f}" if result.mean_score is not None else ""
+    with_vectors = (f" ({result.objects_with_vectors} of {result.objects_linkable} objects have one)"
+                    if result.vectors != NO_VECTORS else "")
     human = (f"proposed {result.tracks} track(s) ({result.scope}) holding {result.objects_in_tracks} of "
              f"{result.objects} objects ({result.objects_linkable} in frames of {result.sequences} sequence(s)), "
-             f"vectors: {result.vectors}{mean}")
+             f"vectors: {result.vectors}{with_vectors}{mean}")
     if result.replaced:
         human += f"; replaced {result.replaced} earlier proposal(s)"
     if result.skipped_rejected:
         human += f"; {result.skipped_rejected} rejected before, not proposed again"
+    if result.skipped_existing:
+        human += f"; {result.skipped_existing} exist already as accepted tracks"
     emit(result.to_dict(), as_json, human)
 
 
-def _vectors(session: Session, project: Project, storage: Storage, embedding: str | None,
+def _vectors(session: Session, project: Project, storage: Storage, settings: Settings, embedding: str | None,
              ) -> tuple[VectorProvider | None, str]:
     """The vector provider ``--embedding`` names, and the name the run records."""
     if embedding is not None and embedding.lower() == NO_VECTORS:
@@ -155,7 +162,21 @@ def _vectors(session: Session, project: Project, storage: Storage, embedding: st
             raise DsgenError(f"no object-level embedding version {name!r} for project {project.name!r} "
                              f"(or pass --embedding {HISTOGRAM} or --embedding {NO_VECTORS})")
         fetch = _object_vectors()
-    return (lambda ids: fetch(session, project, ids, version=name)), name
+    return _embedding_vectors(fetch, session, project, settings, name), name
+
+
+def _embedding_vectors(fetch: Callable[..., dict[int, np.ndarray]], session: Session, project: Project,
+                       settings: Settings, version: str) -> VectorProvider:
+    """The provider of one embedding version's synced vectors; the vector store is opened when first asked."""
+    needs_store = "store" in inspect.signature(fetch).parameters
+
+    def provider(ids: Sequence[int]) -> dict[int, np.ndarray]:
+        kw: dict[str, Any] = {"version": version}
+        if needs_store:
+            kw["store"] = importlib.import_module("dsgen_core.embeddings.store").open_store(settings)
+        return fetch(session, project, ids, **kw)
+
+    return provider
 
 
 def _object_vectors() -> Callable[..., dict[int, np.ndarray]]:

@@ -11,8 +11,9 @@ is no track.
 Proposals are written as model-made tracks (origin ``model``, status ``proposed``, ``score`` the
 mean of their links) in a scope of their own (``link:<run>``), apart from human tracks: no object
 points at a proposal until it is accepted (:func:`~dsgen_core.tracking.tracks.review_tracks`).
-Running link again replaces the proposals still awaiting review on the same objects, and never
-proposes again a track that was rejected.
+Running link again replaces the proposals still awaiting review on the same objects, never
+proposes again a track that was rejected, and never proposes a track that exists already (the same
+objects in an accepted track, human or not).
 
 The linker itself (:func:`link_objects`) reads and writes nothing, so the quality measure
 (:mod:`.quality`) runs exactly what ``tracks link`` runs.
@@ -95,7 +96,9 @@ class LinkResult:
     mean_score: float | None
     replaced: int  # proposals still awaiting review on these objects, replaced by this run's
     skipped_rejected: int  # proposals equal to a track rejected before: not made again
+    skipped_existing: int  # proposals equal to an accepted track: nothing to propose
     vectors: str  # what gave the vectors: "none", "histogram", an embedding version's name
+    objects_with_vectors: int  # linkable objects the provider gave a vector (the rest link by overlap)
     track_ids: list[int]
     seconds: float
 
@@ -235,8 +238,9 @@ def propose_tracks(session: Session, project: Project, query: str, *, vectors: V
     if session.scalar(select(Track.id).where(Track.project_id == project.id, Track.scope == scope).limit(1)):
         raise DsgenError(f"tracks of scope {scope!r} exist already in project {project.name!r}: name another run")
     replaced = _replace_pending(session, project, selected)
-    rejected = _rejected_member_sets(session, project, selected)
-    kept = [c for c in chains if frozenset(c.members) not in rejected]
+    rejected = _member_sets(session, project, selected, "rejected")
+    existing = _member_sets(session, project, selected, "accepted")
+    kept = [c for c in chains if frozenset(c.members) not in rejected and frozenset(c.members) not in existing]
     tracks = [Track(project_id=project.id, scope=scope, external_id=str(k),
                     source_asset_id=objs[c.members[0]].video_asset_id, label_class_id=objs[c.members[0]].class_id,
                     start_frame=objs[c.members[0]].frame, end_frame=objs[c.members[-1]].frame,
@@ -252,7 +256,10 @@ def propose_tracks(session: Session, project: Project, query: str, *, vectors: V
         sequences=len({o.sequence for o in linkable}), links=sum(len(c.link_scores) for c in kept),
         tracks=len(tracks), objects_in_tracks=sum(len(c.members) for c in kept),
         mean_score=round(sum(c.score for c in kept) / len(kept), 6) if kept else None, replaced=replaced,
-        skipped_rejected=len(chains) - len(kept), vectors=vectors_name or ("none" if vectors is None else "given"),
+        skipped_rejected=sum(1 for c in chains if frozenset(c.members) in rejected),
+        skipped_existing=sum(1 for c in chains if frozenset(c.members) in existing and frozenset(c.members) not in rejected),
+        vectors=vectors_name or ("none" if vectors is None else "given"),
+        objects_with_vectors=sum(1 for o in linkable if o.id in vecs) if vecs else 0,
         track_ids=[t.id for t in tracks], seconds=round(time.perf_counter() - t0, 3),
     )
     detail = {k: v for k, v in result.to_dict().items() if k not in ("track_ids", "seconds")}
@@ -278,12 +285,13 @@ def _replace_pending(session: Session, project: Project, selected: Any) -> int:
     return len(old)
 
 
-def _rejected_member_sets(session: Session, project: Project, selected: Any) -> set[frozenset[int]]:
+def _member_sets(session: Session, project: Project, selected: Any, status: str) -> set[frozenset[int]]:
+    """The member sets of the project's tracks in ``status`` that hold any of the selected objects."""
     touching = exists().where(TrackMember.track_id == Track.id, TrackMember.annotation_id.in_(selected))
-    rejected = select(Track.id).where(Track.project_id == project.id, Track.status == "rejected", touching)
+    tracks = select(Track.id).where(Track.project_id == project.id, Track.status == status, touching)
     members: dict[int, set[int]] = defaultdict(set)
     with statement_timeout(session):
         for tid, aid in session.execute(select(TrackMember.track_id, TrackMember.annotation_id).where(
-                TrackMember.track_id.in_(rejected))):
+                TrackMember.track_id.in_(tracks))):
             members[tid].add(aid)
     return {frozenset(m) for m in members.values()}

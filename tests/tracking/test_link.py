@@ -18,7 +18,15 @@ from dsgen_core.registry.db import Registry
 from dsgen_core.registry.projects import ensure_project, get_project
 from dsgen_core.registry.schema import Annotation, Asset, AuditLog, EmbeddingVersion, Frame, Track, TrackMember
 from dsgen_core.storage import open_storage
-from dsgen_core.tracking import LinkParams, histogram_vectors, link_quality, propose_tracks, review_tracks
+from dsgen_core.tracking import (
+    LinkParams,
+    create_track,
+    histogram_vectors,
+    link_quality,
+    list_tracks,
+    propose_tracks,
+    review_tracks,
+)
 from dsgen_core.tracking.vectors import crop_histogram
 from support import import_file
 
@@ -93,19 +101,25 @@ def test_link_proposes_the_demo_tracks_and_review_applies_them_in_bulk(cli: Any,
 @SQLITE_ONLY
 def test_accept_leaves_human_tracks_alone_and_relinking_replaces_pending_proposals(registry: Registry,
                                                                                    demo: Demo) -> None:
-    import_file(registry, demo.annotations, images=demo.images, project="p")  # CVAT tracks: the truth
+    import_file(registry, demo.untracked, images=demo.images, project="p")
     with registry.session() as s:
         p = get_project(s, "p")
         first = propose_tracks(s, p, "file:seq_00", run_id="a")
         second = propose_tracks(s, p, "file:seq_", run_id="b")
-    assert second.replaced == first.tracks and second.tracks == demo.n_tracks
+        assert second.replaced == first.tracks and second.tracks == demo.n_tracks
+        longest = max(list_tracks(s, p, with_members=True), key=lambda t: t.object_count)
+        human = create_track(s, p, longest.members[:2], actor="test")  # someone tracked its first two frames
     with registry.session() as s:
         review = review_tracks(s, get_project(s, "p"), "accept", min_score=0.0)
-    assert (review.objects_assigned, review.objects_kept) == (0, demo.n_tracked)
+    assert len(review.tracks) == demo.n_tracks
+    assert (review.objects_assigned, review.objects_kept) == (demo.n_tracked - 2, 2)
     with registry.session() as s:
-        humans = s.scalars(select(Track.id).where(Track.origin == "human")).all()
-        assert set(s.scalars(select(Annotation.track_id))) == set(humans)
-        assert _count(registry, Track, Track.scope.like("link:%")) == demo.n_tracks
+        pointing = dict(s.execute(select(Annotation.id, Annotation.track_id).where(
+            Annotation.id.in_(longest.members))).all())
+        assert [pointing[m] for m in longest.members] == [human.id] * 2 + [longest.id] * (len(longest.members) - 2)
+        # What is accepted is not proposed again.
+        third = propose_tracks(s, get_project(s, "p"), "file:seq_", run_id="c")
+    assert (third.tracks, third.skipped_existing, third.replaced) == (0, demo.n_tracks, 0)
 
 
 @SQLITE_ONLY
@@ -171,7 +185,8 @@ def test_embedding_option(cli: Any, registry: Registry, monkeypatch: pytest.Monk
         return cli.invoke("tracks", "link", "--query", "", "--project", "p", "--json", *args, catch_exceptions=True)
 
     assert _json(link())["vectors"] == "none"  # no embedding version: overlap and class
-    assert _json(link("--embedding", "histogram"))["vectors"] == "histogram"
+    hist = _json(link("--embedding", "histogram"))  # the images are not on disk: no vector, overlap alone
+    assert (hist["vectors"], hist["objects_with_vectors"], hist["tracks"]) == ("histogram", 0, 1)
     unknown = link("--embedding", "clip_v9")
     assert unknown.exit_code == 2 and unknown.stderr.strip().startswith(
         "error: no object-level embedding version 'clip_v9' for project 'p'")
@@ -185,17 +200,23 @@ def test_embedding_option(cli: Any, registry: Registry, monkeypatch: pytest.Monk
     missing = link("--embedding", "obj_v1")
     assert missing.exit_code == 2 and "pass --embedding histogram or --embedding none" in missing.stderr
 
-    asked: list[tuple[list[int], str | None]] = []
+    # With it: the synced vectors of the version, read from the vector store (opened only now).
+    asked: list[tuple[list[int], str | None, Any]] = []
 
-    def object_vectors(session: Any, project: Any, ids: list[int], *, version: str | None = None) -> dict[int, Any]:
-        asked.append((sorted(ids), version))
+    def object_vectors(session: Any, project: Any, ids: list[int], *, store: Any,
+                       version: str | None = None) -> dict[int, Any]:
+        asked.append((sorted(ids), version, store))
         return {i: np.ones(4) for i in ids}
 
-    fake = types.ModuleType("dsgen_core.embeddings.search")
-    fake.object_vectors = object_vectors  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "dsgen_core.embeddings.search", fake)
+    search = types.ModuleType("dsgen_core.embeddings.search")
+    search.object_vectors = object_vectors  # type: ignore[attr-defined]
+    store = types.ModuleType("dsgen_core.embeddings.store")
+    store.open_store = lambda settings: ("store of", settings.home)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "dsgen_core.embeddings.search", search)
+    monkeypatch.setitem(sys.modules, "dsgen_core.embeddings.store", store)
     used = _json(link())
-    assert used["vectors"] == "obj_v1" and used["tracks"] == 1 and asked and asked[0][1] == "obj_v1"
+    assert (used["vectors"], used["objects_with_vectors"], used["tracks"]) == ("obj_v1", 3, 1)
+    assert len(asked) == 1 and asked[0][1:] == ("obj_v1", ("store of", registry.settings.home))
     assert used["mean_score"] > 0.9  # identical vectors lift the overlap score
 
 
