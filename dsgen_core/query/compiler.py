@@ -176,7 +176,8 @@ def compile_query(text: str, *, project_id: int, level: Level = "image", session
 
 def _select(node: Node, *, project_id: int, level: Level, session: Session | None = None) -> Select[Any]:
     if level == "image":
-        stmt = select(Asset.id)
+        # A video's own file is a source, not a sample: its frames are the images (``dsgen import video``).
+        stmt = select(Asset.id).where(Asset.asset_type != "video")
     elif level == "object":
         stmt = select(Annotation.id).join(Asset, Asset.id == Annotation.asset_id)
     else:

@@ -17,7 +17,8 @@ from dsgen_core.formats.images import staging_root
 from dsgen_core.formats.video import import_video
 from dsgen_core.registry.db import Registry
 from dsgen_core.registry.gc import collect_garbage
-from dsgen_core.registry.projects import ensure_project
+from dsgen_core.query import run_query
+from dsgen_core.registry.projects import ensure_project, get_project
 from dsgen_core.registry.schema import (
     Asset,
     AuditLog,
@@ -44,6 +45,11 @@ def _import(registry: Registry, path: Path, **kw: Any) -> Any:
 def _count(registry: Registry, table: Any, *where: Any) -> int:
     with registry.session() as s:
         return s.scalar(select(func.count()).select_from(table).where(*where)) or 0
+
+
+def _ids(registry: Registry) -> list[int]:
+    with registry.session() as s:
+        return list(s.scalars(select(Asset.id)))
 
 
 def test_video_frames_and_images_are_ingested_once(registry: Registry, video: Path) -> None:
@@ -75,6 +81,11 @@ def test_video_frames_and_images_are_ingested_once(registry: Registry, video: Pa
     assert folder.parent == staging_root(local_sources_dir(open_storage(registry.settings.storage_root),
                                                            registry.settings.home))
     assert not staging.is_marked(folder)
+    # The frames are the samples; the video's own file is not an image of any query (or version).
+    with registry.session() as s:
+        project = get_project(s, "p")
+        assert sorted(run_query(s, project, "")) == sorted(a for a in _ids(registry) if a != r.video_asset_id)
+        assert run_query(s, project, "file:street.mp4") == []
 
     # The same video again adds nothing and encodes nothing; every 2nd frame adds only the new ones.
     again = _import(registry, video, every=5)
