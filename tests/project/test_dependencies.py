@@ -11,9 +11,8 @@ import tomllib
 
 from support import REPO_ROOT
 
-# Declared for what they run, not for an import: servers, CLIs, database drivers, and the
-# embeddings issue's vector store.
-RUNTIME_ONLY = {"dagster-webserver", "dagster-dg-cli", "psycopg", "chromadb"}
+# Declared for what they run, not for an import: servers, CLIs, database drivers.
+RUNTIME_ONLY = {"dagster-webserver", "dagster-dg-cli", "psycopg"}
 
 
 def _declared() -> set[str]:
