@@ -337,7 +337,7 @@ def test_backbone_encoder_spec_and_vectors(backbone: BackboneEncoder, yolo_ckpt:
 
 
 def test_backbone_other_size_and_refusals(yolo_ckpt: Path, vit: VitFiles, images: list[Image.Image], tmp_path: Path) -> None:
-    enc = BackboneEncoder(yolo_ckpt, imgsz=64, head=False)
+    enc = BackboneEncoder(yolo_ckpt, imgsz=64, head=False, progress=True)  # a tqdm bar on stderr
     assert enc.spec.model_version.startswith("sha256:") and enc.spec.preprocessing["imgsz"] == 64
     assert_unit(enc.embed_boxes(images[:1], [np.array([[10, 10, 40, 40]])])[0], enc.spec.dimension)
     with pytest.raises(DsgenError) as e:
@@ -387,6 +387,12 @@ def test_onnx_encoder_static_dynamic_and_fixed_batch(tmp_path: Path, images: lis
 
     fixed = OnnxEncoder(onnx_model(tmp_path / "fixed.onnx", input_shape=[1, 3, 32, 32]), batch_size=3)
     np.testing.assert_allclose(fixed.embed_images([*images, images[0]]), np.vstack([vecs, vecs[:1]]), atol=1e-6)
+
+    # Rebuilt from its spec (mean/std and size read back from it), under its recorded name after a move.
+    (tmp_path / "moved.onnx").hardlink_to(tmp_path / "dynamic.onnx")
+    again = encoder_from_spec(dynamic.spec, tmp_path / "moved.onnx")
+    assert again.spec == replace(dynamic.spec, weights_uri=str((tmp_path / "moved.onnx").resolve()))
+    np.testing.assert_array_equal(again.embed_images(images), dynamic.embed_images(images))
 
 
 def test_onnx_refusals(tmp_path: Path) -> None:

@@ -13,7 +13,6 @@ from pathlib import Path
 from dsgen_core.embeddings.encoders._common import require_file, sha256_of
 from dsgen_core.embeddings.encoders.backbone import DEFAULT_CENTRE, DEFAULT_ROI, BackboneEncoder
 from dsgen_core.embeddings.encoders.clip_encoder import CLIP_ARCHITECTURES, OpenClipEncoder
-from dsgen_core.embeddings.encoders.crops import DEFAULT_PAD
 from dsgen_core.embeddings.encoders.onnx_encoder import OnnxEncoder
 from dsgen_core.embeddings.encoders.timm_encoder import TIMM_ARCHITECTURES, TimmEncoder
 from dsgen_core.embeddings.spec import Encoder, EncoderSpec
@@ -107,9 +106,11 @@ def encoder_from_spec(spec: EncoderSpec, weights: Path, *, batch_size: int = 32,
                               model_version=spec.model_version, pad=_pad(spec, weights), batch_size=batch_size,
                               progress=progress)
     elif spec.encoder == "onnx":
-        enc = OnnxEncoder(weights, image_size=_side(p.get("size")), mean=p.get("mean"), std=p.get("std"),
-                          model_version=spec.model_version, model_name=spec.model_name,
-                          pad=_pad(spec, weights) if spec.crop_policy != "box" else DEFAULT_PAD,
+        # A model with a fixed (possibly non-square) input sets its own size; the spec check below compares it.
+        size = p.get("size")
+        square = size[0] if isinstance(size, list) and len(size) == 2 and size[0] == size[1] else None
+        enc = OnnxEncoder(weights, image_size=square, mean=p.get("mean"), std=p.get("std"),
+                          model_version=spec.model_version, model_name=spec.model_name, pad=_pad(spec, weights),
                           batch_size=batch_size, progress=progress)
     else:
         raise DsgenError(f"unknown encoder kind {spec.encoder!r} in the embedding version; known: {', '.join(KINDS)}")
