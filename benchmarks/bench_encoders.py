@@ -348,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{default['objects_per_s'] / ultra['objects_per_s']:.2f}x")
     for size, r in extra.items():
         row(f"throughput, default encoder at {size} px", f"{r['objects_per_s']:.0f} obj/s", "", "")
-    row("peak RSS while building and running it", f"+{default['rss_delta_mb']:.0f} MB",
+    row("peak RSS building (imports too) and running it", f"+{default['rss_delta_mb']:.0f} MB",
         f"process peak {default['rss_peak_mb']:.0f} MB", "")
     print(f"\n  default encoder: {default['dimension']}-d; {default['crop_policy']}", flush=True)
     if args.foreign:

@@ -454,7 +454,8 @@ def test_encoder_from_spec_rebuilds_or_refuses(dino: TimmEncoder, backbone: Back
 
 def test_building_encoders_touches_no_network(vit: VitFiles, yolo_ckpt: Path, tmp_path: Path) -> None:
     """Encoders built in a fresh process (imports included) where any non-local connection fails and is
-    logged. CLIP is imported but not built: its loading is timm's, without the 175 MB file to read."""
+    logged, then yolov8n from its YAML as the fixtures build it. CLIP is imported but not built: its
+    loading is timm's, without the 175 MB file to read."""
     onnx_path = onnx_model(tmp_path / "enc.onnx", input_shape=["N", 3, 32, 32])
     log = tmp_path / "net.log"
     script = textwrap.dedent(f"""
@@ -464,6 +465,8 @@ def test_building_encoders_touches_no_network(vit: VitFiles, yolo_ckpt: Path, tm
         for kind, path, arch in [("model", {str(yolo_ckpt)!r}, None), ("timm", {str(vit.small)!r}, "dinov2-small"),
                                  ("onnx", {str(onnx_path)!r}, None)]:
             build_encoder(kind, weights=Path(path), arch=arch)
+        from ultralytics import YOLO  # imported offline by the model encoder above
+        YOLO("yolov8n.yaml")  # what the yolo_ckpt fixture builds: from its definition, nothing fetched
         print("ok")
     """)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(NETGUARD), os.environ.get("PYTHONPATH", "")]),
