@@ -124,6 +124,15 @@ def _factory(spec: str) -> tuple[str, ProviderFactory]:
     return name, getattr(importlib.import_module(module), attr)
 
 
+def _default_encoder(weights: Path) -> ProviderFactory:
+    """dsgen's default encoder (a trained model's backbone) on the objects' boxes, computed now."""
+    from dsgen_core.embeddings.encoders import build_encoder
+    from dsgen_core.embeddings.sync import embed_objects
+
+    encoder = build_encoder("model", weights=weights, model_version="bench")
+    return lambda s, p, st: (lambda ids: embed_objects(s, p, ids, encoder=encoder, storage=st))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sequences", type=int, default=40, help="demo sequences of 8 frames (default 40)")
@@ -132,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--provider", action="append", default=[], metavar="NAME=MODULE:FACTORY",
                     help="another vector provider to compare (repeatable)")
+    ap.add_argument("--weights", type=Path, metavar="BEST_PT",
+                    help="a trained dsgen model's checkpoint: adds provider 'default', dsgen's default encoder "
+                         "(the model's backbone) run on the boxes (bench_encoders.py --keep-weights, or a demo's m1)")
     ap.add_argument("--only", nargs="+", help="run only these providers (names)")
     ap.add_argument("--matching", choices=["hungarian", "greedy"], default="hungarian")
     ap.add_argument("--iou-weight", type=float, default=LinkParams.iou_weight)
@@ -140,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     providers = dict(BUILTIN)
     providers.update(_factory(p) for p in args.provider)
+    if args.weights is not None:
+        providers["default"] = _default_encoder(args.weights)
     if args.only:
         providers = {k: v for k, v in providers.items() if k in args.only}
     params = LinkParams(iou_weight=args.iou_weight, min_score=args.min_score, max_shift=args.max_shift or None,

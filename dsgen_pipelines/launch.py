@@ -1,11 +1,11 @@
 """Materialize dataset versions (and models) into the local Dagster instance, in this process, without a daemon.
 
-    python -m dsgen_pipelines.launch v1 [v2 ...] [--train RECIPE [--embed]] [--json]
+    python -m dsgen_pipelines.launch v1 [v2 ...] [--train RECIPE] [--embed RECIPE] [--json]
 
 For each tag: add the ``dataset_versions`` partition, then run ``dataset_version_job`` for it
 (freeze, checks, COCO and YOLO exports, insights); with ``--train``, then ``train_model_job`` for
 its ``<tag>|<recipe>`` partition (train, ONNX export and parity check, evaluation); with ``--embed``,
-then the trained model's backbone becomes the project's embedding versions (object and image level)
+then that recipe's newest model's backbone becomes the project's embedding versions (object and image level)
 and ``embeddings_job`` fills their Chroma collections. The instance is ``$DAGSTER_HOME`` (default
 ``./.dagster_home``, given the repository's dagster.yaml if it has none), so ``dg dev`` started with
 the same DAGSTER_HOME shows the runs and materializations. ``dsgen demo`` calls this.
@@ -63,23 +63,32 @@ def _outcome(result: dg.ExecuteInProcessResult) -> RunOutcome:
 
 
 def model_embedding_partitions(tag: str, recipe: str) -> list[str]:
-    """The embedding versions of the model trained for ``tag|recipe`` (made if missing): their partition keys."""
+    """The embedding versions of the model trained for ``tag|recipe`` (made if missing): their partition keys.
+
+    Read from the environment as the CLI does (the resources' EnvVars resolve only inside a run).
+    """
+    from dsgen_core.config import load_settings
     from dsgen_core.embeddings.sync import model_encoder
     from dsgen_core.embeddings.versions import default_version_name, ensure_embedding_versions
     from dsgen_core.ml.model_versions import latest_model_version
+    from dsgen_core.registry.db import Registry
+    from dsgen_core.registry.projects import DEFAULT_PROJECT, get_project
+    from dsgen_core.storage import open_storage
 
-    resources = defs.resources or {}
-    registry, storage = resources["registry"], resources["storage"]
-    with registry.session() as s:
-        project = registry.get_project(s)
-        mv = latest_model_version(s, project, tag, recipe)
-        spec = model_encoder(registry.registry, s, mv, storage.open()).spec
-        made = ensure_embedding_versions(s, project, default_version_name(project, spec), spec, model_version=mv,
-                                         actor="dagster:launch")
+    reg = Registry(load_settings())
+    try:
+        with reg.session() as s:
+            project = get_project(s, os.environ.get("DSGEN_PROJECT") or DEFAULT_PROJECT)
+            mv = latest_model_version(s, project, tag, recipe)
+            spec = model_encoder(reg, s, mv, open_storage(reg.settings.storage_root)).spec
+            made = ensure_embedding_versions(s, project, default_version_name(project, spec), spec, model_version=mv,
+                                             actor="dagster:launch")
+    finally:
+        reg.dispose()
     return [m.collection for m in made]
 
 
-def materialize_versions(tags: list[str], train: str | None = None, embed: bool = False) -> LaunchOutcome:
+def materialize_versions(tags: list[str], train: str | None = None, embed: str | None = None) -> LaunchOutcome:
     home = ensure_dagster_home()
     job = defs.resolve_job_def("dataset_version_job")
     out: LaunchOutcome = {"dagster_home": str(home), "versions": {}, "models": {}, "embeddings": {}}
@@ -93,13 +102,13 @@ def materialize_versions(tags: list[str], train: str | None = None, embed: bool 
                 key = str(dg.MultiPartitionKey({"dataset_version": tag, "recipe": train}))
                 out["models"][key] = _outcome(defs.resolve_job_def("train_model_job").execute_in_process(
                     instance=instance, partition_key=key, run_config=QUIET, raise_on_error=False))
-                if embed and out["models"][key]["success"]:
-                    keys = model_embedding_partitions(tag, train)
-                    known = set(instance.get_dynamic_partitions(EMBEDDING_VERSIONS))
-                    instance.add_dynamic_partitions(EMBEDDING_VERSIONS, [k for k in keys if k not in known])
-                    for k in keys:
-                        out["embeddings"][k] = _outcome(defs.resolve_job_def("embeddings_job").execute_in_process(
-                            instance=instance, partition_key=k, run_config=QUIET, raise_on_error=False))
+            if embed and result.success and all(r["success"] for r in out["models"].values()):
+                keys = model_embedding_partitions(tag, embed)
+                known = set(instance.get_dynamic_partitions(EMBEDDING_VERSIONS))
+                instance.add_dynamic_partitions(EMBEDDING_VERSIONS, [k for k in keys if k not in known])
+                for k in keys:
+                    out["embeddings"][k] = _outcome(defs.resolve_job_def("embeddings_job").execute_in_process(
+                        instance=instance, partition_key=k, run_config=QUIET, raise_on_error=False))
     return out
 
 
@@ -107,15 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dsgen_pipelines.launch", description=__doc__.split("\n\n")[0])
     parser.add_argument("tags", nargs="+", help="dataset version tags (the version must exist in the registry)")
     parser.add_argument("--train", metavar="RECIPE", help="also train, export and evaluate a model with this recipe")
-    parser.add_argument("--embed", action="store_true",
-                        help="with --train: embed the project's objects and images with the trained model's backbone")
+    parser.add_argument("--embed", metavar="RECIPE",
+                        help="embed the project's objects and images with the backbone of the newest model trained "
+                             "with this recipe on the version (after --train, if given)")
     parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
     args = parser.parse_args(argv)
     if args.train and args.train not in recipes.get_partition_keys():
         parser.error(f"--train: no model partitions for recipe {args.train!r}; detection recipes: "
                      f"{', '.join(recipes.get_partition_keys())}")
-    if args.embed and not args.train:
-        parser.error("--embed needs --train RECIPE (the model whose backbone embeds)")
     out = materialize_versions(args.tags, train=args.train, embed=args.embed)
     if args.json:
         print(json.dumps(out))

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 import orjson
+from sqlalchemy import select
 
 from dsgen_core.cli.common import cli_actor, emit, json_option, open_registry
 from dsgen_core.config import Settings
@@ -36,12 +37,13 @@ def _step(msg: str, quiet: bool) -> None:
         click.echo(f"[demo] {msg}", err=True)
 
 
-def _through_dagster(settings: Settings, project: str, tag: str, train: str | None) -> dict[str, Any]:
+def _through_dagster(settings: Settings, project: str, tag: str, train: str | None,
+                     embed: str | None = None) -> dict[str, Any]:
     """Materialize the version's Dagster assets in the local instance, in a separate process: dsgen_core never imports Dagster."""
     env = {**os.environ, "DSGEN_PROJECT": project, "DSGEN_HOME": str(settings.home),
            "DSGEN_DATABASE_URL": settings.database_url, "DSGEN_STORAGE": settings.storage_root}
     proc = subprocess.run([sys.executable, "-m", "dsgen_pipelines.launch", "--json", tag,
-                           *(["--train", train] if train else [])], env=env,
+                           *(["--train", train] if train else []), *(["--embed", embed] if embed else [])], env=env,
                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
@@ -74,6 +76,40 @@ def _demo_evaluation(reg: Registry, project: str, recipe: str, *, missing_ok: bo
                            for k, v in ((row.extra or {}).get("charts") or {}).items()},
                 "training_seconds": round((mv.finished_at - mv.started_at).total_seconds(), 1)
                 if mv.finished_at and mv.started_at else None}
+
+
+def _demo_embeddings(reg: Registry, project: str, recipe: str) -> dict[str, Any]:
+    """The demo model's backbone as the project's embedding versions, synced (a no-op when Dagster did it),
+    with one similarity search and the near-duplicate count."""
+    from dsgen_core.embeddings.search import find_duplicates, similar_objects
+    from dsgen_core.embeddings.store import open_store
+    from dsgen_core.embeddings.sync import encoder_factory, model_encoder, sync_version
+    from dsgen_core.embeddings.versions import default_version_name, ensure_embedding_versions
+    from dsgen_core.ml.model_versions import latest_model_version
+    from dsgen_core.registry.schema import Annotation, Asset
+
+    storage = open_storage(reg.settings.storage_root)
+    store = open_store(reg.settings)
+    with reg.session() as s:
+        proj = get_project(s, project)
+        mv = latest_model_version(s, proj, DEMO_VERSION, recipe)
+        spec = model_encoder(reg, s, mv, storage).spec
+        made = ensure_embedding_versions(s, proj, default_version_name(proj, spec), spec, model_version=mv,
+                                         actor=cli_actor())
+    synced = [sync_version(reg, project, m.id, store=store, embedder=encoder_factory(reg, m.id, storage),
+                           actor=cli_actor()) for m in made]
+    with reg.session() as s:
+        proj = get_project(s, project)
+        first = s.scalar(select(Annotation.id).join(Asset, Asset.id == Annotation.asset_id).where(
+            Asset.project_id == proj.id, Annotation.bbox_w.is_not(None)).order_by(Annotation.id).limit(1))
+        similar = similar_objects(s, proj, store=store, object_id=first, version=made[0].name, top_k=5) \
+            if first is not None else None
+        dups = find_duplicates(s, proj, store=store, version=made[0].name, actor=cli_actor())
+    return {"versions": [m.collection for m in made], "model_version": mv.human_id,
+            "dimension": made[0].dimension, "synced": {r.version + "/" + r.level: r.upserted for r in synced},
+            "similar_to": first, "similar": similar.to_dict() if similar else None,
+            "exact_duplicate_groups": len(dups.exact), "near_duplicate_groups": len(dups.near),
+            "near_duplicate_images": dups.near_images, "near_threshold": dups.threshold}
 
 
 @click.command()
@@ -145,8 +181,12 @@ def demo(project: str, n_images: int, seed: int, with_dagster: bool, recipe: str
         if train:
             _step(f"training recipe {recipe!r} on {DEMO_VERSION}, exporting it to ONNX and evaluating it "
                   "(through Dagster; a few minutes)", quiet)
-        dagster = _through_dagster(reg.settings, project, DEMO_VERSION, train)
+        dagster = _through_dagster(reg.settings, project, DEMO_VERSION, train, recipe if with_training else None)
     evaluation = _demo_evaluation(reg, project, recipe) if with_training else None
+    embeddings = None
+    if with_training:
+        _step("embedding the objects and images with the model's backbone (Chroma)", quiet)
+        embeddings = _demo_embeddings(reg, project, recipe)
     version = None
     with reg.session() as s:
         try:
@@ -170,6 +210,7 @@ def demo(project: str, n_images: int, seed: int, with_dagster: bool, recipe: str
         "version": version,
         "dagster": dagster,
         "evaluation": evaluation,
+        "embeddings": embeddings,
         "seconds": round(time.perf_counter() - t0, 2),
     }
     human = "\n".join([
@@ -187,6 +228,19 @@ def demo(project: str, n_images: int, seed: int, with_dagster: bool, recipe: str
            f"R {evaluation['recall']:.3f}, F1 {evaluation['f1']:.3f}"),
            *(f"    {k:<10} mAP50 {c['map50']:.3f}  mAP50-95 {c['map50_95']:.3f}" for k, c in evaluation["per_class"].items()),
            f"  PR curve: {evaluation['charts']['pr_curve']}"] if evaluation else []),
+        *(_embedding_lines(embeddings) if embeddings else []),
         f"  done in {summary['seconds']} s",
     ])
     emit(summary, as_json, human)
+
+
+def _embedding_lines(e: dict[str, Any]) -> list[str]:
+    lines = [f"  embeddings: {e['model_version']}'s backbone, {e['dimension']}-d, in Chroma {', '.join(e['versions'])}"]
+    if e["similar"]:
+        lines.append(f"  objects most like object {e['similar_to']} (`dsgen similar {e['similar_to']}`):")
+        lines += [f"    {h['object_id']:>6}  distance {h['distance']:.4f}  {h['category']:<10} {h['file_name']}"
+                  for h in e["similar"]["hits"]]
+    lines.append(f"  duplicates: {e['exact_duplicate_groups']} groups of identical images, "
+                 f"{e['near_duplicate_groups']} near-duplicate groups ({e['near_duplicate_images']} images, "
+                 f"cosine distance <= {e['near_threshold']}; `dsgen duplicates`)")
+    return lines

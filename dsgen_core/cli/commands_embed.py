@@ -252,12 +252,14 @@ def _image_vector(reg: Registry, s: Any, proj: Any, image: Path, version: str | 
 
 
 @click.command("duplicates")
-@click.option("--threshold", default=0.05, show_default=True, help="Cosine distance under which images are near copies.")
+@click.option("--threshold", type=float, default=None,
+              help="Cosine distance under which images are near copies (default: 0.1 x the median distance "
+                   "between two images of the collection).")
 @project_option
 @version_option
 @click.option("--limit", default=10, show_default=True, help="Groups listed per kind (all are in --json).")
 @json_option
-def duplicates(threshold: float, project: str, version: str | None, limit: int, as_json: bool) -> None:
+def duplicates(threshold: float | None, project: str, version: str | None, limit: int, as_json: bool) -> None:
     """Exact duplicates (equal bytes) and near ones (image embeddings within --threshold), as groups.
 
     Near groups are stored: `has:near_duplicate` finds them and a version's split keeps each group
@@ -270,7 +272,7 @@ def duplicates(threshold: float, project: str, version: str | None, limit: int, 
                                      actor=cli_actor())
     d = rep.to_dict()
     lines = [f"exact duplicates: {d['exact_groups']} groups ({d['images_in_exact_groups']} images); near duplicates "
-             + (f"within {threshold} in {rep.version}: {d['near_groups']} groups ({d['images_in_near_groups']} images "
+             + (f"within {rep.threshold}{'' if threshold is not None else ' (0.1 x the median distance)'} in {rep.version}: {d['near_groups']} groups ({d['images_in_near_groups']} images "
                 f"of {rep.images})" if rep.version else "not computed (no image-level embedding version)")]
     for g in rep.exact[:limit] + rep.near[:limit]:
         lines.append(f"  {g.kind:<5} d<={g.max_distance:.4f}  " + ", ".join(g.files[:4])

@@ -31,6 +31,8 @@ from dsgen_core.versions.splits import UnionFind
 
 # Below this many SQL matches the ids go to Chroma as a filter; above, candidates are over-fetched.
 IN_LIST_MAX = 2_000
+# Near-duplicates by default: this share of the median distance between two images of the collection.
+RELATIVE_THRESHOLD = 0.1
 _OPS = {">": "$gt", ">=": "$gte", "<": "$lt", "<=": "$lte", "=": "$eq", "!=": "$ne"}
 
 
@@ -242,14 +244,19 @@ class DuplicateReport:
 
 
 def find_duplicates(session: Session, project: Project, *, store: VectorStore | None, version: str | None = None,
-                    threshold: float = 0.05, neighbours: int = 10, actor: str | None = None) -> DuplicateReport:
+                    threshold: float | None = None, neighbours: int = 10, actor: str | None = None) -> DuplicateReport:
     """Exact duplicates (equal sha256) and near ones (image embeddings within ``threshold`` cosine distance).
+
+    Without a threshold: ``RELATIVE_THRESHOLD`` times the collection's median distance between two
+    images. Encoders spread their vectors very differently (the default encoder's image vectors lie
+    within 0.07 of each other on the demo, a CLIP's much further apart), so no fixed distance means
+    "a copy" for all of them; "ten times closer than two images usually are" does.
 
     Near groups are chained (a~b, b~c: one group) and written to ``near_duplicates`` for the
     version, replacing its previous run, so splits and ``has:near_duplicate`` see them.
     """
     start = time.perf_counter()
-    if not 0 <= threshold <= 2:
+    if threshold is not None and not 0 <= threshold <= 2:
         raise DsgenError(f"--threshold is a cosine distance between 0 and 2, not {threshold}")
     live = (Asset.project_id == project.id, Asset.deleted_at.is_(None))
     shared = select(Asset.sha256).where(*live, Asset.sha256.is_not(None)).group_by(Asset.sha256).having(
@@ -269,7 +276,7 @@ def find_duplicates(session: Session, project: Project, *, store: VectorStore | 
             if version is not None:
                 raise
         if ev is not None:
-            near, compared = _near_groups(session, project, ev, store, threshold, neighbours)
+            near, compared, threshold = _near_groups(session, project, ev, store, threshold, neighbours)
             session.execute(delete(NearDuplicate).where(NearDuplicate.embedding_version_id == ev.id))
             rows = [NearDuplicate(embedding_version_id=ev.id, asset_id=a, project_id=project.id, group_id=min(g.image_ids),
                                   distance=d, threshold=threshold)
@@ -282,15 +289,24 @@ def find_duplicates(session: Session, project: Project, *, store: VectorStore | 
             record_change(session, project_id=project.id, entity="near_duplicates", op="update", entity_id=ev.id,
                           count=len(rows))
     groups = [g for g, _ in near]
-    return DuplicateReport(threshold, ev.name if ev else None, exact, groups, compared,
+    return DuplicateReport(threshold if threshold is not None else 0.0, ev.name if ev else None, exact, groups, compared,
                            round(time.perf_counter() - start, 3))
 
 
-def _near_groups(session: Session, project: Project, ev: EmbeddingVersion, store: VectorStore, threshold: float,
-                 neighbours: int) -> tuple[list[tuple[DuplicateGroup, list[float]]], int]:
+def relative_threshold(mat: np.ndarray, seed: int = 0) -> float:
+    """``RELATIVE_THRESHOLD`` x the median cosine distance of pairs of (at most 2,000 sampled) unit vectors."""
+    idx = np.random.default_rng(seed).choice(len(mat), min(len(mat), 2_000), replace=False)
+    sample = mat[np.sort(idx)]
+    d = 1.0 - (sample @ sample.T)[np.triu_indices(len(sample), 1)]
+    return round(float(RELATIVE_THRESHOLD * np.median(d)), 6) if d.size else 0.0
+
+
+def _near_groups(session: Session, project: Project, ev: EmbeddingVersion, store: VectorStore,
+                 threshold: float | None, neighbours: int) -> tuple[list[tuple[DuplicateGroup, list[float]]], int,
+                                                                    float | None]:
     col = store.collection(ev, create=False)
     if col is None:
-        return [], 0
+        return [], 0, threshold
     ids: list[int] = []
     parts: list[np.ndarray] = []
     for page_ids, _m, vecs in store.scan(col, embeddings=True):
@@ -298,13 +314,15 @@ def _near_groups(session: Session, project: Project, ev: EmbeddingVersion, store
             ids += page_ids
             parts.append(vecs)
     if not ids:
-        return [], 0
+        return [], 0, threshold
     live = set(session.scalars(select(Asset.id).where(Asset.project_id == project.id, Asset.deleted_at.is_(None),
                                                       Asset.id.in_(ids))))
     keep = [i for i, a in enumerate(ids) if a in live]
     ids = [ids[i] for i in keep]
     mat = np.concatenate(parts)[keep]
     mat /= np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
+    if threshold is None:
+        threshold = relative_threshold(mat)
     uf = UnionFind()
     nearest: dict[int, float] = {}
     # Blocks of a brute-force cosine matrix: exact, and fast enough into the tens of thousands.
@@ -334,4 +352,4 @@ def _near_groups(session: Session, project: Project, ev: EmbeddingVersion, store
         group.sort()
         dists = [round(max(nearest[a], 0.0), 6) for a in group]
         out.append((DuplicateGroup("near", group, [names.get(a, "") for a in group], max(dists)), dists))
-    return out, len(ids)
+    return out, len(ids), threshold

@@ -3,7 +3,7 @@
 An embedding version records the spec; its fingerprint goes into the Chroma collection, so vectors
 of two different encoders are never mixed in one collection.
 
-    enc = load_encoder(...)                                   # dsgen_core.embeddings.encoders
+    enc = build_encoder("model", weights=best_pt, model_version="m1")   # dsgen_core.embeddings.encoders
     vecs = enc.embed_images([img1, img2])                     # (2, d) float32, unit length
     per_image = enc.embed_boxes([img1], [np.array([[x, y, w, h], ...])])   # [(k, d)]
 """

@@ -186,6 +186,15 @@ def _targets(session: Session, project: Project, ev: EmbeddingVersion, ids: Sequ
     return {int(r.id): image_target(r, project, fp) for r in _image_rows(session, ids) if r.project_id == project.id}
 
 
+def embed_objects(session: Session, project: Project, ids: Sequence[int], *, encoder: Encoder,
+                  storage: Storage) -> dict[int, np.ndarray]:
+    """Vectors of these objects computed now with ``encoder`` (no Chroma): for comparisons and benchmarks."""
+    targets = [t for r in _object_rows(session, ids) if r.project_id == project.id
+               and (t := object_target(r, project, "")) is not None]
+    got, vecs, _failed = ImageEmbedder(encoder, storage)("object", targets)
+    return dict(zip(got, vecs, strict=True))
+
+
 def sync_version(registry: Registry, project_name: str, version_id: int, *, store: VectorStore,
                  embedder: Callable[[], Embedder], batch_size: int = BATCH, max_tries: int = MAX_TRIES,
                  progress: bool = False, limit: int | None = None, actor: str | None = None) -> SyncResult:
