@@ -1,15 +1,11 @@
 """``dsgen tracks list|create|link|accept|reject``: objects followed across frames, made by hand or proposed.
 
-Embedding vectors come from ``dsgen_core.embeddings.search.object_vectors`` (and the vector store
-it reads), imported only when a link run uses an embedding version: linking by overlap alone
-(``--embedding none``) or with the colour-histogram baseline (``--embedding histogram``) needs
-neither the embeddings stack nor its store.
+Embedding vectors are the synced ones of an object-level embedding version (read from Chroma);
+the vector store is opened only when a link run uses one.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
@@ -20,6 +16,8 @@ from sqlalchemy.orm import Session
 
 from dsgen_core.cli.common import cli_actor, emit, json_option, open_registry, project_option
 from dsgen_core.config import Settings
+from dsgen_core.embeddings.search import object_vectors
+from dsgen_core.embeddings.store import open_store
 from dsgen_core.errors import DsgenError
 from dsgen_core.registry.projects import get_project
 from dsgen_core.registry.schema import EmbeddingVersion, Project
@@ -27,7 +25,7 @@ from dsgen_core.storage import open_storage
 from dsgen_core.storage.base import Storage
 from dsgen_core.tracking.link import DEFAULT_PARAMS, MATCHINGS, Matching, VectorProvider, propose_tracks
 from dsgen_core.tracking.tracks import MANUAL_SCOPE, Decision, TrackInfo, create_track, list_tracks, review_tracks
-from dsgen_core.tracking.vectors import histogram_vectors
+from dsgen_core.tracking.vectors import histogram_vectors, joined
 
 NO_VECTORS, HISTOGRAM = "none", "histogram"
 
@@ -96,6 +94,9 @@ def create_cmd(object_ids: str, project: str, scope: str, external_id: str | Non
 @click.option("--embedding", help="Vectors to compare objects with: an object-level embedding version's NAME, "
                                   "'histogram' (colour histograms of the boxes) or 'none' (overlap and class only). "
                                   "Default: the project's active object-level embedding version, else none.")
+@click.option("--colour/--no-colour", default=True, show_default=True,
+              help="With an embedding version: also compare the boxes' colours (instances of one class often "
+                   "differ by colour, which a detector's features learn to ignore).")
 @click.option("--iou-weight", type=float, default=DEFAULT_PARAMS.iou_weight, show_default=True,
               help="Weight of box overlap against vector similarity in a link's score.")
 @click.option("--min-score", type=float, default=DEFAULT_PARAMS.min_score, show_default=True,
@@ -105,7 +106,7 @@ def create_cmd(object_ids: str, project: str, scope: str, external_id: str | Non
 @click.option("--matching", type=click.Choice(MATCHINGS), default=DEFAULT_PARAMS.matching, show_default=True)
 @click.option("--run-id", help="Name of this run; its proposals get the scope link:RUN_ID (default: a fresh id).")
 @json_option
-def link_cmd(query_text: str, project: str, embedding: str | None, iou_weight: float, min_score: float,
+def link_cmd(query_text: str, project: str, embedding: str | None, colour: bool, iou_weight: float, min_score: float,
              max_shift: float, matching: str, run_id: str | None, as_json: bool) -> None:
     """Propose tracks for the objects of a query, from consecutive frames of videos and bursts of images.
 
@@ -117,7 +118,7 @@ def link_cmd(query_text: str, project: str, embedding: str | None, iou_weight: f
     storage = open_storage(reg.settings.storage_root)
     with reg.session() as s:
         proj = get_project(s, project)
-        vectors, name = _vectors(s, proj, storage, reg.settings, embedding)
+        vectors, name = _vectors(s, proj, storage, reg.settings, embedding, colour)
         result = propose_tracks(s, proj, query_text, vectors=vectors, vectors_name=name, iou_weight=iou_weight,
                                 min_score=min_score, max_shift=max_shift or None, matching=cast(Matching, matching),
                                 run_id=run_id, actor=cli_actor())
@@ -137,8 +138,8 @@ def link_cmd(query_text: str, project: str, embedding: str | None, iou_weight: f
 
 
 def _vectors(session: Session, project: Project, storage: Storage, settings: Settings, embedding: str | None,
-             ) -> tuple[VectorProvider | None, str]:
-    """The vector provider ``--embedding`` names, and the name the run records."""
+             colour: bool) -> tuple[VectorProvider | None, str]:
+    """The vector provider ``--embedding`` names (with the boxes' colours when ``colour``), and the run's name for it."""
     if embedding is not None and embedding.lower() == NO_VECTORS:
         return None, NO_VECTORS
     if embedding is not None and embedding.lower() == HISTOGRAM:
@@ -151,46 +152,19 @@ def _vectors(session: Session, project: Project, storage: Storage, settings: Set
             EmbeddingVersion.id.desc()).limit(1))
         if name is None:
             return None, NO_VECTORS
-        try:
-            fetch = _object_vectors()
-        except DsgenError as exc:
-            click.echo(f"note: not using embedding version {name!r}: {exc}", err=True)
-            return None, NO_VECTORS
     else:
         name = embedding
         if session.scalar(versions.where(EmbeddingVersion.name == name)) is None:
             raise DsgenError(f"no object-level embedding version {name!r} for project {project.name!r} "
                              f"(or pass --embedding {HISTOGRAM} or --embedding {NO_VECTORS})")
-        fetch = _object_vectors()
-    return _embedding_vectors(fetch, session, project, settings, name), name
+    store = open_store(settings)
 
+    def synced(ids: Sequence[int]) -> dict[int, np.ndarray]:
+        return object_vectors(session, project, ids, store=store, version=name)
 
-def _embedding_vectors(fetch: Callable[..., dict[int, np.ndarray]], session: Session, project: Project,
-                       settings: Settings, version: str) -> VectorProvider:
-    """The provider of one embedding version's synced vectors; the vector store is opened when first asked."""
-    needs_store = "store" in inspect.signature(fetch).parameters
-
-    def provider(ids: Sequence[int]) -> dict[int, np.ndarray]:
-        kw: dict[str, Any] = {"version": version}
-        if needs_store:
-            kw["store"] = importlib.import_module("dsgen_core.embeddings.store").open_store(settings)
-        return fetch(session, project, ids, **kw)
-
-    return provider
-
-
-def _object_vectors() -> Callable[..., dict[int, np.ndarray]]:
-    """``object_vectors(session, project, annotation_ids, *, version)`` of the embeddings stack, loaded now."""
-    try:
-        module = importlib.import_module("dsgen_core.embeddings.search")
-    except ImportError as exc:
-        raise DsgenError(f"embedding vectors are not available here ({exc}); pass --embedding {HISTOGRAM} "
-                         f"or --embedding {NO_VECTORS}") from None
-    fetch = getattr(module, "object_vectors", None)
-    if fetch is None:
-        raise DsgenError("embedding vectors are not available here (dsgen_core.embeddings.search has no "
-                         f"object_vectors); pass --embedding {HISTOGRAM} or --embedding {NO_VECTORS}")
-    return cast(Callable[..., dict[int, np.ndarray]], fetch)
+    if not colour:
+        return synced, name
+    return joined(synced, lambda ids: histogram_vectors(session, project, storage, ids)), f"{name}+{HISTOGRAM}"
 
 
 def _review_options(command: Callable[..., Any]) -> Callable[..., Any]:

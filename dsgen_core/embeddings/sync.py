@@ -208,9 +208,7 @@ def sync_version(registry: Registry, project_name: str, version_id: int, *, stor
     start = time.perf_counter()
     with registry.session() as s:
         project = get_project(s, project_name)
-        ev = s.get(EmbeddingVersion, version_id)
-        if ev is None:
-            raise DsgenError(f"embedding version {version_id} does not exist")
+        ev = _own_version(s, project, version_id)
         total = _pending_count(s, ev)
     result = SyncResult(ev.name, ev.level)
     col = store.collection(ev)
@@ -293,6 +291,17 @@ def sync_version(registry: Registry, project_name: str, version_id: int, *, stor
 
 def _target_of(r: Any, ev: EmbeddingVersion) -> int:
     return int(r.annotation_id if ev.level == "object" else r.asset_id)
+
+
+def _own_version(s: Session, project: Project, version_id: int) -> EmbeddingVersion:
+    """The version, if it is ``project``'s (or shared): a collection holds one project's records, so
+    ``similar`` needs no project filter (which costs Chroma its fast path)."""
+    ev = s.get(EmbeddingVersion, version_id)
+    if ev is None:
+        raise DsgenError(f"embedding version {version_id} does not exist")
+    if ev.project_id not in (None, project.id):
+        raise DsgenError(f"embedding version {ev.name!r} belongs to another project than {project.name!r}")
+    return ev
 
 
 def backoff_s(tries: int) -> float:
@@ -413,9 +422,7 @@ def reconcile_version(registry: Registry, project_name: str, version_id: int, *,
 
     with registry.session() as s:
         project = get_project(s, project_name)
-        ev = s.get(EmbeddingVersion, version_id)
-        if ev is None:
-            raise DsgenError(f"embedding version {version_id} does not exist")
+        ev = _own_version(s, project, version_id)
         fp = ev.fingerprint or ""
         expected: dict[int, Target] = {}
         if ev.level == "object":
@@ -455,9 +462,7 @@ def reconcile_version(registry: Registry, project_name: str, version_id: int, *,
     if todo:
         with registry.session() as s:
             project = get_project(s, project_name)
-            ev = s.get(EmbeddingVersion, version_id)
-            assert ev is not None
-            res.queued = queue_all(s, project, ev, ids=todo)
+            res.queued = queue_all(s, project, _own_version(s, project, version_id), ids=todo)
     with registry.session() as s:
         audit(s, "embeddings.reconcile", project_id=ev.project_id, entity_type="embedding_version",
               entity_ids=[ev.id], detail=res.to_dict(), actor=actor)

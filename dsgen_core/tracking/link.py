@@ -184,13 +184,25 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _unit_vectors(vectors: Mapping[int, np.ndarray]) -> dict[int, np.ndarray]:
-    out = {}
+    """Unit vectors after subtracting the mean of all of them.
+
+    Embeddings share a large common component (a detector's features of one domain lie within a
+    few degrees of each other), so raw cosines of any two objects are all near 1 and tell
+    instances apart no better than a constant; centred, the cosine compares what differs.
+    """
+    keys, rows = [], []
     for k, v in vectors.items():
         arr = np.asarray(v, dtype=np.float64).ravel()
-        norm = float(np.linalg.norm(arr))
-        if norm > 0 and math.isfinite(norm):
-            out[k] = arr / norm
-    return out
+        if arr.size and np.isfinite(arr).all():
+            keys.append(k)
+            rows.append(arr)
+    if not rows or len({r.size for r in rows}) != 1:
+        return {}
+    mat = np.stack(rows)
+    if len(mat) > 1:
+        mat = mat - mat.mean(axis=0, keepdims=True)
+    norms = np.linalg.norm(mat, axis=1)
+    return {k: row / n for k, row, n in zip(keys, mat, norms, strict=True) if n > 0 and math.isfinite(n)}
 
 
 def _stack(objs: Sequence[TrackedObject], unit: Mapping[int, np.ndarray]) -> tuple[np.ndarray | None, np.ndarray]:

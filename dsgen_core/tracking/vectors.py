@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -78,3 +78,21 @@ def _pixels(storage: Storage, uri: str | None) -> np.ndarray | None:
             return np.asarray(im.convert("RGB"))
     except (OSError, UnidentifiedImageError, ValueError, DsgenError):
         return None  # an unreadable image costs its objects their vectors, not the run
+
+
+def joined(*providers: Callable[[Sequence[int]], dict[int, np.ndarray]]) -> Callable[[Sequence[int]],
+                                                                                 dict[int, np.ndarray]]:
+    """One provider whose vectors are the others' side by side, each scaled to unit length (equal say).
+
+    Objects some provider has no vector for are left out (the linker scores them by overlap).
+    """
+    def provider(ids: Sequence[int]) -> dict[int, np.ndarray]:
+        parts = [p(ids) for p in providers]
+        out: dict[int, np.ndarray] = {}
+        for i in ids:
+            vs = [np.asarray(part[i], dtype=np.float64).ravel() for part in parts if i in part]
+            if len(vs) == len(parts):
+                out[i] = np.concatenate([v / max(float(np.linalg.norm(v)), 1e-12) for v in vs])
+        return out
+
+    return provider

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
 from typing import Any
 
@@ -193,31 +191,11 @@ def test_embedding_option(cli: Any, registry: Registry, monkeypatch: pytest.Monk
     with registry.session() as s:
         s.add(EmbeddingVersion(project_id=ensure_project(s, "p").id, name="obj_v1", model_name="m", dimension=4))
 
-    # Without the embeddings stack: the default falls back to overlap, an explicit version is an error.
-    monkeypatch.setitem(sys.modules, "dsgen_core.embeddings.search", None)
-    fallback = link()
-    assert _json(fallback)["vectors"] == "none" and "not using embedding version 'obj_v1'" in fallback.stderr
-    missing = link("--embedding", "obj_v1")
-    assert missing.exit_code == 2 and "pass --embedding histogram or --embedding none" in missing.stderr
-
-    # With it: the synced vectors of the version, read from the vector store (opened only now).
-    asked: list[tuple[list[int], str | None, Any]] = []
-
-    def object_vectors(session: Any, project: Any, ids: list[int], *, store: Any,
-                       version: str | None = None) -> dict[int, Any]:
-        asked.append((sorted(ids), version, store))
-        return {i: np.ones(4) for i in ids}
-
-    search = types.ModuleType("dsgen_core.embeddings.search")
-    search.object_vectors = object_vectors  # type: ignore[attr-defined]
-    store = types.ModuleType("dsgen_core.embeddings.store")
-    store.open_store = lambda settings: ("store of", settings.home)  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "dsgen_core.embeddings.search", search)
-    monkeypatch.setitem(sys.modules, "dsgen_core.embeddings.store", store)
-    used = _json(link())
-    assert (used["vectors"], used["objects_with_vectors"], used["tracks"]) == ("obj_v1", 3, 1)
-    assert len(asked) == 1 and asked[0][1:] == ("obj_v1", ("store of", registry.settings.home))
-    assert used["mean_score"] > 0.9  # identical vectors lift the overlap score
+    # An object-level version is the default; nothing synced yet (and no image on disk): no vector, overlap alone.
+    # The real vectors at work: tests/embeddings/test_link_embeddings.py.
+    pending = _json(link())
+    assert (pending["vectors"], pending["objects_with_vectors"], pending["tracks"]) == ("obj_v1+histogram", 0, 1)
+    assert _json(link("--no-colour"))["vectors"] == "obj_v1"
 
 
 def test_histogram_of_a_crop() -> None:
