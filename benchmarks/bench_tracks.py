@@ -1,6 +1,7 @@
 """Re-identification: the share of objects ``tracks link`` puts in their true track, by what it compares.
 
     python benchmarks/bench_tracks.py                                   # 40 sequences, strides 1 3 5 7, overlays 1 8
+    python benchmarks/bench_tracks.py --weights data/registry/models/p1/m1/weights/best.pt   # + the default encoder
     python benchmarks/bench_tracks.py --provider clip=my_module:make_provider
 
 - Data: the demo generator's sequences (8 frames of 2-4 moving, turning shapes each, CVAT track
@@ -14,9 +15,11 @@
   appearance has to tell objects of one class apart. The demo's own sequences (overlay 1) hold 2-4
   objects of 3 classes, few enough that geometry and class nearly suffice.
 - Providers: ``overlap`` (box IoU and class only), ``constant`` (every object the same vector: a
-  provider that knows nothing, so a link scores 0.5 + 0.5 IoU and boxes that no longer overlap can
-  still link; the control: what a provider gains over it is what its vectors know), ``histogram``
-  (the colour-histogram baseline) and any given as ``--provider NAME=MODULE:FACTORY``, where
+  provider that knows nothing; the linker centres vectors before comparing them, so it adds
+  nothing and scores as ``overlap``: the control), ``histogram`` (the colour-histogram baseline),
+  with ``--weights BEST_PT`` ``default`` (dsgen's default encoder, the model's backbone) and
+  ``default+colour`` (both side by side, what ``tracks link`` compares by default with an
+  embedding version), and any given as ``--provider NAME=MODULE:FACTORY``, where
   ``FACTORY(session, project, storage)`` returns ``ids -> {id: vector}`` (an embedding version's
   ``object_vectors``, a model run on the crops, ...). Importable too: ``run(providers=...)``.
 - accuracy: objects in the proposed track paired one-to-one with their true track / all objects
@@ -124,13 +127,22 @@ def _factory(spec: str) -> tuple[str, ProviderFactory]:
     return name, getattr(importlib.import_module(module), attr)
 
 
-def _default_encoder(weights: Path) -> ProviderFactory:
-    """dsgen's default encoder (a trained model's backbone) on the objects' boxes, computed now."""
+def _default_encoder(weights: Path, colour: bool = False) -> ProviderFactory:
+    """dsgen's default encoder (a trained model's backbone) on the objects' boxes, computed now; with
+    ``colour``, beside the boxes' colour histograms, as ``tracks link`` compares them by default."""
     from dsgen_core.embeddings.encoders import build_encoder
     from dsgen_core.embeddings.sync import embed_objects
+    from dsgen_core.tracking.vectors import joined
 
     encoder = build_encoder("model", weights=weights, model_version="bench")
-    return lambda s, p, st: (lambda ids: embed_objects(s, p, ids, encoder=encoder, storage=st))
+
+    def factory(s: Session, p: Project, st: Storage) -> VectorProvider:
+        def embedded(ids: Sequence[int]) -> dict[int, np.ndarray]:
+            return embed_objects(s, p, ids, encoder=encoder, storage=st)
+
+        return joined(embedded, lambda ids: histogram_vectors(s, p, st, ids)) if colour else embedded
+
+    return factory
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     providers.update(_factory(p) for p in args.provider)
     if args.weights is not None:
         providers["default"] = _default_encoder(args.weights)
+        providers["default+colour"] = _default_encoder(args.weights, colour=True)
     if args.only:
         providers = {k: v for k, v in providers.items() if k in args.only}
     params = LinkParams(iou_weight=args.iou_weight, min_score=args.min_score, max_shift=args.max_shift or None,
