@@ -7,11 +7,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 
-from PIL import Image
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
+from dsgen_core.formats.images import open_image
 from dsgen_core.registry.changes import record_change
 from dsgen_core.registry.schema import Asset, Project
 from dsgen_core.storage.base import Storage
@@ -24,7 +24,7 @@ def thumbnail_key(sha256: str) -> str:
 
 
 def make_thumbnail(path: str, size: int = THUMBNAIL_SIZE) -> bytes:
-    with Image.open(path) as im:
+    with open_image(path) as im:
         im.thumbnail((size, size))
         buf = io.BytesIO()
         im.convert("RGB").save(buf, "JPEG", quality=85)

@@ -13,6 +13,7 @@ from dsgen_core.cli.common import cli_actor, emit, json_option, open_registry, p
 from dsgen_core.embeddings import search, sync, versions
 from dsgen_core.embeddings import store as vstore
 from dsgen_core.errors import DsgenError
+from dsgen_core.formats.images import open_image
 from dsgen_core.registry.db import Registry
 from dsgen_core.registry.projects import get_project
 from dsgen_core.registry.schema import EmbeddingVersion
@@ -233,14 +234,14 @@ def similar(object_id: int | None, image: Path | None, top_k: int, query: str | 
 
 
 def _image_vector(reg: Registry, s: Any, proj: Any, image: Path, version: str | None) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     from dsgen_core.embeddings.versions import get_version
 
     if not image.is_file():
         raise DsgenError(f"{image}: no such image file")
     try:
-        with Image.open(image) as im:
+        with open_image(image) as im:
             rgb = im.convert("RGB")
     except (UnidentifiedImageError, OSError) as exc:
         raise DsgenError(f"{image}: not a readable image ({exc})") from None

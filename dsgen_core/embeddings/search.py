@@ -72,33 +72,22 @@ def _terms(node: Node | None) -> list[Node]:
 
 
 def pushdown(session: Session, project: Project, query: str | None) -> tuple[list[dict[str, Any]], list[str], bool]:
-    """(Chroma where clauses, the terms left to SQL as text, whether nothing can match)."""
+    """(Chroma where clauses, [the query] when the registry must answer it too, whether nothing can match)."""
     if not query or not query.strip():
         return [], [], False
     clauses: list[dict[str, Any]] = []
-    rest: list[str] = []
-    terms = _terms(parse(query))
-    for term in terms:
+    exact = True
+    for term in _terms(parse(query)):
         clause = _clause(session, project, term) if isinstance(term, Predicate) else None
         if clause is None:
-            rest.append(_text(term) if isinstance(term, Predicate) else query)
+            exact = False
         elif clause == {}:
             return [], [], True
         else:
             clauses.append(clause)
-    if any(not isinstance(t, Predicate) for t in terms):
-        # An OR or a negated group: the whole query goes to SQL (exact); the pushed conjuncts still narrow Chroma.
-        rest = [query]
-    return clauses, rest, False
-
-
-def _text(p: Predicate) -> str:
-    key = f"{p.field}.{p.key}" if p.field in ("attr", "meta") and p.key else p.field
-    value = "*" if p.value is None else str(p.value).lower() if isinstance(p.value, bool) else p.value
-    op = ":" if p.op == "=" else p.op
-    if isinstance(value, str) and (not value or any(c.isspace() or c in "()\"'" for c in value)):
-        value = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return f"{key}{op}{value}"
+    # Anything Chroma cannot answer: the registry answers the whole query, as written (exact); the
+    # pushed conjuncts still narrow what Chroma returns.
+    return clauses, [] if exact else [query], False
 
 
 def _clause(session: Session, project: Project, p: Predicate) -> dict[str, Any] | None:
@@ -107,8 +96,8 @@ def _clause(session: Session, project: Project, p: Predicate) -> dict[str, Any] 
         needle = p.value.lower()
         ids = [i for i, key, disp, syn in session.execute(select(
             LabelClass.id, LabelClass.key, LabelClass.display_name, LabelClass.synonyms).where(
-            LabelClass.project_id == project.id)) if needle in {str(key).lower(), str(disp).lower(),
-                                                                *(str(x).lower() for x in (syn or []))}]
+            LabelClass.project_id == project.id)) if needle in {str(n).lower() for n in (key, disp, *(syn or []))
+                                                                if isinstance(n, str)}]
         return {"category_id": {"$in": ids}} if ids else {}
     if p.field in ("source", "validated") and p.op in ("=", "!=") and p.value is not None:
         return {p.field: {_OPS[p.op]: p.value}}

@@ -58,7 +58,9 @@ class VectorStore:
             if _is_connection_error(exc):
                 raise ServiceUnavailable(f"cannot reach Chroma at {self.where} ({what}): {_first_line(exc)}; "
                                          "the registry is unchanged and pending embeddings stay pending") from exc
-            raise ServiceUnavailable(f"Chroma at {self.where} failed ({what}): {_first_line(exc)}") from exc
+            # Chroma answered and refused (a bad argument, a dimension it does not hold): trying again will
+            # not help, so it is no environment error.
+            raise DsgenError(f"Chroma at {self.where} refused to {what}: {_first_line(exc)}") from exc
 
     def collection(self, ev: EmbeddingVersion, *, create: bool = True) -> Any:
         """The version's collection; refused when another encoder made it."""

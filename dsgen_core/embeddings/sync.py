@@ -38,6 +38,7 @@ from dsgen_core.embeddings.spec import Encoder
 from dsgen_core.embeddings.store import VectorStore
 from dsgen_core.embeddings.versions import collection_name, model_weights, queue_all, spec_of, weights_path
 from dsgen_core.errors import DsgenError
+from dsgen_core.formats.images import open_image
 from dsgen_core.registry.changes import audit
 from dsgen_core.registry.db import Registry
 from dsgen_core.registry.schema import Annotation, Asset, EmbeddingOutbox, EmbeddingVersion, LabelClass, Project
@@ -73,9 +74,9 @@ class ImageEmbedder:
 
     def _load(self, uri: str) -> Image.Image:
         if uri.startswith("s3://"):
-            im = Image.open(io.BytesIO(self.storage.read_bytes(self.storage.key_of(uri))))
+            im = open_image(io.BytesIO(self.storage.read_bytes(self.storage.key_of(uri))))
         else:
-            im = Image.open(uri)
+            im = open_image(uri)
         return im.convert("RGB")
 
     def __call__(self, level: str, targets: Sequence[Target]) -> tuple[list[int], np.ndarray, dict[int, str]]:
@@ -157,21 +158,27 @@ def _image_rows(session: Session, ids: Sequence[int]) -> list[Any]:
 
 
 def object_target(r: Any, project: Project, fingerprint: str) -> Target | None:
-    """The target of an object row; None when it has no box (nothing to embed)."""
-    if r.bbox_w is None or r.bbox_h is None or r.bbox_x is None or r.bbox_y is None:
+    """The target of an object row; None when there is nothing to embed (no box, or no image file yet).
+
+    Every fact key is written, None where the registry has no value: Chroma merges an upsert's
+    metadata into the record's, and only a None removes a key (a class or score that went away).
+    """
+    if r.bbox_w is None or r.bbox_h is None or r.bbox_x is None or r.bbox_y is None or not r.storage_uri:
         return None
     box = (float(r.bbox_x), float(r.bbox_y), float(r.bbox_w), float(r.bbox_h))
     meta: dict[str, Any] = {"object_id": int(r.id), "image_id": int(r.asset_id), "project": project.name,
                             "project_id": int(project.id), "source": r.source, "validated": bool(r.is_validated),
-                            "geom": geometry_key(box, r.sha256), "fp": fingerprint[:16]}
-    if r.label_class_id is not None:
-        meta.update(category=r.key, category_id=int(r.label_class_id))
-    if r.confidence is not None:
-        meta["confidence"] = float(r.confidence)
+                            "geom": geometry_key(box, r.sha256), "fp": fingerprint[:16],
+                            "category": r.key if r.label_class_id is not None else None,
+                            "category_id": int(r.label_class_id) if r.label_class_id is not None else None,
+                            "confidence": float(r.confidence) if r.confidence is not None else None}
     return Target(int(r.id), int(r.asset_id), r.storage_uri, box, meta)
 
 
-def image_target(r: Any, project: Project, fingerprint: str) -> Target:
+def image_target(r: Any, project: Project, fingerprint: str) -> Target | None:
+    """The target of an image row; None when it has no file (yet)."""
+    if not r.storage_uri:
+        return None
     meta: dict[str, Any] = {"image_id": int(r.id), "project": project.name, "project_id": int(project.id),
                             "file": r.file_name, "geom": geometry_key(None, r.sha256), "fp": fingerprint[:16]}
     return Target(int(r.id), int(r.id), r.storage_uri, None, meta)
@@ -229,7 +236,8 @@ def sync_version(registry: Registry, project_name: str, version_id: int, *, stor
                 for r in rows:  # later rows of one target win: the registry's latest word
                     last[int(r.annotation_id if ev.level == "object" else r.asset_id)] = r
                 targets = _targets(s, project, ev, [k for k, r in last.items() if r.operation == "upsert"])
-            deletes = [k for k, r in last.items() if r.operation == "delete" or k not in targets]
+            # Held with nothing to embed (no box, no image file yet) counts as absent: its old vector goes.
+            deletes = [k for k, r in last.items() if r.operation == "delete" or targets.get(k) is None]
             todo = [t for k, r in last.items() if (t := targets.get(k)) is not None and r.operation == "upsert"]
             result.skipped += sum(1 for k, r in last.items() if r.operation == "upsert" and k in targets
                                   and targets[k] is None)
@@ -244,34 +252,15 @@ def sync_version(registry: Registry, project_name: str, version_id: int, *, stor
                 by_id = {t.id: t for t in todo}
                 store.upsert(col, ids, vecs, [by_id[i].metadata for i in ids])
                 result.upserted += len(ids)
-            if deletes:
-                store.delete(col, deletes)
+            # A target whose upsert failed but whose id was deleted earlier in the batch (ids are reused):
+            # the old record goes now, or it would stand for the new object until the retry.
+            gone_first = {_target_of(r, ev) for r in rows if r.operation == "delete"} & set(failures)
+            if deletes or gone_first:
+                store.delete(col, sorted({*deletes, *gone_first}))
                 result.deleted += len(deletes)
-            failed_rows = {r.id: failures[k] for k, r in last.items() if k in failures}
-            # Earlier rows of a target that failed share its fate; the others were carried by their target.
-            ok_ids = [r.id for r in rows if _target_of(r, ev) not in failures]
-            fail_ids = [r.id for r in rows if _target_of(r, ev) in failures]
-            with registry.session() as s:
-                now = datetime.now(UTC)
-                for i in range(0, len(ok_ids), 10_000):
-                    s.execute(update(EmbeddingOutbox).where(EmbeddingOutbox.id.in_(ok_ids[i:i + 10_000]),
-                                                            EmbeddingOutbox.status == "pending")
-                              .values(status="synced", synced_at=now, error=None, next_attempt_at=None))
-                for r in rows:
-                    if r.id not in fail_ids:
-                        continue
-                    tries = (r.retry_count or 0) + 1
-                    reason = failed_rows.get(r.id) or failures[_target_of(r, ev)]
-                    gone = tries >= max_tries
-                    s.execute(update(EmbeddingOutbox).where(EmbeddingOutbox.id == r.id).values(
-                        retry_count=tries, error=reason[:2000], status="failed" if gone else "pending",
-                        next_attempt_at=None if gone else now + timedelta(seconds=backoff_s(tries))))
-                    if gone:
-                        result.failed += 1
-                    else:
-                        result.retried += 1
-                    if len(result.errors) < 5:
-                        result.errors.append(reason)
+            self_rows = [r for r in rows if _target_of(r, ev) in failures]
+            done = [k for k in last if k not in failures]
+            _mark(registry, ev, max(r.id for r in rows), done, self_rows, failures, max_tries, result)
             result.batches += 1
             done_rows += len(rows)
             bar.update(len(rows))
@@ -287,6 +276,38 @@ def sync_version(registry: Registry, project_name: str, version_id: int, *, stor
                   actor=actor)
     result.seconds = round(time.perf_counter() - start, 3)
     return result
+
+
+def _mark(registry: Registry, ev: EmbeddingVersion, upto: int, done: list[int], failed_rows: list[Any],
+          failures: dict[int, str], max_tries: int, result: SyncResult) -> None:
+    """Rows of the targets Chroma now has (up to the batch's last row, earlier failed ones too) become
+    synced; the failed targets' rows count a try, wait out their backoff, or fail for good."""
+    column = EmbeddingOutbox.annotation_id if ev.level == "object" else EmbeddingOutbox.asset_id
+    now = datetime.now(UTC)
+    with registry.session() as s:
+        for i in range(0, len(done), 10_000):
+            s.execute(update(EmbeddingOutbox).where(
+                EmbeddingOutbox.embedding_version_id == ev.id, column.in_(done[i:i + 10_000]),
+                EmbeddingOutbox.id <= upto, EmbeddingOutbox.status != "synced")
+                .values(status="synced", synced_at=now, error=None, next_attempt_at=None))
+        counted: set[int] = set()
+        for r in failed_rows:
+            target = _target_of(r, ev)
+            tries = (r.retry_count or 0) + 1
+            reason = failures[target]
+            gone = tries >= max_tries
+            s.execute(update(EmbeddingOutbox).where(EmbeddingOutbox.id == r.id).values(
+                retry_count=tries, error=reason[:2000], status="failed" if gone else "pending",
+                next_attempt_at=None if gone else now + timedelta(seconds=backoff_s(tries))))
+            if target in counted:  # one target, one count, however many rows it had in the batch
+                continue
+            counted.add(target)
+            if gone:
+                result.failed += 1
+            else:
+                result.retried += 1
+            if len(result.errors) < 5:
+                result.errors.append(reason)
 
 
 def _target_of(r: Any, ev: EmbeddingVersion) -> int:
@@ -345,7 +366,8 @@ class VersionStatus:
 def expected_count(s: Session, project: Project, ev: EmbeddingVersion) -> int:
     if ev.level == "object":
         stmt = (select(func.count()).select_from(Annotation).join(Asset, Asset.id == Annotation.asset_id)
-                .where(Asset.project_id == project.id, Asset.deleted_at.is_(None), Annotation.bbox_w.is_not(None)))
+                .where(Asset.project_id == project.id, Asset.deleted_at.is_(None), Annotation.bbox_w.is_not(None),
+                       Asset.storage_uri.is_not(None)))
     else:
         stmt = select(func.count()).select_from(Asset).where(
             Asset.project_id == project.id, Asset.deleted_at.is_(None), Asset.asset_type == "image",
@@ -354,8 +376,6 @@ def expected_count(s: Session, project: Project, ev: EmbeddingVersion) -> int:
 
 
 def version_status(s: Session, project: Project, ev: EmbeddingVersion, store: VectorStore | None) -> VersionStatus:
-    from dsgen_core.errors import ServiceUnavailable
-
     counts = dict(s.execute(select(EmbeddingOutbox.status, func.count()).where(
         EmbeddingOutbox.embedding_version_id == ev.id).group_by(EmbeddingOutbox.status)).all())
     oldest = s.scalar(select(func.min(EmbeddingOutbox.created_at)).where(
@@ -366,7 +386,7 @@ def version_status(s: Session, project: Project, ev: EmbeddingVersion, store: Ve
         try:
             col = store.collection(ev, create=False)
             chroma_count = store.count(col) if col is not None else 0
-        except ServiceUnavailable as exc:
+        except DsgenError as exc:  # unreachable, or a collection of another encoder: status still answers
             err = str(exc)
     return VersionStatus(ev.name, ev.level, bool(ev.is_active), ev.encoder, ev.model_name, ev.dimension,
                          collection_name(ev), int(counts.get("pending", 0)), int(counts.get("synced", 0)),
@@ -417,31 +437,25 @@ _FACTS = ("category", "category_id", "source", "validated", "confidence", "proje
 
 def reconcile_version(registry: Registry, project_name: str, version_id: int, *, store: VectorStore,
                       dry_run: bool = False, actor: str | None = None) -> ReconcileResult:
-    """Compare the registry with Chroma and repair: queue missing/stale, delete extra, update drifted metadata."""
+    """Compare the registry with Chroma and repair: queue missing/stale, delete extra, update drifted metadata.
+
+    Chroma is read first and the registry second, so whatever a concurrent import and sync add in
+    between is in the registry's (newer) picture: it is never taken for an extra record. An extra
+    record is deleted only if its object is still gone when the repair runs.
+    """
     from dsgen_core.registry.projects import get_project
 
     with registry.session() as s:
-        project = get_project(s, project_name)
-        ev = _own_version(s, project, version_id)
+        ev = _own_version(s, get_project(s, project_name), version_id)
         fp = ev.fingerprint or ""
-        expected: dict[int, Target] = {}
-        if ev.level == "object":
-            ids = list(s.scalars(select(Annotation.id).join(Asset, Asset.id == Annotation.asset_id).where(
-                Asset.project_id == project.id, Asset.deleted_at.is_(None), Annotation.bbox_w.is_not(None))))
-            for r in _object_rows(s, ids):
-                t = object_target(r, project, fp)
-                if t is not None:
-                    expected[t.id] = t
-        else:
-            ids = list(s.scalars(select(Asset.id).where(Asset.project_id == project.id, Asset.deleted_at.is_(None),
-                                                        Asset.asset_type == "image", Asset.storage_uri.is_not(None))))
-            expected = {int(r.id): image_target(r, project, fp) for r in _image_rows(s, ids)}
-    res = ReconcileResult(ev.name, ev.level, registry=len(expected), dry_run=dry_run)
     col = store.collection(ev)
     held: dict[int, dict[str, Any]] = {}
     for page_ids, metas, _ in store.scan(col):
         held.update(zip(page_ids, metas, strict=True))
-    res.chroma = len(held)
+    with registry.session() as s:
+        project = get_project(s, project_name)
+        expected = _expected_targets(s, project, ev)
+    res = ReconcileResult(ev.name, ev.level, registry=len(expected), chroma=len(held), dry_run=dry_run)
     missing = [i for i in expected if i not in held]
     extra = [i for i in held if i not in expected]
     stale = [i for i, m in held.items() if i in expected and (m.get("geom") != expected[i].metadata["geom"]
@@ -453,11 +467,17 @@ def reconcile_version(registry: Registry, project_name: str, version_id: int, *,
     if dry_run or res.in_step:
         return res
     if extra:
-        store.delete(col, extra)
-        res.deleted = len(extra)
+        with registry.session() as s:  # an import since the read may have brought some back
+            back = _targets(s, get_project(s, project_name), ev, extra)
+        gone = [i for i in extra if back.get(i) is None]
+        store.delete(col, gone)
+        res.deleted = len(gone)
     if drift:
-        store.update_metadata(col, drift, [expected[i].metadata for i in drift])
-        res.metadata_updated = len(drift)
+        with registry.session() as s:  # the facts as they are now, not as they were at the read
+            now = _targets(s, get_project(s, project_name), ev, drift)
+        fresh = [(i, t) for i in drift if (t := now.get(i)) is not None]
+        store.update_metadata(col, [i for i, _ in fresh], [t.metadata for _, t in fresh])
+        res.metadata_updated = len(fresh)
     todo = missing + stale
     if todo:
         with registry.session() as s:
@@ -467,6 +487,17 @@ def reconcile_version(registry: Registry, project_name: str, version_id: int, *,
         audit(s, "embeddings.reconcile", project_id=ev.project_id, entity_type="embedding_version",
               entity_ids=[ev.id], detail=res.to_dict(), actor=actor)
     return res
+
+
+def _expected_targets(s: Session, project: Project, ev: EmbeddingVersion) -> dict[int, Target]:
+    """Every object (image) of the project that should have a vector, with the metadata it should carry."""
+    if ev.level == "object":
+        ids = list(s.scalars(select(Annotation.id).join(Asset, Asset.id == Annotation.asset_id).where(
+            Asset.project_id == project.id, Asset.deleted_at.is_(None), Annotation.bbox_w.is_not(None))))
+    else:
+        ids = list(s.scalars(select(Asset.id).where(Asset.project_id == project.id, Asset.deleted_at.is_(None),
+                                                    Asset.asset_type == "image", Asset.storage_uri.is_not(None))))
+    return {i: t for i, t in _targets(s, project, ev, ids).items() if t is not None}
 
 
 def outbox_problem_rows(s: Session, ev: EmbeddingVersion, limit: int = 20) -> list[dict[str, Any]]:

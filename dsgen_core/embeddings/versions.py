@@ -118,7 +118,8 @@ def queue_all(session: Session, project: Project, ev: EmbeddingVersion, ids: lis
     src: Any
     if ev.level == "object":
         src = (select(Annotation.id, Annotation.asset_id).join(Asset, Asset.id == Annotation.asset_id)
-               .where(Asset.project_id == project.id, Asset.deleted_at.is_(None), Annotation.bbox_w.is_not(None)))
+               .where(Asset.project_id == project.id, Asset.deleted_at.is_(None), Annotation.bbox_w.is_not(None),
+                      Asset.storage_uri.is_not(None)))
         if ids is not None:
             src = src.where(Annotation.id.in_(ids))
         cols = ["annotation_id", "asset_id"]

@@ -12,11 +12,12 @@ import hashlib
 import os
 import shutil
 import stat
+import sys
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Protocol
+from typing import Any, Protocol
 
 from PIL import Image, UnidentifiedImageError
 
@@ -58,6 +59,19 @@ class ImageProblem(Exception):
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
+def open_image(fp: Any) -> Image.Image:
+    """PIL's own ``Image.open``, whoever replaced it.
+
+    Importing Ultralytics (training, the default encoder) replaces ``PIL.Image.open`` with a wrapper
+    that, on a file PIL cannot identify, tries to pip-install a HEIF plugin: a download at run time
+    and, offline, an ImportError instead of "not an image". dsgen reads images through this.
+    """
+    patches = sys.modules.get("ultralytics.utils.patches")
+    if patches is not None and Image.open is getattr(patches, "image_open", None):
+        return patches._image_open(fp)
+    return Image.open(fp)
+
+
 def _fast_size(data: bytes) -> tuple[int, int, str] | None:
     """Width, height and format of a JPEG or PNG from its header bytes; None for anything else.
 
@@ -97,7 +111,7 @@ def probe_image(path: Path) -> ImageInfo:
         width, height, fmt = fast
     else:
         try:
-            with Image.open(path) as im:
+            with open_image(path) as im:
                 width, height = im.size
                 fmt = (im.format or "").lower()
         except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:

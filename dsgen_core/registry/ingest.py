@@ -753,13 +753,21 @@ class _Ingest:
         if not versions:
             return
         out: list[tuple[Any, ...]] = []
+        # Images that got their file (or other bytes) now: they and their objects are embedded (again).
+        refiled = [u["id"] for u in updates if "storage_uri" in u or "sha256" in u]
+        refiled_objects: list[tuple[Any, ...]] = []
+        if refiled and any(level == "object" for _vid, level in versions):
+            for i in range(0, len(refiled), 10_000):
+                refiled_objects += self.s.execute(select(Annotation.id, Annotation.asset_id).where(
+                    Annotation.asset_id.in_(refiled[i:i + 10_000]))).all()
         for vid, level in versions:
             if level == "image":
-                out += [(None, a[0], vid, "upsert") for a in new_assets if a[2] == "image"]  # not a video's file
-                # An image that got its file (or other bytes) now: embedded again.
-                out += [(None, u["id"], vid, "upsert") for u in updates if "storage_uri" in u or "sha256" in u]
+                # Not a video's own file, nor an image without a file (nothing to embed until it has one).
+                out += [(None, a[0], vid, "upsert") for a in new_assets if a[2] == "image" and a[5] is not None]
+                out += [(None, a, vid, "upsert") for a in refiled]
                 continue
             out += [(r[0], r[1], vid, "upsert") for r in rows]
+            out += [(a, asset, vid, "upsert") for a, asset in refiled_objects]
             out += [(m[-1], None, vid, "upsert") for m in merges]
             out += [(d, None, vid, "delete") for d in deletions]
         insert_rows(self.conn, "embedding_outbox", ("annotation_id", "asset_id", "embedding_version_id", "operation"),

@@ -13,11 +13,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dsgen_core.errors import DsgenError
+from dsgen_core.formats.images import open_image
 from dsgen_core.registry.schema import Annotation, Asset, Project
 from dsgen_core.storage.base import Storage
 from dsgen_core.tracking.objects import ID_CHUNK
@@ -74,7 +75,7 @@ def _pixels(storage: Storage, uri: str | None) -> np.ndarray | None:
     try:
         # Imported images are local files (the storage_uri is their path); anything else is in the storage.
         data = Path(uri).read_bytes() if Path(uri).is_absolute() else storage.read_bytes(storage.key_of(uri))
-        with Image.open(io.BytesIO(data)) as im:
+        with open_image(io.BytesIO(data)) as im:
             return np.asarray(im.convert("RGB"))
     except (OSError, UnidentifiedImageError, ValueError, DsgenError):
         return None  # an unreadable image costs its objects their vectors, not the run

@@ -199,3 +199,78 @@ def test_changed_weights_file_is_refused(registry: Registry, cli: Any, demo_data
     missing = cli.invoke("embed", "create", "x", "--project", "p", "--encoder", "onnx", "--weights",
                          tmp_path / "nope.onnx", catch_exceptions=True)
     assert missing.exit_code == 2 and "nope.onnx" in missing.output
+
+
+def test_a_fact_that_goes_away_leaves_chroma_too(registry: Registry, cli: Any, demo_data: Path,
+                                                 onnx_encoder: Path) -> None:
+    """Chroma merges an upsert's metadata into the record's: a score set and then removed must not stay."""
+    from dsgen_core.embeddings.versions import queue_all
+
+    import_file(registry, demo_data / "annotations" / "instances_default.json", images=demo_data / "images")
+    _create(cli, onnx_encoder, level="object")
+    _json(cli.invoke("embed", "sync", "--project", "p", "--json"))
+    store = open_store(registry.settings)
+    with registry.session() as s:
+        ev = get_version(s, get_project(s, "p"), "vis", level="object")
+        oid = s.scalar(select(func.min(Annotation.id)).where(Annotation.bbox_w.is_not(None)))
+    assert oid is not None
+    for value in (0.75, None):
+        with registry.session() as s:  # a writer that sets, then removes, the score and queues the object
+            s.execute(update(Annotation).where(Annotation.id == oid).values(confidence=value))
+            queue_all(s, get_project(s, "p"), ev, ids=[oid])
+        _json(cli.invoke("embed", "sync", "--project", "p", "--json"))
+        meta = store.get(store.collection(ev), [oid])[oid][1]
+        assert meta.get("confidence") == value
+    assert _json(cli.invoke("embed", "reconcile", "--project", "p", "--json"))[0]["in_step"] is True
+    none = _json(cli.invoke("similar", oid, "--project", "p", "--query", "confidence>0.5", "--json"))
+    assert none["hits"] == []
+
+
+def test_objects_imported_before_their_image_files_are_embedded_when_the_files_come(
+        registry: Registry, cli: Any, demo_data: Path, onnx_encoder: Path) -> None:
+    ann = demo_data / "annotations" / "instances_default.json"
+    import_file(registry, ann)  # annotations only: the images are referenced, no file yet
+    made = _create(cli, onnx_encoder)
+    assert {m["level"]: m["queued"] for m in made} == {"object": 0, "image": 0}  # nothing to embed yet
+    import_file(registry, demo_data / "annotations" / "instances_default.json", images=demo_data / "images")
+    res = {r["level"]: r for r in _json(cli.invoke("embed", "sync", "--project", "p", "--json"))}
+    assert res["object"]["upserted"] == _objects(registry) and res["image"]["upserted"] == 16
+    assert res["object"]["failed"] == res["object"]["retried"] == 0
+    st = _status(cli)
+    assert st["vis/object"]["chroma_count"] == st["vis/object"]["registry_count"] == _objects(registry)
+    assert st["vis/image"]["failed"] == 0
+
+
+def test_reconcile_keeps_what_a_concurrent_sync_added(registry: Registry, cli: Any, demo_data: Path,
+                                                      onnx_encoder: Path, tmp_path: Path) -> None:
+    """An import and a sync land while reconcile reads Chroma: their records are not taken for extras."""
+    from dsgen_core.embeddings import sync as sync_mod
+    from dsgen_core.embeddings.store import VectorStore
+
+    ann = demo_data / "annotations" / "instances_default.json"
+    data = json.loads(ann.read_text())
+    first_img = data["images"][0]
+    first = tmp_path / "first.json"
+    first.write_text(json.dumps({**data, "images": [i for i in data["images"] if i["id"] != first_img["id"]],
+                                 "annotations": [a for a in data["annotations"] if a["image_id"] != first_img["id"]]}))
+    import_file(registry, first, images=demo_data / "images")
+    _create(cli, onnx_encoder, level="object")
+    _json(cli.invoke("embed", "sync", "--project", "p", "--json"))
+    store = open_store(registry.settings)
+
+    class Busy(VectorStore):
+        def scan(self, col: Any, **kw: Any) -> Any:
+            import_file(registry, ann, images=demo_data / "images")  # the rest arrives and is synced meanwhile
+            _json(cli.invoke("embed", "sync", "--project", "p", "--json"))
+            yield from super().scan(col, **kw)
+
+    with registry.session() as s:
+        vid = get_version(s, get_project(s, "p"), "vis", level="object").id
+    res = sync_mod.reconcile_version(registry, "p", vid, store=Busy(store.client, store.where))
+    assert res.deleted == 0
+    assert sorted(_chroma_ids(registry)) == sorted(_all_boxed(registry))
+
+
+def _all_boxed(reg: Registry) -> list[int]:
+    with reg.session() as s:
+        return list(s.scalars(select(Annotation.id).where(Annotation.bbox_w.is_not(None))))

@@ -40,3 +40,22 @@ def test_other_formats_fall_back_to_pil_and_junk_is_refused(tmp_path: Path) -> N
     (tmp_path / "junk.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     with pytest.raises(ImageProblem, match="not a readable image"):
         probe_image(tmp_path / "junk.jpg")
+
+
+def test_images_are_read_with_pils_own_open_after_ultralytics_patched_it(tmp_path: Path) -> None:
+    """Ultralytics replaces PIL.Image.open with a wrapper that pip-installs a HEIF plugin when PIL cannot
+    identify a file (a download at run time; offline an ImportError). dsgen's reads keep PIL's own."""
+    import PIL.Image
+    import ultralytics.utils.patches as patches
+
+    from dsgen_core.formats.images import open_image
+
+    assert PIL.Image.open is patches.image_open  # the patch is in place once Ultralytics is imported
+    bad = tmp_path / "not_an_image.jpg"
+    bad.write_bytes(b"no pixels here")
+    with pytest.raises(PIL.UnidentifiedImageError):
+        open_image(bad)
+    good = tmp_path / "ok.png"
+    PIL.Image.new("RGB", (3, 2)).save(good)
+    with open_image(good) as im:
+        assert im.size == (3, 2)

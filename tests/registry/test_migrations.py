@@ -197,3 +197,25 @@ def test_upgrade_to_0003_keeps_frozen_versions_verifiable(tmp_path: Path) -> Non
             assert r2.ok and r2.hash_version == 2 and r2.computed != r.computed
     finally:
         reg.dispose()
+
+
+def test_0005_goes_down_to_0004_and_up_again(database_url: str) -> None:
+    """The embeddings and track-scope migration can be undone (on an empty registry) and redone."""
+    from alembic import command
+    from alembic.autogenerate import compare_metadata as compare
+
+    from dsgen_core.registry.db import alembic_config, make_engine
+
+    engine = make_engine(database_url)
+    cfg = alembic_config(database_url)
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0005")
+            command.downgrade(cfg, "0004")
+            cols = {c["name"] for c in inspect(conn).get_columns("tracks")}
+            assert "scope" not in cols and "near_duplicates" not in inspect(conn).get_table_names()
+            command.upgrade(cfg, "0005")
+            assert compare(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata) == []
+    finally:
+        engine.dispose()

@@ -22,6 +22,7 @@ import orjson
 
 from dsgen_core.errors import DsgenError
 from dsgen_core.formats import limits
+from dsgen_core.formats.images import open_image
 from dsgen_core.formats.report import ValidationReport
 from dsgen_core.registry.ingest import HINTS, ObjectRecord
 from dsgen_core.storage.masks import polygon_area_bbox, rle_area_bbox, to_compressed_rle
@@ -330,7 +331,6 @@ def _expand_panoptic(
     raw: list[Any], path: Path, panoptic_dir: Path | None, images: list[CocoImage], fname: str, report: ValidationReport
 ) -> tuple[list[dict[str, Any]], int]:
     """Each segment of a panoptic PNG becomes an object with an RLE mask; also returns how many were refused."""
-    from PIL import Image
     from pycocotools import mask as mask_utils
 
     png_dir = panoptic_dir or path.parent / path.stem
@@ -349,7 +349,7 @@ def _expand_panoptic(
             continue
         png = png_dir / str(a.get("file_name", ""))
         try:
-            rgb = np.asarray(Image.open(png).convert("RGB"), dtype=np.uint32)
+            rgb = np.asarray(open_image(png).convert("RGB"), dtype=np.uint32)
         except (FileNotFoundError, OSError):
             report.error(fname, rec, "file_name", f"panoptic PNG {png} missing or unreadable")
             dropped += len(a["segments_info"])

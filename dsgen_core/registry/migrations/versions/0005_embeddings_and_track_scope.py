@@ -79,11 +79,11 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table('tracks') as b:
-        b.drop_constraint('ck_tracks_status', type_='check')
-        b.drop_constraint('ck_tracks_origin', type_='check')
+        b.drop_constraint(op.f('ck_tracks_status'), type_='check')
+        b.drop_constraint(op.f('ck_tracks_origin'), type_='check')
         # Fails when two scopes hold the same track id: they cannot share one namespace again.
-        b.drop_constraint('uq_tracks_project_id_scope_external_id', type_='unique')
-        b.create_unique_constraint('uq_tracks_project_id_external_id', ['project_id', 'external_id'])
+        b.drop_constraint(op.f('uq_tracks_project_id_scope_external_id'), type_='unique')
+        b.create_unique_constraint(op.f('uq_tracks_project_id_external_id'), ['project_id', 'external_id'])
         for c in ('score', 'status', 'origin', 'scope'):
             b.drop_column(c)
     op.drop_table('near_duplicates')
@@ -91,11 +91,11 @@ def downgrade() -> None:
         b.drop_index('ix_embedding_outbox_drain')
         b.drop_column('next_attempt_at')
     with op.batch_alter_table('embedding_versions') as b:
-        b.drop_constraint('uq_embedding_versions_name_level', type_='unique')
-        b.create_unique_constraint('uq_embedding_versions_name', ['name'])
-        b.drop_constraint('ck_embedding_versions_encoder', type_='check')
-        b.drop_index('ix_embedding_versions_model_version_id')
-        b.drop_constraint('fk_embedding_versions_model_version_id_model_versions', type_='foreignkey')
+        b.drop_constraint(op.f('uq_embedding_versions_name_level'), type_='unique')
+        b.create_unique_constraint(op.f('uq_embedding_versions_name'), ['name'])
+        b.drop_constraint(op.f('ck_embedding_versions_encoder'), type_='check')
+        b.drop_index(op.f('ix_embedding_versions_model_version_id'))
+        b.drop_constraint(op.f('fk_embedding_versions_model_version_id_model_versions'), type_='foreignkey')
         for c in ('created_by', 'fingerprint', 'crop_policy', 'preprocessing', 'artifact_sha256', 'weights_uri',
                   'model_version_id', 'encoder'):
             b.drop_column(c)
