@@ -18,11 +18,13 @@ deleted, metadata updated in place. Chroma follows the registry, never the rever
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,6 +49,7 @@ from dsgen_core.storage.base import Storage
 MAX_TRIES = 5
 BACKOFF_BASE_S = 30.0  # 30 s, 1 min, 2 min, ... capped at an hour
 BATCH = 512
+_LOCK_SPACE = 0x64736765  # "dsge": PostgreSQL advisory locks of embedding syncs, keyed by version id
 
 
 @dataclass
@@ -210,9 +213,40 @@ def sync_version(registry: Registry, project_name: str, version_id: int, *, stor
     ``embedder`` is a factory (:func:`encoder_factory`): called once, and only when there is
     something to embed (building an encoder loads weights).
     """
-    from dsgen_core.registry.projects import get_project
 
     start = time.perf_counter()
+    with _version_lock(registry, version_id):
+        return _sync_locked(registry, project_name, version_id, store=store, embedder=embedder, batch_size=batch_size,
+                            max_tries=max_tries, progress=progress, limit=limit, actor=actor, start=start)
+
+
+@contextmanager
+def _version_lock(registry: Registry, version_id: int) -> Iterator[None]:
+    """One sync of a version at a time: two would each write what they read, and the slower could put
+    older facts over newer ones. A second sync waits, then finds the work done."""
+    if registry.dialect == "postgresql":
+        with registry.engine.connect() as conn:
+            conn.exec_driver_sql(f"SELECT pg_advisory_lock({_LOCK_SPACE}, {int(version_id)})")
+            try:
+                yield
+            finally:
+                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_LOCK_SPACE}, {int(version_id)})")
+        return
+    path = registry.settings.home / "registry" / "locks" / f"embeddings-{int(version_id)}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _sync_locked(registry: Registry, project_name: str, version_id: int, *, store: VectorStore,
+                 embedder: Callable[[], Embedder], batch_size: int, max_tries: int, progress: bool,
+                 limit: int | None, actor: str | None, start: float) -> SyncResult:
+    from dsgen_core.registry.projects import get_project
+
     with registry.session() as s:
         project = get_project(s, project_name)
         ev = _own_version(s, project, version_id)

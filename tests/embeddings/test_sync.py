@@ -274,3 +274,33 @@ def test_reconcile_keeps_what_a_concurrent_sync_added(registry: Registry, cli: A
 def _all_boxed(reg: Registry) -> list[int]:
     with reg.session() as s:
         return list(s.scalars(select(Annotation.id).where(Annotation.bbox_w.is_not(None))))
+
+
+def test_one_sync_of_a_version_at_a_time(registry: Registry, cli: Any, demo_data: Path, onnx_encoder: Path) -> None:
+    """A second sync waits for the first (two at once could write older facts over newer ones)."""
+    import threading
+
+    from dsgen_core.embeddings import sync as sync_mod
+
+    import_file(registry, demo_data / "annotations" / "instances_default.json", images=demo_data / "images")
+    _create(cli, onnx_encoder, level="object")
+    with registry.session() as s:
+        vid = get_version(s, get_project(s, "p"), "vis", level="object").id
+    store = open_store(registry.settings)
+    storage_root = registry.settings.storage_root
+    from dsgen_core.storage import open_storage
+
+    results: list[Any] = []
+
+    def run() -> None:
+        results.append(sync_mod.sync_version(registry, "p", vid, store=store, embedder=sync_mod.encoder_factory(
+            registry, vid, open_storage(storage_root))))
+
+    with sync_mod._version_lock(registry, vid):  # another sync holds the version
+        worker = threading.Thread(target=run)
+        worker.start()
+        worker.join(timeout=3)
+        assert worker.is_alive() and not results  # waiting, nothing written
+        assert _status(cli)["vis/object"]["synced"] == 0
+    worker.join(timeout=120)
+    assert results and results[0].upserted == _objects(registry)
