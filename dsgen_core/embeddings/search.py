@@ -154,14 +154,14 @@ def similar_objects(session: Session, project: Project, *, store: VectorStore, o
             allowed = None
     where = _where(clauses)
     exclude = {object_id} if object_id is not None else set()
-    total = store.count(col)
-    k = min(total, top_k + len(exclude)) if allowed is None else min(total, 4 * top_k + len(exclude))
+    # No count first: Chroma returns what it has when asked for more, and a short answer ends the loop.
+    k = top_k + len(exclude) if allowed is None else 4 * top_k + len(exclude)
     while True:
-        hits = [h for h in store.query(col, vector, k=max(k, 1), where=where)[0]
-                if h.id not in exclude and (allowed is None or h.id in allowed)]
-        if len(hits) >= top_k or k >= total or allowed is None:
+        found = store.query(col, vector, k=k, where=where)[0]
+        hits = [h for h in found if h.id not in exclude and (allowed is None or h.id in allowed)]
+        if len(hits) >= top_k or allowed is None or len(found) < k:
             break
-        k = min(total, k * 4)
+        k *= 4
     hits = hits[:top_k]
     return SimilarResult(ev.name, _facts(session, [(h.id, h.distance) for h in hits]), where, rest,
                          round(time.perf_counter() - start, 4))

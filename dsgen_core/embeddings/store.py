@@ -48,6 +48,7 @@ class VectorStore:
     def __init__(self, client: Any, where: str) -> None:
         self.client = client
         self.where = where
+        self._checked: dict[tuple[str, str], Any] = {}  # (collection, fingerprint) -> handle, checked once
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         try:
@@ -65,6 +66,9 @@ class VectorStore:
     def collection(self, ev: EmbeddingVersion, *, create: bool = True) -> Any:
         """The version's collection; refused when another encoder made it."""
         name = collection_name(ev)
+        known = self._checked.get((name, ev.fingerprint or ""))
+        if known is not None:
+            return known
         if create:
             col = self._call(f"open {name}", lambda: self.client.get_or_create_collection(
                 name, metadata={FINGERPRINT_KEY: ev.fingerprint or "", "dsgen_version": ev.name,
@@ -79,6 +83,7 @@ class VectorStore:
             raise DsgenError(f"Chroma collection {name!r} at {self.where} was made by another encoder "
                              f"(fingerprint {str(theirs)[:12]}, embedding version {ev.name!r} is "
                              f"{(ev.fingerprint or '')[:12]}); delete it or name the version differently")
+        self._checked[(name, ev.fingerprint or "")] = col
         return col
 
     def _get(self, name: str) -> Any:
@@ -91,6 +96,7 @@ class VectorStore:
 
     def drop(self, ev: EmbeddingVersion) -> None:
         name = collection_name(ev)
+        self._checked = {k: v for k, v in self._checked.items() if k[0] != name}
         if self._call(f"open {name}", lambda: self._get(name)) is not None:
             self._call(f"delete {name}", lambda: self.client.delete_collection(name))
 
