@@ -73,7 +73,8 @@ class ChromaServer:
         with open(log, "ab") as out:  # the server holds its own copy of the descriptor
             self.proc = subprocess.Popen([CHROMA, "run", "--path", str(self.path), "--host", "127.0.0.1",
                                           "--port", str(self.port)], stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
+                                         stdin=subprocess.DEVNULL, start_new_session=True,
+                                         env={**os.environ, "ANONYMIZED_TELEMETRY": "False"})
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
