@@ -287,7 +287,8 @@ def relative_threshold(mat: np.ndarray, seed: int = 0) -> float:
     idx = np.random.default_rng(seed).choice(len(mat), min(len(mat), 2_000), replace=False)
     sample = mat[np.sort(idx)]
     d = 1.0 - (sample @ sample.T)[np.triu_indices(len(sample), 1)]
-    return round(float(RELATIVE_THRESHOLD * np.median(d)), 6) if d.size else 0.0
+    median = float(np.median(d)) if d.size else 0.0
+    return round(RELATIVE_THRESHOLD * median, 6) if median > 1e-6 else 0.0
 
 
 def _near_groups(session: Session, project: Project, ev: EmbeddingVersion, store: VectorStore,
@@ -312,6 +313,10 @@ def _near_groups(session: Session, project: Project, ev: EmbeddingVersion, store
     mat /= np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
     if threshold is None:
         threshold = relative_threshold(mat)
+    if threshold <= 0:
+        # The encoder puts the images at (nearly) one point: it cannot tell copies from the rest (an
+        # undertrained model does this), so it names no near-duplicates rather than all of them.
+        return [], len(ids), threshold
     uf = UnionFind()
     nearest: dict[int, float] = {}
     # Blocks of a brute-force cosine matrix: exact, and fast enough into the tens of thousands.

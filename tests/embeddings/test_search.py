@@ -142,3 +142,24 @@ def test_near_duplicates_grouped_queryable_and_kept_in_one_split(registry: Regis
                 .where(DatasetVersion.version_tag == tag)).all())
         for original, copy in copies:
             assert split[original] == split[copy], (seed, original, copy)
+
+
+def test_an_encoder_that_sees_no_difference_names_no_near_duplicates(registry: Registry, cli: Any, demo_data: Path,
+                                                                    onnx_encoder: Path) -> None:
+    """An undertrained model puts every image at one point: that is no evidence of copies."""
+    import numpy as np
+
+    from dsgen_core.embeddings.search import find_duplicates
+    from dsgen_core.embeddings.store import open_store
+    from dsgen_core.embeddings.versions import get_version
+
+    _embedded(registry, cli, demo_data, onnx_encoder)
+    store = open_store(registry.settings)
+    with registry.session() as s:
+        ev = get_version(s, get_project(s, "p"), "vis", level="image")
+        ids = list(s.scalars(select(Asset.id)))
+    col = store.collection(ev)
+    store.upsert(col, ids, np.ones((len(ids), ev.dimension), np.float32), [{"image_id": i} for i in ids])
+    with registry.session() as s:
+        rep = find_duplicates(s, get_project(s, "p"), store=store, version="vis")
+    assert rep.near == [] and rep.threshold == 0.0 and rep.images == len(ids)
