@@ -66,9 +66,14 @@ def create_version(
     split: str | dict[str, float] | None = None,
     seed: int = 0,
     include_model: bool = False,
+    fresh_splits: bool = False,
     actor: str | None = None,
 ) -> DatasetVersion:
-    """A draft version; nothing is selected until it freezes."""
+    """A draft version; nothing is selected until it freezes.
+
+    Its images keep the split earlier frozen versions of the project gave them (only new ones are
+    split), so a model is never tested on what its parent trained on; ``fresh_splits`` splits all anew.
+    """
     if not tag or any(c.isspace() for c in tag) or "|" in tag:
         raise DsgenError(f"version tag {tag!r}: use a non-empty name without spaces or '|' (e.g. v3)")
     if session.scalar(select(DatasetVersion.id).where(DatasetVersion.project_id == project.id, DatasetVersion.version_tag == tag)):
@@ -83,7 +88,7 @@ def create_version(
     v = DatasetVersion(
         dataset_id=dataset.id, project_id=project.id, version_tag=tag, ontology_version_id=project.default_ontology_version_id,
         status="draft", is_frozen=False, query=query, split_config=ratios, seed=seed,
-        filter_config={"include_model": include_model},
+        filter_config={"include_model": include_model, **({"fresh_splits": True} if fresh_splits else {})},
     )
     session.add(v)
     session.flush()
@@ -182,7 +187,15 @@ def freeze_version(
         linked[("n", ev_id, group_id)].append(asset_id)
 
     ratios = v.split_config or parse_split_config(None)
-    assignment = assign_splits(assets, classes_of, linked.values(), ratios, v.seed)
+    # Stable splits: an image keeps the split of the newest earlier frozen version that holds it.
+    kept: dict[int, str] = {} if (v.filter_config or {}).get("fresh_splits") else dict(conn.execute(
+        select(DatasetVersionAsset.asset_id, DatasetSplit.split)
+        .join(DatasetSplit, DatasetSplit.id == DatasetVersionAsset.split_id)
+        .join(DatasetVersion, DatasetVersion.id == DatasetVersionAsset.dataset_version_id)
+        .where(DatasetVersion.project_id == project_id, DatasetVersion.is_frozen.is_(True),
+               DatasetVersion.id != v.id, DatasetVersionAsset.asset_id.in_(select(member_q)))
+        .order_by(DatasetVersion.id)).all())  # later rows overwrite earlier ones: the newest version wins
+    assignment = assign_splits(assets, classes_of, linked.values(), ratios, v.seed, fixed=kept)
     split_ids: dict[str, int] = {}
     for name in SPLIT_NAMES:
         if ratios.get(name, 0) > 0:

@@ -75,12 +75,17 @@ def assign_splits(
     linked: Iterable[Iterable[int]],
     ratios: Mapping[str, float],
     seed: int,
+    fixed: Mapping[int, str] | None = None,
 ) -> SplitAssignment:
     """Assign every asset to a split.
 
     ``assets`` maps asset id to a content key (sha256, or file name when the file was not read);
     ``classes_of`` the class keys present on each asset; ``linked`` lists sets of assets that must
     share a split (a video, a track). Assets with the same content key are linked too.
+
+    ``fixed`` (asset id -> split) are assets that keep the split an earlier version gave them; the
+    new members of their group join them (the lowest-id fixed member's split), and they count
+    toward the ratios, so the other groups fill what is left of each share.
     """
     uf = UnionFind()
     by_key: dict[str, int] = {}
@@ -101,22 +106,34 @@ def assign_splits(
     for aid in assets:
         class_freq.update(set(classes_of.get(aid, ())))
 
+    split_of: dict[int, str] = {}
+    names = [n for n in SPLIT_NAMES if ratios.get(n, 0) > 0]
+    kept = {a: sp for a, sp in (fixed or {}).items() if a in assets and sp in names}
     strata: dict[str, list[tuple[str, list[int]]]] = defaultdict(list)
+    kept_count: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(names, 0))
+    total = dict.fromkeys(names, 0)
+    placed_total = 0
     for members in groups.values():
         keys = sorted(assets[a] for a in members)
         classes = {c for a in members for c in classes_of.get(a, ())}
         # The rarest class leads: rare classes then reach every split before common ones fill them.
         stratum = min(classes, key=lambda c: (class_freq[c], c)) if classes else ""
+        old = [kept[a] for a in sorted(members) if a in kept]
+        if old:
+            # Kept ones stay where they were, even in a group an earlier version already split (the
+            # leak is that version's; moving an image out of a train split now would make a new one).
+            for a in members:
+                split_of[a] = kept.get(a, old[0])
+                kept_count[stratum][split_of[a]] += 1
+                total[split_of[a]] += 1
+            placed_total += len(members)
+            continue
         order = hashlib.sha256(f"{seed}\0{keys[0]}".encode()).hexdigest()
         strata[stratum].append((order, members))
 
-    split_of: dict[int, str] = {}
-    names = [n for n in SPLIT_NAMES if ratios.get(n, 0) > 0]
-    total = dict.fromkeys(names, 0)
-    placed_total = 0
-    for stratum in sorted(strata, key=lambda c: (class_freq[c] if c else float("inf"), c)):
-        count = dict.fromkeys(names, 0)
-        placed = 0
+    for stratum in sorted(set(strata) | set(kept_count), key=lambda c: (class_freq[c] if c else float("inf"), c)):
+        count = dict(kept_count[stratum]) if stratum in kept_count else dict.fromkeys(names, 0)
+        placed = sum(count.values())
         for _order, members in sorted(strata[stratum]):
             size = len(members)
             target, target_total = placed + size, placed_total + size

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -94,7 +95,9 @@ def test_freeze_is_deterministic_stratified_and_group_aware(registry: Registry, 
     assert _freeze(other, "v1", seed=7)["content_hash"] == summary["content_hash"]
     assert _membership(other, "v1") == split_of
     _freeze(other, "v2", seed=8)
-    assert _membership(other, "v2") != split_of, "another seed should give another split"
+    assert _membership(other, "v2") == split_of, "an image keeps its split in later versions, whatever the seed"
+    _freeze(other, "v3", seed=8, fresh_splits=True)
+    assert _membership(other, "v3") != split_of, "another seed should give another split"
     other.dispose()
 
     with registry.session() as s:
@@ -189,3 +192,30 @@ def test_version_cli_contract(cli, registry: Registry, demo_data: Path) -> None:
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
     missing = cli("version", "freeze", "nope", "--project", "p")
     assert missing.returncode != 0 and "does not exist" in missing.stderr
+
+
+def test_splits_are_stable_across_versions(registry: Registry, demo_data: Path, tmp_path: Path) -> None:
+    """No image of an earlier version changes split in a later one; only new images are split, toward the
+    ratios, and a new image joins the split of the tracks it shares."""
+    data = json.loads((demo_data / "annotations" / "instances_default.json").read_text())
+    half = {im["id"] for im in data["images"][: len(data["images"]) // 2]}
+    first = tmp_path / "first.json"
+    first.write_text(json.dumps({**data, "images": [im for im in data["images"] if im["id"] in half],
+                                 "annotations": [a for a in data["annotations"] if a["image_id"] in half]}))
+    import_file(registry, first, images=demo_data / "images")
+    _freeze(registry, "v1", seed=3)
+    v1 = _membership(registry, "v1")
+    import_file(registry, demo_data / "annotations" / "instances_default.json", images=demo_data / "images")
+    summary = _freeze(registry, "v2", seed=99)
+    v2 = _membership(registry, "v2")
+    assert {name: v2[name] for name in v1} == v1  # every v1 image where it was
+    new = set(v2) - set(v1)
+    assert new and {v2[n] for n in new} >= {"train"}
+    assert summary["splits"]["train"] >= 0.6 * sum(summary["splits"].values())
+    with registry.session() as s:
+        tracks = s.execute(select(Annotation.track_id, Asset.file_name).join(Asset)
+                           .where(Annotation.track_id.is_not(None))).all()
+    by_track: dict[int, set[str]] = defaultdict(set)
+    for track_id, name in tracks:
+        by_track[track_id].add(v2[name])
+    assert all(len(splits) == 1 for splits in by_track.values()), "a track straddles splits"
