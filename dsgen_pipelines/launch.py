@@ -26,6 +26,8 @@ from dsgen_pipelines.partitions import DATASET_VERSIONS, EMBEDDING_VERSIONS, rec
 
 REPO_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Training logs each epoch (n/N, losses, mAP) at INFO: shown, so a run of minutes is not silent.
+TRAINING = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
 class RunOutcome(TypedDict):
@@ -101,7 +103,7 @@ def materialize_versions(tags: list[str], train: str | None = None, embed: str |
             if train and result.success:
                 key = str(dg.MultiPartitionKey({"dataset_version": tag, "recipe": train}))
                 out["models"][key] = _outcome(defs.resolve_job_def("train_model_job").execute_in_process(
-                    instance=instance, partition_key=key, run_config=QUIET, raise_on_error=False))
+                    instance=instance, partition_key=key, run_config=TRAINING, raise_on_error=False))
             if embed and result.success and all(r["success"] for r in out["models"].values()):
                 keys = model_embedding_partitions(tag, embed)
                 known = set(instance.get_dynamic_partitions(EMBEDDING_VERSIONS))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -37,17 +39,35 @@ def _step(msg: str, quiet: bool) -> None:
         click.echo(f"[demo] {msg}", err=True)
 
 
+_EPOCH = re.compile(r"epoch \d+/\d+ \{[^}]*\}")
+
+
 def _through_dagster(settings: Settings, project: str, tag: str, train: str | None,
-                     embed: str | None = None) -> dict[str, Any]:
+                     embed: str | None = None, progress: bool = False) -> dict[str, Any]:
     """Materialize the version's Dagster assets in the local instance, in a separate process: dsgen_core never imports Dagster."""
     env = {**os.environ, "DSGEN_PROJECT": project, "DSGEN_HOME": str(settings.home),
            "DSGEN_DATABASE_URL": settings.database_url, "DSGEN_STORAGE": settings.storage_root}
-    proc = subprocess.run([sys.executable, "-m", "dsgen_pipelines.launch", "--json", tag,
-                           *(["--train", train] if train else []), *(["--embed", embed] if embed else [])], env=env,
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    lines = proc.stdout.strip().splitlines()
+    proc = subprocess.Popen([sys.executable, "-m", "dsgen_pipelines.launch", "--json", tag,
+                             *(["--train", train] if train else []), *(["--embed", embed] if embed else [])], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    err: list[str] = []
+
+    def follow() -> None:  # the run's log, kept for an error; its training epochs shown as they come
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            err.append(line)
+            if progress and (m := _EPOCH.search(line)):
+                click.echo(f"[demo] training {m.group(0)}", err=True)
+
+    reader = threading.Thread(target=follow, daemon=True)
+    reader.start()
+    assert proc.stdout is not None
+    out = proc.stdout.read()  # not communicate(): the thread owns stderr
+    proc.wait()
+    reader.join()
+    lines = out.strip().splitlines()
     if proc.returncode != 0 or not lines:
-        raise DsgenError(f"materializing {tag!r} through Dagster failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+        raise DsgenError(f"materializing {tag!r} through Dagster failed (exit {proc.returncode}):\n{''.join(err)[-3000:]}")
     return orjson.loads(lines[-1])
 
 
@@ -181,7 +201,8 @@ def demo(project: str, n_images: int, seed: int, with_dagster: bool, recipe: str
         if train:
             _step(f"training recipe {recipe!r} on {DEMO_VERSION}, exporting it to ONNX and evaluating it "
                   "(through Dagster; a few minutes)", quiet)
-        dagster = _through_dagster(reg.settings, project, DEMO_VERSION, train, recipe if with_training else None)
+        dagster = _through_dagster(reg.settings, project, DEMO_VERSION, train, recipe if with_training else None,
+                                   progress=not quiet)
     evaluation = _demo_evaluation(reg, project, recipe) if with_training else None
     embeddings = None
     if with_training:
@@ -240,7 +261,8 @@ def _embedding_lines(e: dict[str, Any]) -> list[str]:
         lines.append(f"  objects most like object {e['similar_to']} (`dsgen similar {e['similar_to']}`):")
         lines += [f"    {h['object_id']:>6}  distance {h['distance']:.4f}  {h['category']:<10} {h['file_name']}"
                   for h in e["similar"]["hits"]]
-    lines.append(f"  duplicates: {e['exact_duplicate_groups']} groups of identical images, "
-                 f"{e['near_duplicate_groups']} near-duplicate groups ({e['near_duplicate_images']} images, "
-                 f"cosine distance <= {e['near_threshold']}; `dsgen duplicates`)")
+    near = (f"{e['near_duplicate_groups']} near-duplicate groups ({e['near_duplicate_images']} images, cosine "
+            f"distance <= {e['near_threshold']})" if e["near_threshold"] > 0
+            else "no near-duplicates (this model's image vectors do not tell the images apart)")
+    lines.append(f"  duplicates: {e['exact_duplicate_groups']} groups of identical images, {near}; `dsgen duplicates`")
     return lines
