@@ -39,17 +39,13 @@ class OnnxEncoder(CropEncoder):
                  pad: float = DEFAULT_PAD, batch_size: int = 32, progress: bool = False, threads: int | None = None) -> None:
         import onnxruntime as ort
 
-        from dsgen_core.inference.detector import default_threads
+        from dsgen_core.inference.detector import cpu_session_options
 
         super().__init__(pad=pad, batch_size=batch_size, progress=progress)
         self.weights = require_file(Path(weights), "ONNX model")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or default_threads()
-        options.inter_op_num_threads = 1
-        # Spinning idle workers would take the cores the next batch's crops are cut on (see OnnxDetector).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self._session = ort.InferenceSession(str(self.weights), options, providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(str(self.weights), cpu_session_options(threads),
+                                                 providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime's pybind errors share no base class narrower than Exception
             raise DsgenError(f"{self.weights}: not an ONNX model ONNX Runtime can load ({first_line(exc)})") from exc
         inputs = self._session.get_inputs()
