@@ -12,7 +12,6 @@ import os
 import shutil
 import time
 import typing
-import uuid
 from collections import Counter, defaultdict, namedtuple
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -147,11 +146,10 @@ def staged_dir(out_dir: Path, owned: tuple[str, ...]) -> Iterator[Path]:
     Beside, not in /tmp: the rename must stay on one filesystem, and so must the hard links.
     """
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging.sweep(out_dir.parent.glob(f".{out_dir.name}.tmp-*"))  # exports into it that were killed
-    work = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
-    work.mkdir()
+    prefix = f".{out_dir.name}.tmp-"
+    staging.sweep_transient(out_dir.parent, prefix)  # exports into it that were killed
+    work = staging.transient_folder(out_dir.parent, prefix)
     try:
-        staging.mark(work)
         yield work
         staging.unmark(work)
         if not out_dir.exists():

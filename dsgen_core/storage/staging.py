@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import time
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,10 @@ def writer_alive(folder: Path) -> bool:
             return True
     if host != socket.gethostname():
         return time.time() - started < FOREIGN_AGE
+    return _pid_alive(pid)
+
+
+def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -63,6 +69,37 @@ def writer_alive(folder: Path) -> bool:
     except PermissionError:  # alive, another user's
         return True
     return True
+
+
+def transient_folder(parent: Path, prefix: str) -> Path:
+    """A new marked folder in ``parent`` that never outlives its writer (an export staged beside its target).
+
+    Its name also names the writer, because a kill can land between ``mkdir`` and the marker, or
+    between ``unmark`` and the rename that publishes it; :func:`sweep_transient` then goes by the name.
+    """
+    folder = parent / f"{prefix}{os.getpid()}@{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+    folder.mkdir()
+    mark(folder)
+    return folder
+
+
+def sweep_transient(parent: Path, prefix: str) -> list[Path]:
+    """Remove the folders :func:`transient_folder` made in ``parent`` whose writer is gone."""
+    removed = []
+    for folder in sorted(parent.glob(f"{prefix}*")):
+        if is_marked(folder):
+            abandoned = not writer_alive(folder)
+        else:
+            named = _NAMED_WRITER.fullmatch(folder.name[len(prefix):])
+            abandoned = (named is not None and named["host"] == socket.gethostname()
+                         and not _pid_alive(int(named["pid"])))
+        if abandoned:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+_NAMED_WRITER = re.compile(r"(?P<pid>\d+)@(?P<host>.+)-[0-9a-f]{8}")
 
 
 def sweep(folders: Iterable[Path], *, dry_run: bool = False) -> list[Path]:

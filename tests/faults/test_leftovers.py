@@ -116,6 +116,23 @@ def test_a_killed_export_is_swept_by_the_next_export(env: dict[str, str], regist
     assert not (out / staging.MARKER).exists()
 
 
+def test_an_export_folder_killed_outside_its_marker_is_swept_by_its_name(tmp_path: Path) -> None:
+    """A kill between mkdir and the marker, or between unmark and the publishing rename, leaves an
+    unmarked folder: its name names the dead writer (seen on CI: the rename window)."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    live = staging.transient_folder(tmp_path, ".out.tmp-")
+    unmarked = staging.transient_folder(tmp_path, ".out.tmp-")
+    staging.unmark(unmarked)
+    killed = tmp_path / live.name.replace(f"{os.getpid()}@", f"{dead.pid}@", 1)
+    killed.mkdir()  # killed before its marker
+    (tmp_path / ".out.tmp-notours").mkdir()  # not a name this writer makes: left alone
+    (tmp_path / ".other.tmp-1").mkdir()
+    assert staging.sweep_transient(tmp_path, ".out.tmp-") == [killed]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, unmarked.name, ".out.tmp-notours",
+                                                                 ".other.tmp-1"])
+
+
 def _freeze(registry: Registry, demo: Path) -> LocalStorage:
     storage = LocalStorage(registry.settings.storage_root)
     import_file(registry, demo / "annotations" / "instances_default.json", images=demo / "images", project="p")
