@@ -19,9 +19,11 @@ def record_change(
     entity_id: int | None = None,
     count: int = 1,
     detail: dict[str, Any] | None = None,
+    batch_id: int | None = None,
 ) -> int:
-    """Append to the change sequence; returns the new ``seq``."""
-    ev = ChangeEvent(project_id=project_id, entity=entity, op=op, entity_id=entity_id, count=count, detail=detail)
+    """Append to the change sequence; returns the new ``seq``. ``batch_id``: the annotation batch that made it."""
+    ev = ChangeEvent(project_id=project_id, entity=entity, op=op, entity_id=entity_id, count=count, detail=detail,
+                     batch_id=batch_id)
     session.add(ev)
     session.flush()
     return ev.seq

@@ -243,7 +243,8 @@ class _Ingest:
     def run(self) -> IngestResult:
         b, s = self.b, self.s
         row = ImportBatch(project_id=self.project.id, format=b.format, source_uri=b.source_uri,
-                          content_sha256=b.content_sha256, status="running", header=b.header or None, actor=self.actor)
+                          content_sha256=b.content_sha256, status="running", header=b.header or None, actor=self.actor,
+                          operation=b.operation, source=b.source)
         s.add(row)
         s.flush()  # first write: on SQLite the transaction now holds the write lock
         self.conn = s.connection()
@@ -785,13 +786,14 @@ class _Ingest:
         if result.images_new or result.images_updated or result.frames_new:
             frames = {"frames": result.frames_new} if b.frames else {}
             result.change_seq = record_change(self.s, project_id=pid, entity="assets", op=b.operation,
-                                              entity_id=self.batch_id, count=result.images_new + result.images_updated,
+                                              entity_id=self.batch_id, batch_id=self.batch_id, count=result.images_new + result.images_updated,
                                               detail={**detail, "new": result.images_new, "updated": result.images_updated,
                                                       **frames})
         touched = result.objects_new + result.objects_merged + result.objects_deleted
         if touched or result.classes_new:
             result.change_seq = record_change(
                 self.s, project_id=pid, entity="annotations", op=b.operation, entity_id=self.batch_id, count=touched,
+                batch_id=self.batch_id,
                 detail={**detail, "new": result.objects_new, "merged": result.objects_merged,
                         "deleted": result.objects_deleted, "classes_new": result.classes_new})
         counts = self._counts(result)

@@ -26,6 +26,7 @@ from dsgen_core.registry.schema import (
     DatasetVersionAsset,
     DatasetVersionClass,
     Frame,
+    ImportBatch,
     LabelClass,
     NearDuplicate,
     OntologyVersion,
@@ -227,6 +228,8 @@ def freeze_version(
         assert ontology is not None  # a foreign key: the version's ontology exists
         ontology.is_frozen = True
     v.content_hash = content_hash
+    # The newest annotation batch it saw: the next version policy counts the batches after it.
+    v.through_batch_id = session.scalar(select(func.max(ImportBatch.id)).where(ImportBatch.project_id == project_id))
     v.is_frozen = True
     v.status = "frozen"
     v.frozen_at = datetime.now(UTC)

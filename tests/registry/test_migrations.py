@@ -199,8 +199,8 @@ def test_upgrade_to_0003_keeps_frozen_versions_verifiable(tmp_path: Path) -> Non
         reg.dispose()
 
 
-def test_0005_goes_down_to_0004_and_up_again(database_url: str) -> None:
-    """The embeddings and track-scope migration can be undone (on an empty registry) and redone."""
+def test_0005_and_0006_go_down_to_0004_and_up_again(database_url: str) -> None:
+    """The embeddings, track-scope and loop migrations can be undone (on an empty registry) and redone."""
     from alembic import command
     from alembic.autogenerate import compare_metadata as compare
 
@@ -211,11 +211,15 @@ def test_0005_goes_down_to_0004_and_up_again(database_url: str) -> None:
     try:
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "0005")
+            command.upgrade(cfg, "head")
+            command.downgrade(cfg, "0005")
+            tables = inspect(conn).get_table_names()
+            assert "project_policies" not in tables and "batch_id" not in {
+                c["name"] for c in inspect(conn).get_columns("change_events")}
             command.downgrade(cfg, "0004")
             cols = {c["name"] for c in inspect(conn).get_columns("tracks")}
             assert "scope" not in cols and "near_duplicates" not in inspect(conn).get_table_names()
-            command.upgrade(cfg, "0005")
+            command.upgrade(cfg, "head")
             assert compare(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata) == []
     finally:
         engine.dispose()

@@ -38,6 +38,7 @@ from dsgen_core.registry.schema.projects import (
     OntologyVersion,
     OntologyVersionClass,
     Project,
+    ProjectPolicy,
 )
 from dsgen_core.registry.schema.versions import (
     DatasetSplit,
@@ -87,6 +88,7 @@ __all__ = [
     "OntologyVersion",
     "OntologyVersionClass",
     "Project",
+    "ProjectPolicy",
     "Track",
     "TrackMember",
     "TrainingEpochMetric",

@@ -76,5 +76,7 @@ class ChangeEvent(Base):
     entity_id: Mapped[int | None] = mapped_column(BigInteger)
     count: Mapped[int] = mapped_column(Integer, default=1)
     detail: Mapped[dict[str, Any] | None] = mapped_column()
+    # The annotation batch that made the change; runs the change triggers carry it as a run tag.
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batches.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = created_column()
     __table_args__ = (Index("ix_change_events_entity_seq", "entity", "seq"), {"sqlite_autoincrement": True})

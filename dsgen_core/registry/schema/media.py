@@ -23,7 +23,10 @@ from dsgen_core.registry.schema.base import Base, created_column, pk_column
 
 
 class ImportBatch(Base):
-    """One ingest: an import, an auto-annotation run, a pull from an annotation tool."""
+    """One annotation batch, the loop's unit of change: an import, an auto-annotation run, a pull
+    from an annotation tool, a REST write or a review. ``counts`` holds what it changed (new,
+    merged and deleted objects, new images and classes); runs it triggered carry its id as the
+    ``dsgen/batches`` run tag, and ``failures`` records the runs of it that failed."""
 
     __tablename__ = "import_batches"
     id: Mapped[int] = pk_column()
@@ -37,6 +40,9 @@ class ImportBatch(Base):
     report: Mapped[dict[str, Any] | None] = mapped_column()
     header: Mapped[dict[str, Any] | None] = mapped_column()  # COCO info/licenses and unknown top-level keys
     actor: Mapped[str | None] = mapped_column(String(255))  # who ingested it: a user, "cli", "dagster:<run id>"
+    operation: Mapped[str] = mapped_column(String(30), server_default="import")  # import | auto_annotate | pull | ...
+    source: Mapped[str] = mapped_column(String(10), server_default="human")  # whose objects: human | model
+    failures: Mapped[list[Any] | None] = mapped_column()  # [{run_id, job, partition, error, at}]
     created_at: Mapped[datetime] = created_column()
     __table_args__ = (Index("ix_import_batches_dedup", "project_id", "content_sha256"),)
 

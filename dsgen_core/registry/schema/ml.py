@@ -12,10 +12,12 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -58,6 +60,8 @@ class ModelVersion(Base):
     incremental_info: Mapped[dict[str, Any] | None] = mapped_column()
     is_frozen: Mapped[bool] = mapped_column(Boolean, default=False)
     dagster_run_id: Mapped[str | None] = mapped_column(String(64))
+    # The promotion decision: {"decision": "promoted"|"candidate", "reason", "reference", "numbers", "at"}.
+    promotion: Mapped[dict[str, Any] | None] = mapped_column()
     created_at: Mapped[datetime] = created_column()
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -130,20 +134,32 @@ class Evaluation(Base):
 
 
 class Deployment(Base):
-    """A model version served somewhere (seed 003 deployment, seed 002 inference endpoint)."""
+    """A model version served somewhere (seed 003 deployment, seed 002 inference endpoint).
+
+    A project's production model is the deployment named ``production`` with target ``registry``
+    and status ``active``: at most one per project (a partial unique index); promoting another
+    makes the old one ``inactive``, so the rows are the production model's history.
+    """
 
     __tablename__ = "deployments"
     id: Mapped[int] = pk_column()
     model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"), index=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    model_artifact_id: Mapped[int | None] = mapped_column(ForeignKey("model_artifacts.id", ondelete="SET NULL"))
     name: Mapped[str] = mapped_column(String(50))
     target: Mapped[str] = mapped_column(String(10))
-    endpoint_url: Mapped[str] = mapped_column(String(255), unique=True)
+    endpoint_url: Mapped[str | None] = mapped_column(String(255), unique=True)
+    reason: Mapped[dict[str, Any] | None] = mapped_column()  # why: the promotion decision
+    actor: Mapped[str | None] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(20), default="deploying")
     total_requests: Mapped[int] = mapped_column(BigInteger, default=0)
     last_request_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     deployed_at: Mapped[datetime] = created_column()
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     __table_args__ = (
-        CheckConstraint("target IN ('edge','cloud')", name="target"),
+        CheckConstraint("target IN ('edge','cloud','registry')", name="target"),
         CheckConstraint("status IN ('deploying','active','inactive','error')", name="status"),
+        Index("uq_deployments_production", "project_id", unique=True,
+              sqlite_where=text("name = 'production' AND status = 'active'"),
+              postgresql_where=text("name = 'production' AND status = 'active'")),
     )

@@ -9,8 +9,10 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Index,
+    Integer,
     String,
     Text,
     UniqueConstraint,
@@ -114,3 +116,37 @@ class OntologyVersionClass(Base):
     label_class_id: Mapped[int] = mapped_column(ForeignKey("label_classes.id", ondelete="CASCADE"), primary_key=True)
     display_name: Mapped[str] = mapped_column(String(255))
     __table_args__ = (Index("ix_ontology_version_classes_label_class_id", "label_class_id"),)
+
+
+class ProjectPolicy(Base):
+    """When the loop cuts a project's next version, and what follows it (seed 003 training triggers).
+
+    The next version is cut once the annotation batches after the newest version reach any
+    threshold that is set (new human or validated objects, new images, new classes), or, with
+    ``window_hours``, once anything changed and the newest version is that old. ``trigger`` says
+    who evaluates it: the sensor (each tick) or the nightly policy schedule.
+    """
+
+    __tablename__ = "project_policies"
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    trigger: Mapped[str] = mapped_column(String(10), default="sensor")
+    min_annotations: Mapped[int | None] = mapped_column(Integer)
+    min_images: Mapped[int | None] = mapped_column(Integer)
+    min_classes: Mapped[int | None] = mapped_column(Integer)
+    window_hours: Mapped[float | None] = mapped_column(Float)
+    query: Mapped[str | None] = mapped_column(Text)
+    split_config: Mapped[dict[str, Any] | None] = mapped_column()
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    train: Mapped[bool] = mapped_column(Boolean, default=True)  # train the child of the production model
+    recipe: Mapped[str | None] = mapped_column(String(100))
+    tolerance: Mapped[float] = mapped_column(Float, default=0.01)  # mAP50-95 a child may lose and still be promoted
+    updated_by: Mapped[str | None] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = created_column()
+    __table_args__ = (
+        CheckConstraint("trigger IN ('sensor','schedule')", name="trigger"),
+        CheckConstraint("(min_annotations IS NULL OR min_annotations > 0) AND (min_images IS NULL OR min_images > 0)"
+                        " AND (min_classes IS NULL OR min_classes > 0) AND (window_hours IS NULL OR window_hours > 0)",
+                        name="thresholds"),
+        CheckConstraint("tolerance >= 0", name="tolerance"),
+    )
