@@ -16,6 +16,7 @@ from pydantic import PrivateAttr
 from sqlalchemy.orm import Session
 
 from dsgen_core.config import Settings, load_settings
+from dsgen_core.errors import DsgenError, ServiceUnavailable
 from dsgen_core.registry.db import Registry
 from dsgen_core.registry.projects import DEFAULT_PROJECT, get_project
 from dsgen_core.registry.schema import Project
@@ -25,6 +26,23 @@ if TYPE_CHECKING:
     from dsgen_core.embeddings.store import VectorStore
 
 DAGSTER_ACTOR = "dagster:"
+
+# Transient failures (a database or Chroma server restarting, a full queue) are retried with
+# backoff; a user's mistake is not (see user_errors), so a failing partition does not loop.
+TRANSIENT_RETRIES = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+TRAINING_RETRIES = dg.RetryPolicy(max_retries=1, delay=10)  # a training costs minutes: one more try
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """A dsgen refusal (bad data, a missing version) fails the step once, with its one-line message:
+    retrying cannot fix it. An unreachable service (ServiceUnavailable) is transient and retried."""
+    try:
+        yield
+    except ServiceUnavailable:
+        raise
+    except DsgenError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
 
 
 def run_actor(context: dg.OpExecutionContext | dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> str:

@@ -196,6 +196,24 @@ def parent_evaluation(session: Session, project: Project, parent: ModelVersion, 
     return ParentNumbers(parent.human_id, r.precision, r.recall, r.f1, r.map50, r.map50_95, r.per_class)
 
 
+def evaluate_on_parent_split(session: Session, project: Project, ref: str, *, storage: Storage,
+                             actor: str | None = None) -> dict[str, Any] | None:
+    """A child's and its parent's numbers on the parent's test split (None without a parent).
+
+    With splits stable across versions, neither model trained on those images: it is the fair
+    place to ask whether the child forgot what its parent knew.
+    """
+    mv = mvs.get_model_version(session, project, ref)
+    parent = session.get(ModelVersion, mv.parent_model_version_id) if mv.parent_model_version_id else None
+    if parent is None or parent.training_data_version_id is None:
+        return None
+    version = session.get(DatasetVersion, parent.training_data_version_id)
+    assert version is not None  # RESTRICT: a model's training version stays
+    child = parent_evaluation(session, project, mv, version, "test", storage=storage, actor=actor)
+    theirs = parent_evaluation(session, project, parent, version, "test", storage=storage, actor=actor)
+    return {"on": f"{version.version_tag}/test", "child": child.to_dict(), "parent": theirs.to_dict()}
+
+
 def worse_than_parent(child: Evaluation, parent: ParentNumbers | dict[str, Any] | None,
                       tolerance: float = 0.0) -> list[str]:
     """What the child lost against its parent on the same split: overall mAP, and mAP50 of each class

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dsgen_core.config import load_settings
@@ -27,7 +27,7 @@ from dsgen_core.ml.recipes import get_recipe
 from dsgen_core.query import compile_query
 from dsgen_core.registry.changes import audit, record_change
 from dsgen_core.registry.schema import DatasetVersion, ImportBatch, Project, ProjectPolicy
-from dsgen_core.versions.lifecycle import create_version
+from dsgen_core.versions.lifecycle import create_version, newest_frozen_version
 from dsgen_core.versions.splits import parse_split_config
 
 TRIGGERS = ("sensor", "schedule")
@@ -131,9 +131,7 @@ class PendingChanges:
 
 
 def pending_changes(session: Session, project: Project) -> PendingChanges:
-    newest = session.scalars(select(DatasetVersion).where(
-        DatasetVersion.project_id == project.id, DatasetVersion.is_frozen.is_(True))
-        .order_by(DatasetVersion.frozen_at.desc(), DatasetVersion.id.desc()).limit(1)).first()
+    newest = newest_frozen_version(session, project)
     out = PendingChanges(newest.version_tag if newest else None, newest.frozen_at if newest else None)
     stmt = select(ImportBatch.id, ImportBatch.source, ImportBatch.counts).where(
         ImportBatch.project_id == project.id, ImportBatch.status == "done").order_by(ImportBatch.id)
@@ -213,15 +211,14 @@ def cut_next_version(session: Session, project: Project, tag: str, *, actor: str
     return v
 
 
-def batches_between(session: Session, project: Project, after: int | None, through: int | None) -> list[int]:
-    """The ids of the project's annotation batches in ``(after, through]``: what a version brought."""
+def version_batches(session: Session, project: Project, v: DatasetVersion) -> list[int]:
+    """The annotation batches frozen version ``v`` brought: after the version frozen before it, up to its own."""
+    after = session.scalar(select(DatasetVersion.through_batch_id).where(
+        DatasetVersion.project_id == project.id, DatasetVersion.is_frozen.is_(True), DatasetVersion.id != v.id,
+        DatasetVersion.frozen_at <= v.frozen_at).order_by(DatasetVersion.frozen_at.desc()).limit(1))
     stmt = select(ImportBatch.id).where(ImportBatch.project_id == project.id).order_by(ImportBatch.id)
     if after is not None:
         stmt = stmt.where(ImportBatch.id > after)
-    if through is not None:
-        stmt = stmt.where(ImportBatch.id <= through)
+    if v.through_batch_id is not None:
+        stmt = stmt.where(ImportBatch.id <= v.through_batch_id)
     return list(session.scalars(stmt))
-
-
-def newest_batch(session: Session, project: Project) -> int | None:
-    return session.scalar(select(func.max(ImportBatch.id)).where(ImportBatch.project_id == project.id))

@@ -47,6 +47,12 @@ def get_model_version(session: Session, project: Project, ref: str | int) -> Mod
     return mv
 
 
+def model_version_of_run(session: Session, project: Project, dagster_run_id: str) -> str | None:
+    """The model version a Dagster run trained (its human id), if any."""
+    return session.scalar(select(ModelVersion.human_id).where(ModelVersion.project_id == project.id,
+                                                              ModelVersion.dagster_run_id == dagster_run_id))
+
+
 def list_model_versions(session: Session, project: Project) -> list[ModelVersion]:
     return list(session.scalars(
         select(ModelVersion).where(ModelVersion.project_id == project.id).order_by(ModelVersion.id)))

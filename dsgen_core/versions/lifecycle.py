@@ -54,6 +54,17 @@ def get_version(session: Session, project: Project, tag: str) -> DatasetVersion:
     return v
 
 
+def newest_frozen_version(session: Session, project: Project) -> DatasetVersion | None:
+    return session.scalars(select(DatasetVersion).where(
+        DatasetVersion.project_id == project.id, DatasetVersion.is_frozen.is_(True))
+        .order_by(DatasetVersion.frozen_at.desc(), DatasetVersion.id.desc()).limit(1)).first()
+
+
+def version_exists(session: Session, project: Project, tag: str) -> bool:
+    return session.scalar(select(DatasetVersion.id).where(DatasetVersion.project_id == project.id,
+                                                          DatasetVersion.version_tag == tag)) is not None
+
+
 def list_versions(session: Session, project: Project) -> list[DatasetVersion]:
     return list(session.scalars(select(DatasetVersion).where(DatasetVersion.project_id == project.id).order_by(DatasetVersion.id)))
 

@@ -13,13 +13,21 @@ from dsgen_pipelines.metadata import png_markdown
 from dsgen_pipelines.ml.assets import model_version
 from dsgen_pipelines.partitions import embedding_versions
 from dsgen_pipelines.registry.assets import registry_tables
-from dsgen_pipelines.resources import ChromaResource, RegistryResource, StorageResource, run_actor
+from dsgen_pipelines.resources import (
+    TRANSIENT_RETRIES,
+    ChromaResource,
+    RegistryResource,
+    StorageResource,
+    run_actor,
+    user_errors,
+)
 
 
 @dg.asset(
     partitions_def=embedding_versions,
     # Every model version may give an encoder; which one a partition uses is its registry row.
     deps=[*registry_tables, dg.AssetDep(model_version, partition_mapping=dg.AllPartitionMapping())],
+    retry_policy=TRANSIENT_RETRIES,
     group_name="embeddings",
     kinds={"chromadb"},
     description="Visual embeddings of the project's objects (or images) in a Chroma collection, kept in step "
@@ -33,9 +41,10 @@ def embeddings(context: dg.AssetExecutionContext, registry: RegistryResource, st
         vid, lineage = ev.id, versions.model_weights(s, ev)
         model = lineage.human_id if lineage is not None else ""
     store = chroma.open(registry.settings)
-    result = sync.sync_version(registry.registry, registry.project, vid, store=store,
-                               embedder=sync.encoder_factory(registry.registry, vid, storage.open()),
-                               actor=run_actor(context))
+    with user_errors():
+        result = sync.sync_version(registry.registry, registry.project, vid, store=store,
+                                   embedder=sync.encoder_factory(registry.registry, vid, storage.open()),
+                                   actor=run_actor(context))
     context.log.info(f"{context.partition_key}: {result.upserted} embedded, {result.deleted} removed, "
                      f"{result.failed} failed, {result.pending} pending in {result.seconds} s")
     with registry.session() as s:

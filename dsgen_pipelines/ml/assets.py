@@ -10,7 +10,7 @@ from typing import Any, cast
 
 import dagster as dg
 
-from dsgen_core.evaluation.model_eval import evaluate_model_version
+from dsgen_core.evaluation.model_eval import evaluate_model_version, evaluate_on_parent_split
 from dsgen_core.ml import model_versions as mvs
 from dsgen_core.ml.onnx_artifacts import export_model_onnx
 from dsgen_core.ml.recipes import get_recipe
@@ -18,10 +18,18 @@ from dsgen_core.ml.trainer import train_model
 from dsgen_pipelines.automation import after_checked_upstream
 from dsgen_pipelines.metadata import md_table, png_markdown
 from dsgen_pipelines.partitions import model_partitions
-from dsgen_pipelines.resources import RegistryResource, StorageResource, run_actor
+from dsgen_pipelines.resources import (
+    TRAINING_RETRIES,
+    TRANSIENT_RETRIES,
+    RegistryResource,
+    StorageResource,
+    run_actor,
+    user_errors,
+)
 from dsgen_pipelines.versions.assets import dataset_version
 
 GPU_POOL = "gpu"
+EVAL_ON_TAG = "dsgen/eval_on"
 METRICS = ("precision", "recall", "map50", "map50_95")
 
 
@@ -55,6 +63,7 @@ def _epochs_table(epochs: list[dict[str, Any]]) -> str:
     partitions_def=model_partitions,
     deps=[dataset_version],  # Dagster maps "v1|demo" to "v1": the dimension shares dataset_version's partitions
     pool=GPU_POOL,
+    retry_policy=TRAINING_RETRIES,
     group_name="models",
     kinds={"pytorch"},
     description="A YOLO model version trained with the partition's recipe on its frozen dataset version.",
@@ -70,9 +79,10 @@ def model_version(context: dg.AssetExecutionContext, config: TrainConfig, regist
                                               metadata={"epoch": epoch, **shown}))
 
     store = storage.open()
-    result = train_model(registry.registry, registry.project, tag, get_recipe(recipe_name, registry.settings.home),
-                         storage=store, parent=config.parent, dagster_run_id=context.run.run_id, on_epoch=on_epoch,
-                         actor=run_actor(context))
+    with user_errors():
+        result = train_model(registry.registry, registry.project, tag, get_recipe(recipe_name, registry.settings.home),
+                             storage=store, parent=config.parent, dagster_run_id=context.run.run_id,
+                             on_epoch=on_epoch, actor=run_actor(context))
     curves = store.read_bytes(store.key_of(result.curves_png)) if result.curves_png else None
     return dg.MaterializeResult(metadata={
         "model_version": result.human_id,
@@ -93,13 +103,14 @@ def model_version(context: dg.AssetExecutionContext, config: TrainConfig, regist
     partitions_def=model_partitions,
     deps=[model_version],
     automation_condition=after_checked_upstream,
+    retry_policy=TRANSIENT_RETRIES,
     group_name="models",
     kinds={"onnx"},
     description="The model version's best weights in ONNX (onnxslim applied), registered as a model artifact.",
 )
 def onnx_artifact(context: dg.AssetExecutionContext, registry: RegistryResource, storage: StorageResource) -> dg.MaterializeResult:
     human_id = partition_model_version(registry, context)
-    with registry.session() as s:
+    with user_errors(), registry.session() as s:
         info = export_model_onnx(s, registry.get_project(s), human_id, storage=storage.open(), actor=run_actor(context))
     return dg.MaterializeResult(metadata={
         "model_version": info.model_version, "uri": info.uri, "sha256": info.sha256 or "",
@@ -113,15 +124,21 @@ def onnx_artifact(context: dg.AssetExecutionContext, registry: RegistryResource,
     partitions_def=model_partitions,
     deps=[onnx_artifact],
     automation_condition=after_checked_upstream,
+    retry_policy=TRANSIENT_RETRIES,
     group_name="models",
     kinds={"onnx"},
-    description="COCO metrics of the ONNX model (ONNX Runtime) on its dataset version's test split.",
+    description="COCO metrics of the ONNX model (ONNX Runtime) on its dataset version's test split, and, for a "
+                "child, on its parent's test split too. The run tag dsgen/eval_on=v3 evaluates on v3's test split.",
 )
 def evaluation(context: dg.AssetExecutionContext, registry: RegistryResource, storage: StorageResource) -> dg.MaterializeResult:
     store = storage.open()
     human_id = partition_model_version(registry, context)
-    with registry.session() as s:
-        r = evaluate_model_version(s, registry.get_project(s), human_id, storage=store, actor=run_actor(context))
+    on = context.run.tags.get(EVAL_ON_TAG) or None  # a re-evaluation backfill names the version
+    with user_errors(), registry.session() as s:
+        project = registry.get_project(s)
+        r = evaluate_model_version(s, project, human_id, storage=store, version_tag=on, actor=run_actor(context))
+        on_parent = None if on else evaluate_on_parent_split(s, project, human_id, storage=store,
+                                                             actor=run_actor(context))
     per_class = md_table(["class", "precision", "recall", "F1", "mAP50", "mAP50-95"],
                          ([k, *(f"{c[m]:.4f}" for m in ("precision", "recall", "f1", "map50", "map50_95"))]
                           for k, c in r.per_class.items()))
@@ -133,6 +150,8 @@ def evaluation(context: dg.AssetExecutionContext, registry: RegistryResource, st
         "per_class": dg.MetadataValue.md(per_class),
         "charts": dg.MetadataValue.md(charts),
         "parent": dg.MetadataValue.json(r.parent.to_dict() if r.parent else {}),
+        "dataset_version": r.dataset_version,
+        "on_parent_split": dg.MetadataValue.json(on_parent or {}),
     })
 
 

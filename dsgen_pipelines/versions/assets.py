@@ -4,11 +4,12 @@ from typing import Any
 
 import dagster as dg
 
-from dsgen_core.versions.lifecycle import VersionSummary, freeze_version, get_version, version_summary
+from dsgen_core.loop.policy import cut_next_version
+from dsgen_core.versions.lifecycle import VersionSummary, freeze_version, get_version, version_exists, version_summary
 from dsgen_pipelines.metadata import md_table
 from dsgen_pipelines.partitions import dataset_versions
 from dsgen_pipelines.registry.assets import REGISTRY_ANNOTATIONS, REGISTRY_ASSETS, REGISTRY_LABEL_CLASSES
-from dsgen_pipelines.resources import RegistryResource, StorageResource, run_actor
+from dsgen_pipelines.resources import TRANSIENT_RETRIES, RegistryResource, StorageResource, run_actor, user_errors
 
 
 def class_table(classes: dict[str, dict[str, int]], splits: list[str]) -> str:
@@ -34,19 +35,27 @@ def version_metadata(summary: VersionSummary, already_frozen: bool) -> dict[str,
     }
 
 
+class FreezeConfig(dg.Config):
+    cut_from_policy: bool = False
+    """Make the draft first, with the project policy's query, split config and seed (the next-version sensor)."""
+
+
 @dg.asset(
     partitions_def=dataset_versions,
+    retry_policy=TRANSIENT_RETRIES,
     deps=[REGISTRY_ASSETS, REGISTRY_ANNOTATIONS, REGISTRY_LABEL_CLASSES],
     group_name="versions",
     kinds={"python"},
     description="A frozen dataset version: members split into train/val/test, annotation snapshot, content hash.",
 )
 def dataset_version(
-    context: dg.AssetExecutionContext, registry: RegistryResource, storage: StorageResource
+    context: dg.AssetExecutionContext, config: FreezeConfig, registry: RegistryResource, storage: StorageResource
 ) -> dg.MaterializeResult:
     tag = context.partition_key
-    with registry.session() as s:
+    with user_errors(), registry.session() as s:
         project = registry.get_project(s)
+        if config.cut_from_policy and not version_exists(s, project, tag):
+            cut_next_version(s, project, tag, actor=run_actor(context))
         result = freeze_version(s, project, tag, storage=storage.open(), actor=run_actor(context))
         summary = version_summary(s, get_version(s, project, tag), counted=result)
     return dg.MaterializeResult(

@@ -39,7 +39,7 @@ def test_asset_graph_and_lineage() -> None:
     assert keys == {
         "registry/assets", "registry/annotations", "registry/label_classes", "registry/tracks",
         "thumbnails", "dataset_version", "coco_export", "yolo_export", "insights",
-        "model_version", "onnx_artifact", "evaluation", "embeddings",
+        "model_version", "onnx_artifact", "evaluation", "embeddings", "production_model",
     }
     key = dg.AssetKey
     assert graph.get(key("dataset_version")).parent_keys == {
@@ -64,6 +64,15 @@ def test_asset_graph_and_lineage() -> None:
     assert emb.parent_keys == {*(key(["registry", t]) for t in ("assets", "annotations", "label_classes", "tracks")),
                                key("model_version")}
     assert emb.partitions_def is not None and emb.partitions_def.name == "embedding_versions"
+    # The production model follows every evaluation (by the promotion sensor, not a condition).
+    prod = graph.get(key("production_model"))
+    assert prod.parent_keys == {key("evaluation")} and prod.partitions_def is None
+    assert prod.automation_condition is None
+    # Transient failures are retried; training once, the rest twice.
+    for name, tries in (("dataset_version", 2), ("model_version", 1), ("onnx_artifact", 2), ("evaluation", 2),
+                        ("embeddings", 2), ("production_model", 2)):
+        policy = env_defs.resolve_assets_def(name).op.retry_policy
+        assert policy is not None and policy.max_retries == tries, name
 
     checks = {c.name: c for c in graph.asset_check_keys}
     assert set(checks) == set(CHECKS)
@@ -81,10 +90,20 @@ def test_jobs_sensors_and_resources() -> None:
     assert set(full.graph.node_dict) == {"dataset_version", "dataset_version_checks", "coco_export", "yolo_export", "insights"}
 
     sensors = {s.name: s for s in env_defs.sensors}
-    assert set(sensors) == {"registry_changes", "dsgen_automation"}
+    assert set(sensors) == {"registry_changes", "dsgen_automation", "reembed_on_changes", "next_version_on_policy",
+                            "train_after_freeze", "promote_after_evaluation", "record_run_failures"}
     for s in sensors.values():
         assert s.default_status == dg.DefaultSensorStatus.RUNNING
     assert sensors["registry_changes"].job_name == "freeze_version_job"
+    assert sensors["next_version_on_policy"].job_name == "freeze_version_job"
+    assert sensors["train_after_freeze"].job_name == "train_model_job"
+    assert sensors["reembed_on_changes"].job_name == "embeddings_job"
+    assert sensors["promote_after_evaluation"].job_name == "promotion_job"
+    # Schedules: only the nightly reconcile (and the storage gc) run unless switched on.
+    schedules = {s.name: s.default_status for s in env_defs.schedules}
+    running = dg.DefaultScheduleStatus.RUNNING
+    assert {n for n, st in schedules.items() if st == running} == {"storage_gc_job_schedule", "nightly_embedding_reconcile"}
+    assert set(schedules) >= {"nightly_policy_evaluation", "weekly_production_reevaluation"}
     assert set(env_defs.resources) == {"registry", "storage", "chroma"}
     emb = env_defs.resolve_job_def("embeddings_job")
     assert set(emb.graph.node_dict) == {"embeddings", "embeddings_in_step"}
