@@ -4,7 +4,8 @@
 
 For each tag: add the ``dataset_versions`` partition, then run ``dataset_version_job`` for it
 (freeze, checks, COCO and YOLO exports, insights); with ``--train``, then ``train_model_job`` for
-its ``<tag>|<recipe>`` partition (train, ONNX export and parity check, evaluation); with ``--embed``,
+its ``<tag>|<recipe>`` partition (train, ONNX export and parity check, evaluation) and the promotion
+decision (``production_model``: the project's first model becomes its production model); with ``--embed``,
 then that recipe's newest model's backbone becomes the project's embedding versions (object and image level)
 and ``embeddings_job`` fills their Chroma collections. The instance is ``$DAGSTER_HOME`` (default
 ``./.dagster_home``, given the repository's dagster.yaml if it has none), so ``dg dev`` started with
@@ -104,6 +105,9 @@ def materialize_versions(tags: list[str], train: str | None = None, embed: str |
                 key = str(dg.MultiPartitionKey({"dataset_version": tag, "recipe": train}))
                 out["models"][key] = _outcome(defs.resolve_job_def("train_model_job").execute_in_process(
                     instance=instance, partition_key=key, run_config=TRAINING, raise_on_error=False))
+                if out["models"][key]["success"]:  # what the promotion sensor does when a daemon runs
+                    out["models"]["production_model"] = _outcome(defs.resolve_job_def("promotion_job").execute_in_process(
+                        instance=instance, run_config=QUIET, raise_on_error=False))
             if embed and result.success and all(r["success"] for r in out["models"].values()):
                 keys = model_embedding_partitions(tag, embed)
                 known = set(instance.get_dynamic_partitions(EMBEDDING_VERSIONS))

@@ -7,6 +7,7 @@ import sys
 import click
 
 from dsgen_core.cli.common import cli_actor, emit, json_option, open_registry, project_option
+from dsgen_core.errors import DsgenError
 from dsgen_core.ml import model_versions as mvs
 from dsgen_core.ml.recipes import get_recipe, load_recipes
 from dsgen_core.registry.projects import get_project
@@ -60,13 +61,29 @@ def recipes(as_json: bool) -> None:
 @json_option
 def models(project: str, as_json: bool) -> None:
     """The project's model versions."""
+    from dsgen_core.loop.promotion import production_model
+
     reg = open_registry()
     with reg.session() as s:
-        rows = [mvs.model_version_summary(s, mv) for mv in mvs.list_model_versions(s, get_project(s, project))]
-    emit([r.to_dict() for r in rows], as_json, "\n".join(
+        p = get_project(s, project)
+        rows = [mvs.model_version_summary(s, mv) for mv in mvs.list_model_versions(s, p)]
+        prod = production_model(s, p)
+    current = prod.human_id if prod is not None else None
+
+    def decision(r: mvs.ModelVersionSummary) -> str:
+        if r.human_id == current:
+            return "PRODUCTION"
+        if r.error:
+            return f"error: {r.error.splitlines()[0][:80]}"
+        d = r.promotion or {}
+        return f"{d['decision']}: {d.get('reason', '')}" if d else ""
+
+    emit([{**r.to_dict(), "production": r.human_id == current} for r in rows], as_json, "\n".join(
         f"{r.human_id:<5} {r.status:<10} {r.recipe or '':<12} data {r.dataset_version or '-':<6} "
-        f"parent {r.parent or '-':<5} mAP50 {((r.metrics or {}).get('map50') or 0):.3f}" for r in rows)
-        or f"no model versions in project {project!r} yet (`dsgen train --version TAG`)")
+        f"parent {r.parent or '-':<5} mAP50 {((r.metrics or {}).get('map50') or 0):.3f}  {decision(r)}".rstrip()
+        for r in rows) or f"no model versions in project {project!r} yet (`dsgen train --version TAG`)")
+
+
 
 
 @click.group("model")
@@ -84,6 +101,33 @@ def model_show(model_version: str, project: str, as_json: bool) -> None:
     with reg.session() as s:
         summary = mvs.model_version_summary(s, mvs.get_model_version(s, get_project(s, project), model_version))
     emit(summary.to_dict(), as_json)
+
+
+@model_.command("promote")
+@click.argument("model_version")
+@click.option("--check/--force", default=True, show_default=True,
+              help="--check compares it with the production model as the loop does (it may stay a candidate); "
+                   "--force makes it the production model regardless.")
+@project_option
+@json_option
+def promote(model_version: str, check: bool, project: str, as_json: bool) -> None:
+    """Make a model version the project's production model (what auto-annotation uses by default)."""
+    from dsgen_core.loop import promotion
+
+    reg = open_registry()
+    with reg.session() as s:
+        p = get_project(s, project)
+        if check:
+            d = promotion.decide_promotion(s, p, model_version, storage=open_storage(reg.settings.storage_root),
+                                           actor=cli_actor())
+        else:
+            mv = mvs.get_model_version(s, p, model_version)
+            d = promotion.PromotionDecision(mv.human_id, True, "promoted by hand (--force)", None)
+            mv.promotion = d.to_dict()
+            promotion.promote(s, p, mv, reason=d.to_dict(), actor=cli_actor())
+    emit(d.to_dict(), as_json, f"{d.model_version}: {d.decision} ({d.reason})")
+    if not d.promoted:
+        sys.exit(1)
 
 
 @click.command("onnx")
@@ -139,18 +183,27 @@ def evaluate(model_version: str, version_tag: str | None, split: str, project: s
 
 
 @click.command()
-@click.argument("model_version")
+@click.argument("model_version", required=False)
 @click.option("--query", "-q", default="", help="Which images to annotate (default: all of the project).")
 @click.option("--conf", default=0.25, show_default=True, help="Lowest confidence kept.")
 @project_option
 @json_option
-def annotate(model_version: str, query: str, conf: float, project: str, as_json: bool) -> None:
-    """Write the model's detections into the registry as model annotations (source=model, confidence)."""
+def annotate(model_version: str | None, query: str, conf: float, project: str, as_json: bool) -> None:
+    """Write the model's detections into the registry as model annotations (source=model, confidence).
+    Without MODEL_VERSION: the project's production model."""
+    from dsgen_core.loop.promotion import production_model
     from dsgen_core.ml.auto_annotate import auto_annotate
 
     reg = open_registry()
     with reg.session() as s:
-        r = auto_annotate(s, get_project(s, project), model_version, storage=open_storage(reg.settings.storage_root),
+        p = get_project(s, project)
+        if model_version is None:
+            prod = production_model(s, p)
+            if prod is None:
+                raise DsgenError(f"project {project!r} has no production model: name a model version, or promote "
+                                 "one (dsgen models promote m1)")
+            model_version = prod.human_id
+        r = auto_annotate(s, p, model_version, storage=open_storage(reg.settings.storage_root),
                           query=query, conf=conf, actor=cli_actor(), progress=sys.stderr.isatty() and not as_json)
     emit(r.to_dict(), as_json, f"{r.model_version}: {r.annotations} model annotations on {r.images} images "
                                f"({r.replaced} earlier ones of this model replaced) in {r.seconds} s; "

@@ -199,6 +199,7 @@ class ModelVersionSummary:
     started_at: str | None
     finished_at: str | None
     artifacts: list[dict[str, Any]]
+    promotion: dict[str, Any] | None = None  # the loop's decision: promoted | candidate (why) | failed
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -217,6 +218,7 @@ def model_version_summary(session: Session, mv: ModelVersion) -> ModelVersionSum
         finished_at=mv.finished_at.isoformat() if mv.finished_at else None,
         artifacts=[{"id": a.id, "role": a.role, "format": a.format, "uri": a.storage_uri, "sha256": a.sha256,
                     "size_bytes": a.size_bytes, "opset": a.opset, "ir_version": a.ir_version} for a in arts],
+        promotion=mv.promotion,
     )
 
 

@@ -67,9 +67,14 @@ def registry_changes(context: dg.SensorEvaluationContext, registry: RegistryReso
     if stats is not None:
         meta = table_metadata(stats)
         events = [dg.AssetMaterialization(spec.key, metadata=meta[spec.key.path[-1]]) for spec in registry_tables]
+    # A tick that only records events or adds partitions says so, instead of Dagster's "empty result".
+    did = [f"registry tables recorded (#{changes[0].seq}..#{changes[-1].seq})"] if events else []
+    did += [f"version partition(s) {', '.join(new_tags)} added"] if new_tags else []
+    did += [f"embedding partition(s) {', '.join(new_collections)} added"] if new_collections else []
     return dg.SensorResult(
         run_requests=runs,
         dynamic_partitions_requests=partition_requests,
         asset_events=events,
         cursor=str(changes[-1].seq),
+        skip_reason=None if runs else "; ".join(did) or f"changes #{changes[0].seq}..#{changes[-1].seq}: nothing to do",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from dsgen_core.demo import DemoDataset, generate_demo_dataset
 from dsgen_core.registry.db import Registry
 from dsgen_pipelines.definitions import build_definitions
 from dsgen_pipelines.resources import ChromaResource, RegistryResource, StorageResource
-from support import import_file
+from support import REPO_ROOT, PostgresServer, import_file
 
 PROJECT = "default"
 
@@ -57,3 +58,22 @@ def defs(resources: dict[str, dg.ConfigurableResource]) -> dg.Definitions:
 def instance() -> Iterator[dg.DagsterInstance]:
     with dg.instance_for_test() as inst:
         yield inst
+
+
+@pytest.fixture
+def dagster_home(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                 request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A DAGSTER_HOME with the repository's dagster.yaml; on PostgreSQL, Dagster's storage in a database of its own."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("DSGEN_PROJECT", PROJECT)
+    dbname = None
+    if database_url.startswith("postgresql"):
+        server: PostgresServer = request.getfixturevalue("pg_server")
+        dbname = server.create_database()
+        monkeypatch.setenv("DSGEN_DAGSTER_PG_URL", server.url(dbname))
+    yield home
+    if dbname is not None:
+        server.drop_database(dbname)

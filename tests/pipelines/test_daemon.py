@@ -6,12 +6,11 @@ On PostgreSQL, both the registry and Dagster's own storage are PostgreSQL databa
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -22,7 +21,7 @@ from dsgen_core.demo import DemoDataset
 from dsgen_core.registry.db import Registry
 from dsgen_core.registry.projects import get_project
 from dsgen_core.versions.lifecycle import create_version, get_version, version_summary
-from support import REPO_ROOT, PostgresServer
+from support import REPO_ROOT
 
 from .conftest import PROJECT
 
@@ -70,28 +69,9 @@ def wait_for(what: str, probe: Callable[[], T | None], daemon: Daemon, deadline:
     pytest.fail(f"timed out waiting for {what}; daemon exit code {daemon.proc.poll()}\n--- daemon log ---\n{daemon.tail()}")
 
 
-@pytest.fixture
-def dagster_home(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                 request: pytest.FixtureRequest) -> Iterator[Path]:
-    """A DAGSTER_HOME with the repository's dagster.yaml; on PostgreSQL, Dagster's storage in a database of its own."""
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    monkeypatch.setenv("DSGEN_PROJECT", PROJECT)
-    dbname = None
-    if database_url.startswith("postgresql"):
-        server: PostgresServer = request.getfixturevalue("pg_server")
-        dbname = server.create_database()
-        monkeypatch.setenv("DSGEN_DAGSTER_PG_URL", server.url(dbname))
-    yield home
-    if dbname is not None:
-        server.drop_database(dbname)
-
-
 @pytest.mark.slow
 def test_daemon_runs_a_requested_freeze_and_automation_exports_it(
-    registry: Registry, demo_export: DemoDataset, env: dict[str, str], dagster_home: Path, cli, tmp_path: Path  # noqa: ANN001
+    registry: Registry, demo_export: DemoDataset, env: dict[str, str], dagster_home: Path, cli, tmp_path: Path
 ) -> None:
     cli("import", "coco", demo_export.annotations_path, "--images", demo_export.images_dir, check=True)
     with registry.session() as s:
