@@ -38,6 +38,7 @@ class Recipe:
     checkpoint_every: int = 5
     patience: int = 100
     workers: int = 0
+    threads: int = 0  # CPU training: torch threads, 0 = every core
     device: str = "cpu"
     augmentation: dict[str, Any] = field(default_factory=dict)  # Ultralytics names: mosaic, fliplr, hsv_h, ...
     # Incremental training (a parent model version given): share of the parent's training images
@@ -51,6 +52,8 @@ class Recipe:
             raise DsgenError(f"recipe {self.name!r}: task {self.task!r} is not one of {', '.join(TASKS)}")
         if self.epochs < 1 or self.imgsz < 32 or self.batch < 1:
             raise DsgenError(f"recipe {self.name!r}: epochs >= 1, imgsz >= 32 and batch >= 1 are required")
+        if self.threads < 0 or self.workers < 0:
+            raise DsgenError(f"recipe {self.name!r}: threads and workers are counts (threads 0 = every core)")
         if not 0.0 <= self.rehearsal <= 1.0:
             raise DsgenError(f"recipe {self.name!r}: rehearsal is a share of the parent's images, 0..1")
 
