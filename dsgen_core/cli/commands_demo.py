@@ -143,8 +143,11 @@ def _demo_embeddings(reg: Registry, project: str, recipe: str) -> dict[str, Any]
               help="Recipe of the model trained on the version (`dsgen recipes`); e.g. tiny for a quick run.")
 @click.option("--train/--no-train", "with_training", default=True, show_default=True,
               help="Train a model on the version, export it to ONNX and evaluate it on the test split.")
+@click.option("--loop", is_flag=True,
+              help="Then start a dagster-daemon, import a second batch with a new class and watch the loop: "
+                   "re-embedding, v2, its exports, the child model (rehearsal), ONNX, evaluation, promotion.")
 @json_option
-def demo(project: str, n_images: int, seed: int, with_dagster: bool, recipe: str, with_training: bool,
+def demo(project: str, n_images: int, seed: int, with_dagster: bool, recipe: str, with_training: bool, loop: bool,
          as_json: bool) -> None:
     """Generate a CVAT-style COCO export of synthetic shapes, import it, tag it, query it and chart it;
     then freeze version v1, export it (COCO, YOLO) and chart it through Dagster; then train a YOLO
@@ -253,6 +256,16 @@ def demo(project: str, n_images: int, seed: int, with_dagster: bool, recipe: str
         f"  done in {summary['seconds']} s",
     ])
     emit(summary, as_json, human)
+    if loop:
+        if not (with_dagster and with_training):
+            raise DsgenError("--loop needs --dagster and --train: the loop continues from the demo's model")
+        click.echo("\nthe continuous loop (a second batch, with a new class):", err=as_json)
+        # Dagster lives in dsgen_pipelines (dsgen_core does not import it); the output streams through.
+        code = subprocess.call([sys.executable, "-m", "dsgen_pipelines.loop.watch", "--project", project,
+                                "--recipe", recipe, "--images", str(max(30, n_images // 5)), "--seed", str(seed + 1),
+                                *(["--json"] if as_json else [])])
+        if code:
+            sys.exit(code)
 
 
 def _embedding_lines(e: dict[str, Any]) -> list[str]:
