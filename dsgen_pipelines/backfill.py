@@ -24,13 +24,14 @@ from dagster._core.utils import make_new_backfill_id
 from dsgen_core.config import load_settings
 from dsgen_core.embeddings import versions
 from dsgen_core.errors import DsgenError
+from dsgen_core.ml.model_versions import list_model_versions, model_version_summary
 from dsgen_core.registry.db import Registry
 from dsgen_core.registry.projects import DEFAULT_PROJECT, get_project
 from dsgen_core.versions.lifecycle import list_versions
 from dsgen_pipelines.definitions import defs
 from dsgen_pipelines.launch import ensure_dagster_home
 from dsgen_pipelines.ml.assets import EVAL_ON_TAG
-from dsgen_pipelines.partitions import DATASET_VERSIONS, EMBEDDING_VERSIONS
+from dsgen_pipelines.partitions import DATASET_VERSIONS, EMBEDDING_VERSIONS, recipes
 
 DONE = {BulkActionStatus.COMPLETED_SUCCESS, BulkActionStatus.COMPLETED_FAILED, BulkActionStatus.COMPLETED,
         BulkActionStatus.FAILED, BulkActionStatus.CANCELED}
@@ -69,8 +70,11 @@ def targets(kind: str, keys: Sequence[str], on: str | None, recipe: str | None,
         if on is None or on not in frozen:
             raise DsgenError(f"evaluate --on: name a frozen version of project {project_name!r} "
                              f"({', '.join(frozen) or 'none yet'})")
-    done = instance.get_materialized_partitions(dg.AssetKey("model_version"))
-    parts = sorted(k for k in done if recipe is None or k.endswith(f"|{recipe}"))
+        # Every trained model version, by its partition (the newest of a partition is what it evaluates).
+        trained = {f"{m.dataset_version}|{m.recipe}" for m in (
+            model_version_summary(s, mv) for mv in list_model_versions(s, project) if mv.status == "succeeded")
+            if m.dataset_version and m.recipe in recipes.get_partition_keys()}
+    parts = sorted(k for k in trained if recipe is None or k.endswith(f"|{recipe}"))
     if not parts:
         raise DsgenError("no trained model partitions to evaluate" + (f" with recipe {recipe!r}" if recipe else ""))
     return [dg.AssetKey("evaluation")], parts, {EVAL_ON_TAG: on}

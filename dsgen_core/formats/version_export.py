@@ -8,6 +8,7 @@ hard-linked into the export when the filesystem allows it, else copied.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import time
@@ -147,24 +148,28 @@ def staged_dir(out_dir: Path, owned: tuple[str, ...]) -> Iterator[Path]:
     """
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{out_dir.name}.tmp-"
-    staging.sweep_transient(out_dir.parent, prefix)  # exports into it that were killed
-    work = staging.transient_folder(out_dir.parent, prefix)
-    try:
-        yield work
-        staging.unmark(work)
-        if not out_dir.exists():
-            os.rename(work, out_dir)
-            return
-        for name in owned:
-            p = out_dir / name
-            if p.is_dir():
-                shutil.rmtree(p)
-            elif p.exists():
-                p.unlink()
-        for child in work.iterdir():
-            os.rename(child, out_dir / child.name)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    # One writer at a time per target (a backfill and automation exporting the same version at
+    # once): the second waits for the first, then writes. The kernel drops the lock of a killed writer.
+    with open(out_dir.parent / f".{out_dir.name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        staging.sweep_transient(out_dir.parent, prefix)  # exports into it that were killed
+        work = staging.transient_folder(out_dir.parent, prefix)
+        try:
+            yield work
+            staging.unmark(work)
+            if not out_dir.exists():
+                os.rename(work, out_dir)
+                return
+            for name in owned:
+                p = out_dir / name
+                if p.is_dir():
+                    shutil.rmtree(p)
+                elif p.exists():
+                    p.unlink()
+            for child in work.iterdir():
+                os.rename(child, out_dir / child.name)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def export_version_coco(session: Session, project: Project, tag: str, out_dir: Path, *, storage: Storage) -> ExportResult:

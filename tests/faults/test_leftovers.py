@@ -198,3 +198,29 @@ def _version(s: Any) -> Any:
     from dsgen_core.versions.lifecycle import get_version
 
     return get_version(s, get_project(s, "p"), "v1")
+
+
+def test_two_exports_into_one_folder_take_turns(tmp_path: Path) -> None:
+    """A backfill and automation exporting the same version at once: the second waits for the first."""
+    import threading
+
+    from dsgen_core.formats.version_export import staged_dir
+
+    spans: list[tuple[float, float]] = []
+
+    def export(name: str) -> None:
+        with staged_dir(tmp_path / "yolo", ("data.yaml",)) as work:
+            start = time.monotonic()
+            (work / "data.yaml").write_text(name)
+            time.sleep(0.5)
+            spans.append((start, time.monotonic()))
+
+    threads = [threading.Thread(target=export, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    (a0, a1), (b0, b1) = sorted(spans)
+    assert b0 >= a1  # one after the other, never both at once
+    assert (tmp_path / "yolo" / "data.yaml").read_text() in ("a", "b")
+    assert list(tmp_path.glob(".yolo.tmp-*")) == []
