@@ -201,7 +201,7 @@ def annotate(model_version: str | None, query: str, conf: float, project: str, a
             prod = production_model(s, p)
             if prod is None:
                 raise DsgenError(f"project {project!r} has no production model: name a model version, or promote "
-                                 "one (dsgen models promote m1)")
+                                 "one (dsgen model promote m1)")
             model_version = prod.human_id
         r = auto_annotate(s, p, model_version, storage=open_storage(reg.settings.storage_root),
                           query=query, conf=conf, actor=cli_actor(), progress=sys.stderr.isatty() and not as_json)

@@ -117,13 +117,14 @@ class PendingChanges:
     batches: list[int] = field(default_factory=list)
     annotations: int = 0  # new or changed human objects
     model_annotations: int = 0
-    deleted: int = 0
+    deleted: int = 0  # human objects deleted
     images: int = 0
     classes: int = 0
 
     @property
     def anything(self) -> bool:
-        return bool(self.annotations or self.model_annotations or self.deleted or self.images or self.classes)
+        """Whether a version would differ: model objects stay out of versions, so they alone do not count."""
+        return bool(self.annotations or self.deleted or self.images or self.classes)
 
     def describe(self) -> str:
         return (f"{len(self.batches)} batch(es) since {self.since_tag or 'the start'}: {self.annotations} new human "
@@ -146,9 +147,9 @@ def pending_changes(session: Session, project: Project) -> PendingChanges:
             out.batches.append(batch_id)
         if source == "human":
             out.annotations += touched
+            out.deleted += int(c.get("objects_deleted", 0))
         else:
             out.model_annotations += touched
-        out.deleted += int(c.get("objects_deleted", 0))
         out.images += int(c.get("images_new", 0))
         out.classes += int(c.get("classes_new", 0))
     return out
@@ -189,7 +190,9 @@ def decide_next_version(session: Session, project: Project, policy: Policy | Non
         (pending.annotations, policy.min_annotations, "new human annotations"),
         (pending.images, policy.min_images, "new images"),
         (pending.classes, policy.min_classes, "new classes")) if want is not None and got >= want]
-    if policy.window_hours is not None and pending.since_at is not None:
+    if policy.window_hours is not None and pending.since_at is None:
+        met.append("no version yet")
+    elif policy.window_hours is not None and pending.since_at is not None:
         since = pending.since_at if pending.since_at.tzinfo else pending.since_at.replace(tzinfo=UTC)
         age = ((now or datetime.now(UTC)) - since).total_seconds() / 3600
         if age >= policy.window_hours:

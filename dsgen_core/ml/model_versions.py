@@ -49,8 +49,9 @@ def get_model_version(session: Session, project: Project, ref: str | int) -> Mod
 
 def model_version_of_run(session: Session, project: Project, dagster_run_id: str) -> str | None:
     """The model version a Dagster run trained (its human id), if any."""
-    return session.scalar(select(ModelVersion.human_id).where(ModelVersion.project_id == project.id,
-                                                              ModelVersion.dagster_run_id == dagster_run_id))
+    return session.scalar(select(ModelVersion.human_id).where(  # a retried step made a newer one
+        ModelVersion.project_id == project.id, ModelVersion.dagster_run_id == dagster_run_id)
+        .order_by(ModelVersion.id.desc()).limit(1))
 
 
 def list_model_versions(session: Session, project: Project) -> list[ModelVersion]:

@@ -161,6 +161,10 @@ def freeze_version(
         s = version_summary(session, v)
         return FreezeResult(tag, v.content_hash or "", s.splits, s.annotations, s.classes, True)
     conn = session.connection()
+    # The newest annotation batch before the members are read: the next version policy counts the
+    # batches after it (read first, so a batch committing meanwhile counts as new, not as seen).
+    through_batch = session.scalar(select(func.max(ImportBatch.id)).where(ImportBatch.project_id == project_id,
+                                                                          ImportBatch.status == "done"))
     member_q = compile_query(v.query or "", project_id=project_id, session=session).subquery()
     # What exports read of each image is copied into the version: the live row keeps changing.
     rows = {r[0]: r[1:] for r in conn.execute(
@@ -239,8 +243,7 @@ def freeze_version(
         assert ontology is not None  # a foreign key: the version's ontology exists
         ontology.is_frozen = True
     v.content_hash = content_hash
-    # The newest annotation batch it saw: the next version policy counts the batches after it.
-    v.through_batch_id = session.scalar(select(func.max(ImportBatch.id)).where(ImportBatch.project_id == project_id))
+    v.through_batch_id = through_batch
     v.is_frozen = True
     v.status = "frozen"
     v.frozen_at = datetime.now(UTC)

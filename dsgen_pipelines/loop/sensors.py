@@ -142,7 +142,7 @@ def train_after_freeze(context: dg.SensorEvaluationContext, registry: RegistryRe
                 notes.append(f"{tag}: the project policy does not train (dsgen policy set --on --train)")
                 continue
             if parent is None:
-                notes.append(f"{tag}: no production model to continue from (dsgen models promote)")
+                notes.append(f"{tag}: no production model to continue from (dsgen model promote)")
                 continue
             recipe = policy.recipe or parent.recipe or ""
             if recipe not in recipes.get_partition_keys():

@@ -19,14 +19,23 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from dsgen_core.demo import DemoDataset, generate_demo_dataset
 from dsgen_core.loop.promotion import production_model
 from dsgen_core.ml.model_versions import get_model_version
 from dsgen_core.registry.db import Registry
 from dsgen_core.registry.projects import get_project
-from dsgen_core.registry.schema import DatasetSplit, DatasetVersion, DatasetVersionAsset, Evaluation, ModelVersion
+from dsgen_core.registry.schema import (
+    Annotation,
+    DatasetSplit,
+    DatasetVersion,
+    DatasetVersionAsset,
+    EmbeddingOutbox,
+    EmbeddingVersion,
+    Evaluation,
+    ModelVersion,
+)
 from dsgen_core.versions.lifecycle import create_version
 from support import REPO_ROOT
 
@@ -58,8 +67,9 @@ def _embedding_runs(instance: dg.DagsterInstance, batch: int) -> list[dg.Dagster
 
 
 @pytest.mark.slow
-def test_the_loop_runs_by_itself_under_the_daemon(registry: Registry, demo_export: DemoDataset, env: dict[str, str],
-                                                  dagster_home: Path, cli, tmp_path: Path) -> None:  # noqa: ANN001
+def test_the_loop_runs_by_itself_under_the_daemon(registry: Registry, demo_export: DemoDataset, dagster_home: Path,
+                                                  env: dict[str, str], cli, tmp_path: Path) -> None:  # noqa: ANN001
+    # dagster_home first: the CLI's environment (env) then names the same Dagster instance.
     cli("import", "coco", demo_export.annotations_path, "--images", demo_export.images_dir, check=True)
     with registry.session() as s:
         create_version(s, get_project(s, PROJECT), "v1")
@@ -124,6 +134,14 @@ def test_the_loop_runs_by_itself_under_the_daemon(registry: Registry, demo_expor
             assert backfill is not None and backfill.tags["dsgen/eval_on"] == "v2"
             out = cli("backfill", "exports", "v1", "--json", "--timeout", "600", check=True)
             assert json.loads(out.stdout)["done"] == 3  # COCO, YOLO and insights of v1
+            out = cli("backfill", "embed", COLLECTION, "--json", "--timeout", "600", check=True)
+            assert json.loads(out.stdout)["done"] == 1
+            with registry.session() as s:  # everything again: every object of the project, embedded anew
+                n = s.scalar(select(func.count()).select_from(EmbeddingOutbox).join(
+                    EmbeddingVersion, EmbeddingVersion.id == EmbeddingOutbox.embedding_version_id).where(
+                    EmbeddingVersion.level == "object", EmbeddingOutbox.status == "synced"))
+                objects = s.scalar(select(func.count()).select_from(Annotation))
+            assert objects and n is not None and n >= 2 * objects  # queued when made, and again by the backfill
         finally:
             daemon.stop()
 

@@ -122,7 +122,7 @@ class ProjectPolicy(Base):
     """When the loop cuts a project's next version, and what follows it (seed 003 training triggers).
 
     The next version is cut once the annotation batches after the newest version reach any
-    threshold that is set (new human or validated objects, new images, new classes), or, with
+    threshold that is set (new or changed human objects, new images, new classes), or, with
     ``window_hours``, once anything changed and the newest version is that old. ``trigger`` says
     who evaluates it: the sensor (each tick) or the nightly policy schedule.
     """

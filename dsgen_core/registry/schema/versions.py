@@ -44,8 +44,8 @@ class DatasetVersion(Base):
     # migration 0003, whatever the freeze sets (2) after it.
     hash_version: Mapped[int] = mapped_column(Integer, server_default="1")
     freeze_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # The newest annotation batch of the project when the draft was made: later batches are what
-    # the next version policy counts as new.
+    # The newest annotation batch of the project when it froze: later batches are what the next
+    # version policy counts as new.
     through_batch_id: Mapped[int | None] = mapped_column(BigId)
     frozen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = created_column()

@@ -6,7 +6,7 @@ Revises: 0005
 - import_batches are the loop's annotation batches: ``operation`` (import, auto_annotate, pull,
   ...), ``source`` (human | model) and ``failures`` (runs of the batch that failed);
 - change_events carry the batch that made them (``batch_id``);
-- dataset_versions: ``through_batch_id``, the newest batch when the draft was made;
+- dataset_versions: ``through_batch_id``, the newest batch when it froze;
 - model_versions: ``promotion``, the promotion decision and its reason;
 - deployments: the production model is a deployment (target ``registry``) with its project,
   ONNX artifact, reason and actor, one active per project (partial unique index);
@@ -78,6 +78,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('source', sa.String(length=10), server_default='human', nullable=False))
         batch_op.add_column(sa.Column('failures', JSONType, nullable=True))
 
+    # Batches written before this revision: auto-annotations are model batches, not human imports.
+    op.execute("UPDATE import_batches SET operation = 'auto_annotate', source = 'model' "
+               "WHERE format = 'model/detections'")
     with op.batch_alter_table('model_versions', schema=None) as batch_op:
         batch_op.add_column(sa.Column('promotion', JSONType, nullable=True))
 
