@@ -2,7 +2,7 @@
 them), carried out by the daemon's backfill loop (``dagster-daemon run`` or ``dg dev``).
 
     python -m dsgen_pipelines.backfill embed [COLLECTION ...]      # re-embed everything (all versions)
-    python -m dsgen_pipelines.backfill evaluate --on v2 [--recipe tiny]
+    python -m dsgen_pipelines.backfill evaluate --on v2 [--recipe tiny]  # the newest model of each trained partition
     python -m dsgen_pipelines.backfill exports [v1 v2 ...]           # re-export (COCO, YOLO) and re-chart
     ... [--no-wait] [--json]
 
@@ -18,12 +18,13 @@ import time
 from collections.abc import Sequence
 
 import dagster as dg
+import sqlalchemy as sa
 from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
 from dagster._core.utils import make_new_backfill_id
 
 from dsgen_core.config import load_settings
 from dsgen_core.embeddings import versions
-from dsgen_core.errors import DsgenError
+from dsgen_core.errors import DsgenError, ServiceUnavailable
 from dsgen_core.ml.model_versions import list_model_versions, model_version_summary
 from dsgen_core.registry.db import Registry
 from dsgen_core.registry.projects import DEFAULT_PROJECT, get_project
@@ -77,6 +78,8 @@ def targets(kind: str, keys: Sequence[str], on: str | None, recipe: str | None,
     parts = sorted(k for k in trained if recipe is None or k.endswith(f"|{recipe}"))
     if not parts:
         raise DsgenError("no trained model partitions to evaluate" + (f" with recipe {recipe!r}" if recipe else ""))
+    tags_known = set(instance.get_dynamic_partitions(DATASET_VERSIONS))
+    instance.add_dynamic_partitions(DATASET_VERSIONS, sorted({p.split("|")[0] for p in parts} - tags_known))
     return [dg.AssetKey("evaluation")], parts, {EVAL_ON_TAG: on}
 
 
@@ -125,13 +128,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait at most")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except DsgenError as exc:  # a refusal of dsgen's: one line, exit 2 (3: a server is unreachable)
+        print(f"error: {exc}", file=sys.stderr)
+        return 3 if isinstance(exc, ServiceUnavailable) else 2
+    except sa.exc.OperationalError as exc:
+        print(f"error: the registry database cannot be reached: {str(exc.orig).strip().splitlines()[0]}",
+              file=sys.stderr)
+        return 3
+
+
+def _run(args: argparse.Namespace) -> int:
     ensure_dagster_home()
     with dg.DagsterInstance.get() as instance:
-        try:
-            b = launch(instance, args.kind, args.keys, args.on, args.recipe)
-        except DsgenError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+        b = launch(instance, args.kind, args.keys, args.on, args.recipe)
         print(f"backfill {b.backfill_id} launched: {b.description} (UI: Runs → Backfills)", file=sys.stderr)
         if not daemon_running(instance):
             print("no dagster-daemon is running on this instance: the backfill waits for one "
@@ -145,7 +156,11 @@ def main(argv: list[str] | None = None) -> int:
             if line != shown:
                 print(line, file=sys.stderr, flush=True)
                 shown = line
-            if b.status in DONE or time.monotonic() > deadline:
+            if b.status in DONE:
+                break
+            if time.monotonic() > deadline:
+                print(f"stopped waiting after {args.timeout:g} s; the backfill goes on (UI: Backfills)",
+                      file=sys.stderr)
                 break
             time.sleep(2)
     out = {"backfill_id": b.backfill_id, "status": b.status.value, "partitions": total, "done": done,

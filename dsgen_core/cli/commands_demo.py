@@ -155,6 +155,8 @@ def demo(project: str, n_images: int, seed: int, with_dagster: bool, recipe: str
 
     Safe to run again: the import is idempotent and a frozen version stays as it is.
     """
+    if loop and not (with_dagster and with_training):
+        raise DsgenError("--loop needs --dagster and --train: the loop continues from the demo's model")
     t0 = time.perf_counter()
     reg = open_registry()
     quiet = as_json
@@ -257,8 +259,6 @@ def demo(project: str, n_images: int, seed: int, with_dagster: bool, recipe: str
     ])
     emit(summary, as_json, human)
     if loop:
-        if not (with_dagster and with_training):
-            raise DsgenError("--loop needs --dagster and --train: the loop continues from the demo's model")
         click.echo("\nthe continuous loop (a second batch, with a new class):", err=as_json)
         # Dagster lives in dsgen_pipelines (dsgen_core does not import it); the output streams through.
         code = subprocess.call([sys.executable, "-m", "dsgen_pipelines.loop.watch", "--project", project,

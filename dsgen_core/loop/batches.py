@@ -44,16 +44,25 @@ class AnnotationBatch:
 
 
 def batch_tags(batch_ids: list[int]) -> dict[str, str]:
-    """The run tag naming ``batch_ids`` (the first :data:`MAX_TAGGED`, then how many more)."""
+    """The run tags naming ``batch_ids``: ``dsgen/batches`` lists them (the first :data:`MAX_TAGGED`,
+    then how many more), and each has its own ``dsgen/batch/<id>`` tag, which a tag filter (UI,
+    ``RunsFilter``) matches exactly: the runs of batch 12 are those tagged ``dsgen/batch/12``."""
     if not batch_ids:
         return {}
     ids = sorted(set(batch_ids))
     more = f",+{len(ids) - MAX_TAGGED}" if len(ids) > MAX_TAGGED else ""
-    return {BATCHES_TAG: ",".join(map(str, ids[:MAX_TAGGED])) + more}
+    return {BATCHES_TAG: ",".join(map(str, ids[:MAX_TAGGED])) + more,
+            **{batch_tag(i): "true" for i in ids[:MAX_TAGGED]}}
+
+
+def batch_tag(batch_id: int) -> str:
+    return f"{BATCHES_TAG[:-2]}/{batch_id}"  # dsgen/batch/12
 
 
 def tagged_batches(tags: dict[str, str]) -> list[int]:
-    return [int(p) for p in tags.get(BATCHES_TAG, "").split(",") if p.isdigit()]
+    prefix = batch_tag(0)[:-1]
+    listed = {int(p) for p in tags.get(BATCHES_TAG, "").split(",") if p.isdigit()}
+    return sorted(listed | {int(k[len(prefix):]) for k in tags if k.startswith(prefix) and k[len(prefix):].isdigit()})
 
 
 def list_batches(session: Session, project: Project, *, limit: int = 50) -> list[AnnotationBatch]:

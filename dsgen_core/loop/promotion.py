@@ -136,6 +136,24 @@ def decide_promotion(session: Session, project: Project, ref: str, *, storage: S
     return decision
 
 
+def decide_pending(session: Session, project: Project, *, storage: Storage,
+                   actor: str | None = None) -> list[PromotionDecision]:
+    """Decide every undecided candidate, oldest first; one that cannot be compared (a refusal:
+    no test split, a missing file) is recorded as failed with the reason and the rest go on."""
+    out = []
+    for mv in undecided_candidates(session, project):
+        try:
+            with session.begin_nested():
+                out.append(decide_promotion(session, project, mv.human_id, storage=storage, actor=actor))
+        except DsgenError as exc:
+            d = PromotionDecision(mv.human_id, False, f"could not be compared: {exc}", None,
+                                  at=datetime.now(UTC).isoformat())
+            mv.promotion = {**d.to_dict(), "decision": "failed"}
+            session.flush()
+            out.append(d)
+    return out
+
+
 def undecided_candidates(session: Session, project: Project) -> list[ModelVersion]:
     """Trained model versions with an ONNX artifact and an evaluation but no promotion decision yet, oldest first."""
     evaluated = select(Evaluation.model_version_id)

@@ -13,10 +13,13 @@ from dsgen_pipelines.metadata import md_table
 from dsgen_pipelines.ml.assets import evaluation
 from dsgen_pipelines.resources import TRANSIENT_RETRIES, RegistryResource, StorageResource, run_actor, user_errors
 
+PROMOTION_POOL = "promotion"
+
 
 @dg.asset(
     deps=[dg.AssetDep(evaluation, partition_mapping=dg.AllPartitionMapping())],
     retry_policy=TRANSIENT_RETRIES,
+    pool=PROMOTION_POOL,  # one decision at a time: two would compare with the same stale production model
     group_name="models",
     kinds={"onnx"},
     description="The project's production model (a deployment row): promoted from the evaluated candidates, "
@@ -27,8 +30,7 @@ def production_model(context: dg.AssetExecutionContext, registry: RegistryResour
     store = storage.open()
     with user_errors(), registry.session() as s:
         project = registry.get_project(s)
-        decisions = [promotion.decide_promotion(s, project, mv.human_id, storage=store, actor=run_actor(context))
-                     for mv in promotion.undecided_candidates(s, project)]
+        decisions = promotion.decide_pending(s, project, storage=store, actor=run_actor(context))
         current = promotion.production_model(s, project)
         history = promotion.production_history(s, project)
     for d in decisions:

@@ -21,32 +21,39 @@ import dagster as dg
 
 from dsgen_core.embeddings import versions as embedding_versions_
 from dsgen_core.errors import NotFound
-from dsgen_core.loop.batches import BATCHES_TAG, batch_tags, record_failure, tagged_batches
+from dsgen_core.loop.batches import batch_tags, record_failure, tagged_batches
 from dsgen_core.loop.policy import decide_next_version, get_policy, version_batches
-from dsgen_core.loop.promotion import production_model
+from dsgen_core.loop.promotion import production_model, undecided_candidates
 from dsgen_core.ml.model_versions import model_version_of_run
 from dsgen_core.registry.changes import changes_since
 from dsgen_core.versions.lifecycle import get_version
-from dsgen_pipelines.embeddings.assets import embeddings_job
+from dsgen_pipelines.embeddings.assets import embeddings, embeddings_job
 from dsgen_pipelines.loop.assets import promotion_job
 from dsgen_pipelines.ml.assets import evaluation, train_model_job
-from dsgen_pipelines.partitions import DATASET_VERSIONS, EMBEDDING_VERSIONS, recipes
+from dsgen_pipelines.partitions import DATASET_VERSIONS, EMBEDDING_VERSIONS, dataset_versions, recipes
 from dsgen_pipelines.resources import RegistryResource
 from dsgen_pipelines.versions.assets import freeze_version_job
 
 BATCH = 1000  # changes read per tick at most
 IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-               dg.DagsterRunStatus.STARTED]
+               dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 OBJECT_ENTITIES = ("assets", "annotations")
 PARENT_TAG = "dsgen/parent"
 REASON_TAG = "dsgen/reason"
 
 
-def busy_runs(instance: dg.DagsterInstance, jobs: Sequence[str], partition: str | None = None) -> list[dg.DagsterRun]:
-    """Queued or running runs of ``jobs`` (of one partition when given)."""
-    tags = {"dagster/partition": partition} if partition is not None else {}
+def busy_runs(instance: dg.DagsterInstance, jobs: Sequence[str]) -> list[dg.DagsterRun]:
+    """Queued or running runs of ``jobs``."""
     return [r for job in jobs for r in instance.get_runs(
-        filters=dg.RunsFilter(job_name=job, statuses=IN_PROGRESS, tags=tags), limit=5)]
+        filters=dg.RunsFilter(job_name=job, statuses=IN_PROGRESS), limit=5)]
+
+
+def busy_partition(instance: dg.DagsterInstance, asset: dg.AssetKey, partition: str) -> list[dg.DagsterRun]:
+    """Queued or running runs that materialize ``asset``'s ``partition``, whatever launched them (a
+    sensor's job, automation, a backfill's asset job)."""
+    runs = instance.get_runs(filters=dg.RunsFilter(statuses=IN_PROGRESS, tags={"dagster/partition": partition}),
+                             limit=20)
+    return [r for r in runs if r.asset_selection is None or asset in r.asset_selection]
 
 
 def _describe(runs: list[dg.DagsterRun]) -> str:
@@ -75,7 +82,7 @@ def reembed_on_changes(context: dg.SensorEvaluationContext, registry: RegistryRe
     targets = [c for c in collections if c in known]
     if not targets:
         return dg.SensorResult(cursor=last, skip_reason="no active embedding version partition to update")
-    busy = [r for c in targets for r in busy_runs(context.instance, [embeddings_job.name], c)]
+    busy = [r for c in targets for r in busy_partition(context.instance, embeddings.key, c)]
     if busy:  # the cursor stays: the next tick asks again once the running sync is done
         return dg.SkipReason(f"waiting for {_describe(busy)}")
     batches = sorted({c.batch_id for c in relevant if c.batch_id is not None})
@@ -97,7 +104,8 @@ def next_version_request(context: dg.SensorEvaluationContext | dg.ScheduleEvalua
         policy = get_policy(s, project)
         if not policy.enabled or policy.trigger != trigger:
             return dg.SkipReason(f"policy {policy.describe()}: not evaluated by the {trigger}")
-        busy = busy_runs(context.instance, [freeze_version_job.name, train_model_job.name])
+        # A decision pending (promotion_job) must land first: the next child's parent is its outcome.
+        busy = busy_runs(context.instance, [freeze_version_job.name, train_model_job.name, promotion_job.name])
         if busy:
             return dg.SkipReason(f"waiting for {_describe(busy)}; the next version will hold what arrives meanwhile")
         decision = decide_next_version(s, project, policy)
@@ -132,8 +140,14 @@ def train_after_freeze(context: dg.SensorEvaluationContext, registry: RegistryRe
         changes = changes_since(s, cursor, entity="dataset_versions", limit=BATCH, project_id=project.id)
         if not changes:
             return dg.SkipReason(f"no version frozen after #{cursor}")
+        # Only the loop's own candidates (trained by a run; their evaluation starts the promotion):
+        # a model trained from the CLI waits for `dsgen model promote`, not for this sensor.
+        if any(mv.dagster_run_id for mv in undecided_candidates(s, project)) or \
+                busy_runs(context.instance, [promotion_job.name]):
+            # The cursor stays: the child's parent is whatever that decision makes the production model.
+            return dg.SkipReason("waiting for a pending promotion decision before choosing the parent")
         policy, parent = get_policy(s, project), production_model(s, project)
-        requests, notes = [], []
+        requests, notes, tags = [], [], []
         for c in changes:
             tag = str((c.detail or {}).get("tag") or "")
             if c.op != "frozen" or not tag:
@@ -149,16 +163,20 @@ def train_after_freeze(context: dg.SensorEvaluationContext, registry: RegistryRe
                 notes.append(f"{tag}: recipe {recipe!r} has no model partitions (detection recipes only)")
                 continue
             v = get_version(s, project, tag)
-            if v.id == parent.training_data_version_id:
-                notes.append(f"{tag}: the production model {parent.human_id} was trained on it")
+            if v.id == parent.training_data_version_id or (v.frozen_at and v.frozen_at <= parent.created_at):
+                notes.append(f"{tag}: not newer than the production model {parent.human_id}")
                 continue
+            tags.append(tag)
             batches = version_batches(s, project, v)
             requests.append(dg.RunRequest(
                 partition_key=dg.MultiPartitionKey({"dataset_version": tag, "recipe": recipe}),
                 run_key=f"train:{tag}:{recipe}",
                 run_config={"ops": {"model_version": {"config": {"parent": parent.human_id}}}},
                 tags={**batch_tags(batches), PARENT_TAG: parent.human_id}))
+    # A version frozen from the CLI may not be a partition yet (the registry sensor adds it too).
+    new = [t for t in tags if not context.instance.has_dynamic_partition(DATASET_VERSIONS, t)]
     return dg.SensorResult(run_requests=requests, cursor=str(changes[-1].seq),
+                           dynamic_partitions_requests=[dataset_versions.build_add_request(new)] if new else [],
                            skip_reason=None if requests else "; ".join(notes) or "no version frozen")
 
 
@@ -167,7 +185,7 @@ def train_after_freeze(context: dg.SensorEvaluationContext, registry: RegistryRe
                  description="An evaluation → decide the promotion of the evaluated candidates (production_model).")
 def promote_after_evaluation(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry) -> dg.RunRequest:
     run = context.instance.get_run_by_id(asset_event.run_id)
-    tags = {k: v for k, v in (run.tags if run else {}).items() if k in (BATCHES_TAG, PARENT_TAG)}
+    tags = {k: v for k, v in (run.tags if run else {}).items() if k.startswith("dsgen/batch") or k == PARENT_TAG}
     partition = asset_event.dagster_event.partition if asset_event.dagster_event else None
     return dg.RunRequest(run_key=f"promote:{asset_event.run_id}:{partition}", tags=tags)
 
@@ -180,9 +198,14 @@ def record_run_failures(context: dg.RunFailureSensorContext, registry: RegistryR
     batches = tagged_batches(dict(run.tags))
     partition = run.tags.get("dagster/partition")
     model_version = None
-    error = context.failure_event.message or "run failed"
+    steps = context.get_step_failure_events()
+    error = "; ".join(f"{e.step_key}: {e.step_failure_data.error.message.strip()}" for e in steps
+                      if e.step_failure_data.error is not None) or context.failure_event.message or "run failed"
     with registry.session() as s:
-        project = registry.get_project(s)
+        try:
+            project = registry.get_project(s)
+        except NotFound:
+            return
         if run.job_name == train_model_job.name:
             model_version = model_version_of_run(s, project, run.run_id)
         if not batches and model_version is None:

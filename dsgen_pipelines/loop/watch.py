@@ -27,8 +27,10 @@ from sqlalchemy import select
 
 from dsgen_core.config import load_settings
 from dsgen_core.demo.synth import generate_demo_dataset
+from dsgen_core.errors import DsgenError
 from dsgen_core.formats.coco.importer import import_coco, local_sources_dir
 from dsgen_core.loop import promotion
+from dsgen_core.loop.batches import batch_tag
 from dsgen_core.loop.policy import set_policy
 from dsgen_core.ml.model_versions import list_model_versions
 from dsgen_core.registry.db import Registry
@@ -81,7 +83,7 @@ def stop_daemon(proc: subprocess.Popen[bytes]) -> None:
 def step_starts(instance: dg.DagsterInstance, batch: int, t0: float) -> dict[str, Step]:
     """The steps started because of ``batch`` (runs tagged with it, and what followed them)."""
     found: dict[str, Step] = {}
-    records = instance.get_run_records(dg.RunsFilter(tags={"dsgen/batches": str(batch)}))
+    records = instance.get_run_records(dg.RunsFilter(tags={batch_tag(batch): "true"}))
     runs = [r.dagster_run for r in records]
     frozen = {r.tags.get("dagster/partition") for r in runs if r.job_name == "freeze_version_job"}
     # Exports run by automation: tagged with nothing of ours, but of the new version's partition.
@@ -112,18 +114,23 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     reg = Registry(settings)
     storage = open_storage(settings.storage_root)
-    with reg.session() as s:
-        project = get_project(s, args.project)
-        set_policy(s, project, enabled=True, trigger="sensor", min_annotations=20, train=True, recipe=args.recipe,
-                   actor="cli:demo")
-        if promotion.production_model(s, project) is None:
-            trained = [mv for mv in list_model_versions(s, project) if mv.status == "succeeded"]
-            if not trained:
-                print(f"error: project {args.project!r} has no trained model: run `dsgen demo` first", file=sys.stderr)
-                return 2
-            promotion.decide_promotion(s, project, trained[-1].human_id, storage=storage, actor="cli:demo")
-        parent = promotion.production_model(s, project)
-        assert parent is not None
+    try:
+        with reg.session() as s:
+            project = get_project(s, args.project)
+            set_policy(s, project, enabled=True, trigger="sensor", min_annotations=20, train=True,
+                       recipe=args.recipe, actor="cli:demo")
+            if promotion.production_model(s, project) is None:
+                trained = [mv for mv in list_model_versions(s, project) if mv.status == "succeeded"]
+                if trained:
+                    promotion.decide_promotion(s, project, trained[-1].human_id, storage=storage, actor="cli:demo")
+            parent = promotion.production_model(s, project)
+            if parent is None:
+                raise DsgenError(f"project {args.project!r} has no production model: run `dsgen demo` first, or "
+                                 "`dsgen model promote m1`")
+            started_after = max((mv.id for mv in list_model_versions(s, project)), default=0)
+    except DsgenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     say(f"policy on: the next version at 20 new human annotations, children trained with {args.recipe!r}; "
         f"production model {parent.human_id}")
 
@@ -135,9 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     out: dict[str, Any] = {"parent": parent.human_id}
     try:
         time.sleep(5)  # the daemon takes the sensors' first ticks (cursors) before the batch lands
-        src = settings.home / "demo" / f"batch-star-{args.images}-{args.seed}"
-        if not (src / "annotations" / "instances_default.json").exists():
-            generate_demo_dataset(src, n_images=args.images, seed=args.seed, add_class="star")
+        # A batch this project has not seen: the same file again would change nothing (imports are idempotent).
+        seed = args.seed
+        while (settings.home / "demo" / f"batch-star-{args.images}-{seed}").exists():
+            seed += 1
+        src = settings.home / "demo" / f"batch-star-{args.images}-{seed}"
+        generate_demo_dataset(src, n_images=args.images, seed=seed, add_class="star")
         with reg.session(bulk=True) as s:
             r = import_coco(s, get_project(s, args.project), src / "annotations" / "instances_default.json",
                             images=src / "images", storage=storage,
@@ -160,8 +170,8 @@ def main(argv: list[str] | None = None) -> int:
                         shown.add(what)
                 with reg.session() as s:
                     p = get_project(s, args.project)
-                    child = next((mv for mv in list_model_versions(s, p) if mv.parent_model_version_id == parent.id),
-                                 None)
+                    child = next((mv for mv in list_model_versions(s, p) if mv.parent_model_version_id == parent.id
+                                  and mv.id > started_after), None)
                     if child is not None:
                         for e in s.scalars(select(TrainingEpochMetric).where(
                                 TrainingEpochMetric.model_version_id == child.id,
@@ -173,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                             decision = {"model_version": child.human_id, **child.promotion}
                 if decision is not None:
                     break
-                failed = instance.get_run_records(dg.RunsFilter(tags={"dsgen/batches": str(batch)},
+                failed = instance.get_run_records(dg.RunsFilter(tags={batch_tag(batch): "true"},
                                                                 statuses=[dg.DagsterRunStatus.FAILURE]))
                 if failed:
                     out["failed"] = [f.dagster_run.job_name for f in failed]
