@@ -46,7 +46,8 @@ def build_definitions(resources: Mapping[str, dg.ConfigurableResource] | None = 
                  promote_after_evaluation, record_run_failures],
         schedules=[storage_gc_schedule, nightly_embedding_reconcile, nightly_policy_evaluation,
                    weekly_production_reevaluation],
-        resources=dict(resources) if resources is not None else build_resources(),
+        # Resources not given (a benchmark passing only the registry and storage) take their defaults.
+        resources={**build_resources(), **(resources or {})},
         # Steps are database- and disk-bound and run one after another anyway: one process per run.
         executor=dg.in_process_executor,
     )
