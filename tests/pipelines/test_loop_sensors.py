@@ -80,3 +80,17 @@ def test_a_failed_run_is_recorded_on_its_batches(imported: Registry) -> None:
             record_failure(s, p, run_id="r" * 36, job="freeze_version_job", partition="v1", batches=[batch.id],
                            model_version=None, error="boom", actor="test")
         assert [f["error"] for f in batch.failures or []] == ["boom"]
+
+
+def test_a_schedule_policy_is_evaluated_by_the_nightly_schedule_only(imported: Registry, defs: dg.Definitions,
+                                                                     instance: dg.DagsterInstance) -> None:
+    from dsgen_pipelines.loop.schedules import nightly_policy_evaluation
+
+    with imported.session() as s:
+        set_policy(s, get_project(s, PROJECT), enabled=True, trigger="schedule", min_images=1)
+    by_sensor = tick(next_version_on_policy, defs, instance)
+    assert isinstance(by_sensor, dg.SkipReason) and "not evaluated by the sensor" in (by_sensor.skip_message or "")
+    with dg.build_schedule_context(instance=instance, resources=defs.resources) as ctx:
+        req = nightly_policy_evaluation(ctx)
+    assert isinstance(req, dg.RunRequest) and req.partition_key == "v1"
+    assert instance.get_dynamic_partitions("dataset_versions") == ["v1"]
