@@ -9,8 +9,10 @@ hard-linked into the export when the filesystem allows it, else copied.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import shutil
+import tempfile
 import time
 import typing
 from collections import Counter, defaultdict, namedtuple
@@ -149,8 +151,10 @@ def staged_dir(out_dir: Path, owned: tuple[str, ...]) -> Iterator[Path]:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{out_dir.name}.tmp-"
     # One writer at a time per target (a backfill and automation exporting the same version at
-    # once): the second waits for the first, then writes. The kernel drops the lock of a killed writer.
-    with open(out_dir.parent / f".{out_dir.name}.lock", "a") as lock:
+    # once): the second waits for the first, then writes. The kernel drops the lock of a killed
+    # writer. The lock file lives in the temp folder, so the user's folder gets nothing but the export.
+    key = hashlib.sha256(str(out_dir.resolve()).encode()).hexdigest()[:32]
+    with open(Path(tempfile.gettempdir()) / f"dsgen-export-{key}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         staging.sweep_transient(out_dir.parent, prefix)  # exports into it that were killed
         work = staging.transient_folder(out_dir.parent, prefix)
