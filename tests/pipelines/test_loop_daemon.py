@@ -42,7 +42,7 @@ from support import REPO_ROOT
 from .conftest import PROJECT
 from .test_daemon import Daemon, wait_for
 
-TIMEOUT_S = 900  # two test workers share CI's 2 cores; the loop takes about three minutes alone
+TIMEOUT_S = 900  # two test workers share CI's 2 cores; import → decision takes about a minute alone
 COLLECTION = "objects_visual_default-m1"
 
 
