@@ -16,7 +16,7 @@ from pydantic import PrivateAttr
 from sqlalchemy.orm import Session
 
 from dsgen_core.config import Settings, load_settings
-from dsgen_core.errors import DsgenError, ServiceUnavailable
+from dsgen_core.errors import DsgenError, NotFound, ServiceUnavailable
 from dsgen_core.registry.db import Registry
 from dsgen_core.registry.projects import DEFAULT_PROJECT, get_project
 from dsgen_core.registry.schema import Project
@@ -85,6 +85,13 @@ class RegistryResource(dg.ConfigurableResource):
 
     def get_project(self, session: Session) -> Project:
         return get_project(session, self.project)
+
+    def project_or_skip(self, session: Session) -> Project | dg.SkipReason:
+        """The project, or why a sensor's tick skips: it does not exist (yet)."""
+        try:
+            return self.get_project(session)
+        except NotFound as exc:
+            return dg.SkipReason(str(exc))
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._registry is not None:

@@ -20,7 +20,6 @@ from collections.abc import Sequence
 import dagster as dg
 
 from dsgen_core.embeddings import versions as embedding_versions_
-from dsgen_core.errors import NotFound
 from dsgen_core.loop.batches import batch_tags, record_failure, tagged_batches
 from dsgen_core.loop.policy import decide_next_version, get_policy, version_batches
 from dsgen_core.loop.promotion import production_model, undecided_candidates
@@ -31,10 +30,10 @@ from dsgen_pipelines.embeddings.assets import embeddings, embeddings_job
 from dsgen_pipelines.loop.assets import promotion_job
 from dsgen_pipelines.ml.assets import evaluation, train_model_job
 from dsgen_pipelines.partitions import DATASET_VERSIONS, EMBEDDING_VERSIONS, dataset_versions, recipes
+from dsgen_pipelines.registry.sensors import BATCH
 from dsgen_pipelines.resources import RegistryResource
 from dsgen_pipelines.versions.assets import freeze_version_job
 
-BATCH = 1000  # changes read per tick at most
 IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
                dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 OBJECT_ENTITIES = ("assets", "annotations")
@@ -65,10 +64,9 @@ def _describe(runs: list[dg.DagsterRun]) -> str:
 def reembed_on_changes(context: dg.SensorEvaluationContext, registry: RegistryResource) -> dg.SensorResult | dg.SkipReason:
     cursor = int(context.cursor or 0)
     with registry.session() as s:
-        try:
-            project = registry.get_project(s)
-        except NotFound as exc:
-            return dg.SkipReason(str(exc))
+        project = registry.project_or_skip(s)
+        if isinstance(project, dg.SkipReason):
+            return project
         changes = changes_since(s, cursor, limit=BATCH, project_id=project.id)
         collections = [embedding_versions_.collection_name(ev)
                        for ev in embedding_versions_.list_versions(s, project, active_only=True)]
@@ -97,10 +95,9 @@ def next_version_request(context: dg.SensorEvaluationContext | dg.ScheduleEvalua
     """The freeze run of the next version when the project's policy (evaluated by ``trigger``) says so;
     its ``dataset_versions`` partition is added first."""
     with registry.session() as s:
-        try:
-            project = registry.get_project(s)
-        except NotFound as exc:
-            return dg.SkipReason(str(exc))
+        project = registry.project_or_skip(s)
+        if isinstance(project, dg.SkipReason):
+            return project
         policy = get_policy(s, project)
         if not policy.enabled or policy.trigger != trigger:
             return dg.SkipReason(f"policy {policy.describe()}: not evaluated by the {trigger}")
@@ -133,10 +130,9 @@ def next_version_on_policy(context: dg.SensorEvaluationContext,
 def train_after_freeze(context: dg.SensorEvaluationContext, registry: RegistryResource) -> dg.SensorResult | dg.SkipReason:
     cursor = int(context.cursor or 0)
     with registry.session() as s:
-        try:
-            project = registry.get_project(s)
-        except NotFound as exc:
-            return dg.SkipReason(str(exc))
+        project = registry.project_or_skip(s)
+        if isinstance(project, dg.SkipReason):
+            return project
         changes = changes_since(s, cursor, entity="dataset_versions", limit=BATCH, project_id=project.id)
         if not changes:
             return dg.SkipReason(f"no version frozen after #{cursor}")
@@ -202,9 +198,8 @@ def record_run_failures(context: dg.RunFailureSensorContext, registry: RegistryR
     error = "; ".join(f"{e.step_key}: {e.step_failure_data.error.message.strip()}" for e in steps
                       if e.step_failure_data.error is not None) or context.failure_event.message or "run failed"
     with registry.session() as s:
-        try:
-            project = registry.get_project(s)
-        except NotFound:
+        project = registry.project_or_skip(s)
+        if isinstance(project, dg.SkipReason):
             return
         if run.job_name == train_model_job.name:
             model_version = model_version_of_run(s, project, run.run_id)

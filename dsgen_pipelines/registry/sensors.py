@@ -12,7 +12,6 @@ Per tick, in one result:
 
 import dagster as dg
 
-from dsgen_core.errors import NotFound
 from dsgen_core.registry.changes import changes_since
 from dsgen_core.registry.stats import registry_stats
 from dsgen_pipelines.partitions import DATASET_VERSIONS, EMBEDDING_VERSIONS, dataset_versions, embedding_versions
@@ -20,7 +19,7 @@ from dsgen_pipelines.registry.assets import registry_tables, table_metadata
 from dsgen_pipelines.resources import DAGSTER_ACTOR, RegistryResource
 from dsgen_pipelines.versions.assets import freeze_version_job
 
-BATCH = 1000
+BATCH = 1000  # changes a sensor reads per tick at most
 TABLE_ENTITIES = {"assets", "annotations"}
 
 
@@ -33,10 +32,9 @@ TABLE_ENTITIES = {"assets", "annotations"}
 def registry_changes(context: dg.SensorEvaluationContext, registry: RegistryResource) -> dg.SensorResult | dg.SkipReason:
     cursor = int(context.cursor or 0)
     with registry.session() as s:
-        try:
-            project = registry.get_project(s)
-        except NotFound as exc:
-            return dg.SkipReason(str(exc))
+        project = registry.project_or_skip(s)
+        if isinstance(project, dg.SkipReason):
+            return project
         changes = changes_since(s, cursor, limit=BATCH, project_id=project.id)
         tables_changed = any(c.entity in TABLE_ENTITIES for c in changes)
         stats = registry_stats(s, project) if tables_changed else None
