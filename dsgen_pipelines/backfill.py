@@ -12,7 +12,6 @@ failed; a partial failure leaves the rest done and lists the failed partitions (
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -22,15 +21,13 @@ import sqlalchemy as sa
 from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
 from dagster._core.utils import make_new_backfill_id
 
-from dsgen_core.config import load_settings
 from dsgen_core.embeddings import versions
 from dsgen_core.errors import DsgenError, ServiceUnavailable
 from dsgen_core.ml.model_versions import list_model_versions, model_version_summary
-from dsgen_core.registry.db import Registry
-from dsgen_core.registry.projects import DEFAULT_PROJECT, get_project
+from dsgen_core.registry.projects import get_project
 from dsgen_core.versions.lifecycle import list_versions
 from dsgen_pipelines.definitions import defs
-from dsgen_pipelines.launch import ensure_dagster_home
+from dsgen_pipelines.launch import ensure_dagster_home, registry_from_env
 from dsgen_pipelines.ml.assets import EVAL_ON_TAG
 from dsgen_pipelines.partitions import DATASET_VERSIONS, EMBEDDING_VERSIONS, recipes
 
@@ -43,7 +40,7 @@ DAEMON_STALE_S = 60
 def targets(kind: str, keys: Sequence[str], on: str | None, recipe: str | None,
             instance: dg.DagsterInstance) -> tuple[list[dg.AssetKey], list[str], dict[str, str]]:
     """The assets, partitions and tags of a backfill of ``kind``."""
-    reg, project_name = _registry_of_resource()
+    reg, project_name = registry_from_env()
     with reg.session() as s:  # the registry is closed when the process ends
         project = get_project(s, project_name)
         if kind == "embed":
@@ -81,11 +78,6 @@ def targets(kind: str, keys: Sequence[str], on: str | None, recipe: str | None,
     tags_known = set(instance.get_dynamic_partitions(DATASET_VERSIONS))
     instance.add_dynamic_partitions(DATASET_VERSIONS, sorted({p.split("|")[0] for p in parts} - tags_known))
     return [dg.AssetKey("evaluation")], parts, {EVAL_ON_TAG: on}
-
-
-def _registry_of_resource() -> tuple[Registry, str]:
-    """Read from the environment as the CLI does (the resources' EnvVars resolve only inside a run)."""
-    return Registry(load_settings()), os.environ.get("DSGEN_PROJECT") or DEFAULT_PROJECT
 
 
 def launch(instance: dg.DagsterInstance, kind: str, keys: Sequence[str], on: str | None = None,

@@ -18,7 +18,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 import dagster as dg
 
@@ -26,6 +26,9 @@ from dsgen_pipelines.definitions import defs
 from dsgen_pipelines.partitions import DATASET_VERSIONS, EMBEDDING_VERSIONS, recipes
 
 REPO_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
+if TYPE_CHECKING:
+    from dsgen_core.registry.db import Registry
+
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 # Training logs each epoch (n/N, losses, mAP) at INFO: shown, so a run of minutes is not silent.
 TRAINING = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
@@ -65,23 +68,28 @@ def _outcome(result: dg.ExecuteInProcessResult) -> RunOutcome:
     }
 
 
-def model_embedding_partitions(tag: str, recipe: str) -> list[str]:
-    """The embedding versions of the model trained for ``tag|recipe`` (made if missing): their partition keys.
-
-    Read from the environment as the CLI does (the resources' EnvVars resolve only inside a run).
-    """
+def registry_from_env() -> tuple["Registry", str]:
+    """The registry and project name, read from the environment as the CLI does (outside a run:
+    the resources' EnvVars resolve only inside one)."""
     from dsgen_core.config import load_settings
+    from dsgen_core.registry.db import Registry
+    from dsgen_core.registry.projects import DEFAULT_PROJECT
+
+    return Registry(load_settings()), os.environ.get("DSGEN_PROJECT") or DEFAULT_PROJECT
+
+
+def model_embedding_partitions(tag: str, recipe: str) -> list[str]:
+    """The embedding versions of the model trained for ``tag|recipe`` (made if missing): their partition keys."""
     from dsgen_core.embeddings.sync import model_encoder
     from dsgen_core.embeddings.versions import default_version_name, ensure_embedding_versions
     from dsgen_core.ml.model_versions import latest_model_version
-    from dsgen_core.registry.db import Registry
-    from dsgen_core.registry.projects import DEFAULT_PROJECT, get_project
+    from dsgen_core.registry.projects import get_project
     from dsgen_core.storage import open_storage
 
-    reg = Registry(load_settings())
+    reg, project_name = registry_from_env()
     try:
         with reg.session() as s:
-            project = get_project(s, os.environ.get("DSGEN_PROJECT") or DEFAULT_PROJECT)
+            project = get_project(s, project_name)
             mv = latest_model_version(s, project, tag, recipe)
             spec = model_encoder(reg, s, mv, open_storage(reg.settings.storage_root)).spec
             made = ensure_embedding_versions(s, project, default_version_name(project, spec), spec, model_version=mv,
