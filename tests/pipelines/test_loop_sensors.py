@@ -94,3 +94,13 @@ def test_a_schedule_policy_is_evaluated_by_the_nightly_schedule_only(imported: R
         req = nightly_policy_evaluation(ctx)
     assert isinstance(req, dg.RunRequest) and req.partition_key == "v1"
     assert instance.get_dynamic_partitions("dataset_versions") == ["v1"]
+
+
+def test_a_registry_tick_that_only_records_says_what_it_did(imported: Registry, defs: dg.Definitions,
+                                                             instance: dg.DagsterInstance) -> None:
+    """The issue: such ticks showed as SKIPPED with "Sensor function returned an empty result"."""
+    from dsgen_pipelines.registry.sensors import registry_changes
+
+    res = tick(registry_changes, defs, instance)
+    assert isinstance(res, dg.SensorResult) and not res.run_requests and res.asset_events
+    assert res.skip_reason is not None and "registry tables recorded" in (res.skip_reason.skip_message or "")
