@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                         for e in s.scalars(select(TrainingEpochMetric).where(
                                 TrainingEpochMetric.model_version_id == child.id,
                                 TrainingEpochMetric.epoch > epochs_shown).order_by(TrainingEpochMetric.epoch)):
-                            say(f"           {child.human_id} epoch {e.epoch}/{(child.training_config or {}).get('epochs', '?')}"
+                            say(f"           {child.human_id} epoch {e.epoch}/{((child.training_config or {}).get('recipe') or {}).get('epochs', '?')}"
                                 f"  loss {e.train_loss or 0:.3f}  mAP50 {e.map50 or 0:.3f}")
                             epochs_shown = e.epoch
                         if child.promotion is not None:
