@@ -45,8 +45,9 @@ class AnnotationBatch:
 
 def batch_tags(batch_ids: list[int]) -> dict[str, str]:
     """The run tags naming ``batch_ids``: ``dsgen/batches`` lists them (the first :data:`MAX_TAGGED`,
-    then how many more), and each has its own ``dsgen/batch/<id>`` tag, which a tag filter (UI,
-    ``RunsFilter``) matches exactly: the runs of batch 12 are those tagged ``dsgen/batch/12``."""
+    then how many more), and each has its own ``dsgen/batch-<id>`` tag, which a tag filter (UI,
+    ``RunsFilter``) matches exactly: the runs of batch 12 are those tagged ``dsgen/batch-12``.
+    (One ``/`` only: Dagster allows a single namespace in a tag key.)"""
     if not batch_ids:
         return {}
     ids = sorted(set(batch_ids))
@@ -56,7 +57,7 @@ def batch_tags(batch_ids: list[int]) -> dict[str, str]:
 
 
 def batch_tag(batch_id: int) -> str:
-    return f"{BATCHES_TAG[:-2]}/{batch_id}"  # dsgen/batch/12
+    return f"{BATCHES_TAG[:-2]}-{batch_id}"  # dsgen/batch-12
 
 
 def tagged_batches(tags: dict[str, str]) -> list[int]:

@@ -31,8 +31,11 @@ UNREADABLE_AGE = 3600.0  # a marker cut short by the kill itself: abandoned afte
 
 
 def mark(folder: Path, **info: Any) -> None:
-    (folder / MARKER).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
-                                             **info}))
+    # Written beside and renamed into place: a kill between creating the marker and writing it
+    # would leave an empty marker that reads as "writer unknown, maybe alive" for an hour.
+    tmp = folder / f"{MARKER}.{os.getpid()}"
+    tmp.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(), **info}))
+    os.replace(tmp, folder / MARKER)
 
 
 def unmark(folder: Path) -> None:

@@ -39,7 +39,7 @@ def test_a_batch_is_the_unit_of_change(registry: Registry, batches: tuple[Path, 
         events = s.scalars(select(ChangeEvent).where(ChangeEvent.entity.in_(["assets", "annotations"]))).all()
     assert (b.operation, b.source, b.images_new) == ("import", "human", 12) and b.objects_new > 0
     assert events and {e.batch_id for e in events} == {batch_id}
-    assert tagged_batches(batch_tags([3, 1, 3])) == [1, 3] and batch_tags([3])["dsgen/batch/3"] == "true"
+    assert tagged_batches(batch_tags([3, 1, 3])) == [1, 3] and batch_tags([3])["dsgen/batch-3"] == "true"
     assert batch_tags(list(range(60)))["dsgen/batches"].endswith(",+10")
 
 
