@@ -163,6 +163,18 @@ class ObjectRecord(NamedTuple):
     where: str | None = None  # the record's place in its file, when not "annotations[index]"
 
 
+class ObjectEdit(NamedTuple):
+    """A registry object the source now describes as ``record``: its content is replaced, its id kept.
+
+    For sources that are the authority on objects dsgen gave them (a CVAT pull): the record is
+    the object's whole content, not one more opinion to merge. ``record.image_ref`` names the
+    object's image among the batch's images.
+    """
+
+    annotation_id: int
+    record: ObjectRecord
+
+
 @dataclass
 class IngestBatch:
     """What one writer hands to :func:`ingest`."""
@@ -191,6 +203,8 @@ class IngestBatch:
     # Whose numbering the objects' track ids are (Track.scope); default: the source file.
     track_scope: str | None = None
     frames: list[FrameRecord] = field(default_factory=list)  # video imports
+    edits: list[ObjectEdit] = field(default_factory=list)  # objects the source changed (CVAT pulls)
+    removals: list[int] = field(default_factory=list)  # annotation ids the source deleted (CVAT pulls)
 
 
 @dataclass
@@ -239,6 +253,7 @@ class _Ingest:
         self.conn: Connection
         self.written_masks: list[str] = []
         self.conflicts = 0
+        self.edited: list[int] = []  # objects the batch's edits replaced
 
     def run(self) -> IngestResult:
         b, s = self.b, self.s
@@ -462,6 +477,7 @@ class _Ingest:
         rows: list[tuple[Any, ...]] = []
         merges: list[tuple[Any, ...]] = []
         self.mask_writes: list[tuple[int | str, dict[str, Any]]] = []
+        deletions += self._owned(b.removals, "removals")
         self.tracked: dict[str, list[tuple[int, int, bool | None, Any]]] = defaultdict(list)
         self.track_class: dict[str, int | None] = {}
         self.track_updates: list[int] = []
@@ -512,10 +528,47 @@ class _Ingest:
             if attrs and attrs.get("track_id") is not None:
                 self._track(str(attrs["track_id"]), nid, asset_id, attrs.get("keyframe"), names.get(image_ref, ""), lcid)
             nid += 1
+        merges += self._edits(image_assets, class_ids)
         result.objects_new = len(rows)
         result.objects_merged = len(merges)
         result.objects_deleted = len(deletions)
         return rows, merges, deletions
+
+    def _owned(self, ids: list[int], what: str) -> list[int]:
+        """``ids`` if each is an object of this project; a stranger's id refuses the batch (it is a bug, not input)."""
+        if not ids:
+            return []
+        found: set[int] = set()
+        for i in range(0, len(ids), 10_000):
+            found.update(self.conn.execute(select(Annotation.id).join(Asset, Asset.id == Annotation.asset_id).where(
+                Annotation.id.in_(ids[i:i + 10_000]), Asset.project_id == self.project.id)).scalars())
+        missing = sorted(set(ids) - found)
+        if missing:
+            raise DsgenError(f"{self.b.file or self.b.source_uri}: {what} name objects that are not in project "
+                             f"{self.project.name!r}: {missing[:10]}")
+        return sorted(found)
+
+    def _edits(self, image_assets: dict[Hashable, int], class_ids: dict[Hashable, int]) -> list[tuple[Any, ...]]:
+        """Merge rows (the UPDATE's order) of :attr:`IngestBatch.edits`: the record's content, the old id and extra."""
+        edits = self.b.edits
+        if not edits:
+            return []
+        ids = self._owned([e.annotation_id for e in edits], "edits")
+        a = Annotation
+        old = {r.id: r for i in range(0, len(ids), 10_000) for r in self.conn.execute(
+            select(a.id, a.asset_id, a.mask_uri, a.extra, a.caption).where(a.id.in_(ids[i:i + 10_000])))}
+        out = []
+        for aid, o in edits:
+            prev = old[aid]
+            if image_assets[o.image_ref] != prev.asset_id:
+                raise DsgenError(f"{self.b.file or self.b.source_uri}: an edit moves object {aid} to another image")
+            mask_uri = None if o.rle is None else self._new_mask(f"{aid}.b{self.batch_id}", o.rle)
+            box = o.bbox or (None, None, None, None)
+            out.append((None if o.class_ref is None else class_ids[o.class_ref], o.geometry_type, *box, o.polygon, mask_uri,
+                        o.keypoints, o.num_keypoints, o.caption if o.caption is not None else prev.caption, o.area,
+                        bool(o.iscrowd), o.attributes, prev.extra, o.score, aid))
+            self.edited.append(aid)
+        return out
 
     def _track(self, key: str, ann_id: int, asset_id: int, keyframe: Any, name: str, lcid: int | None) -> None:
         self.tracked[key].append((ann_id, asset_id, bool(keyframe) if keyframe is not None else None, name))
@@ -711,6 +764,12 @@ class _Ingest:
         stmt = t.update().where(t.c.id == bindparam("_id")).values(
             {**{c: bindparam(c) for c in _MERGED_COLUMNS}, "import_batch_id": self.batch_id, "updated_at": utcnow()})
         self.conn.execute(stmt, [{**dict(zip(_MERGED_COLUMNS, m[:-1], strict=True)), "_id": m[-1]} for m in merges])
+        if self.edited:
+            # Whoever edited an object now answers for it: a model's box a person corrected is human.
+            who = {"source": self.b.source, "model_version_id": self.b.model_version_id,
+                   "detection_model": self.b.detection_model}
+            for i in range(0, len(self.edited), 10_000):
+                self.conn.execute(t.update().where(t.c.id.in_(self.edited[i:i + 10_000])).values(**who))
         moved = [{"_id": i, "track_id": track_ids[i]} for i in self.track_updates if i in track_ids]
         if moved:
             self.conn.execute(t.update().where(t.c.id == bindparam("_id")).values(track_id=bindparam("track_id")), moved)

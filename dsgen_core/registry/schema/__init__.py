@@ -21,6 +21,7 @@ from dsgen_core.registry.schema.annotations import (
 )
 from dsgen_core.registry.schema.base import Base, BigId, Json, utcnow
 from dsgen_core.registry.schema.curation import AnnotationMetadata, AnnotationTag, AssetMetadata, AssetTag
+from dsgen_core.registry.schema.cvat import CVAT_TASK_STATUSES, CvatFrame, CvatObject, CvatTask
 from dsgen_core.registry.schema.embeddings import EmbeddingOutbox, EmbeddingVersion, NearDuplicate
 from dsgen_core.registry.schema.media import Asset, Frame, ImportBatch
 from dsgen_core.registry.schema.ml import (
@@ -49,6 +50,7 @@ from dsgen_core.registry.schema.versions import (
 )
 
 __all__ = [
+    "CVAT_TASK_STATUSES",
     "SHAPE_TYPES",
     "Annotation",
     "AnnotationContent",
@@ -65,6 +67,9 @@ __all__ = [
     "Base",
     "BigId",
     "ChangeEvent",
+    "CvatFrame",
+    "CvatObject",
+    "CvatTask",
     "Dataset",
     "DatasetSplit",
     "DatasetVersion",

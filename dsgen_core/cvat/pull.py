@@ -1,0 +1,255 @@
+"""Pull what annotators did in a pushed CVAT task back into the registry, as one annotation batch.
+
+Every frame maps back to the asset it was pushed from, every pushed object to its annotation
+(``cvat_objects``). Against the fingerprints recorded at the push (or the last pull):
+
+- an object CVAT still has unchanged is left alone, whatever the registry did to it since;
+- an object changed in CVAT is updated in place (same annotation id; whoever edited it, a
+  person, now answers for it: ``source`` becomes human and a model's score is dropped);
+- an object CVAT no longer has is deleted; a new one in CVAT is added (tracks as one object per
+  frame, in a track of their own);
+- **conflicts**: an object changed (or deleted) in CVAT that was also changed in the registry
+  since. The rule: CVAT wins (the annotator's is the newer, human judgement) unless
+  ``on_conflict="registry"``; each conflict is reported either way.
+
+A pull that finds nothing to do writes nothing (no batch). The batch goes through the one
+ingest path, so the continuous loop reacts to it like to any import.
+
+    result = pull_from_cvat(session, project, 42, storage=storage, actor="cli")
+    result.added, result.changed, result.deleted, result.batch_id
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import orjson
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from dsgen_core.cvat.connection import CvatServer, cvat_call, cvat_client
+from dsgen_core.cvat.shapes import Pulled, cvat_fingerprint, from_cvat, registry_fingerprint
+from dsgen_core.errors import DsgenError, NotFound
+from dsgen_core.formats.report import ValidationReport
+from dsgen_core.registry.ingest import ClassRecord, ImageRecord, IngestBatch, ObjectEdit, ObjectRecord, ingest
+from dsgen_core.registry.schema import Annotation, Asset, CvatFrame, CvatObject, CvatTask, LabelClass, Project, utcnow
+from dsgen_core.storage.base import Storage
+
+ConflictRule = Literal["cvat", "registry"]
+
+
+@dataclass
+class PullResult:
+    task_id: int
+    batch_id: int | None
+    added: int = 0
+    changed: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    conflicts: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def find_task(session: Session, project: Project, task_id: int, *, server: str | None = None) -> CvatTask:
+    """The recorded push of CVAT task ``task_id`` (on ``server``, when the project pushed to several)."""
+    stmt = select(CvatTask).where(CvatTask.project_id == project.id, CvatTask.task_id == task_id)
+    if server:
+        stmt = stmt.where(CvatTask.server == server.rstrip("/"))
+    found = list(session.scalars(stmt))
+    if not found:
+        raise NotFound(f"CVAT task {task_id} was not pushed from project {project.name!r} (see dsgen cvat status)")
+    if len(found) > 1:
+        raise DsgenError(f"CVAT task {task_id} was pushed to {len(found)} servers; set CVAT_URL to the one meant")
+    return found[0]
+
+
+def pull_from_cvat(session: Session, project: Project, task_id: int, *, storage: Storage,
+                   on_conflict: ConflictRule = "cvat", actor: str | None = None,
+                   server: CvatServer | None = None) -> PullResult:
+    """Bring task ``task_id``'s annotations back; see the module docstring. In the caller's transaction."""
+    if on_conflict not in ("cvat", "registry"):
+        raise DsgenError(f"on_conflict must be cvat or registry, not {on_conflict!r}")
+    server = server or CvatServer.from_env()
+    t = find_task(session, project, task_id, server=server.url)
+    if t.status != "pushed":
+        raise DsgenError(f"CVAT task {task_id} is {t.status}, not pushed: finish it first (dsgen cvat push --resume "
+                         f"{t.export_job_id}) or clean it up (dsgen cvat clean {t.export_job_id})")
+    with cvat_client(server) as client:
+        with cvat_call(f"read the annotations of task {task_id}", server.url):
+            data = client.tasks.retrieve(task_id).get_annotations().to_dict()  # type: ignore[attr-defined]
+            labels = {lb.id: lb for lb in client.tasks.retrieve(task_id).get_labels()}  # type: ignore[attr-defined]
+    return _apply(session, project, t, data, labels, storage, on_conflict, actor)
+
+
+def _apply(session: Session, project: Project, t: CvatTask, data: dict[str, Any], labels: dict[int, Any],
+           storage: Storage, on_conflict: ConflictRule, actor: str | None) -> PullResult:
+    result = PullResult(t.task_id or 0, None)
+    frames = {f.frame: f.asset_id for f in session.scalars(select(CvatFrame).where(CvatFrame.cvat_task_id == t.id))}
+    assets = {a.id: a for a in session.execute(select(Asset.id, Asset.width, Asset.height, Asset.file_name)
+                                                .where(Asset.id.in_(list(frames.values()))))}
+    known = {(o.kind, o.cvat_id): o for o in session.scalars(select(CvatObject).where(CvatObject.cvat_task_id == t.id))}
+    mapped_ids = [o.annotation_id for o in known.values() if o.annotation_id is not None]
+    current = {r.id: r for i in range(0, len(mapped_ids), 5_000) for r in session.execute(select(
+        Annotation.id, Annotation.label_class_id, Annotation.geometry_type, Annotation.bbox_x, Annotation.bbox_y,
+        Annotation.bbox_w, Annotation.bbox_h, Annotation.polygon, Annotation.mask_uri, Annotation.keypoints,
+        Annotation.caption, Annotation.attributes).where(Annotation.id.in_(mapped_ids[i:i + 5_000])))}
+    class_of = _classes(session, project, t, labels)
+    report = ValidationReport()
+    where = f"{t.server}/tasks/{t.task_id}"
+    added: list[ObjectRecord] = []
+    edits: list[ObjectEdit] = []
+    edited_keys: list[tuple[str, int]] = []
+    seen: set[tuple[str, int]] = set()
+    refresh: list[tuple[CvatObject, str]] = []  # mapping rows whose CVAT side moved on (conflicts kept)
+    for kind, obj in _objects(data):
+        frame = int(obj["frame"])
+        if frame not in frames:
+            raise DsgenError(f"{where}: a {kind} on frame {frame}, which the push did not make")
+        a = assets[frames[frame]]
+        label = class_of.get(int(obj["label_id"]))
+        if label is None:
+            raise DsgenError(f"{where}: {kind} {obj.get('id')} has label {obj['label_id']}, which the task does not have")
+        specs = (t.labels or {}).get(str(obj["label_id"]), {}).get("attributes", {})
+        specs = {**{str(at.id): [at.name, "str"] for at in labels[int(obj["label_id"])].attributes or []}, **specs}
+        pulled = from_cvat(kind if kind != "track" else "shape", obj, {k: (v[0], v[1]) for k, v in specs.items()},
+                           a.width or 0, a.height or 0)
+        if kind == "track":
+            rec = _record(len(added), f"track{obj['track']}@{frame}", a.id, label, pulled,
+                          {**(pulled.attributes or {}), "track_id": f"cvat{t.id}:{obj['track']}",
+                           "keyframe": bool(obj.get("keyframe"))})
+            added.append(rec)
+            continue
+        key = (kind, int(obj["id"]))
+        seen.add(key)
+        m = known.get(key)
+        if m is None:
+            added.append(_record(len(added), f"{kind}{obj['id']}", a.id, label, pulled, pulled.attributes))
+            continue
+        fp = cvat_fingerprint(kind, obj)
+        if fp == m.cvat_fingerprint:
+            result.unchanged += 1
+            continue
+        row = current.get(m.annotation_id) if m.annotation_id is not None else None
+        registry_moved = row is None or registry_fingerprint(row) != m.registry_fingerprint
+        if registry_moved:
+            said = "deleted" if row is None else "changed"
+            keep = on_conflict == "registry"
+            result.conflicts.append(f"{kind} {obj['id']} (annotation {m.annotation_id}): changed in CVAT and {said} "
+                                    f"in the registry since the push; {'the registry' if keep else 'CVAT'} wins")
+            if keep:
+                refresh.append((m, fp))
+                continue
+            if row is None:  # gone from the registry: CVAT's object comes back as a new one
+                added.append(_record(len(added), f"{kind}{obj['id']}", a.id, label, pulled, pulled.attributes))
+                continue
+        edits.append(ObjectEdit(m.annotation_id, _record(len(edits), None, a.id, label, pulled, pulled.attributes)))
+        edited_keys.append(key)
+    removals: list[int] = []
+    removed_keys: list[tuple[str, int]] = []
+    for key, m in known.items():
+        if key in seen:
+            continue
+        removed_keys.append(key)
+        if m.annotation_id is None:
+            continue
+        row = current.get(m.annotation_id)
+        if row is not None and registry_fingerprint(row) != m.registry_fingerprint:
+            keep = on_conflict == "registry"
+            result.conflicts.append(f"{key[0]} {key[1]} (annotation {m.annotation_id}): deleted in CVAT and changed "
+                                    f"in the registry since the push; {'the registry' if keep else 'CVAT'} wins")
+            if keep:
+                continue
+        if row is not None:
+            removals.append(m.annotation_id)
+    for m, fp in refresh:
+        m.cvat_fingerprint = fp
+    if not (added or edits or removals or removed_keys):
+        t.pulled_at = utcnow()
+        session.flush()
+        return result
+    batch = IngestBatch(
+        operation="pull", audit_action="cvat.pull", format="cvat/annotations", source_uri=where,
+        content_sha256=hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest(),
+        namespace=f"cvat{t.id}", images=[ImageRecord(aid, "", "", asset_id=aid) for aid in sorted(set(frames.values()))],
+        classes=[ClassRecord(k, k) for k in sorted(set(class_of.values()))], objects=added, report=report, file=where,
+        source="human", positional_ids=False, track_scope=where, edits=edits, removals=removals,
+        detail={"cvat_task": t.task_id, "conflicts": len(result.conflicts)})
+    res = ingest(session, project, batch, storage=storage, actor=actor, on_conflict="replace")
+    result.batch_id = res.batch_id
+    result.added = res.objects_new
+    result.changed = res.objects_merged
+    result.deleted = len(removals)
+    _remember(session, t, data, set(edited_keys), removed_keys, known)
+    t.pulled_at = utcnow()
+    t.last_pull_batch_id = res.batch_id
+    session.flush()
+    return result
+
+
+def _objects(data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """CVAT's shapes and tags, and each visible frame of each track as a ``track`` object."""
+    out: list[tuple[str, dict[str, Any]]] = [("shape", s) for s in data.get("shapes") or []]
+    out += [("tag", g) for g in data.get("tags") or []]
+    for tr in data.get("tracks") or []:
+        for sh in tr.get("shapes") or []:
+            if sh.get("outside"):
+                continue
+            out.append(("track", {**sh, "label_id": tr["label_id"], "track": tr["id"],
+                                  "attributes": [*(tr.get("attributes") or []), *(sh.get("attributes") or [])]}))
+    return out
+
+
+def _record(position: int, source_id: str | None, asset_id: int, label: str, p: Pulled,
+            attributes: dict[str, Any] | None) -> ObjectRecord:
+    return ObjectRecord(position, source_id, asset_id, label, p.geometry_type, p.bbox, p.polygon, p.rle, p.keypoints,
+                        len(p.keypoints) // 3 if p.keypoints else None, None, p.area, False, attributes, None, None,
+                        f"CVAT object {source_id or position}")
+
+
+def _classes(session: Session, project: Project, t: CvatTask, labels: dict[int, Any]) -> dict[int, str]:
+    """CVAT label id -> class key: pushed labels by the class they came from, labels added in CVAT by name."""
+    keys = {c.id: c.key for c in session.scalars(select(LabelClass).where(LabelClass.project_id == project.id))}
+    out = {int(lid): keys[v["class"]] for lid, v in (t.labels or {}).items() if v["class"] in keys}
+    for lid, lb in labels.items():
+        out.setdefault(lid, lb.name)
+    return out
+
+
+def _remember(session: Session, t: CvatTask, data: dict[str, Any], edited: set[tuple[str, int]],
+              removed: list[tuple[str, int]], known: dict[tuple[str, int], CvatObject]) -> None:
+    """Map what the pull added, and move the fingerprints of what it changed to the new state on both sides."""
+    for key in removed:
+        session.execute(delete(CvatObject).where(CvatObject.cvat_task_id == t.id, CvatObject.kind == key[0],
+                                                 CvatObject.cvat_id == key[1]))
+    by_key = {(k, int(o["id"])): (k, o) for k, o in _objects(data) if k != "track"}
+    new_keys = {f"cvat{t.id}:{k}{i}": (k, i) for (k, i) in by_key
+                if (k, i) not in known or known[(k, i)].annotation_id is None}
+    a = Annotation
+    ids: dict[tuple[str, int], int] = {}
+    if new_keys:
+        assets = [f.asset_id for f in session.scalars(select(CvatFrame).where(CvatFrame.cvat_task_id == t.id))]
+        for i in range(0, len(assets), 5_000):
+            for r in session.execute(select(a.id, a.source_key).where(a.asset_id.in_(assets[i:i + 5_000]),
+                                                                       a.source_key.in_(list(new_keys)))):
+                ids[new_keys[r.source_key]] = r.id
+    for key, kind_obj in by_key.items():
+        if key in ids:
+            aid = ids[key]
+        elif key in edited and known[key].annotation_id is not None:
+            aid = known[key].annotation_id
+        else:
+            continue
+        row = session.execute(select(a.id, a.label_class_id, a.geometry_type, a.bbox_x, a.bbox_y, a.bbox_w,
+                                     a.bbox_h, a.polygon, a.mask_uri, a.keypoints, a.caption, a.attributes)
+                              .where(a.id == aid)).one()
+        m = known.get(key)
+        if m is None:
+            m = CvatObject(cvat_task_id=t.id, kind=key[0], cvat_id=key[1])
+            session.add(m)
+        m.annotation_id = aid
+        m.cvat_fingerprint = cvat_fingerprint(*kind_obj)
+        m.registry_fingerprint = registry_fingerprint(row)

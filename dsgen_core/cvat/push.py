@@ -1,0 +1,562 @@
+"""Push a selection of the registry to CVAT as new tasks (seed 001's round-trip, the way out).
+
+The images a query selects go to one task, or several of at most ``max_images_per_task``; each
+class of the project's ontology becomes a CVAT label whose attributes come from its objects'
+attributes; the chosen objects go in as pre-annotations through CVAT's annotations API (the
+exact shapes, not a file format's rounding). Before anything is sent, :class:`LossReport` says
+what CVAT cannot hold and what happens to it; ``dry_run`` stops there.
+
+Each step is committed (a transaction of its own) before the next CVAT call: a push that stops half-way leaves its export
+job and task rows saying how far it got (a task row is written before CVAT is asked to make
+the task, and named so that it can be found there), and ``resume_push`` / ``clean_push``
+finish or undo it.
+
+    result = push_to_cvat(registry, "default", query="tag:review", name="review", storage=storage, actor="cli")
+    result.tasks[0].url, result.loss_report.items
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from dsgen_core.cvat.connection import CvatServer, cvat_call, cvat_client
+from dsgen_core.cvat.shapes import (
+    AttrSpec,
+    attribute_specs,
+    cvat_fingerprint,
+    polygon_mask,
+    registry_fingerprint,
+    to_cvat,
+)
+from dsgen_core.errors import DsgenError, NotFound
+from dsgen_core.query import run_query
+from dsgen_core.registry.changes import audit
+from dsgen_core.registry.db import Registry
+from dsgen_core.registry.ontology import current_ontology, ontology_classes
+from dsgen_core.registry.projects import get_project
+from dsgen_core.registry.schema import (
+    Annotation,
+    Asset,
+    CvatFrame,
+    CvatObject,
+    CvatTask,
+    ExportJob,
+    LabelClass,
+    Project,
+    utcnow,
+)
+from dsgen_core.storage.base import Storage
+from dsgen_core.storage.masks import MaskStore
+
+Which = Literal["human", "model", "all", "none"]
+WHICH: tuple[Which, ...] = ("human", "model", "all", "none")
+
+
+@dataclass
+class LossItem:
+    """Something of the selection CVAT cannot hold as dsgen has it, and what becomes of it."""
+
+    what: str
+    objects: int
+    how: str
+
+
+@dataclass
+class LossReport:
+    items: list[LossItem] = field(default_factory=list)
+
+    def add(self, what: str, objects: int, how: str) -> None:
+        if objects:
+            self.items.append(LossItem(what, objects, how))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"items": [asdict(i) for i in self.items]}
+
+    def lines(self) -> list[str]:
+        return [f"{i.what}: {i.objects} object(s): {i.how}" for i in self.items] or ["nothing is lost"]
+
+
+@dataclass
+class PushedTask:
+    id: int | None
+    url: str | None
+    name: str
+    images: int
+    objects: int
+    status: str
+
+
+@dataclass
+class PushResult:
+    export_job_id: int | None
+    tasks: list[PushedTask]
+    loss_report: LossReport
+    dry_run: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"export_job_id": self.export_job_id, "dry_run": self.dry_run,
+                "tasks": [{"id": t.id, "url": t.url, "name": t.name, "images": t.images, "objects": t.objects,
+                           "status": t.status} for t in self.tasks],
+                "loss_report": self.loss_report.to_dict()}
+
+
+@dataclass
+class _Plan:
+    assets: list[Any]  # rows: id, file_name, storage_uri, width, height
+    objects: dict[int, list[Any]]  # asset id -> annotation rows
+    classes: list[LabelClass]
+    specs: dict[int, dict[str, AttrSpec]]  # class id -> attribute specs
+    loss: LossReport
+    sendable: set[int]  # annotation ids that go to CVAT
+
+
+def push_to_cvat(registry: Registry, project_name: str, *, query: str, name: str, storage: Storage,
+                 annotations: Which = "all", max_images_per_task: int | None = None, segment_size: int | None = None,
+                 cvat_project: int | None = None, dry_run: bool = False, actor: str | None = None,
+                 server: CvatServer | None = None) -> PushResult:
+    """Make CVAT tasks of the images ``query`` selects; see the module docstring.
+
+    A transaction per step (the registry is not held while CVAT works), so it takes the registry.
+    """
+    if annotations not in WHICH:
+        raise DsgenError(f"--annotations must be one of {', '.join(WHICH)}, not {annotations!r}")
+    if max_images_per_task is not None and max_images_per_task < 1:
+        raise DsgenError("--max-images-per-task must be at least 1")
+    if not name.strip():
+        raise DsgenError("--name must not be empty")
+    with registry.session() as s:
+        project = get_project(s, project_name)
+        plan = _plan(s, project, query, annotations, storage)
+        chunk = max_images_per_task or len(plan.assets)
+        chunks = [plan.assets[i:i + chunk] for i in range(0, len(plan.assets), chunk)]
+        names = [name if len(chunks) == 1 else f"{name} ({k + 1}/{len(chunks)})" for k in range(len(chunks))]
+        if dry_run:
+            tasks = [PushedTask(None, None, n, len(c), sum(len(plan.objects.get(a.id, [])) for a in c), "dry-run")
+                     for n, c in zip(names, chunks, strict=True)]
+            return PushResult(None, tasks, plan.loss, True)
+        server = server or CvatServer.from_env()
+        job = ExportJob(project_id=project.id, target="cvat", status="running", external_url=None,
+                        filter_snapshot={"query": query, "annotations": annotations, "images": len(plan.assets),
+                                         "max_images_per_task": max_images_per_task, "segment_size": segment_size,
+                                         "cvat_project": cvat_project, "name": name, "server": server.url},
+                        log="")
+        s.add(job)
+        s.flush()
+        rows = []
+        for k, (n, c) in enumerate(zip(names, chunks, strict=True)):
+            # The job id in the name finds a task CVAT made just before a stop that left its id unrecorded.
+            row = CvatTask(export_job_id=job.id, project_id=project.id, server=server.url,
+                           name=f"{n} [dsgen {job.id}]", chunk=k, status="creating", frames=len(c))
+            s.add(row)
+            rows.append(row)
+        s.flush()
+        for row, c in zip(rows, chunks, strict=True):
+            s.add_all(CvatFrame(cvat_task_id=row.id, frame=i, asset_id=a.id, name=nm)
+                      for i, (a, nm) in enumerate(zip(c, _frame_names(c), strict=True)))
+        audit(s, "cvat.push", project_id=project.id, entity_type="export_job", entity_ids=[job.id],
+              detail={"query": query, "tasks": len(rows), "images": len(plan.assets), "server": server.url,
+                      "loss": plan.loss.to_dict()}, actor=actor)
+        job_id = job.id
+    # Committed: the push is recorded before CVAT is asked for anything.
+    _run(registry, job_id, plan, storage, server, segment_size, cvat_project)
+    return _result(registry, job_id, plan.loss)
+
+
+def resume_push(registry: Registry, project_name: str, export_job_id: int, *, storage: Storage,
+                server: CvatServer | None = None) -> PushResult:
+    """Finish a push that stopped: tasks not yet made are made, half-made ones are completed."""
+    with registry.session() as s:
+        project = get_project(s, project_name)
+        job = _job(s, project, export_job_id)
+        snap = job.filter_snapshot or {}
+        plan = _plan(s, project, snap.get("query", ""), snap.get("annotations", "all"), storage,
+                     only=[f.asset_id for t in _tasks(s, job.id) for f in _frames(s, t.id)])
+    _run(registry, export_job_id, plan, storage, server or CvatServer.from_env(), snap.get("segment_size"),
+         snap.get("cvat_project"))
+    return _result(registry, export_job_id, plan.loss)
+
+
+def clean_push(registry: Registry, project_name: str, export_job_id: int, *, server: CvatServer | None = None,
+               actor: str | None = None) -> list[PushedTask]:
+    """Delete in CVAT the tasks of a push that did not finish (found by id, or by name when the id was not
+    recorded), and mark them removed; finished tasks stay."""
+    with registry.session() as s:
+        project = get_project(s, project_name)
+        job = _job(s, project, export_job_id)
+        undone = [(t.id, t.task_id, t.name) for t in _tasks(s, job.id) if t.status not in ("pushed", "removed")]
+    if not undone:
+        return []
+    server = server or CvatServer.from_env()
+    removed = []
+    with cvat_client(server) as client:
+        for row_id, task_id, name in undone:
+            ids = [task_id] if task_id is not None else _find_by_name(client, name, server.url)
+            for tid in ids:
+                with cvat_call(f"delete task {tid}", server.url):
+                    client.api_client.tasks_api.destroy(tid)  # type: ignore[attr-defined]
+            with registry.session() as s:
+                t = s.get(CvatTask, row_id)
+                assert t is not None
+                t.status = "removed"
+                removed.append(PushedTask(task_id, t.url, name, t.frames, 0, "removed"))
+    with registry.session() as s:
+        job = s.get(ExportJob, export_job_id)
+        assert job is not None
+        job.status = "failed"
+        job.log += f"cleaned: {len(undone)} unfinished task(s) removed from CVAT\n"
+        audit(s, "cvat.clean", project_id=job.project_id, entity_type="export_job", entity_ids=[job.id],
+              detail={"removed": [t.id for t in removed]}, actor=actor)
+    return removed
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def _plan(session: Session, project: Project, query: str, which: str, storage: Storage,
+          only: list[int] | None = None) -> _Plan:
+    ids = only if only is not None else run_query(session, project, query)
+    assets = []
+    missing = []
+    for i in range(0, len(ids), 10_000):
+        for a in session.execute(select(Asset.id, Asset.file_name, Asset.storage_uri, Asset.width, Asset.height,
+                                        Asset.asset_type).where(Asset.id.in_(ids[i:i + 10_000]))):
+            if a.asset_type != "image":
+                continue  # a video's frames are images of their own; the video file is not
+            if not a.storage_uri or not os.path.isfile(a.storage_uri):
+                missing.append(f"asset {a.id} ({a.file_name})")
+            assets.append(a)
+    if not assets:
+        raise DsgenError(f"no images match {query!r} in project {project.name!r}: nothing to push")
+    if missing:
+        raise DsgenError(f"{len(missing)} image(s) have no file to upload (imported without --images?): "
+                         f"{', '.join(missing[:5])}")
+    assets.sort(key=lambda a: a.id)
+    objects: dict[int, list[Any]] = defaultdict(list)
+    if which != "none":
+        a = Annotation
+        cond = [] if which == "all" else [a.source == which]
+        aid = [x.id for x in assets]
+        for i in range(0, len(aid), 5_000):
+            for r in session.execute(select(
+                    a.id, a.asset_id, a.label_class_id, a.geometry_type, a.bbox_x, a.bbox_y, a.bbox_w, a.bbox_h,
+                    a.polygon, a.mask_uri, a.keypoints, a.caption, a.attributes, a.confidence, a.source,
+                    a.track_id).where(a.asset_id.in_(aid[i:i + 5_000]), *cond).order_by(a.id)):
+                objects[r.asset_id].append(r)
+    onto = ontology_classes(session, current_ontology(session, project).id)
+    used = {r.label_class_id for rs in objects.values() for r in rs} - {c.id for c in onto} - {None}
+    classes = onto + list(session.scalars(select(LabelClass).where(LabelClass.id.in_(used)))) if used else onto
+    by_class: dict[int, list[dict[str, Any] | None]] = defaultdict(list)
+    for rs in objects.values():
+        for r in rs:
+            if r.label_class_id is not None:
+                by_class[r.label_class_id].append(r.attributes)
+    loss = LossReport()
+    specs: dict[int, dict[str, AttrSpec]] = {}
+    unsendable: Counter[str] = Counter()
+    for c in classes:
+        specs[c.id], bad = attribute_specs(by_class.get(c.id, []), c.attribute_schema)
+        for b in bad:
+            unsendable[b] += sum(1 for at in by_class.get(c.id, []) if at and b in at)
+    sendable: set[int] = set()
+    counts: Counter[str] = Counter()
+    for rs in objects.values():
+        for r in rs:
+            if r.label_class_id is None:
+                counts["unlabelled"] += 1
+                continue
+            if r.geometry_type == "caption":
+                counts["caption"] += 1
+                continue
+            if r.geometry_type == "keypoints" and r.keypoints and any(r.keypoints[i] == 0 for i in range(2, len(r.keypoints), 3)):
+                counts["invisible_keypoints"] += 1
+            if r.geometry_type == "polygon" and r.polygon and len(r.polygon) > 1:
+                counts["multipart"] += 1
+            if r.confidence is not None:
+                counts["confidence"] += 1
+            if r.track_id is not None:
+                counts["track"] += 1
+            sendable.add(r.id)
+    loss.add("model confidence", counts["confidence"],
+             "CVAT has no score: not sent; kept in the registry, and kept on pull unless an annotator changes the object")
+    loss.add("captions", counts["caption"], "CVAT has no caption shape: not sent; kept in the registry")
+    loss.add("objects without a class", counts["unlabelled"], "CVAT needs a label: not sent; kept in the registry")
+    for attr, n in sorted(unsendable.items()):
+        loss.add(f"attribute {attr!r}", n, "a list, a mapping or values of mixed types: CVAT attributes are text "
+                                           "of one type; not sent, kept in the registry")
+    loss.add("polygons with several parts", counts["multipart"],
+             "CVAT polygons have one part: sent as a mask of the same pixels; unchanged on pull unless edited")
+    loss.add("invisible keypoints", counts["invisible_keypoints"],
+             "CVAT points have no visibility: only visible points are sent; unchanged on pull unless edited")
+    loss.add("track membership", counts["track"],
+             "sent as shapes on their frames; the registry keeps the track, and pulled shapes stay in it")
+    n_meta = _count_object_extras(session, sendable)
+    loss.add("object tags, metadata, groups and relations", n_meta,
+             "CVAT has no place for them: kept in the registry, attached to the same objects after a pull")
+    return _Plan(assets, objects, classes, specs, loss, sendable)
+
+
+def _count_object_extras(session: Session, ids: set[int]) -> int:
+    from dsgen_core.registry.schema import AnnotationGroupMember, AnnotationMetadata, AnnotationRelation, AnnotationTag
+
+    if not ids:
+        return 0
+    found: set[int] = set()
+    ordered = sorted(ids)
+    for i in range(0, len(ordered), 5_000):
+        part = ordered[i:i + 5_000]
+        found.update(session.scalars(select(AnnotationTag.annotation_id).where(AnnotationTag.annotation_id.in_(part))))
+        found.update(session.scalars(select(AnnotationMetadata.annotation_id)
+                                     .where(AnnotationMetadata.annotation_id.in_(part))))
+        found.update(session.scalars(select(AnnotationGroupMember.annotation_id)
+                                     .where(AnnotationGroupMember.annotation_id.in_(part))))
+        found.update(session.scalars(select(AnnotationRelation.from_annotation_id)
+                                     .where(AnnotationRelation.from_annotation_id.in_(part))))
+    return len(found)
+
+
+def _frame_names(assets: list[Any]) -> list[str]:
+    """Upload names: the file's own name, made unique in the task with the asset id where two share one."""
+    counts = Counter(os.path.basename(a.file_name) for a in assets)
+    return [os.path.basename(a.file_name) if counts[os.path.basename(a.file_name)] == 1
+            else f"{a.id}_{os.path.basename(a.file_name)}" for a in assets]
+
+
+# --------------------------------------------------------------------------- the CVAT side
+
+
+def _run(registry: Registry, job_id: int, plan: _Plan, storage: Storage, server: CvatServer,
+         segment_size: int | None, cvat_project: int | None) -> None:
+    by_id = {a.id: a for a in plan.assets}
+    try:
+        with cvat_client(server) as client:
+            with registry.session() as s:
+                todo = [(t.id, [(f.asset_id, f.name) for f in _frames(s, t.id)])
+                        for t in _tasks(s, job_id) if t.status not in ("pushed", "removed")]
+            for row_id, frames in todo:
+                _push_task(registry, client, server, row_id, [by_id[a] for a, _ in frames], [n for _, n in frames],
+                           plan, storage, segment_size, cvat_project)
+    except BaseException as exc:
+        with registry.session() as s:
+            job = s.get(ExportJob, job_id)
+            assert job is not None
+            job.status = "failed"
+            job.log += f"stopped: {exc}\n"
+            job.updated_at = utcnow()
+        raise
+    with registry.session() as s:
+        job = s.get(ExportJob, job_id)
+        assert job is not None
+        job.status = "done"
+        job.external_url = next((t.url for t in _tasks(s, job_id) if t.url), None)
+        job.updated_at = utcnow()
+
+
+def _push_task(registry: Registry, client: Any, server: CvatServer, row_id: int, assets: list[Any],
+               names: list[str], plan: _Plan, storage: Storage, segment_size: int | None,
+               cvat_project: int | None) -> None:
+    """Make one task, step by step, each step committed: create, upload, annotate."""
+    from cvat_sdk import models
+
+    with registry.session() as s:
+        t = s.get(CvatTask, row_id)
+        assert t is not None
+        status, task_id, name = t.status, t.task_id, t.name
+    if task_id is None:
+        found = _find_by_name(client, name, server.url)  # made before a stop that left its id unrecorded
+        if found:
+            task_id = found[0]
+        else:
+            spec: dict[str, Any] = {"name": name}
+            if cvat_project is not None:
+                spec["project_id"] = cvat_project
+            else:
+                spec["labels"] = [_label_request(c, plan.specs[c.id]) for c in plan.classes]
+            if segment_size:
+                spec["segment_size"] = segment_size
+            with cvat_call(f"create task {name!r}", server.url):
+                created, _ = client.api_client.tasks_api.create(models.TaskWriteRequest(**spec))
+            task_id = created.id
+        status = "uploading"
+        with registry.session() as s:
+            t = s.get(CvatTask, row_id)
+            assert t is not None
+            t.task_id, t.url, t.status = task_id, f"{server.url}/tasks/{task_id}", status
+    if status in ("creating", "uploading"):
+        task = _retrieve(client, task_id, server)
+        if not task.size:
+            with tempfile.TemporaryDirectory(prefix="dsgen-cvat-") as tmp:
+                files = [_link(a.storage_uri, Path(tmp) / n) for a, n in zip(assets, names, strict=True)]
+                with cvat_call(f"upload {len(files)} images to task {task_id}", server.url):
+                    task.upload_data(files, params={"image_quality": 95, "sorting_method": "predefined"})
+        _check_frames(client, task_id, names, server)
+        status = "annotating"
+        with registry.session() as s:
+            t = s.get(CvatTask, row_id)
+            assert t is not None
+            t.status = status
+    if status == "annotating":
+        with registry.session() as s:
+            t = s.get(CvatTask, row_id)
+            assert t is not None
+            _put_annotations(s, client, server, t, assets, plan, storage)
+            with cvat_call(f"list the jobs of task {task_id}", server.url):
+                jobs = _retrieve(client, task_id, server).get_jobs()
+            t.job_ids = sorted(j.id for j in jobs)
+            t.status = "pushed"
+            t.pushed_at = utcnow()
+            job = s.get(ExportJob, t.export_job_id)
+            assert job is not None
+            job.log += f"task {task_id}: {t.frames} images pushed\n"
+
+
+def _label_request(c: LabelClass, specs: dict[str, AttrSpec]) -> Any:
+    from cvat_sdk import models
+
+    return models.PatchedLabelRequest(name=c.key, attributes=[models.AttributeRequest(**s.request())
+                                                              for s in specs.values()])
+
+
+def _retrieve(client: Any, task_id: int, server: CvatServer) -> Any:
+    with cvat_call(f"read task {task_id}", server.url):
+        return client.tasks.retrieve(task_id)
+
+
+def _find_by_name(client: Any, name: str, url: str) -> list[int]:
+    from cvat_sdk.core.helpers import get_paginated_collection
+
+    with cvat_call(f"look for task {name!r}", url):
+        found = get_paginated_collection(client.api_client.tasks_api.list_endpoint, name=name)
+    return [t.id for t in found if t.name == name]
+
+
+def _link(src: str, dest: Path) -> Path:
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copyfile(src, dest)
+    return dest
+
+
+def _check_frames(client: Any, task_id: int, names: list[str], server: CvatServer) -> None:
+    with cvat_call(f"read the frames of task {task_id}", server.url):
+        meta, _ = client.api_client.tasks_api.retrieve_data_meta(task_id)
+    got = [os.path.basename(f.name) for f in meta.frames]
+    if got != names:
+        raise DsgenError(f"CVAT task {task_id} holds frames {got[:3]}... where dsgen uploaded {names[:3]}...: "
+                         "the frame order is not the one sent, so frames cannot be mapped back")
+
+
+def _put_annotations(session: Session, client: Any, server: CvatServer, t: CvatTask, assets: list[Any],
+                     plan: _Plan, storage: Storage) -> None:
+    from cvat_sdk import models
+
+    with cvat_call(f"read the labels of task {t.task_id}", server.url):
+        labels = _retrieve(client, t.task_id, server).get_labels()
+    by_name = {lb.name: lb for lb in labels}
+    lost = [c.key for c in plan.classes if c.key not in by_name]
+    if lost:
+        raise DsgenError(f"CVAT task {t.task_id} has no label for class(es) {', '.join(lost[:10])} "
+                         "(its CVAT project must have them)")
+    label_of = {c.id: by_name[c.key] for c in plan.classes}
+    t.labels = {str(lb.id): {"class": cid, "attributes": {
+        str(a.id): [a.name, plan.specs[cid][a.name].pytype if a.name in plan.specs[cid] else "str"]
+        for a in lb.attributes or []}} for cid, lb in label_of.items()}
+    masks = MaskStore(storage)
+    sent: list[tuple[str, dict[str, Any], int, str]] = []  # kind, request, annotation id, registry fingerprint
+    for frame, a in enumerate(assets):
+        for r in plan.objects.get(a.id, []):
+            if r.id not in plan.sendable:
+                continue
+            lb = label_of[r.label_class_id]
+            spec_ids = {s.name: s.id for s in lb.attributes or []}
+            rle = None
+            if r.mask_uri:
+                rle = masks.get(r.mask_uri)
+            elif r.geometry_type == "polygon" and r.polygon and len(r.polygon) > 1 and a.width and a.height:
+                rle = polygon_mask(r.polygon, a.width, a.height)
+            out = to_cvat(r, frame=frame, label_id=lb.id, spec_ids=spec_ids, specs=plan.specs[r.label_class_id],
+                          rle=rle, source="auto" if r.source == "model" else "manual")
+            if out is not None:
+                sent.append((out[0], out[1], r.id, registry_fingerprint(r)))
+    shapes = [models.LabeledShapeRequest(**_typed(req)) for kind, req, _, _ in sent if kind == "shape"]
+    tags = [models.LabeledImageRequest(**req) for kind, req, _, _ in sent if kind == "tag"]
+    with cvat_call(f"upload {len(sent)} annotations to task {t.task_id}", server.url):
+        client.api_client.tasks_api.update_annotations(
+            t.task_id, task_annotations_update_request=models.LabeledDataRequest(shapes=shapes, tags=tags, tracks=[]))
+        back = _retrieve(client, t.task_id, server).get_annotations().to_dict()
+    session.execute(delete(CvatObject).where(CvatObject.cvat_task_id == t.id))
+    for kind, key in (("shape", "shapes"), ("tag", "tags")):
+        mine = [(req, aid, rfp) for k, req, aid, rfp in sent if k == kind]
+        theirs = list(back.get(key) or [])
+        for (_req, aid, rfp), obj in zip(mine, _match(kind, [m[0] for m in mine], theirs, t), strict=True):
+            session.add(CvatObject(cvat_task_id=t.id, kind=kind, cvat_id=obj["id"], annotation_id=aid,
+                                   cvat_fingerprint=cvat_fingerprint(kind, obj), registry_fingerprint=rfp))
+    session.flush()
+
+
+def _typed(req: dict[str, Any]) -> dict[str, Any]:
+    from cvat_sdk import models
+
+    return {**req, "type": models.ShapeType(req["type"])}
+
+
+def _match(kind: str, sent: list[dict[str, Any]], back: list[dict[str, Any]], t: CvatTask) -> list[dict[str, Any]]:
+    """CVAT's stored object for each sent one: the same content, else the same frame, label and type in order."""
+    if len(back) != len(sent):
+        raise DsgenError(f"CVAT task {t.task_id} holds {len(back)} {kind}s after dsgen uploaded {len(sent)}")
+    pool: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for obj in sorted(back, key=lambda o: o["id"]):
+        pool[cvat_fingerprint(kind, obj)].append(obj)
+    out: list[dict[str, Any] | None] = []
+    for req in sent:
+        same = pool.get(cvat_fingerprint(kind, req))
+        out.append(same.pop(0) if same else None)
+    rest: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    for objs in pool.values():
+        for obj in objs:
+            rest[(obj["frame"], obj["label_id"], str(obj.get("type")))].append(obj)
+    for i, req in enumerate(sent):
+        if out[i] is None:
+            cands = rest.get((req["frame"], req["label_id"], str(req.get("type"))))
+            if not cands:
+                raise DsgenError(f"CVAT task {t.task_id}: a {kind} dsgen uploaded on frame {req['frame']} "
+                                 "is not among those CVAT stored")
+            out[i] = cands.pop(0)
+    return [o for o in out if o is not None]
+
+
+# --------------------------------------------------------------------------- records
+
+
+def _job(session: Session, project: Project, export_job_id: int) -> ExportJob:
+    job = session.get(ExportJob, export_job_id)
+    if job is None or job.project_id != project.id or job.target != "cvat":
+        raise NotFound(f"no CVAT push {export_job_id} in project {project.name!r} (see dsgen cvat status)")
+    return job
+
+
+def _tasks(session: Session, job_id: int) -> list[CvatTask]:
+    return list(session.scalars(select(CvatTask).where(CvatTask.export_job_id == job_id).order_by(CvatTask.chunk)))
+
+
+def _frames(session: Session, task_row_id: int) -> list[CvatFrame]:
+    return list(session.scalars(select(CvatFrame).where(CvatFrame.cvat_task_id == task_row_id)
+                                .order_by(CvatFrame.frame)))
+
+
+def _result(registry: Registry, job_id: int, loss: LossReport) -> PushResult:
+    tasks = []
+    with registry.session() as s:
+        for t in _tasks(s, job_id):
+            n = s.scalar(select(func.count()).select_from(CvatObject).where(CvatObject.cvat_task_id == t.id)) or 0
+            tasks.append(PushedTask(t.task_id, t.url, t.name, t.frames, n, t.status))
+    return PushResult(job_id, tasks, loss, False)

@@ -1,0 +1,419 @@
+"""A stand-in CVAT server for tests: the subset of CVAT's REST API dsgen uses, checked against CVAT's schema.
+
+No CVAT server can be installed from the package registries, so the real ``cvat-sdk`` talks to
+this one. Every request (path, method, query parameters, JSON body, the form fields of uploads)
+and every JSON response is validated against CVAT's own OpenAPI documents, the 2.17 one in the
+corpus and the 2.72 one, with ``openapi-schema-validator``; a mismatch answers 500 and is kept in
+:attr:`StandIn.violations`, which every test using the server asserts empty. So the stand-in
+cannot drift from the real API: a field it invents, or one the SDK sends that CVAT does not
+take, fails the test.
+
+    with StandIn.start(corpus) as cvat:
+        os.environ["CVAT_URL"] = cvat.url
+        ...
+        assert cvat.violations == []
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import io
+import itertools
+import json
+import os
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+import yaml
+from openapi_schema_validator import OAS30ReadValidator, OAS30WriteValidator
+from PIL import Image
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT4
+
+TOKEN = "stand-in-token"
+# Answers CVAT gives that its schema does not list, each with why it is allowed here.
+UNDOCUMENTED = {
+    ("POST", "/api/tasks/{id}/data/", 200): "Upload-Multiple (bulk file upload): CVAT answers 200 with no body and "
+                                            "cvat-sdk expects exactly that; the schema lists only 202",
+    ("PUT", "/api/tasks/{id}/annotations/", 200): "2.17's schema lists only the answers of the old file import "
+                                                  "(201/202); for a JSON body CVAT answers 200, as 2.72's lists",
+}
+USER, PASSWORD = "annotator", "s3cret-Pa55"
+
+
+@cache
+def _specs(root: Path) -> list[tuple[str, dict[str, Any]]]:
+    old = yaml.safe_load((root / "cvat" / "cvat" / "schema.yml").read_text())
+    new = json.loads((root / "cvat_openapi_tryAGI" / "openapi.yaml").read_text())
+    return [("2.17", old), ("2.72", new)]
+
+
+class _Spec:
+    """One OpenAPI document: finds an operation for a request and validates bodies against it."""
+
+    def __init__(self, tag: str, doc: dict[str, Any]) -> None:
+        self.tag, self.doc = tag, doc
+        self.uri = f"urn:cvat-{tag}"
+        self.registry = Registry().with_resource(self.uri, Resource.from_contents(doc, default_specification=DRAFT4))
+        self.routes = [(re.compile("^" + re.sub(r"\{[^}]+\}", r"[^/]+", p) + "$"), p) for p in doc["paths"]]
+
+    def operation(self, method: str, path: str) -> dict[str, Any] | None:
+        for rx, p in self.routes:
+            if rx.match(path):
+                return self.doc["paths"][p].get(method.lower())
+        return None
+
+    def validate(self, schema: dict[str, Any], value: Any, *, write: bool) -> str | None:
+        cls = OAS30WriteValidator if write else OAS30ReadValidator
+        v = cls(schema, registry=self.registry, _resolver=self.registry.resolver(base_uri=self.uri))
+        err = next(iter(sorted(v.iter_errors(value), key=lambda e: list(e.path))), None)
+        return None if err is None else f"{list(err.absolute_path)}: {err.message[:300]}"
+
+    def resolve(self, schema: dict[str, Any]) -> dict[str, Any]:
+        while "$ref" in schema:
+            node: Any = self.doc
+            for part in schema["$ref"].lstrip("#/").split("/"):
+                node = node[part]
+            schema = node
+        return schema
+
+
+class StandIn:
+    def __init__(self, corpus: Path) -> None:
+        self.specs = [_Spec(t, d) for t, d in _specs(corpus)]
+        self.violations: list[str] = []
+        self.requests: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
+        self.tasks: dict[int, dict[str, Any]] = {}
+        self.ids = itertools.count(1)
+        self.fail_next: dict[str, tuple[int, Any]] = {}  # "POST /api/tasks" -> (status, body): one refusal
+        self.server: ThreadingHTTPServer | None = None
+        self.url = ""
+
+    # -- lifecycle
+
+    @classmethod
+    @contextmanager
+    def start(cls, corpus: Path) -> Iterator[StandIn]:
+        me = cls(corpus)
+        handler = type("Handler", (_Handler,), {"cvat": me})
+        me.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        me.url = f"http://127.0.0.1:{me.server.server_address[1]}"
+        thread = threading.Thread(target=me.server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield me
+        finally:
+            me.server.shutdown()
+            me.server.server_close()
+
+    # -- checks
+
+    def check_request(self, method: str, path: str, query: dict[str, list[str]], body: Any, form: dict[str, Any] | None,
+                      ) -> str | None:
+        for spec in self.specs:
+            op = spec.operation(method, path)
+            if op is None:
+                return f"{spec.tag}: no operation {method} {path}"
+            names = {p["name"] for p in op.get("parameters", []) if p.get("in") == "query"}
+            unknown = set(query) - names
+            if unknown:
+                return f"{spec.tag}: {method} {path}: query parameters {sorted(unknown)} are not in the API"
+            content = (op.get("requestBody") or {}).get("content") or {}
+            if body is not None:
+                schema = (content.get("application/json") or {}).get("schema")
+                if schema is None:
+                    return f"{spec.tag}: {method} {path} takes no JSON body"
+                err = spec.validate(schema, body, write=True)
+                if err:
+                    return f"{spec.tag}: {method} {path} request: {err}"
+            if form:
+                schema = (content.get("multipart/form-data") or {}).get("schema")
+                if schema is None:
+                    return f"{spec.tag}: {method} {path} takes no form"
+                props = spec.resolve(schema).get("properties", {})
+                bad = [k for k in form if k.split("[")[0] not in props]
+                if bad:
+                    return f"{spec.tag}: {method} {path}: form fields {bad} are not in the API"
+        return None
+
+    def check_response(self, method: str, path: str, status: int, body: Any) -> str | None:
+        for spec in self.specs:
+            op = spec.operation(method, path)
+            assert op is not None
+            resp = op["responses"].get(str(status))
+            if resp is None and (method, re.sub(r"/\d+", "/{id}", path), status) in UNDOCUMENTED:
+                continue
+            if resp is None:
+                return f"{spec.tag}: {method} {path} never answers {status}"
+            schema = ((resp.get("content") or {}).get("application/vnd.cvat+json") or
+                      (resp.get("content") or {}).get("application/json") or {}).get("schema")
+            if schema is not None and body is not None:
+                err = spec.validate(schema, body, write=False)
+                if err:
+                    return f"{spec.tag}: {method} {path} {status} response: {err}"
+        return None
+
+    # -- the API
+
+    def handle(self, method: str, path: str, query: dict[str, list[str]], body: Any, form: dict[str, Any],
+               files: dict[str, tuple[str, bytes]], headers: Any) -> tuple[int, Any]:
+        key = method + " " + re.sub(r"/\d+", "/{id}", path)
+        if key in self.fail_next:
+            return self.fail_next.pop(key)
+        if path == "/api/server/about":
+            return 200, {"name": "Computer Vision Annotation Tool", "description": "stand-in", "version": "2.23.1",
+                         "logo_url": "", "subtitle": ""}
+        if path == "/api/auth/login" and method == "POST":
+            ok = body and body.get("username") == USER and body.get("password") == PASSWORD
+            return (200, {"key": TOKEN}) if ok else (400, {"non_field_errors": ["Unable to log in."]})
+        auth = headers.get("Authorization", "")
+        if auth not in (f"Token {TOKEN}", f"Bearer {TOKEN}"):
+            return 401, {"detail": "Authentication credentials were not provided."}
+        m = re.fullmatch(r"/api/requests/(.+)", path)
+        if m:
+            rq = unquote(m[1])
+            tid = int(re.findall(r"\d+", rq)[-1])
+            now = _now()
+            return 200, {"id": rq, "status": "finished", "message": "", "operation": {
+                "type": "create:task", "target": "task", "task_id": tid, "project_id": None, "job_id": None,
+                "format": None, "function_id": None}, "progress": 1.0, "created_date": now, "started_date": now,
+                "finished_date": now, "expiry_date": None, "owner": {"id": 1, "username": USER},
+                "result_url": None, "result_id": tid}
+        if path == "/api/tasks" and method == "POST":
+            return 201, self._create_task(body)
+        if path == "/api/tasks" and method == "GET":
+            rows = [self._task_read(t) for t in self.tasks.values()
+                    if "name" not in query or t["name"] == query["name"][0]]
+            return 200, _page(rows)
+        m = re.fullmatch(r"/api/tasks/(\d+)(/.*)?", path)
+        if m:
+            task = self.tasks.get(int(m[1]))
+            if task is None:
+                return 404, {"detail": "Not found."}
+            return self._task_api(task, method, m[2] or "", query, body, form, files, headers)
+        if path == "/api/labels" and method == "GET":
+            task = self.tasks[int(query["task_id"][0])]
+            return 200, _page(task["labels"])
+        if path == "/api/jobs" and method == "GET":
+            task = self.tasks[int(query["task_id"][0])]
+            return 200, _page([self._job_read(task, j) for j in task["jobs"]])
+        return 404, {"detail": "Not found."}
+
+    def _create_task(self, body: dict[str, Any]) -> dict[str, Any]:
+        tid = next(self.ids)
+        labels = []
+        for lb in body.get("labels") or []:
+            attrs = [{**a, "id": next(self.ids), "default_value": a.get("default_value", "")}
+                     for a in lb.get("attributes") or []]
+            labels.append({"id": next(self.ids), "name": lb["name"], "color": "#33ddff", "type": lb.get("type", "any"),
+                           "svg": "", "sublabels": [], "attributes": attrs, "project_id": None, "task_id": tid,
+                           "parent_id": None, "has_parent": False})
+        self.tasks[tid] = {"id": tid, "name": body["name"], "labels": labels, "segment_size": body.get("segment_size") or 0,
+                           "frames": [], "files": {}, "jobs": [], "shapes": [], "tags": [], "tracks": [],
+                           "created": _now(), "status": "annotation", "project_id": body.get("project_id")}
+        return self._task_read(self.tasks[tid])
+
+    def _task_read(self, t: dict[str, Any]) -> dict[str, Any]:
+        base = self.url
+        return _filled({"url": f"{base}/api/tasks/{t['id']}", "id": t["id"], "name": t["name"], "project_id": t["project_id"],
+                "mode": "annotation" if t["frames"] else "", "owner": {"url": f"{base}/api/users/1", "id": 1,
+                                                                       "username": USER, "first_name": "", "last_name": ""},
+                "assignee": None, "bug_tracker": "", "created_date": t["created"], "updated_date": t["created"],
+                "overlap": 0, "segment_size": t["segment_size"] or len(t["frames"]), "status": t["status"],
+                "data_chunk_size": 36 if t["frames"] else None, "data_compressed_chunk_type": "imageset" if t["frames"] else None,
+                "data_original_chunk_type": "imageset" if t["frames"] else None, "guide_id": None,
+                "size": len(t["frames"]), "image_quality": 95 if t["frames"] else None, "data": t["id"] if t["frames"] else None,
+                "dimension": "2d", "subset": "", "organization": None, "target_storage": None, "source_storage": None,
+                "jobs": {"count": len(t["jobs"]), "completed": 0, "validation": 0,
+                         "url": f"{base}/api/jobs?task_id={t['id']}"},
+                "labels": {"url": f"{base}/api/labels?task_id={t['id']}"}, "assignee_updated_date": None,
+                "validation_mode": None, "consensus_enabled": False})
+
+    def _job_read(self, t: dict[str, Any], j: dict[str, Any]) -> dict[str, Any]:
+        return _filled({"url": f"{self.url}/api/jobs/{j['id']}", "id": j["id"], "task_id": t["id"], "project_id": None,
+                "assignee": None, "guide_id": None, "dimension": "2d", "bug_tracker": None, "status": "annotation",
+                "stage": "annotation", "state": j["state"], "mode": "annotation", "frame_count": j["stop"] - j["start"] + 1,
+                "start_frame": j["start"], "stop_frame": j["stop"], "data_chunk_size": 36,
+                "data_compressed_chunk_type": "imageset", "data_original_chunk_type": "imageset",
+                "created_date": t["created"], "updated_date": t["created"],
+                "issues": {"url": f"{self.url}/api/issues?job_id={j['id']}", "count": 0},
+                "labels": {"url": f"{self.url}/api/labels?job_id={j['id']}"}, "type": "annotation",
+                "organization": None, "target_storage": None, "source_storage": None, "assignee_updated_date": None,
+                "parent_job_id": None, "consensus_replicas": 0})
+
+    def _task_api(self, t: dict[str, Any], method: str, rest: str, query: dict[str, list[str]], body: Any,
+                  form: dict[str, Any], files: dict[str, tuple[str, bytes]], headers: Any) -> tuple[int, Any]:
+        if rest == "" and method == "GET":
+            return 200, self._task_read(t)
+        if rest == "" and method == "DELETE":
+            del self.tasks[t["id"]]
+            return 204, None
+        if rest == "/data/" and method == "POST":
+            if "Upload-Start" in headers:
+                return 202, None
+            if "Upload-Multiple" in headers:
+                for name, data in files.values():
+                    t["files"][os.path.basename(name)] = data
+                return 200, None
+            if "Upload-Finish" in headers:
+                fields = body or form  # cvat-sdk sends the DataRequest fields as JSON
+                order = fields.get("upload_file_order") or sorted(t["files"])
+                order = order if isinstance(order, list) else [order]
+                if fields.get("sorting_method") != "predefined":
+                    order = sorted(order)
+                for name in order:
+                    with Image.open(io.BytesIO(t["files"][name])) as im:
+                        t["frames"].append({"name": name, "width": im.width, "height": im.height})
+                seg = t["segment_size"] or len(t["frames"])
+                t["jobs"] = [{"id": next(self.ids), "start": s, "stop": min(s + seg, len(t["frames"])) - 1,
+                              "state": "new"} for s in range(0, len(t["frames"]), seg)]
+                return 202, {"rq_id": f"create:task-{t['id']}"}
+        if rest == "/data/meta" and method == "GET":
+            return 200, {"chunks_updated_date": t["created"], "chunk_size": 36, "size": len(t["frames"]),
+                         "image_quality": 95, "start_frame": 0, "stop_frame": max(0, len(t["frames"]) - 1),
+                         "frame_filter": "", "frames": [{**f, "related_files": 0, "has_related_context": False}
+                                                        for f in t["frames"]],
+                         "deleted_frames": [], "included_frames": None}
+        if rest == "/annotations/":
+            return self._annotations(t, method, query, body)
+        return 404, {"detail": "Not found."}
+
+    def _annotations(self, t: dict[str, Any], method: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
+        if method == "GET":
+            return 200, {"version": t.get("version", 0), "tags": t["tags"], "shapes": t["shapes"], "tracks": t["tracks"]}
+        if method == "PUT":
+            t["shapes"], t["tags"], t["tracks"] = [], [], []
+            self._add(t, body)
+        elif method == "PATCH":
+            action = query["action"][0]
+            if action == "create":
+                self._add(t, body)
+            else:
+                for key in ("shapes", "tags", "tracks"):
+                    ids = {o["id"]: o for o in body.get(key) or []}
+                    if action == "delete":
+                        t[key] = [o for o in t[key] if o["id"] not in ids]
+                    else:
+                        t[key] = [_stored({**o, **ids[o["id"]]}) if o["id"] in ids else o for o in t[key]]
+        t["version"] = t.get("version", 0) + 1
+        return 200, {"version": t["version"], "tags": t["tags"], "shapes": t["shapes"], "tracks": t["tracks"]}
+
+    def _add(self, t: dict[str, Any], body: dict[str, Any]) -> None:
+        for key in ("shapes", "tags", "tracks"):
+            for o in body.get(key) or []:
+                t[key].append(_stored({**o, "id": next(self.ids)}))
+
+
+def _stored(o: dict[str, Any]) -> dict[str, Any]:
+    """An object as CVAT answers it: every field filled in."""
+    out = {"group": 0, "source": "manual", "attributes": [], **o}
+    if "points" in o:
+        out = {"occluded": False, "outside": False, "z_order": 0, "rotation": 0.0, "elements": [], **out}
+        out["points"] = [float(p) for p in o["points"]]
+    return out
+
+
+def _filled(d: dict[str, Any]) -> dict[str, Any]:
+    """Without the empty fields: 2.17's schema marks some optional fields (assignee) as not nullable
+    behind an ``allOf``, and CVAT leaves such fields out rather than send a null there."""
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def _page(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"count": len(rows), "next": None, "previous": None, "results": rows}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    cvat: StandIn
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _serve(self, method: str) -> None:
+        url = urlparse(self.path)
+        path, query = url.path, parse_qs(url.query)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        ctype = self.headers.get("Content-Type", "")
+        body: Any = None
+        form: dict[str, Any] = {}
+        files: dict[str, tuple[str, bytes]] = {}
+        if raw and ctype.startswith("application/json"):
+            body = json.loads(raw)
+        elif raw and ctype.startswith("multipart/form-data"):
+            form, files = _multipart(ctype, raw)
+        elif raw and ctype.startswith("application/x-www-form-urlencoded"):
+            form = {k: v if len(v) > 1 else v[0] for k, v in parse_qs(raw.decode()).items()}
+        c = self.cvat
+        with c.lock:
+            c.requests.append((method, path))
+            problem = c.check_request(method, path, query, body, {**form, **dict.fromkeys(files, "")})
+            if problem is None:
+                try:
+                    status, out = c.handle(method, path, query, body, form, files, self.headers)
+                except Exception as exc:  # a request the stand-in cannot serve is a finding, not a hang
+                    status, out, problem = 500, None, f"{method} {path}: the stand-in failed: {exc!r}"
+                if problem is None and status < 400:
+                    problem = c.check_response(method, path, status, out)
+            if problem is not None:
+                c.violations.append(problem)
+                status, out = 500, {"detail": problem}
+        data = b"" if out is None else json.dumps(out).encode()
+        self.send_response(status)
+        if path == "/api/auth/login" and status == 200:  # CVAT's login also opens a session
+            self.send_header("Set-Cookie", "sessionid=stand-in-session; Path=/")
+            self.send_header("Set-Cookie", "csrftoken=stand-in-csrf; Path=/")
+        self.send_header("Content-Type", "application/vnd.cvat+json" if out is not None else "text/plain")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_PUT(self) -> None:
+        self._serve("PUT")
+
+    def do_PATCH(self) -> None:
+        self._serve("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
+
+def _multipart(ctype: str, raw: bytes) -> tuple[dict[str, Any], dict[str, tuple[str, bytes]]]:
+    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {ctype}\r\n\r\n".encode() + raw)
+    form: dict[str, Any] = {}
+    files: dict[str, tuple[str, bytes]] = {}
+    for part in msg.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        filename = part.get_filename()
+        payload = part.get_payload(decode=True) or b""
+        if filename is not None:
+            files[name] = (filename, payload)
+        else:
+            value = payload.decode()
+            if name in form:
+                form[name] = [*(form[name] if isinstance(form[name], list) else [form[name]]), value]
+            else:
+                form[name] = value
+    return form, files
