@@ -179,6 +179,11 @@ class StandIn:
         auth = headers.get("Authorization", "")
         if auth not in (f"Token {TOKEN}", f"Bearer {TOKEN}"):
             return 401, {"detail": "Authentication credentials were not provided."}
+        if path == "/api/users/self":
+            return 200, {"url": f"{self.url}/api/users/1", "id": 1, "username": USER, "first_name": "",
+                         "last_name": "", "email": "annotator@example.com", "groups": ["user"], "is_staff": False,
+                         "is_superuser": False, "is_active": True, "last_login": _now(), "date_joined": _now(),
+                         "has_analytics_access": False}
         m = re.fullmatch(r"/api/requests/(.+)", path)
         if m:
             rq = unquote(m[1])
@@ -366,7 +371,7 @@ class _Handler(BaseHTTPRequestHandler):
             if problem is None:
                 try:
                     status, out = c.handle(method, path, query, body, form, files, self.headers)
-                except Exception as exc:  # a request the stand-in cannot serve is a finding, not a hang
+                except Exception as exc:  # noqa: BLE001 - a request the stand-in cannot serve is a finding, not a hang
                     status, out, problem = 500, None, f"{method} {path}: the stand-in failed: {exc!r}"
                 if problem is None and status < 400:
                     problem = c.check_response(method, path, status, out)

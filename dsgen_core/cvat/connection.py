@@ -99,6 +99,8 @@ def cvat_client(server: CvatServer | None = None) -> Iterator[object]:
                 client.api_client.set_default_header("Authorization", header)
             else:
                 client.login((server.username or "", server.password or ""))
+            # A token is only a header: ask who it is, so a wrong one fails here, before any record is written.
+            client.api_client.users_api.retrieve_self()
         yield client
     finally:
         client.close()

@@ -30,7 +30,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from dsgen_core.cvat.connection import CvatServer, cvat_call, cvat_client
-from dsgen_core.cvat.shapes import Pulled, cvat_fingerprint, from_cvat, registry_fingerprint
+from dsgen_core.cvat.shapes import SHAPE_FIELDS, Pulled, cvat_fingerprint, from_cvat, registry_fingerprint
 from dsgen_core.errors import DsgenError, NotFound
 from dsgen_core.formats.report import ValidationReport
 from dsgen_core.registry.ingest import ClassRecord, ImageRecord, IngestBatch, ObjectEdit, ObjectRecord, ingest
@@ -146,7 +146,11 @@ def _apply(session: Session, project: Project, t: CvatTask, data: dict[str, Any]
             if row is None:  # gone from the registry: CVAT's object comes back as a new one
                 added.append(_record(len(added), f"{kind}{obj['id']}", a.id, label, pulled, pulled.attributes))
                 continue
-        edits.append(ObjectEdit(m.annotation_id, _record(len(edits), None, a.id, label, pulled, pulled.attributes)))
+        assert row is not None  # registry_moved covers a deleted row
+        # What CVAT could not hold (list values, track bookkeeping) stays; what it holds is taken from it.
+        held = {name for name, _t in specs.values()} | set(SHAPE_FIELDS[:2])
+        attrs = {**{k: v for k, v in (row.attributes or {}).items() if k not in held}, **(pulled.attributes or {})}
+        edits.append(ObjectEdit(row.id, _record(len(edits), None, a.id, label, pulled, attrs or None)))
         edited_keys.append(key)
     removals: list[int] = []
     removed_keys: list[tuple[str, int]] = []
@@ -237,11 +241,9 @@ def _remember(session: Session, t: CvatTask, data: dict[str, Any], edited: set[t
                                                                        a.source_key.in_(list(new_keys)))):
                 ids[new_keys[r.source_key]] = r.id
     for key, kind_obj in by_key.items():
-        if key in ids:
-            aid = ids[key]
-        elif key in edited and known[key].annotation_id is not None:
-            aid = known[key].annotation_id
-        else:
+        mapped = known[key].annotation_id if key in known else None
+        aid = ids.get(key) or (mapped if key in edited else None)
+        if aid is None:
             continue
         row = session.execute(select(a.id, a.label_class_id, a.geometry_type, a.bbox_x, a.bbox_y, a.bbox_w,
                                      a.bbox_h, a.polygon, a.mask_uri, a.keypoints, a.caption, a.attributes)

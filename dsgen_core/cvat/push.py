@@ -136,6 +136,12 @@ def push_to_cvat(registry: Registry, project_name: str, *, query: str, name: str
     with registry.session() as s:
         project = get_project(s, project_name)
         plan = _plan(s, project, query, annotations, storage)
+    if not dry_run:
+        server = server or CvatServer.from_env()
+        with cvat_client(server):
+            pass  # reachable and logged in, before anything is recorded
+    with registry.session() as s:
+        project = get_project(s, project_name)
         chunk = max_images_per_task or len(plan.assets)
         chunks = [plan.assets[i:i + chunk] for i in range(0, len(plan.assets), chunk)]
         names = [name if len(chunks) == 1 else f"{name} ({k + 1}/{len(chunks)})" for k in range(len(chunks))]
@@ -143,7 +149,7 @@ def push_to_cvat(registry: Registry, project_name: str, *, query: str, name: str
             tasks = [PushedTask(None, None, n, len(c), sum(len(plan.objects.get(a.id, [])) for a in c), "dry-run")
                      for n, c in zip(names, chunks, strict=True)]
             return PushResult(None, tasks, plan.loss, True)
-        server = server or CvatServer.from_env()
+        assert server is not None
         job = ExportJob(project_id=project.id, target="cvat", status="running", external_url=None,
                         filter_snapshot={"query": query, "annotations": annotations, "images": len(plan.assets),
                                          "max_images_per_task": max_images_per_task, "segment_size": segment_size,
@@ -209,11 +215,11 @@ def clean_push(registry: Registry, project_name: str, export_job_id: int, *, ser
                 t.status = "removed"
                 removed.append(PushedTask(task_id, t.url, name, t.frames, 0, "removed"))
     with registry.session() as s:
-        job = s.get(ExportJob, export_job_id)
-        assert job is not None
-        job.status = "failed"
-        job.log += f"cleaned: {len(undone)} unfinished task(s) removed from CVAT\n"
-        audit(s, "cvat.clean", project_id=job.project_id, entity_type="export_job", entity_ids=[job.id],
+        stopped = s.get(ExportJob, export_job_id)
+        assert stopped is not None
+        stopped.status = "failed"
+        stopped.log += f"cleaned: {len(undone)} unfinished task(s) removed from CVAT\n"
+        audit(s, "cvat.clean", project_id=stopped.project_id, entity_type="export_job", entity_ids=[stopped.id],
               detail={"removed": [t.id for t in removed]}, actor=actor)
     return removed
 
@@ -242,14 +248,14 @@ def _plan(session: Session, project: Project, query: str, which: str, storage: S
     assets.sort(key=lambda a: a.id)
     objects: dict[int, list[Any]] = defaultdict(list)
     if which != "none":
-        a = Annotation
-        cond = [] if which == "all" else [a.source == which]
+        an = Annotation
+        cond = [] if which == "all" else [an.source == which]
         aid = [x.id for x in assets]
         for i in range(0, len(aid), 5_000):
             for r in session.execute(select(
-                    a.id, a.asset_id, a.label_class_id, a.geometry_type, a.bbox_x, a.bbox_y, a.bbox_w, a.bbox_h,
-                    a.polygon, a.mask_uri, a.keypoints, a.caption, a.attributes, a.confidence, a.source,
-                    a.track_id).where(a.asset_id.in_(aid[i:i + 5_000]), *cond).order_by(a.id)):
+                    an.id, an.asset_id, an.label_class_id, an.geometry_type, an.bbox_x, an.bbox_y, an.bbox_w,
+                    an.bbox_h, an.polygon, an.mask_uri, an.keypoints, an.caption, an.attributes, an.confidence,
+                    an.source, an.track_id).where(an.asset_id.in_(aid[i:i + 5_000]), *cond).order_by(an.id)):
                 objects[r.asset_id].append(r)
     onto = ontology_classes(session, current_ontology(session, project).id)
     used = {r.label_class_id for rs in objects.values() for r in rs} - {c.id for c in onto} - {None}
@@ -459,6 +465,7 @@ def _put_annotations(session: Session, client: Any, server: CvatServer, t: CvatT
                      plan: _Plan, storage: Storage) -> None:
     from cvat_sdk import models
 
+    assert t.task_id is not None  # made before its annotations
     with cvat_call(f"read the labels of task {t.task_id}", server.url):
         labels = _retrieve(client, t.task_id, server).get_labels()
     by_name = {lb.name: lb for lb in labels}

@@ -190,11 +190,9 @@ def from_cvat(kind: str, obj: dict[str, Any], specs: dict[str, tuple[str, str]],
             attrs[name] = AttrSpec(name, pytype).from_text(a["value"])
     if kind == "tag":
         return Pulled("label", None, None, None, None, None, attrs or None)
-    if obj.get("occluded"):
-        attrs["occluded"] = True
-    rotation = float(obj.get("rotation") or 0.0)
-    if rotation:
-        attrs["rotation"] = rotation
+    # Always both, as CVAT's own exports write them on every shape.
+    attrs["occluded"] = bool(obj.get("occluded"))
+    attrs["rotation"] = float(obj.get("rotation") or 0.0)
     t = _shape_type(obj)
     pts = [float(p) for p in obj.get("points") or []]
     if t == "rectangle":
@@ -213,8 +211,8 @@ def from_cvat(kind: str, obj: dict[str, Any], specs: dict[str, tuple[str, str]],
     if t == "points":
         kps = [c for i in range(0, len(pts), 2) for c in (pts[i], pts[i + 1], 2.0)]
         xs, ys = pts[0::2], pts[1::2]
-        box = (min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)) if xs else None
-        return Pulled("keypoints", box, None, None, kps, None, attrs or None)
+        kp_box = (min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)) if xs else None
+        return Pulled("keypoints", kp_box, None, None, kps, None, attrs or None)
     raise ValueError(f"CVAT shape type {t!r} has no registry geometry")
 
 

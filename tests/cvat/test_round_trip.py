@@ -112,3 +112,127 @@ def test_a_dry_run_shows_the_loss_report_and_sends_nothing(imported: Registry, c
                            "--max-images-per-task", "5"))
     assert [t["images"] for t in out["tasks"]] == [5, 5, 2] and out["export_job_id"] is None
     assert cvat.requests == [] and cvat.tasks == {}
+
+
+def _edit_first_shape(server: StandIn, task_id: int, dx: float) -> Any:
+    from cvat_sdk import models
+
+    client, t = _sdk_task(server, task_id)
+    with client:
+        sh = t.get_annotations().shapes[0]
+        t.update_annotations(models.PatchedLabeledDataRequest(shapes=[models.LabeledShapeRequest(
+            id=sh.id, type=sh.type, frame=sh.frame, label_id=sh.label_id, points=[p + dx for p in sh.points],
+            attributes=[models.AttributeValRequest(spec_id=a.spec_id, value=a.value) for a in sh.attributes])]))
+    return sh
+
+
+@pytest.mark.parametrize("rule", ["cvat", "registry"])
+def test_an_object_changed_on_both_sides_is_a_conflict_resolved_by_the_rule(imported: Registry, cvat: StandIn,
+                                                                             cli: Any, rule: str) -> None:
+    pushed = _json(cli.invoke("cvat", "push", "--name", "c", "--project", "p", "--json"))
+    task_id = pushed["tasks"][0]["id"]
+    sh = _edit_first_shape(cvat, task_id, 3.0)
+    with imported.session() as s:
+        aid = s.scalar(select(CvatObject.annotation_id).where(CvatObject.cvat_id == sh.id))
+        ann = s.get(Annotation, aid)
+        assert ann is not None
+        ann.polygon = [[1.0, 1.0, 9.0, 1.0, 9.0, 9.0]]  # the registry's own edit since the push
+    out = _json(cli.invoke("cvat", "pull", task_id, "--project", "p", "--on-conflict", rule, "--json"))
+    assert len(out["conflicts"]) == 1 and f"annotation {aid}" in out["conflicts"][0]
+    with imported.session() as s:
+        ann = s.get(Annotation, aid)
+        assert ann is not None
+        if rule == "cvat":
+            assert out["changed"] == 1 and ann.polygon == [[p + 3.0 for p in sh.points]]
+        else:
+            assert out["changed"] == 0 and ann.polygon == [[1.0, 1.0, 9.0, 1.0, 9.0, 9.0]]
+    again = _json(cli.invoke("cvat", "pull", task_id, "--project", "p", "--json"))
+    assert again["conflicts"] == [] and again["batch_id"] is None
+
+
+def test_attributes_keep_their_types_and_what_cvat_cannot_hold(imported: Registry, cvat: StandIn, cli: Any) -> None:
+    with imported.session() as s:
+        ann = s.scalars(select(Annotation).order_by(Annotation.id)).first()
+        assert ann is not None
+        ann.attributes = {**(ann.attributes or {}), "truncated": 2, "score_hint": 0.25, "verified": False,
+                          "parts": [1, 2]}
+        aid = ann.id
+        before = dict(ann.attributes)
+    pushed = _json(cli.invoke("cvat", "push", "--name", "t", "--project", "p", "--json"))
+    assert any("'parts'" in i["what"] for i in pushed["loss_report"]["items"])
+    task_id = pushed["tasks"][0]["id"]
+    labels = {lb["name"]: lb for lb in cvat.tasks[task_id]["labels"]}
+    kinds = {a["name"]: a["input_type"] for lb in labels.values() for a in lb["attributes"]}
+    assert kinds["verified"] == "checkbox" and "occluded" not in kinds and "parts" not in kinds
+    _edit_first_shape(cvat, task_id, 1.0)
+    out = _json(cli.invoke("cvat", "pull", task_id, "--project", "p", "--json"))
+    assert out["changed"] == 1
+    with imported.session() as s:
+        ann = s.get(Annotation, aid)
+        assert ann is not None and ann.attributes == before  # 2 stays int, 0.25 float, False bool, the list kept
+
+
+def test_model_objects_stay_model_until_a_person_edits_them(imported: Registry, cvat: StandIn, cli: Any) -> None:
+    with imported.session() as s:
+        for ann in s.scalars(select(Annotation)):
+            ann.source, ann.confidence = "model", 0.5
+    pushed = _json(cli.invoke("cvat", "push", "--name", "m", "--project", "p", "--annotations", "model", "--json"))
+    task_id = pushed["tasks"][0]["id"]
+    assert {sh["source"] for sh in cvat.tasks[task_id]["shapes"]} == {"auto"}
+    assert any(i["what"] == "model confidence" for i in pushed["loss_report"]["items"])
+    sh = _edit_first_shape(cvat, task_id, 2.0)
+    _json(cli.invoke("cvat", "pull", task_id, "--project", "p", "--json"))
+    with imported.session() as s:
+        rows = {a.id: (a.source, a.confidence) for a in s.scalars(select(Annotation))}
+        edited = s.scalar(select(CvatObject.annotation_id).where(CvatObject.cvat_id == sh.id))
+    assert rows.pop(edited) == ("human", None)
+    assert set(rows.values()) == {("model", 0.5)}
+
+
+def test_chunks_become_tasks_and_segments_become_jobs(imported: Registry, cvat: StandIn, cli: Any) -> None:
+    out = _json(cli.invoke("cvat", "push", "--name", "big", "--project", "p", "--max-images-per-task", "5",
+                           "--segment-size", "2", "--json"))
+    assert [t["images"] for t in out["tasks"]] == [5, 5, 2]
+    assert [len(cvat.tasks[t["id"]]["jobs"]) for t in out["tasks"]] == [3, 3, 1]
+    status = _json(cli.invoke("cvat", "status", "--project", "p", "--json"))
+    assert sorted(r["task_id"] for r in status) == sorted(t["id"] for t in out["tasks"])
+    assert all(r["cvat_state"] == "annotation" and r["jobs"] == {"new": len(cvat.tasks[r["task_id"]]["jobs"])}
+               for r in status)
+
+
+def test_failures_are_one_line_and_a_stopped_push_resumes(imported: Registry, cvat: StandIn, cli: Any,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CVAT_ACCESS_TOKEN", "wrong")
+    r = cli.invoke("cvat", "push", "--name", "x", "--project", "p")
+    assert r.exit_code == 2 and "not allowed (401" in r.output and "wrong" not in r.output
+    monkeypatch.setenv("CVAT_ACCESS_TOKEN", TOKEN)
+    cvat.fail_next["POST /api/tasks/{id}/data/"] = (400, {"client_files": ["File too large: a.jpg"]})
+    r = cli.invoke("cvat", "push", "--name", "x", "--project", "p")
+    assert r.exit_code == 2 and "upload 12 images" in r.output and "File too large" in r.output
+    assert len(r.output.strip().splitlines()) == 1
+    with imported.session() as s:
+        job = s.scalars(select(ExportJob)).one()
+        task = s.scalars(select(CvatTask)).one()
+        assert job.status == "failed" and task.status == "uploading" and task.task_id in cvat.tasks
+    out = _json(cli.invoke("cvat", "push", "--resume", job.id, "--project", "p", "--json"))
+    assert out["tasks"][0]["status"] == "pushed" and out["tasks"][0]["id"] == task.task_id
+    assert len(cvat.tasks) == 1 and len(cvat.tasks[task.task_id]["frames"]) == 12
+
+
+def test_a_stopped_push_can_be_cleaned_up(imported: Registry, cvat: StandIn, cli: Any) -> None:
+    cvat.fail_next["PUT /api/tasks/{id}/annotations/"] = (400, {"shapes": ["invalid label"]})
+    r = cli.invoke("cvat", "push", "--name", "x", "--project", "p")
+    assert r.exit_code == 2 and "invalid label" in r.output
+    with imported.session() as s:
+        job_id = s.scalars(select(ExportJob.id)).one()
+    out = _json(cli.invoke("cvat", "clean", job_id, "--project", "p", "--json"))
+    assert len(out) == 1 and cvat.tasks == {}
+    with imported.session() as s:
+        assert s.scalars(select(CvatTask.status)).one() == "removed"
+
+
+def test_an_unreachable_server_is_exit_3(imported: Registry, cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CVAT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("CVAT_ACCESS_TOKEN", TOKEN)
+    r = cli.invoke("cvat", "push", "--name", "x", "--project", "p")
+    assert r.exit_code == 3 and "cannot reach CVAT" in r.output and TOKEN not in r.output
