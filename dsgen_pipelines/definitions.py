@@ -5,6 +5,7 @@ from collections.abc import Mapping
 import dagster as dg
 
 from dsgen_pipelines.automation import automation_sensor
+from dsgen_pipelines.cvat.jobs import cvat_pull_job, cvat_pull_poll, cvat_push_job
 from dsgen_pipelines.embeddings.assets import embeddings, embeddings_job
 from dsgen_pipelines.embeddings.checks import embeddings_in_step
 from dsgen_pipelines.exports.assets import coco_export, yolo_export
@@ -41,9 +42,9 @@ def build_definitions(resources: Mapping[str, dg.ConfigurableResource] | None = 
                 model_version, onnx_artifact, evaluation, embeddings, production_model],
         asset_checks=[dataset_version_checks, onnx_parity_check, parent_regression_check, embeddings_in_step],
         jobs=[import_coco_job, freeze_version_job, dataset_version_job, train_model_job, storage_gc_job, embeddings_job,
-              promotion_job, embedding_reconcile_job, production_reevaluation_job],
+              promotion_job, embedding_reconcile_job, production_reevaluation_job, cvat_push_job, cvat_pull_job],
         sensors=[registry_changes, automation_sensor, reembed_on_changes, next_version_on_policy, train_after_freeze,
-                 promote_after_evaluation, record_run_failures],
+                 promote_after_evaluation, record_run_failures, cvat_pull_poll],
         schedules=[storage_gc_schedule, nightly_embedding_reconcile, nightly_policy_evaluation,
                    weekly_production_reevaluation],
         # Resources not given (a benchmark passing only the registry and storage) take their defaults.
