@@ -91,9 +91,10 @@ def test_jobs_sensors_and_resources() -> None:
 
     sensors = {s.name: s for s in env_defs.sensors}
     assert set(sensors) == {"registry_changes", "dsgen_automation", "reembed_on_changes", "next_version_on_policy",
-                            "train_after_freeze", "promote_after_evaluation", "record_run_failures"}
-    for s in sensors.values():
-        assert s.default_status == dg.DefaultSensorStatus.RUNNING
+                            "train_after_freeze", "promote_after_evaluation", "record_run_failures", "cvat_pull_poll"}
+    # Every sensor runs by default but the CVAT poll, which asks a server on the network.
+    assert {n for n, s in sensors.items() if s.default_status != dg.DefaultSensorStatus.RUNNING} == {"cvat_pull_poll"}
+    assert sensors["cvat_pull_poll"].job_name == "cvat_pull_job"
     assert sensors["registry_changes"].job_name == "freeze_version_job"
     assert sensors["next_version_on_policy"].job_name == "freeze_version_job"
     assert sensors["train_after_freeze"].job_name == "train_model_job"
