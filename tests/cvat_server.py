@@ -106,7 +106,7 @@ class StandIn:
     def start(cls, corpus: Path) -> Iterator[StandIn]:
         me = cls(corpus)
         handler = type("Handler", (_Handler,), {"cvat": me})
-        me.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        me.server = _Server(("127.0.0.1", 0), handler)
         me.url = f"http://127.0.0.1:{me.server.server_address[1]}"
         thread = threading.Thread(target=me.server.serve_forever, daemon=True)
         thread.start()
@@ -340,6 +340,14 @@ def _page(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client closing its kept-alive connection is not an error; anything else would be a violation.
+        pass
 
 
 class _Handler(BaseHTTPRequestHandler):

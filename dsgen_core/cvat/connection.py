@@ -20,6 +20,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from dsgen_core.errors import DsgenError, ServiceUnavailable
 
@@ -104,3 +105,29 @@ def cvat_client(server: CvatServer | None = None) -> Iterator[object]:
         yield client
     finally:
         client.close()
+
+
+# The task's labels, annotations and jobs as CVAT's JSON: big answers (a task's every shape) skip the
+# SDK's model objects, which cost more than the request itself; the requests are the SDK's own.
+
+
+def task_labels(client: Any, task_id: int, url: str) -> list[dict[str, Any]]:
+    from cvat_sdk.core.helpers import get_paginated_collection
+
+    with cvat_call(f"read the labels of task {task_id}", url):
+        return list(get_paginated_collection(client.api_client.labels_api.list_endpoint, task_id=task_id,
+                                             return_json=True))
+
+
+def task_annotations(client: Any, task_id: int, url: str) -> dict[str, Any]:
+    with cvat_call(f"read the annotations of task {task_id}", url):
+        _, response = client.api_client.tasks_api.retrieve_annotations(task_id, _parse_response=False)
+        return dict(json.loads(response.data))
+
+
+def task_jobs(client: Any, task_id: int, url: str) -> list[dict[str, Any]]:
+    from cvat_sdk.core.helpers import get_paginated_collection
+
+    with cvat_call(f"list the jobs of task {task_id}", url):
+        return list(get_paginated_collection(client.api_client.jobs_api.list_endpoint, task_id=task_id,
+                                             return_json=True))

@@ -29,7 +29,7 @@ import orjson
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from dsgen_core.cvat.connection import CvatServer, cvat_call, cvat_client
+from dsgen_core.cvat.connection import CvatServer, cvat_client, task_annotations, task_labels
 from dsgen_core.cvat.shapes import SHAPE_FIELDS, Pulled, cvat_fingerprint, from_cvat, registry_fingerprint
 from dsgen_core.errors import DsgenError, NotFound
 from dsgen_core.formats.report import ValidationReport
@@ -79,9 +79,8 @@ def pull_from_cvat(session: Session, project: Project, task_id: int, *, storage:
         raise DsgenError(f"CVAT task {task_id} is {t.status}, not pushed: finish it first (dsgen cvat push --resume "
                          f"{t.export_job_id}) or clean it up (dsgen cvat clean {t.export_job_id})")
     with cvat_client(server) as client:
-        with cvat_call(f"read the annotations of task {task_id}", server.url):
-            data = client.tasks.retrieve(task_id).get_annotations().to_dict()  # type: ignore[attr-defined]
-            labels = {lb.id: lb for lb in client.tasks.retrieve(task_id).get_labels()}  # type: ignore[attr-defined]
+        data = task_annotations(client, task_id, server.url)
+        labels = {lb["id"]: lb for lb in task_labels(client, task_id, server.url)}
     return _apply(session, project, t, data, labels, storage, on_conflict, actor)
 
 
@@ -114,7 +113,8 @@ def _apply(session: Session, project: Project, t: CvatTask, data: dict[str, Any]
         if label is None:
             raise DsgenError(f"{where}: {kind} {obj.get('id')} has label {obj['label_id']}, which the task does not have")
         specs = (t.labels or {}).get(str(obj["label_id"]), {}).get("attributes", {})
-        specs = {**{str(at.id): [at.name, "str"] for at in labels[int(obj["label_id"])].attributes or []}, **specs}
+        specs = {**{str(at["id"]): [at["name"], "str"] for at in labels[int(obj["label_id"])].get("attributes") or []},
+                 **specs}
         pulled = from_cvat(kind if kind != "track" else "shape", obj, {k: (v[0], v[1]) for k, v in specs.items()},
                            a.width or 0, a.height or 0)
         if kind == "track":
@@ -219,7 +219,7 @@ def _classes(session: Session, project: Project, t: CvatTask, labels: dict[int, 
     keys = {c.id: c.key for c in session.scalars(select(LabelClass).where(LabelClass.project_id == project.id))}
     out = {int(lid): keys[v["class"]] for lid, v in (t.labels or {}).items() if v["class"] in keys}
     for lid, lb in labels.items():
-        out.setdefault(lid, lb.name)
+        out.setdefault(lid, lb["name"])
     return out
 
 

@@ -28,7 +28,7 @@ from typing import Any, Literal
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from dsgen_core.cvat.connection import CvatServer, cvat_call, cvat_client
+from dsgen_core.cvat.connection import CvatServer, cvat_call, cvat_client, task_annotations, task_jobs, task_labels
 from dsgen_core.cvat.shapes import (
     AttrSpec,
     attribute_specs,
@@ -187,7 +187,7 @@ def resume_push(registry: Registry, project_name: str, export_job_id: int, *, st
         plan = _plan(s, project, snap.get("query", ""), snap.get("annotations", "all"), storage,
                      only=[f.asset_id for t in _tasks(s, job.id) for f in _frames(s, t.id)])
     _run(registry, export_job_id, plan, storage, server or CvatServer.from_env(), snap.get("segment_size"),
-         snap.get("cvat_project"))
+         snap.get("cvat_project"), resuming=True)
     return _result(registry, export_job_id, plan.loss)
 
 
@@ -340,7 +340,7 @@ def _frame_names(assets: list[Any]) -> list[str]:
 
 
 def _run(registry: Registry, job_id: int, plan: _Plan, storage: Storage, server: CvatServer,
-         segment_size: int | None, cvat_project: int | None) -> None:
+         segment_size: int | None, cvat_project: int | None, *, resuming: bool = False) -> None:
     by_id = {a.id: a for a in plan.assets}
     try:
         with cvat_client(server) as client:
@@ -349,7 +349,7 @@ def _run(registry: Registry, job_id: int, plan: _Plan, storage: Storage, server:
                         for t in _tasks(s, job_id) if t.status not in ("pushed", "removed")]
             for row_id, frames in todo:
                 _push_task(registry, client, server, row_id, [by_id[a] for a, _ in frames], [n for _, n in frames],
-                           plan, storage, segment_size, cvat_project)
+                           plan, storage, segment_size, cvat_project, resuming)
     except BaseException as exc:
         with registry.session() as s:
             job = s.get(ExportJob, job_id)
@@ -368,7 +368,7 @@ def _run(registry: Registry, job_id: int, plan: _Plan, storage: Storage, server:
 
 def _push_task(registry: Registry, client: Any, server: CvatServer, row_id: int, assets: list[Any],
                names: list[str], plan: _Plan, storage: Storage, segment_size: int | None,
-               cvat_project: int | None) -> None:
+               cvat_project: int | None, resuming: bool) -> None:
     """Make one task, step by step, each step committed: create, upload, annotate."""
     from cvat_sdk import models
 
@@ -377,7 +377,8 @@ def _push_task(registry: Registry, client: Any, server: CvatServer, row_id: int,
         assert t is not None
         status, task_id, name = t.status, t.task_id, t.name
     if task_id is None:
-        found = _find_by_name(client, name, server.url)  # made before a stop that left its id unrecorded
+        # On a resume, CVAT may have made the task just before the stop that left its id unrecorded.
+        found = _find_by_name(client, name, server.url) if resuming else []
         if found:
             task_id = found[0]
         else:
@@ -414,9 +415,7 @@ def _push_task(registry: Registry, client: Any, server: CvatServer, row_id: int,
             t = s.get(CvatTask, row_id)
             assert t is not None
             _put_annotations(s, client, server, t, assets, plan, storage)
-            with cvat_call(f"list the jobs of task {task_id}", server.url):
-                jobs = _retrieve(client, task_id, server).get_jobs()
-            t.job_ids = sorted(j.id for j in jobs)
+            t.job_ids = sorted(j["id"] for j in task_jobs(client, task_id, server.url))
             t.status = "pushed"
             t.pushed_at = utcnow()
             job = s.get(ExportJob, t.export_job_id)
@@ -466,17 +465,15 @@ def _put_annotations(session: Session, client: Any, server: CvatServer, t: CvatT
     from cvat_sdk import models
 
     assert t.task_id is not None  # made before its annotations
-    with cvat_call(f"read the labels of task {t.task_id}", server.url):
-        labels = _retrieve(client, t.task_id, server).get_labels()
-    by_name = {lb.name: lb for lb in labels}
+    by_name = {lb["name"]: lb for lb in task_labels(client, t.task_id, server.url)}
     lost = [c.key for c in plan.classes if c.key not in by_name]
     if lost:
         raise DsgenError(f"CVAT task {t.task_id} has no label for class(es) {', '.join(lost[:10])} "
                          "(its CVAT project must have them)")
     label_of = {c.id: by_name[c.key] for c in plan.classes}
-    t.labels = {str(lb.id): {"class": cid, "attributes": {
-        str(a.id): [a.name, plan.specs[cid][a.name].pytype if a.name in plan.specs[cid] else "str"]
-        for a in lb.attributes or []}} for cid, lb in label_of.items()}
+    t.labels = {str(lb["id"]): {"class": cid, "attributes": {
+        str(a["id"]): [a["name"], plan.specs[cid][a["name"]].pytype if a["name"] in plan.specs[cid] else "str"]
+        for a in lb.get("attributes") or []}} for cid, lb in label_of.items()}
     masks = MaskStore(storage)
     sent: list[tuple[str, dict[str, Any], int, str]] = []  # kind, request, annotation id, registry fingerprint
     for frame, a in enumerate(assets):
@@ -484,13 +481,13 @@ def _put_annotations(session: Session, client: Any, server: CvatServer, t: CvatT
             if r.id not in plan.sendable:
                 continue
             lb = label_of[r.label_class_id]
-            spec_ids = {s.name: s.id for s in lb.attributes or []}
+            spec_ids = {at["name"]: at["id"] for at in lb.get("attributes") or []}
             rle = None
             if r.mask_uri:
                 rle = masks.get(r.mask_uri)
             elif r.geometry_type == "polygon" and r.polygon and len(r.polygon) > 1 and a.width and a.height:
                 rle = polygon_mask(r.polygon, a.width, a.height)
-            out = to_cvat(r, frame=frame, label_id=lb.id, spec_ids=spec_ids, specs=plan.specs[r.label_class_id],
+            out = to_cvat(r, frame=frame, label_id=lb["id"], spec_ids=spec_ids, specs=plan.specs[r.label_class_id],
                           rle=rle, source="auto" if r.source == "model" else "manual")
             if out is not None:
                 sent.append((out[0], out[1], r.id, registry_fingerprint(r)))
@@ -498,8 +495,9 @@ def _put_annotations(session: Session, client: Any, server: CvatServer, t: CvatT
     tags = [models.LabeledImageRequest(**req) for kind, req, _, _ in sent if kind == "tag"]
     with cvat_call(f"upload {len(sent)} annotations to task {t.task_id}", server.url):
         client.api_client.tasks_api.update_annotations(
-            t.task_id, task_annotations_update_request=models.LabeledDataRequest(shapes=shapes, tags=tags, tracks=[]))
-        back = _retrieve(client, t.task_id, server).get_annotations().to_dict()
+            t.task_id, task_annotations_update_request=models.LabeledDataRequest(shapes=shapes, tags=tags, tracks=[]),
+            _parse_response=False)
+    back = task_annotations(client, t.task_id, server.url)
     session.execute(delete(CvatObject).where(CvatObject.cvat_task_id == t.id))
     for kind, key in (("shape", "shapes"), ("tag", "tags")):
         mine = [(req, aid, rfp) for k, req, aid, rfp in sent if k == kind]

@@ -44,7 +44,7 @@ def imported(registry: Registry, demo: Path) -> Registry:
 
 def _json(result: Any) -> Any:
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    return json.loads(result.stdout)
 
 
 def _sdk_task(server: StandIn, task_id: int) -> Any:
