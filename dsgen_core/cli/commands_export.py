@@ -59,3 +59,22 @@ def export_yolo_cmd(tag: str, out_dir: Path, task: str, project: str, as_json: b
     emit(result.summary(), as_json,
          f"wrote {out_dir}: {result.files} images, {result.annotations} objects per split{skipped}; train with "
          f"`yolo train data={out_dir / 'data.yaml'} model=yolov8n.yaml`")
+
+
+@click.command("datamaker")
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--query", default="", help="The images to export ('' for all).")
+@project_option
+@json_option
+def export_datamaker_cmd(out_dir: Path, query: str, project: str, as_json: bool) -> None:
+    """Write the images a query selects as Datamaker annotatorData (one file per source file or image)."""
+    from dsgen_core.formats.datamaker.exporter import export_datamaker
+
+    reg = open_registry()
+    storage = open_storage(reg.settings.storage_root)
+    with reg.session() as s:
+        r = export_datamaker(s, get_project(s, project), query, out_dir, masks=MaskStore(storage))
+    data = {"out": str(out_dir), "files": len(r.files), "assets": r.assets, "annotations": r.annotations,
+            "skipped": r.skipped}
+    emit(data, as_json, f"wrote {len(r.files)} annotatorData files ({r.assets} assets, {r.annotations} annotations) "
+                        f"to {out_dir}" + (f"; not representable: {r.skipped}" if r.skipped else ""))

@@ -1,4 +1,4 @@
-"""``dsgen import coco``, ``dsgen import video``."""
+"""``dsgen import coco``, ``dsgen import datamaker``, ``dsgen import video``."""
 
 from __future__ import annotations
 
@@ -80,6 +80,46 @@ def import_coco_cmd(annotations: Path, images: Path | None, project: str, skip_i
     emit(summary, as_json, human)
 
 
+
+
+@import_.command("datamaker")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--images", type=click.Path(path_type=Path), help="Folder of the assets' image files.")
+@click.option("--schema", "schema", type=click.Path(path_type=Path),
+              help="The project's dm-schema (JSON Schema) every classification must satisfy.")
+@project_option
+@click.option("--skip-invalid", is_flag=True, help="Import the valid records and report the rest.")
+@click.option("--on-conflict", type=click.Choice(ON_CONFLICT), default="error", show_default=True,
+              help="An annotation that contradicts what the registry holds for it.")
+@json_option
+def import_datamaker_cmd(path: Path, images: Path | None, schema: Path | None, project: str, skip_invalid: bool,
+                         on_conflict: str, as_json: bool) -> None:
+    """Import Datamaker annotatorData: one file, or every *.json under a folder.
+
+    Each asset (image_1, ...) is an image identified by its file and asset id; each annotation an
+    object identified by its id. A file with problems (or a classification the dm-schema refuses)
+    is refused whole with a report naming file, asset, annotation and rule; nothing is written.
+    """
+    from dsgen_core.formats.datamaker.importer import import_datamaker
+
+    reg = open_registry()
+    storage = open_storage(reg.settings.storage_root)
+    try:
+        with reg.session(bulk=True) as s:
+            result = import_datamaker(s, ensure_project(s, project, source="datamaker", actor=cli_actor()), path,
+                                      images=images, schema=schema, storage=storage, actor=cli_actor(),
+                                      skip_invalid=skip_invalid, on_conflict=cast(OnConflict, on_conflict))
+    except ImportRefused as exc:
+        written = exc.report.write(reg.settings.home / "reports" / f"import-refused-{time.strftime('%Y%m%d-%H%M%S')}.json")
+        click.echo(f"error: {exc}\nreport: {written}", err=True)
+        sys.exit(2)
+    summary = result.summary()
+    human = (f"imported {path} into project {project!r}: {summary['images_new']} new images, "
+             f"{summary['annotations']} new annotations ({summary['annotations_merged']} merged, "
+             f"{summary['annotations_unchanged']} unchanged), {summary['categories_new']} new classes")
+    if result.report.problems:
+        human += "\n" + result.report.to_text(20)
+    emit(summary, as_json, human)
 
 
 @import_.command("video")

@@ -48,6 +48,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 EXPORT_COMMANDS: dict[str, tuple[str, str]] = {
     "coco": ("commands_export:export_coco_cmd", "The project (or a query) as one COCO file, or a version per split."),
     "yolo": ("commands_export:export_yolo_cmd", "A frozen version as an Ultralytics YOLO dataset."),
+    "datamaker": ("commands_export:export_datamaker_cmd", "Images a query selects as Datamaker annotatorData files."),
     "onnx": ("commands_models:export_onnx_cmd", "A model version's best weights as an ONNX artifact."),
 }
 

@@ -175,6 +175,26 @@ class ObjectEdit(NamedTuple):
     record: ObjectRecord
 
 
+class RelationRecord(NamedTuple):
+    """A directed link between two objects of one image (Datamaker ``relations``), by their source ids."""
+
+    image_ref: Hashable
+    from_id: int | str
+    to_id: int | str
+    classification: dict[str, Any] | None
+    external_id: str | None
+
+
+class GroupRecord(NamedTuple):
+    """A group of objects of one image (Datamaker ``annotationGroups``); members are (source id, parent
+    source id or None), so a nested ``annotationList`` keeps its tree."""
+
+    image_ref: Hashable
+    external_id: str | None
+    classification: dict[str, Any] | None
+    members: list[tuple[int | str, int | str | None]]
+
+
 @dataclass
 class IngestBatch:
     """What one writer hands to :func:`ingest`."""
@@ -205,6 +225,8 @@ class IngestBatch:
     frames: list[FrameRecord] = field(default_factory=list)  # video imports
     edits: list[ObjectEdit] = field(default_factory=list)  # objects the source changed (CVAT pulls)
     removals: list[int] = field(default_factory=list)  # annotation ids the source deleted (CVAT pulls)
+    relations: list[RelationRecord] = field(default_factory=list)
+    groups: list[GroupRecord] = field(default_factory=list)
 
 
 @dataclass
@@ -632,6 +654,8 @@ class _Ingest:
             self.track_updates.append(old.id)
         box = merged["bbox"] or (None, None, None, None)
         gtype = _geometry_type(merged["keypoints"], mask_uri, merged["polygon"], merged["bbox"], merged["caption"])
+        if gtype == "polygon" and "polyline" in (old.geometry_type, o.geometry_type):
+            gtype = "polyline"  # the same point list, open
         row = (merged["label_class_id"], gtype, *box, merged["polygon"], mask_uri, merged["keypoints"],
                merged["num_keypoints"], merged["caption"], merged["area"], bool(merged["iscrowd"]), attrs, extra,
                merged["confidence"])
@@ -725,6 +749,8 @@ class _Ingest:
         if track_ids:
             insert_rows(conn, "track_members", ("track_id", "annotation_id", "sequence_idx", "keyframe"),
                         self._track_member_rows(track_ids))
+        if self.b.relations or self.b.groups:
+            self._write_links(image_assets)
         for t in ("assets", "annotations", "tracks", *(("frames",) if self.b.frames else ())):
             sync_sequence(conn, t)
         self._outbox(new_assets, updates, rows, merges, deletions)
@@ -758,6 +784,49 @@ class _Ingest:
             self.conn.execute(t.update().where(t.c.id == bindparam("_id")).values(image_asset_id=bindparam("image")),
                               linked)
         return len(rows)
+
+    def _write_links(self, image_assets: dict[Hashable, int]) -> None:
+        """Relations and groups between the batch's objects; those already recorded are left as they are."""
+        from dsgen_core.registry.schema import AnnotationGroup, AnnotationGroupMember, AnnotationRelation
+
+        b, ns = self.b, self.b.namespace
+        assets = sorted({image_assets[x.image_ref] for x in b.relations} | {image_assets[g.image_ref] for g in b.groups})
+        ids: dict[tuple[int, str], int] = {}
+        for i in range(0, len(assets), 5_000):
+            for row in self.conn.execute(select(Annotation.id, Annotation.asset_id, Annotation.source_key).where(
+                    Annotation.asset_id.in_(assets[i:i + 5_000]), Annotation.source_key.like(f"{ns}:%"))):
+                ids[(row.asset_id, row.source_key)] = row.id
+
+        def oid(image_ref: Hashable, sid: int | str, what: str) -> int | None:
+            found = ids.get((image_assets[image_ref], f"{ns}:{sid}"))
+            if found is None:
+                self.report.warning(b.file, what, "annotationId", f"names object {sid!r}, which is not in the batch")
+            return found
+
+        have = set(self.conn.execute(select(AnnotationRelation.from_annotation_id, AnnotationRelation.to_annotation_id)
+                                     .where(AnnotationRelation.from_annotation_id.in_(list(ids.values())))).tuples())
+        for r in b.relations:
+            a, z = oid(r.image_ref, r.from_id, f"relation {r.external_id}"), oid(r.image_ref, r.to_id,
+                                                                                   f"relation {r.external_id}")
+            if a is not None and z is not None and (a, z) not in have:
+                self.s.add(AnnotationRelation(from_annotation_id=a, to_annotation_id=z,
+                                              classification=r.classification, external_id=r.external_id))
+                have.add((a, z))
+        known = set(self.conn.execute(select(AnnotationGroup.asset_id, AnnotationGroup.external_id)
+                                      .where(AnnotationGroup.asset_id.in_(assets))).tuples())
+        for g in b.groups:
+            asset = image_assets[g.image_ref]
+            if (asset, g.external_id) in known:
+                continue
+            group = AnnotationGroup(asset_id=asset, classification=g.classification, external_id=g.external_id)
+            self.s.add(group)
+            self.s.flush()
+            for sid, parent in g.members:
+                member = oid(g.image_ref, sid, f"group {g.external_id}")
+                up = oid(g.image_ref, parent, f"group {g.external_id}") if parent is not None else None
+                if member is not None:
+                    self.s.add(AnnotationGroupMember(group_id=group.id, annotation_id=member, parent_annotation_id=up))
+        self.s.flush()
 
     def _update_objects(self, merges: list[tuple[Any, ...]], track_ids: dict[int, int]) -> None:
         t = cast(Table, Annotation.__table__)  # a FromClause to the stubs

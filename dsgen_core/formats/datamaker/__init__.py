@@ -1,0 +1,1 @@
+"""Datamaker annotatorData (seed 004): import with dm-schema validation, and export back."""
