@@ -48,8 +48,9 @@ def test_every_tool_lands_in_the_registry(registry: Registry, cli: Any) -> None:
     box = objs["Cd1qfFQFI4"]
     assert (box.geometry_type, box.bbox_x, box.bbox_y, box.bbox_w, box.bbox_h) == ("bbox", 1, 0.5, 2, 1.25)
     assert box.attributes == {"색상": "빨강", "옵션": ["썬루프", "루프랙"], "rotation": pytest.approx(math.degrees(0.3))}
-    assert box.extra["datamaker"]["base"] == {"isLocked": False, "isVisible": True, "isValid": True,
-                                              "label": ["자동차", "빨강"]}
+    written = json.loads(box.extra["datamaker"]["a"])  # the record as written, flags and label included
+    assert {k: written[k] for k in ("isLocked", "isVisible", "isValid", "label")} == {
+        "isLocked": False, "isVisible": True, "isValid": True, "label": ["자동차", "빨강"]}
     assert objs["AUjPgaMzQa"].polygon == [[0, 0, 3, 0, 3, 2]] and objs["pl00000001"].geometry_type == "polyline"
     assert objs["kp00000001"].keypoints == [2, 1, 2]
     raw, rle = objs["sg00000001"], objs["sg00000002"]

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dsgen_core.errors import DsgenError
-from dsgen_core.formats.datamaker.importer import NAMESPACE, TOOLS
+from dsgen_core.formats.datamaker.importer import NAMESPACE, TOOLS, pixel_indices
 from dsgen_core.query import run_query
 from dsgen_core.registry.schema import (
     Annotation,
@@ -38,9 +38,7 @@ from dsgen_core.registry.schema import (
 )
 from dsgen_core.storage.masks import MaskStore
 
-_TOOL_OF = {g: t for t, g in TOOLS.items()}
-_GEOMETRY_OF_TOOL = {"bbox": "bounding_box", "polygon": "polygon", "polyline": "polyline",
-                     "keypoints": "keypoint", "mask": "segmentation", "label": "classification"}
+_TOOL_OF_GEOMETRY = {g: t for t, g in TOOLS.items()}
 
 
 @dataclass
@@ -79,8 +77,8 @@ def export_datamaker(session: Session, project: Project, query: str, out_dir: Pa
         if meta and "assignmentId" in meta:
             doc["assignmentId"] = meta["assignmentId"]
         if meta is None or meta.get("has_extra"):
-            doc["extra"][asset_key] = meta["extra"] if meta else {"file_name": a.file_name, "width": a.width,
-                                                                   "height": a.height}
+            doc["extra"][asset_key] = orjson.loads(meta["extra"]) if meta else {
+                "file_name": a.file_name, "width": a.width, "height": a.height}
         rows = list(session.execute(select(Annotation).where(Annotation.asset_id == a.id).order_by(Annotation.id))
                     .scalars())
         anns, datas, id_of = [], [], {}
@@ -121,50 +119,47 @@ def export_datamaker(session: Session, project: Project, query: str, out_dir: Pa
 def _annotation(r: Annotation, classes: dict[int, str], a: Any, masks: MaskStore,
                 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     keep = (r.extra or {}).get(NAMESPACE) or {}
-    tool = keep.get("tool") or _GEOMETRY_OF_TOOL.get(r.geometry_type, "classification")
-    ann_id = r.source_key.split(":", 1)[1] if r.source_key and r.source_key.startswith(f"{NAMESPACE}:") \
-        else f"dsgen_{r.id}"
+    ann: dict[str, Any] = orjson.loads(keep["a"]) if "a" in keep else {}
+    data: dict[str, Any] | None = orjson.loads(keep["d"]) if "d" in keep else None
     attrs = dict(r.attributes or {})
-    if "rotation" in keep:
+    if data is not None and isinstance(data.get("coordinate"), dict) and "rotation" in data["coordinate"]:
         attrs.pop("rotation", None)  # derived (degrees) from the coordinate's radians
     cls: dict[str, Any] | None = None
-    if not keep.get("null_classification") and (r.label_class_id is not None or attrs):
+    if r.label_class_id is not None or attrs:
         cls = {"class": classes.get(r.label_class_id or -1), **attrs}
-        order = keep.get("class_order")
-        if order:
-            cls = {k: cls[k] for k in order if k in cls} | {k: v for k, v in cls.items() if k not in order}
-    fields = {"id": ann_id, "tool": tool, "classification": cls, **keep.get("base", {})}
-    if not keep:
-        fields = {"id": ann_id, "tool": tool, "isLocked": False, "isVisible": True, "classification": cls,
-                  "label": [x for x in [cls.get("class")] if x] if cls else []}
-    ann = _ordered(fields, keep.get("order"))
-    if tool == "classification" and "has_data" not in keep and "data" not in keep:
+    if ann:
+        written = ann.get("classification")
+        if written is None and cls in (None, {"class": None}):
+            cls = None
+        elif isinstance(written, dict) and cls is not None:
+            # The classification as written where it still says the same; the registry's where it changed.
+            cls = {k: cls[k] for k in written if k in cls} | {k: v for k, v in cls.items() if k not in written}
+        ann["classification"] = cls
+        tool = ann["tool"]
+    else:
+        tool = _TOOL_OF_GEOMETRY.get(r.geometry_type, "classification")
+        ann = {"id": r.source_key.split(":", 1)[1] if r.source_key and r.source_key.startswith(f"{NAMESPACE}:")
+               else f"dsgen_{r.id}", "tool": tool, "isLocked": False, "isVisible": True, "classification": cls,
+               "label": [cls["class"]] if cls and cls.get("class") else []}
+    if tool == "classification" and data is None:
         return ann, None
-    data: dict[str, Any] = {"id": ann_id, **keep.get("data", {})}
-    coord = _coordinate(r, keep, a, masks)
-    if tool == "segmentation":
-        data["pixel_indices"] = coord
-    elif coord is not None:
-        data["coordinate"] = coord
-    return ann, _ordered(data, keep.get("data_order"))
+    data = data if data is not None else {"id": ann["id"]}
+    key = "pixel_indices" if tool == "segmentation" else "coordinate"
+    value = _geometry(r, data, masks)
+    if value is not None:
+        data[key] = value
+    return ann, data
 
 
-def _ordered(d: dict[str, Any], order: list[str] | None) -> dict[str, Any]:
-    if not order:
-        return d
-    return {k: d[k] for k in order if k in d} | {k: v for k, v in d.items() if k not in order}
-
-
-def _coordinate(r: Annotation, keep: dict[str, Any], a: Any, masks: MaskStore) -> Any:
+def _geometry(r: Annotation, data: dict[str, Any], masks: MaskStore) -> Any:
     """The geometry as annotatorData writes it: the source's own while the registry's is unchanged."""
-    original = keep.get("coordinate")
+    original = data.get("coordinate")
     g = r.geometry_type
     if g == "bbox" and r.bbox_w is not None:
         c: dict[str, Any] = {"x": r.bbox_x, "y": r.bbox_y, "width": r.bbox_w, "height": r.bbox_h}
-        if "rotation" in keep:
-            c["rotation"] = keep["rotation"]
-        elif (r.attributes or {}).get("rotation"):
-            c["rotation"] = math.radians(float((r.attributes or {})["rotation"]))
+        rotation = (r.attributes or {}).get("rotation")
+        if rotation:
+            c["rotation"] = math.radians(float(rotation))
         if isinstance(original, dict) and all(_same(original.get(k), v) for k, v in c.items()):
             return original
         return c
@@ -180,15 +175,17 @@ def _coordinate(r: Annotation, keep: dict[str, Any], a: Any, masks: MaskStore) -
             return original
         return c
     if g == "mask" and r.mask_uri:
-        rle = masks.get(r.mask_uri)
-        flat = mask_utils.decode(rle).reshape(-1)  # row-major over (height, width)
-        idx = np.flatnonzero(flat)
-        if (keep.get("data") or {}).get("isCompressed"):
+        idx = np.flatnonzero(mask_utils.decode(masks.get(r.mask_uri)).reshape(-1))  # row-major (height, width)
+        compressed = bool(data.get("isCompressed"))
+        written = data.get("pixel_indices")
+        if written is not None and np.array_equal(np.sort(pixel_indices(data)), idx):
+            return written
+        if compressed:
             starts = idx[np.r_[True, np.diff(idx) != 1]] if idx.size else idx
             ends = idx[np.r_[np.diff(idx) != 1, True]] if idx.size else idx
-            return [int(v) for s, e in zip(starts, ends, strict=True) for v in (s, e - s + 1)]
+            return [int(v) for st, e in zip(starts, ends, strict=True) for v in (st, e - st + 1)]
         return [int(v) for v in idx]
-    return None
+    return original
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -7,8 +7,8 @@ an image identified by its file and asset id; each annotation an object identifi
 (``datamaker:<id>``). The geometry goes into the registry's columns (a bounding box's rotation,
 in radians, stays as written), the class is ``classification["class"]`` and the other flattened
 keys are the object's attributes; what has no column (the flags, ``label``, point ids, the
-compression a segmentation was written with, a video ``section``) is kept in the object's
-``extra["datamaker"]``, so the export writes it back as it came.
+compression a segmentation was written with, a video ``section``) is kept: each record as
+written, in the object's ``extra["datamaker"]``, so the export writes it back as it came.
 
 A project's dm-schema (JSON Schema) validates every classification with a real validator; a
 violation names the file, asset, annotation and the failing rule, and refuses the import unless
@@ -52,9 +52,6 @@ from dsgen_core.storage import Storage
 TOP_KEYS = ("extra", "annotations", "annotationsData", "relations", "annotationGroups", "assignmentId")
 TOOLS = {"bounding_box": "bbox", "polygon": "polygon", "polyline": "polyline", "keypoint": "keypoints",
          "segmentation": "mask", "classification": "label"}
-# Keys of an annotation that have columns (or are the identity); the rest is kept as written.
-_BASE_COLUMNS = ("id", "tool", "classification")
-_DATA_COLUMNS = ("id", "coordinate", "pixel_indices")
 NAMESPACE = "datamaker"
 FILE_NAME_KEYS = ("file_name", "fileName", "filename", "image", "name")
 
@@ -123,6 +120,7 @@ class _Reader:
         self.groups: list[GroupRecord] = []
         self.classes: set[str] = set()
         self.hashes: list[bytes] = []
+        self.verdicts: dict[bytes, list[str]] = {}
 
     def sha(self) -> str:
         import hashlib
@@ -178,7 +176,8 @@ class _Reader:
                                                           f"(looked for {', '.join(candidates[:3])})")
         width = info.width if info else _int(extra, "width")
         height = info.height if info else _int(extra, "height")
-        keep = {"file": rel, "asset": asset_id, "extra": extra, "has_extra": asset_id in maps["extra"]}
+        keep = {"file": rel, "asset": asset_id, "has_extra": asset_id in maps["extra"],
+                "extra": orjson.dumps(extra).decode()}
         if has_assignment:
             keep["assignmentId"] = assignment
         self.images.append(ImageRecord(ref, f"{NAMESPACE}:{rel}#{asset_id}", file_name or f"{rel}#{asset_id}",
@@ -229,6 +228,18 @@ class _Reader:
             self.groups.append(GroupRecord(ref, g.get("id"), {"classification": g.get("classification"),
                                                               NAMESPACE: g}, members))
 
+    def _violations(self, cls: dict[str, Any]) -> list[str]:
+        """The dm-schema's complaints about a classification; the same classification is judged once
+        (a project's objects repeat a few combinations of class and values many times)."""
+        key = orjson.dumps(cls, option=orjson.OPT_SORT_KEYS)
+        found = self.verdicts.get(key)
+        if found is None:
+            errors = [] if self.validator.is_valid(cls) else sorted(self.validator.iter_errors(cls),
+                                                                    key=lambda e: list(e.path))
+            found = [f"dm-schema: {e.message} (rule {'/'.join(str(p) for p in e.schema_path)})" for e in errors[:3]]
+            self.verdicts[key] = found
+        return found
+
     def _members(self, items: list[Any], parent: str | None, out: list[tuple[int | str, int | str | None]]) -> None:
         for m in items:
             if isinstance(m, dict) and isinstance(m.get("annotationId"), str):
@@ -248,12 +259,10 @@ class _Reader:
             self.report.error(rel, where, "classification", "must be an object (the flattened classification) or null")
             return None
         if self.validator is not None and cls is not None:
-            errors = sorted(self.validator.iter_errors(cls), key=lambda e: list(e.path))
-            for err in errors[:3]:
-                rule = "/".join(str(p) for p in err.schema_path)
-                self.report.error(rel, f"{asset_id} annotation {a['id']}", "classification",
-                                  f"dm-schema: {err.message} (rule {rule})")
-            if errors:
+            problems = self._violations(cls)
+            for message in problems:
+                self.report.error(rel, f"{asset_id} annotation {a['id']}", "classification", message)
+            if problems:
                 return None
         class_key = cls.get("class") if cls else None
         if cls is not None and not isinstance(class_key, str):
@@ -263,15 +272,11 @@ class _Reader:
             self.classes.add(class_key)
         attrs = {k: v for k, v in (cls or {}).items() if k != "class"} or None
         _, d = data_item
-        # Key orders too: the export writes each object back as it was written (JSONB would sort them).
-        keep: dict[str, Any] = {"base": {k: v for k, v in a.items() if k not in _BASE_COLUMNS}, "order": list(a),
-                                "tool": tool, "null_classification": cls is None,
-                                "class_order": list(cls) if cls else None}
+        # The records as written, as JSON text (JSONB would sort a mapping's keys): the export gives them
+        # back byte for byte while the registry's class, attributes and geometry still say the same.
+        keep: dict[str, Any] = {"a": orjson.dumps(a).decode()}
         if d is not None:
-            keep["data"] = {k: v for k, v in d.items() if k not in _DATA_COLUMNS}
-            keep["data_order"] = list(d)
-            if "coordinate" in d:
-                keep["coordinate"] = d["coordinate"]  # as written (ints stay ints) while the geometry is unchanged
+            keep["d"] = orjson.dumps(d).decode()
         bbox = polygon = rle = kps = None
         nk = None
         area = None
@@ -280,8 +285,7 @@ class _Reader:
                 c = (d or {}).get("coordinate") or {}
                 bbox = (float(c["x"]), float(c["y"]), float(c["width"]), float(c["height"]))
                 area = bbox[2] * bbox[3]
-                if "rotation" in c:
-                    keep["rotation"] = c["rotation"]
+                if "rotation" in c:  # radians here; the registry's attribute is in degrees, as CVAT's
                     attrs = {**(attrs or {}), "rotation": math.degrees(float(c["rotation"]))}
             elif gtype in ("polygon", "polyline"):
                 pts = (d or {}).get("coordinate") or []
@@ -298,7 +302,7 @@ class _Reader:
                     self.report.error(rel, where, "pixel_indices", "a segmentation needs the image's size: give "
                                       "--images, or width/height in extra")
                     return None
-                idx = _in_bounds(_pixel_indices(d or {}), width * height)
+                idx = _in_bounds(pixel_indices(d or {}), width * height)
                 flat = np.zeros(width * height, dtype=np.uint8)
                 flat[idx] = 1
                 rle = mask_utils.encode(np.asfortranarray(flat.reshape(height, width)))
@@ -318,7 +322,7 @@ def _int(extra: Any, key: str) -> int | None:
     return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
-def _pixel_indices(d: dict[str, Any]) -> np.ndarray:
+def pixel_indices(d: dict[str, Any]) -> np.ndarray:
     """Row-major pixel indices; RLE ``[start, count, ...]`` when ``isCompressed``."""
     raw = d.get("pixel_indices") or []
     if d.get("isCompressed"):
