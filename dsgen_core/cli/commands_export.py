@@ -78,3 +78,32 @@ def export_datamaker_cmd(out_dir: Path, query: str, project: str, as_json: bool)
             "skipped": r.skipped}
     emit(data, as_json, f"wrote {len(r.files)} annotatorData files ({r.assets} assets, {r.annotations} annotations) "
                         f"to {out_dir}" + (f"; not representable: {r.skipped}" if r.skipped else ""))
+
+
+def _layout_export(fmt: str, tag: str, out_dir: Path, project: str, as_json: bool) -> None:
+    from dsgen_core.formats.voc_imagenet import export_imagenet, export_voc
+
+    reg = open_registry()
+    with reg.session() as s:
+        r = (export_voc if fmt == "voc" else export_imagenet)(s, get_project(s, project), tag, out_dir)
+    emit({"out": str(out_dir), **r}, as_json, f"wrote {fmt} to {out_dir}: {r}")
+
+
+@click.command("voc")
+@click.argument("tag")
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@project_option
+@json_option
+def export_voc_cmd(tag: str, out_dir: Path, project: str, as_json: bool) -> None:
+    """Write a frozen version as Pascal VOC (Annotations XML, JPEGImages, ImageSets/Main per split)."""
+    _layout_export("voc", tag, out_dir, project, as_json)
+
+
+@click.command("imagenet")
+@click.argument("tag")
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@project_option
+@json_option
+def export_imagenet_cmd(tag: str, out_dir: Path, project: str, as_json: bool) -> None:
+    """Write a frozen version as ImageNet folders (<split>/<class>/<image>) for classification."""
+    _layout_export("imagenet", tag, out_dir, project, as_json)

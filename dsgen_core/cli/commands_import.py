@@ -1,11 +1,11 @@
-"""``dsgen import coco``, ``dsgen import datamaker``, ``dsgen import video``."""
+"""``dsgen import coco|datamaker|yolo|voc|imagenet|video``."""
 
 from __future__ import annotations
 
 import sys
 import time
 from pathlib import Path
-from typing import cast
+from typing import NoReturn, cast
 
 import click
 import orjson
@@ -55,14 +55,7 @@ def import_coco_cmd(annotations: Path, images: Path | None, project: str, skip_i
                                  create_missing=create_missing, panoptic_dir=panoptic_dir,
                                  progress=sys.stderr.isatty() and not as_json)
     except ImportRefused as exc:
-        written = exc.report.write(report_path or reports / f"import-refused-{time.strftime('%Y%m%d-%H%M%S')}.json")
-        if as_json:
-            first = exc.report.errors[0] if exc.report.errors else None
-            click.echo(orjson.dumps({"error": f"{str(exc).splitlines()[0]} {first}" if first else str(exc).splitlines()[0],
-                                     "errors": len(exc.report.errors),
-                                     "warnings": len(exc.report.warnings), "report": str(written)}).decode())
-        click.echo(f"error: {exc}\nreport: {written}", err=True)
-        sys.exit(2)
+        _refused(exc, reg.settings.home, as_json, report_path)
     if report_path is not None or (skip_invalid and result.report.problems):
         result.report_path = result.report.write(report_path or reports / f"import-{result.ingest.batch_id}.json")
     summary = result.summary()
@@ -110,9 +103,7 @@ def import_datamaker_cmd(path: Path, images: Path | None, schema: Path | None, p
                                       images=images, schema=schema, storage=storage, actor=cli_actor(),
                                       skip_invalid=skip_invalid, on_conflict=cast(OnConflict, on_conflict))
     except ImportRefused as exc:
-        written = exc.report.write(reg.settings.home / "reports" / f"import-refused-{time.strftime('%Y%m%d-%H%M%S')}.json")
-        click.echo(f"error: {exc}\nreport: {written}", err=True)
-        sys.exit(2)
+        _refused(exc, reg.settings.home, as_json)
     summary = result.summary()
     human = (f"imported {path} into project {project!r}: {summary['images_new']} new images, "
              f"{summary['annotations']} new annotations ({summary['annotations_merged']} merged, "
@@ -120,6 +111,78 @@ def import_datamaker_cmd(path: Path, images: Path | None, schema: Path | None, p
     if result.report.problems:
         human += "\n" + result.report.to_text(20)
     emit(summary, as_json, human)
+
+
+def _layout_command(fmt: str, path: Path, project: str, skip_invalid: bool, as_json: bool, **kw: str) -> None:
+    from dsgen_core.formats.layout import ingest_layout
+    from dsgen_core.formats.report import ValidationReport
+    from dsgen_core.formats.voc_imagenet import read_imagenet, read_voc
+    from dsgen_core.formats.yolo_import import read_yolo
+
+    reg = open_registry()
+    storage = open_storage(reg.settings.storage_root)
+    report = ValidationReport()
+    lb = {"yolo": lambda: read_yolo(path, report, **kw), "voc": lambda: read_voc(path, report),
+          "imagenet": lambda: read_imagenet(path, report)}[fmt]()
+    try:
+        with reg.session(bulk=True) as s:
+            result = ingest_layout(s, ensure_project(s, project, source=fmt, actor=cli_actor()), lb, storage=storage,
+                                   actor=cli_actor(), skip_invalid=skip_invalid)
+    except ImportRefused as exc:
+        _refused(exc, reg.settings.home, as_json)
+    summary = result.summary()
+    human = (f"imported {path} ({fmt}) into project {project!r}: {summary['images_new']} new images, "
+             f"{summary['annotations']} new annotations ({summary['annotations_unchanged']} unchanged), "
+             f"{summary['categories_new']} new classes")
+    if result.report.problems:
+        human += "\n" + result.report.to_text(20)
+    emit(summary, as_json, human)
+
+
+def _refused(exc: ImportRefused, home: Path, as_json: bool, report_path: Path | None = None) -> NoReturn:
+    """A refused import: the report written, one line (or a JSON error) and exit 2."""
+    written = exc.report.write(report_path or home / "reports" / f"import-refused-{time.strftime('%Y%m%d-%H%M%S')}.json")
+    if as_json:
+        first = exc.report.errors[0] if exc.report.errors else None
+        click.echo(orjson.dumps({"error": f"{str(exc).splitlines()[0]} {first}" if first else str(exc).splitlines()[0],
+                                 "errors": len(exc.report.errors),
+                                 "warnings": len(exc.report.warnings), "report": str(written)}).decode())
+    click.echo(f"error: {exc}\nreport: {written}", err=True)
+    sys.exit(2)
+
+
+@import_.command("yolo")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--task", type=click.Choice(["auto", "detect", "segment", "pose", "obb"]), default="auto",
+              show_default=True, help="What 8-value lines are: polygons (auto/segment) or oriented boxes (obb).")
+@project_option
+@click.option("--skip-invalid", is_flag=True, help="Import the valid records and report the rest.")
+@json_option
+def import_yolo_cmd(path: Path, task: str, project: str, skip_invalid: bool, as_json: bool) -> None:
+    """Import an Ultralytics YOLO dataset (data.yaml: detect, segment, pose, obb) or a Darknet one (obj.data).
+
+    The source's splits (train/val/test) become the images' `source_split` metadata."""
+    _layout_command("yolo", path, project, skip_invalid, as_json, task=task)
+
+
+@import_.command("voc")
+@click.argument("path", type=click.Path(path_type=Path))
+@project_option
+@click.option("--skip-invalid", is_flag=True, help="Import the valid records and report the rest.")
+@json_option
+def import_voc_cmd(path: Path, project: str, skip_invalid: bool, as_json: bool) -> None:
+    """Import a Pascal VOC folder (Annotations/*.xml, JPEGImages, ImageSets/Main splits)."""
+    _layout_command("voc", path, project, skip_invalid, as_json)
+
+
+@import_.command("imagenet")
+@click.argument("path", type=click.Path(path_type=Path))
+@project_option
+@click.option("--skip-invalid", is_flag=True, help="Import the valid records and report the rest.")
+@json_option
+def import_imagenet_cmd(path: Path, project: str, skip_invalid: bool, as_json: bool) -> None:
+    """Import an ImageNet layout (a folder per label, or <split>.txt + synsets.txt) as image-level labels."""
+    _layout_command("imagenet", path, project, skip_invalid, as_json)
 
 
 @import_.command("video")

@@ -49,6 +49,8 @@ EXPORT_COMMANDS: dict[str, tuple[str, str]] = {
     "coco": ("commands_export:export_coco_cmd", "The project (or a query) as one COCO file, or a version per split."),
     "yolo": ("commands_export:export_yolo_cmd", "A frozen version as an Ultralytics YOLO dataset."),
     "datamaker": ("commands_export:export_datamaker_cmd", "Images a query selects as Datamaker annotatorData files."),
+    "voc": ("commands_export:export_voc_cmd", "A frozen version as Pascal VOC."),
+    "imagenet": ("commands_export:export_imagenet_cmd", "A frozen version as ImageNet class folders."),
     "onnx": ("commands_models:export_onnx_cmd", "A model version's best weights as an ONNX artifact."),
 }
 

@@ -1,0 +1,117 @@
+"""YOLO (Ultralytics and Darknet), Pascal VOC and ImageNet layouts, on the corpus's real examples (issue 12)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+from sqlalchemy import select
+
+from dsgen_core.registry.db import Registry
+from dsgen_core.registry.projects import get_project
+from dsgen_core.registry.schema import Annotation, Asset, LabelClass
+from dsgen_core.versions.lifecycle import create_version, freeze_version
+from dsgen_core.storage import LocalStorage
+
+
+@pytest.fixture(scope="module")
+def assets(corpus: Path) -> Path:
+    return corpus / "cvat-datumaro" / "tests" / "assets"
+
+
+def _ok(result: Any) -> Any:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _objects(reg: Registry, project: str = "p") -> list[Annotation]:
+    with reg.session() as s:
+        pid = get_project(s, project).id
+        return list(s.scalars(select(Annotation).join(Asset, Asset.id == Annotation.asset_id)
+                              .where(Asset.project_id == pid).order_by(Annotation.id)))
+
+
+@pytest.mark.parametrize("variant", ["yolov8_detection", "yolov8_detection_with_list_of_names",
+                                     "yolov8_detection_with_subset_txt", "yolov8_detection_with_list_of_imgs"])
+def test_yolo_boxes_are_pixels_and_splits_are_metadata(registry: Registry, cli: Any, assets: Path,
+                                                       variant: str) -> None:
+    root = assets / "yolo_dataset" / variant
+    out = _ok(cli.invoke("import", "yolo", root, "--project", "p", "--json"))
+    assert out["images_new"] == 1 and out["annotations"] == 2
+    w, h = Image.open(next(root.rglob("1.jpg"))).size
+    boxes = sorted((round(a.bbox_x, 3), round(a.bbox_y, 3), round(a.bbox_w, 3), round(a.bbox_h, 3))
+                   for a in _objects(registry))
+    expect = sorted((round((cx - bw / 2) * w, 3), round((cy - bh / 2) * h, 3), round(bw * w, 3), round(bh * h, 3))
+                    for cx, cy, bw, bh in ((0.133333, 0.3, 0.266667, 0.2), (0.266667, 0.45, 0.133333, 0.3)))
+    assert boxes == expect
+    with registry.session() as s:
+        assert set(s.scalars(select(LabelClass.key))) >= {"label_2", "label_4"}
+    train = _ok(cli.invoke("query", "source_split:train", "--project", "p", "--json"))
+    assert len(train["ids"] if isinstance(train, dict) else train) == 1
+    again = _ok(cli.invoke("import", "yolo", root, "--project", "p", "--json"))
+    assert again["annotations"] == 0 and again["images_new"] == 0
+
+
+def test_yolo_segments_poses_and_oriented_boxes(registry: Registry, cli: Any, assets: Path) -> None:
+    y = assets / "yolo_dataset"
+    _ok(cli.invoke("import", "yolo", y / "yolov8_segmentation", "--project", "seg", "--json"))
+    polys = [a for a in _objects(registry, "seg")]
+    assert [a.geometry_type for a in polys] == ["polygon", "polygon"] and len(polys[1].polygon[0]) == 10
+    _ok(cli.invoke("import", "yolo", y / "yolov8_pose", "--project", "pose", "--json"))
+    (kp,) = _objects(registry, "pose")
+    assert kp.geometry_type == "keypoints" and kp.keypoints[2::3] == [2, 2, 2] and kp.num_keypoints == 3
+    _ok(cli.invoke("import", "yolo", y / "yolov8_pose_two_values_per_point", "--project", "pose2", "--json"))
+    (kp2,) = _objects(registry, "pose2")
+    assert kp2.keypoints[0::3] == pytest.approx([v * (kp.keypoints[0] / 0.1) for v in (0.1, 0.3, 0.5)])
+    _ok(cli.invoke("import", "yolo", y / "yolov8_oriented_boxes", "--project", "obb", "--task", "obb", "--json"))
+    rotated = _objects(registry, "obb")
+    assert all(a.geometry_type == "bbox" and "rotation" in (a.attributes or {}) for a in rotated)
+    assert any(abs(a.attributes["rotation"]) > 1 for a in rotated)
+
+
+def test_darknet_yolo(registry: Registry, cli: Any, assets: Path) -> None:
+    out = _ok(cli.invoke("import", "yolo", assets / "yolo_dataset" / "yolo", "--project", "p", "--json"))
+    assert out["images_new"] == 1 and out["annotations"] == 2
+
+
+def test_voc_objects_flags_parts_and_splits_round_trip(registry: Registry, cli: Any, assets: Path,
+                                                        tmp_path: Path) -> None:
+    root = assets / "voc_dataset" / "voc_dataset1"
+    out = _ok(cli.invoke("import", "voc", root, "--project", "p", "--json"))
+    assert out["annotations"] == 2
+    cat, person = _objects(registry)
+    assert (cat.bbox_x, cat.bbox_y, cat.bbox_w, cat.bbox_h) == (1, 2, 2, 2)
+    assert cat.attributes == {"pose": "Unspecified", "truncated": True, "difficult": False}
+    assert person.extra == {"voc": {"parts": [{"name": "head", "bndbox": [5.5, 6.0, 2.0, 2.0]}]}}
+    assert person.attributes["action.jumping"] is False and person.attributes["action.phoning"] is True
+    with registry.session() as s:
+        p = get_project(s, "p")
+        create_version(s, p, "v1", seed=1)
+        freeze_version(s, p, "v1", storage=LocalStorage(registry.settings.storage_root))
+    _ok(cli.invoke("export", "voc", "v1", tmp_path / "voc", "--project", "p", "--json"))
+    _ok(cli.invoke("import", "voc", tmp_path / "voc", "--project", "q", "--json"))
+
+    def facts(objs: list[Annotation]) -> list[Any]:
+        return sorted((a.bbox_x, a.bbox_y, a.bbox_w, a.bbox_h, json.dumps(a.attributes, sort_keys=True),
+                       json.dumps(a.extra, sort_keys=True)) for a in objs)
+
+    assert facts(_objects(registry, "q")) == facts(_objects(registry, "p"))
+
+
+def test_imagenet_folders_and_lists(registry: Registry, cli: Any, assets: Path, tmp_path: Path) -> None:
+    out = _ok(cli.invoke("import", "imagenet", assets / "imagenet_dataset", "--project", "p", "--json"))
+    assert out["images_new"] == 3 and out["annotations"] == 3
+    assert {a.geometry_type for a in _objects(registry)} == {"label"}
+    txt = _ok(cli.invoke("import", "imagenet", assets / "imagenet_txt_dataset" / "basic", "--project", "t",
+                         "--json"))
+    assert txt["images_new"] == 4 and txt["annotations"] == 4 and txt["warnings"] == 2  # two listed files missing
+    with registry.session() as s:
+        p = get_project(s, "p")
+        create_version(s, p, "v1", seed=1)
+        freeze_version(s, p, "v1", storage=LocalStorage(registry.settings.storage_root))
+    exp = _ok(cli.invoke("export", "imagenet", "v1", tmp_path / "in", "--project", "p", "--json"))
+    assert exp["images"] == 3
+    assert sorted(p.parent.name for p in (tmp_path / "in").rglob("*.jpg")) == ["label_0", "label_0", "label_1"]
