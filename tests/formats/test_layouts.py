@@ -13,8 +13,8 @@ from sqlalchemy import select
 from dsgen_core.registry.db import Registry
 from dsgen_core.registry.projects import get_project
 from dsgen_core.registry.schema import Annotation, Asset, LabelClass
-from dsgen_core.versions.lifecycle import create_version, freeze_version
 from dsgen_core.storage import LocalStorage
+from dsgen_core.versions.lifecycle import create_version, freeze_version
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def test_yolo_boxes_are_pixels_and_splits_are_metadata(registry: Registry, cli: 
 def test_yolo_segments_poses_and_oriented_boxes(registry: Registry, cli: Any, assets: Path) -> None:
     y = assets / "yolo_dataset"
     _ok(cli.invoke("import", "yolo", y / "yolov8_segmentation", "--project", "seg", "--json"))
-    polys = [a for a in _objects(registry, "seg")]
+    polys = list(_objects(registry, "seg"))
     assert [a.geometry_type for a in polys] == ["polygon", "polygon"] and len(polys[1].polygon[0]) == 10
     _ok(cli.invoke("import", "yolo", y / "yolov8_pose", "--project", "pose", "--json"))
     (kp,) = _objects(registry, "pose")
