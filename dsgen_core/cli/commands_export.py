@@ -107,3 +107,24 @@ def export_voc_cmd(tag: str, out_dir: Path, project: str, as_json: bool) -> None
 def export_imagenet_cmd(tag: str, out_dir: Path, project: str, as_json: bool) -> None:
     """Write a frozen version as ImageNet folders (<split>/<class>/<image>) for classification."""
     _layout_export("imagenet", tag, out_dir, project, as_json)
+
+
+@click.command("convert")
+@click.option("--from", "source", type=click.Choice(["coco", "datamaker", "yolo", "voc", "imagenet"]), required=True)
+@click.option("--to", "target", type=click.Choice(["coco", "datamaker", "yolo", "voc", "imagenet"]), required=True)
+@click.argument("src", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--images", type=click.Path(path_type=Path), help="COCO/Datamaker: the images' folder.")
+@json_option
+def convert_cmd(source: str, target: str, src: Path, out: Path, images: Path | None, as_json: bool) -> None:
+    """Convert SRC (a file or folder in --from's format) to OUT in --to's, through the registry's model.
+
+    Your registry is not touched: the conversion uses one of its own in a temporary folder. The loss
+    report says what the target format cannot hold."""
+    from dsgen_core.formats.convert import convert
+
+    r = convert(source, src, target, out, images=images)
+    lines = [f"converted {src} ({source}) to {out} ({target}): {r.images} images, {r.objects} objects"]
+    lines += [f"  lost: {what}: {n}" for what, n in r.lost.items()] or ["  nothing lost"]
+    emit({"source": source, "target": target, "images": r.images, "objects": r.objects, "loss_report": r.lost,
+          "written": r.written}, as_json, "\n".join(lines))

@@ -33,15 +33,18 @@ def version() -> None:
 @click.option("--include-model", is_flag=True, help="Also snapshot model annotations (default: human only).")
 @click.option("--fresh-splits", is_flag=True,
               help="Split every image anew (default: images keep the split earlier versions gave them).")
+@click.option("--source-splits", is_flag=True,
+              help="New images take the split their source named (YOLO/VOC/ImageNet imports: source_split).")
 @project_option
 @json_option
-def create_cmd(tag: str, query: str, split: str, seed: int, include_model: bool, fresh_splits: bool, project: str,
-               as_json: bool) -> None:
+def create_cmd(tag: str, query: str, split: str, seed: int, include_model: bool, fresh_splits: bool,
+               source_splits: bool, project: str, as_json: bool) -> None:
     """Define a draft version; it selects nothing until it is frozen."""
     reg = open_registry()
     with reg.session() as s:
         v = create_version(s, get_project(s, project), tag, query=query, split=split, seed=seed,
-                           include_model=include_model, fresh_splits=fresh_splits, actor=cli_actor())
+                           include_model=include_model, fresh_splits=fresh_splits, source_splits=source_splits,
+                           actor=cli_actor())
         data = version_summary(s, v)
     emit(data.to_dict(), as_json, f"created draft version {tag!r} (query {query!r}, split {data.split_config}, seed {seed})")
 

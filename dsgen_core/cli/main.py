@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "similar": ("commands_embed:similar", "Objects most similar to an object or an image (embeddings)."),
     "duplicates": ("commands_embed:duplicates", "Exact and near-duplicate images, as groups."),
     "tracks": ("commands_tracks:tracks", "Objects followed across frames: list, create, propose by linking, accept or reject."),
+    "convert": ("commands_export:convert_cmd", "Any supported dataset format to any other, with a loss report."),
     "cvat": ("commands_cvat:cvat", "Push a selection to CVAT as new tasks; pull the annotators' work back."),
     "demo": ("commands_demo:demo", "The whole flow on generated data: import, query, charts, version, train."),
 }

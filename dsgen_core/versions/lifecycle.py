@@ -19,6 +19,7 @@ from dsgen_core.registry.changes import audit, record_change
 from dsgen_core.registry.schema import (
     Annotation,
     Asset,
+    AssetMetadata,
     Dataset,
     DatasetSplit,
     DatasetVersion,
@@ -79,9 +80,13 @@ def create_version(
     seed: int = 0,
     include_model: bool = False,
     fresh_splits: bool = False,
+    source_splits: bool = False,
     actor: str | None = None,
 ) -> DatasetVersion:
     """A draft version; nothing is selected until it freezes.
+
+    ``source_splits``: an image no earlier version split takes the split its source named
+    (``source_split`` metadata of YOLO, VOC and ImageNet imports) where that is train, val or test.
 
     Its images keep the split earlier frozen versions of the project gave them (only new ones are
     split), so a model is never tested on what its parent trained on; ``fresh_splits`` splits all anew.
@@ -100,7 +105,8 @@ def create_version(
     v = DatasetVersion(
         dataset_id=dataset.id, project_id=project.id, version_tag=tag, ontology_version_id=project.default_ontology_version_id,
         status="draft", is_frozen=False, query=query, split_config=ratios, seed=seed,
-        filter_config={"include_model": include_model, **({"fresh_splits": True} if fresh_splits else {})},
+        filter_config={"include_model": include_model, **({"fresh_splits": True} if fresh_splits else {}),
+                       **({"source_splits": True} if source_splits else {})},
     )
     session.add(v)
     session.flush()
@@ -211,6 +217,12 @@ def freeze_version(
         .where(DatasetVersion.project_id == project_id, DatasetVersion.is_frozen.is_(True),
                DatasetVersion.id != v.id, DatasetVersionAsset.asset_id.in_(select(member_q)))
         .order_by(DatasetVersion.id)).all())  # later rows overwrite earlier ones: the newest version wins
+    if (v.filter_config or {}).get("source_splits"):
+        # The split the source named (YOLO/VOC/ImageNet ``source_split``), for images no earlier version split.
+        for asset_id, named in conn.execute(select(AssetMetadata.asset_id, AssetMetadata.value_text).where(
+                AssetMetadata.key == "source_split", AssetMetadata.value_text.in_(SPLIT_NAMES),
+                AssetMetadata.asset_id.in_(select(member_q)))):
+            kept.setdefault(asset_id, str(named))
     assignment = assign_splits(assets, classes_of, linked.values(), ratios, v.seed, fixed=kept)
     split_ids: dict[str, int] = {}
     for name in SPLIT_NAMES:

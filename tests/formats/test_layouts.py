@@ -115,3 +115,28 @@ def test_imagenet_folders_and_lists(registry: Registry, cli: Any, assets: Path, 
     exp = _ok(cli.invoke("export", "imagenet", "v1", tmp_path / "in", "--project", "p", "--json"))
     assert exp["images"] == 3
     assert sorted(p.parent.name for p in (tmp_path / "in").rglob("*.jpg")) == ["label_0", "label_0", "label_1"]
+
+
+@pytest.mark.parametrize(("source", "rel", "target"), [
+    ("voc", "voc_dataset/voc_dataset1", "yolo"),
+    ("yolo", "yolo_dataset/yolov8_segmentation", "voc"),
+    ("yolo", "yolo_dataset/yolov8_detection", "coco"),
+    ("imagenet", "imagenet_dataset", "datamaker"),
+    ("voc", "voc_dataset/voc_dataset1", "imagenet"),
+])
+def test_convert_any_to_any_with_a_loss_report(registry: Registry, cli: Any, assets: Path, tmp_path: Path,
+                                               source: str, rel: str, target: str) -> None:
+    out = tmp_path / ("out.json" if target == "coco" else "out")
+    r = _ok(cli.invoke("convert", "--from", source, "--to", target, assets / rel, out, "--json"))
+    assert r["objects"] > 0 and out.exists()
+    if (source, target) == ("yolo", "voc"):
+        assert r["loss_report"] == {"polygons, masks, keypoints and polylines (written as their boxes)": 2}
+        xml = next((out / "Annotations").glob("*.xml")).read_text()
+        assert xml.count("<object>") == 2
+    if (source, target) == ("voc", "yolo"):
+        assert "object attributes (occluded, rotation, custom)" in r["loss_report"]
+        # VOC's own splits (ImageSets/Main: 000001 train, 000002 test) are the YOLO splits
+        assert {(p.parent.name, p.name.split("__")[-1]) for p in (out / "images").rglob("*.jpg")} == {
+            ("train", "2007_000001.jpg"), ("test", "2007_000002.jpg")}
+    with registry.session() as s:  # the user's registry is not touched
+        assert s.scalar(select(Annotation.id)) is None
