@@ -209,6 +209,19 @@ class StandIn:
         if path == "/api/labels" and method == "GET":
             task = self.tasks[int(query["task_id"][0])]
             return 200, _page(task["labels"])
+        m = re.fullmatch(r"/api/jobs/(\d+)(/annotations/)?", path)
+        if m and method == "GET":
+            found = [(t, j) for t in self.tasks.values() for j in t["jobs"] if j["id"] == int(m[1])]
+            if not found:
+                return 404, {"detail": "Not found."}
+            (t, j), = found
+            if not m[2]:
+                return 200, self._job_read(t, j)
+            def inside(o: dict[str, Any]) -> bool:
+                return j["start"] <= o["frame"] <= j["stop"]
+            return 200, {"version": t.get("version", 0), "tags": [o for o in t["tags"] if inside(o)],
+                         "shapes": [o for o in t["shapes"] if inside(o)],
+                         "tracks": [tr for tr in t["tracks"] if any(inside(sh) for sh in tr.get("shapes") or [])]}
         if path == "/api/jobs" and method == "GET":
             task = self.tasks[int(query["task_id"][0])]
             return 200, _page([self._job_read(task, j) for j in task["jobs"]])

@@ -52,19 +52,20 @@ def push(query: str, name: str | None, resume: int | None, cvat_project: int | N
 
 
 @cvat.command("pull")
-@click.argument("task_id", type=int)
+@click.argument("task_id", type=int, required=False)
+@click.option("--job", "job_id", type=int, help="Pull one CVAT job (its frames) instead of a whole task.")
 @click.option("--on-conflict", type=click.Choice(["cvat", "registry"]), default="cvat", show_default=True,
               help="Who wins when an object changed on both sides since the push.")
 @project_option
 @json_option
-def pull(task_id: int, on_conflict: str, project: str, as_json: bool) -> None:
-    """Bring a pushed task's annotations back as one annotation batch."""
+def pull(task_id: int | None, job_id: int | None, on_conflict: str, project: str, as_json: bool) -> None:
+    """Bring a pushed task's (or one of its jobs') annotations back as one annotation batch."""
     reg = open_registry()
     storage = open_storage(reg.settings.storage_root)
     with reg.session() as s:
-        r = pull_from_cvat(s, get_project(s, project), task_id, storage=storage, on_conflict=on_conflict,  # type: ignore[arg-type]
-                           actor=cli_actor())
-    human = (f"task {task_id}: {r.added} added, {r.changed} changed, {r.deleted} deleted, {r.unchanged} unchanged"
+        r = pull_from_cvat(s, get_project(s, project), task_id, job_id=job_id, storage=storage,
+                           on_conflict=on_conflict, actor=cli_actor())  # type: ignore[arg-type]
+    human = (f"task {r.task_id}{f' job {job_id}' if job_id else ''}: {r.added} added, {r.changed} changed, {r.deleted} deleted, {r.unchanged} unchanged"
              + (f" (batch {r.batch_id})" if r.batch_id else " (nothing to do)"))
     human += "".join(f"\nconflict: {c}" for c in r.conflicts)
     emit(r.to_dict(), as_json, human)

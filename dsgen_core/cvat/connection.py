@@ -131,3 +131,15 @@ def task_jobs(client: Any, task_id: int, url: str) -> list[dict[str, Any]]:
     with cvat_call(f"list the jobs of task {task_id}", url):
         return list(get_paginated_collection(client.api_client.jobs_api.list_endpoint, task_id=task_id,
                                              return_json=True))
+
+
+def job_details(client: Any, job_id: int, url: str) -> dict[str, Any]:
+    with cvat_call(f"read job {job_id}", url):
+        _, response = client.api_client.jobs_api.retrieve(job_id, _parse_response=False)
+        return dict(json.loads(response.data))
+
+
+def job_annotations(client: Any, job_id: int, url: str) -> dict[str, Any]:
+    with cvat_call(f"read the annotations of job {job_id}", url):
+        _, response = client.api_client.jobs_api.retrieve_annotations(job_id, _parse_response=False)
+        return dict(json.loads(response.data))

@@ -29,7 +29,14 @@ import orjson
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from dsgen_core.cvat.connection import CvatServer, cvat_client, task_annotations, task_labels
+from dsgen_core.cvat.connection import (
+    CvatServer,
+    cvat_client,
+    job_annotations,
+    job_details,
+    task_annotations,
+    task_labels,
+)
 from dsgen_core.cvat.shapes import SHAPE_FIELDS, Pulled, cvat_fingerprint, from_cvat, registry_fingerprint
 from dsgen_core.errors import DsgenError, NotFound
 from dsgen_core.formats.report import ValidationReport
@@ -67,25 +74,45 @@ def find_task(session: Session, project: Project, task_id: int, *, server: str |
     return found[0]
 
 
-def pull_from_cvat(session: Session, project: Project, task_id: int, *, storage: Storage,
-                   on_conflict: ConflictRule = "cvat", actor: str | None = None,
+def pull_from_cvat(session: Session, project: Project, task_id: int | None = None, *, job_id: int | None = None,
+                   storage: Storage, on_conflict: ConflictRule = "cvat", actor: str | None = None,
                    server: CvatServer | None = None) -> PullResult:
-    """Bring task ``task_id``'s annotations back; see the module docstring. In the caller's transaction."""
+    """Bring task ``task_id``'s annotations back (or one job's: ``job_id``, its frames only); see the
+    module docstring. In the caller's transaction."""
     if on_conflict not in ("cvat", "registry"):
         raise DsgenError(f"on_conflict must be cvat or registry, not {on_conflict!r}")
+    if (task_id is None) == (job_id is None):
+        raise DsgenError("pull a task (TASK_ID) or a job (--job ID), one of the two")
     server = server or CvatServer.from_env()
-    t = find_task(session, project, task_id, server=server.url)
+    t = find_task(session, project, task_id, server=server.url) if task_id is not None else \
+        _task_of_job(session, project, job_id or 0, server.url)
     if t.status != "pushed":
-        raise DsgenError(f"CVAT task {task_id} is {t.status}, not pushed: finish it first (dsgen cvat push --resume "
+        raise DsgenError(f"CVAT task {t.task_id} is {t.status}, not pushed: finish it first (dsgen cvat push --resume "
                          f"{t.export_job_id}) or clean it up (dsgen cvat clean {t.export_job_id})")
+    assert t.task_id is not None  # pushed
+    window = None
     with cvat_client(server) as client:
-        data = task_annotations(client, task_id, server.url)
-        labels = {lb["id"]: lb for lb in task_labels(client, task_id, server.url)}
-    return _apply(session, project, t, data, labels, storage, on_conflict, actor)
+        if job_id is not None:
+            job = job_details(client, job_id, server.url)
+            window = (int(job["start_frame"]), int(job["stop_frame"]))
+            data = job_annotations(client, job_id, server.url)
+        else:
+            data = task_annotations(client, t.task_id, server.url)
+        labels = {lb["id"]: lb for lb in task_labels(client, t.task_id, server.url)}
+    return _apply(session, project, t, data, labels, storage, on_conflict, actor, window)
+
+
+def _task_of_job(session: Session, project: Project, job_id: int, server: str) -> CvatTask:
+    for t in session.scalars(select(CvatTask).where(CvatTask.project_id == project.id, CvatTask.server == server)):
+        if job_id in (t.job_ids or []):
+            return t
+    raise NotFound(f"CVAT job {job_id} is not a job of a task pushed from project {project.name!r} "
+                   "(see dsgen cvat status)")
 
 
 def _apply(session: Session, project: Project, t: CvatTask, data: dict[str, Any], labels: dict[int, Any],
-           storage: Storage, on_conflict: ConflictRule, actor: str | None) -> PullResult:
+           storage: Storage, on_conflict: ConflictRule, actor: str | None,
+           window: tuple[int, int] | None = None) -> PullResult:
     result = PullResult(t.task_id or 0, None)
     frames = {f.frame: f.asset_id for f in session.scalars(select(CvatFrame).where(CvatFrame.cvat_task_id == t.id))}
     assets = {a.id: a for a in session.execute(select(Asset.id, Asset.width, Asset.height, Asset.file_name)
@@ -93,9 +120,18 @@ def _apply(session: Session, project: Project, t: CvatTask, data: dict[str, Any]
     known = {(o.kind, o.cvat_id): o for o in session.scalars(select(CvatObject).where(CvatObject.cvat_task_id == t.id))}
     mapped_ids = [o.annotation_id for o in known.values() if o.annotation_id is not None]
     current = {r.id: r for i in range(0, len(mapped_ids), 5_000) for r in session.execute(select(
-        Annotation.id, Annotation.label_class_id, Annotation.geometry_type, Annotation.bbox_x, Annotation.bbox_y,
-        Annotation.bbox_w, Annotation.bbox_h, Annotation.polygon, Annotation.mask_uri, Annotation.keypoints,
-        Annotation.caption, Annotation.attributes).where(Annotation.id.in_(mapped_ids[i:i + 5_000])))}
+        Annotation.id, Annotation.asset_id, Annotation.label_class_id, Annotation.geometry_type, Annotation.bbox_x,
+        Annotation.bbox_y, Annotation.bbox_w, Annotation.bbox_h, Annotation.polygon, Annotation.mask_uri,
+        Annotation.keypoints, Annotation.caption, Annotation.attributes).where(Annotation.id.in_(mapped_ids[i:i + 5_000])))}
+    if window is not None:
+        # A job holds its frames only: what CVAT no longer has is judged within them, and the task's
+        # other objects (and its tracks, which a job only shows in part) are left as they are.
+        frame_of = {asset: frame for frame, asset in frames.items()}
+        lo, hi = window
+        in_job = {tr["id"] for tr in data.get("tracks") or []}
+        known = {k: m for k, m in known.items()
+                 if (k[0] == "track" and k[1] in in_job) or (k[0] != "track" and m.annotation_id in current
+                                                             and lo <= frame_of[current[m.annotation_id].asset_id] <= hi)}
     class_of = _classes(session, project, t, labels)
     report = ValidationReport()
     where = f"{t.server}/tasks/{t.task_id}"
@@ -104,7 +140,13 @@ def _apply(session: Session, project: Project, t: CvatTask, data: dict[str, Any]
     edited_keys: list[tuple[str, int]] = []
     seen: set[tuple[str, int]] = set()
     refresh: list[tuple[CvatObject, str]] = []  # mapping rows whose CVAT side moved on (conflicts kept)
+    tracks = {int(tr["id"]): tr for tr in data.get("tracks") or []}
+    track_fp = {tid: _track_fingerprint(tr) for tid, tr in tracks.items()}
+    same_tracks = {tid for tid, fp in track_fp.items() if (m := known.get(("track", tid))) and m.cvat_fingerprint == fp}
     for kind, obj in _objects(data):
+        if kind == "track" and obj["track"] in same_tracks:
+            result.unchanged += 1
+            continue
         frame = int(obj["frame"])
         if frame not in frames:
             raise DsgenError(f"{where}: a {kind} on frame {frame}, which the push did not make")
@@ -152,10 +194,10 @@ def _apply(session: Session, project: Project, t: CvatTask, data: dict[str, Any]
         attrs = {**{k: v for k, v in (row.attributes or {}).items() if k not in held}, **(pulled.attributes or {})}
         edits.append(ObjectEdit(row.id, _record(len(edits), None, a.id, label, pulled, attrs or None)))
         edited_keys.append(key)
-    removals: list[int] = []
-    removed_keys: list[tuple[str, int]] = []
+    removals = _track_removals(session, t, tracks, same_tracks, known, added)
+    removed_keys: list[tuple[str, int]] = [k for k in known if k[0] == "track" and k[1] not in tracks]
     for key, m in known.items():
-        if key in seen:
+        if key in seen or key[0] == "track":
             continue
         removed_keys.append(key)
         if m.annotation_id is None:
@@ -188,10 +230,43 @@ def _apply(session: Session, project: Project, t: CvatTask, data: dict[str, Any]
     result.changed = res.objects_merged
     result.deleted = len(removals)
     _remember(session, t, data, set(edited_keys), removed_keys, known)
+    for tid, fp in track_fp.items():
+        if tid not in same_tracks:
+            m = known.get(("track", tid))
+            if m is None:
+                session.add(CvatObject(cvat_task_id=t.id, kind="track", cvat_id=tid, annotation_id=None,
+                                       cvat_fingerprint=fp, registry_fingerprint=None))
+            else:
+                m.cvat_fingerprint = fp
     t.pulled_at = utcnow()
     t.last_pull_batch_id = res.batch_id
     session.flush()
     return result
+
+
+def _track_fingerprint(tr: dict[str, Any]) -> str:
+    core = {"label": tr["label_id"], "attrs": sorted((int(a["spec_id"]), str(a["value"])) for a in tr.get("attributes") or []),
+            "shapes": [cvat_fingerprint("shape", {**sh, "label_id": tr["label_id"]}) + str(bool(sh.get("outside")))
+                       for sh in sorted(tr.get("shapes") or [], key=lambda x: x["frame"])]}
+    return hashlib.sha256(orjson.dumps(core, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _track_removals(session: Session, t: CvatTask, tracks: dict[int, Any], same: set[int],
+                    known: dict[tuple[str, int], CvatObject], added: list[ObjectRecord]) -> list[int]:
+    """Registry objects of tracks CVAT deleted, and of frames a changed track no longer covers."""
+    touched = sorted(set(tracks) - same) + [k[1] for k in known if k[0] == "track" and k[1] not in tracks]
+    if not touched:
+        return []
+    keep = {f"cvat{t.id}:{o.source_id}" for o in added if str(o.source_id).startswith("track")}
+    assets = [f.asset_id for f in session.scalars(select(CvatFrame).where(CvatFrame.cvat_task_id == t.id))]
+    out: list[int] = []
+    for tid in touched:
+        prefix = f"cvat{t.id}:track{tid}@"
+        for i in range(0, len(assets), 5_000):
+            out += [r.id for r in session.execute(select(Annotation.id, Annotation.source_key).where(
+                Annotation.asset_id.in_(assets[i:i + 5_000]), Annotation.source_key.like(f"{prefix}%")))
+                if r.source_key not in keep]
+    return out
 
 
 def _objects(data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

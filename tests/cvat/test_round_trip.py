@@ -236,3 +236,46 @@ def test_an_unreachable_server_is_exit_3(imported: Registry, cli: Any, monkeypat
     monkeypatch.setenv("CVAT_ACCESS_TOKEN", TOKEN)
     r = cli.invoke("cvat", "push", "--name", "x", "--project", "p")
     assert r.exit_code == 3 and "cannot reach CVAT" in r.output and TOKEN not in r.output
+
+
+def test_a_job_pull_judges_its_own_frames_only(imported: Registry, cvat: StandIn, cli: Any) -> None:
+    pushed = _json(cli.invoke("cvat", "push", "--name", "j", "--project", "p", "--segment-size", "6", "--json"))
+    task_id = pushed["tasks"][0]["id"]
+    jobs = cvat.tasks[task_id]["jobs"]
+    assert [(j["start"], j["stop"]) for j in jobs] == [(0, 5), (6, 11)]
+    shapes = cvat.tasks[task_id]["shapes"]
+    first = next(sh for sh in shapes if sh["frame"] <= 5)
+    second = next(sh for sh in shapes if sh["frame"] >= 6)
+    shapes.remove(first)
+    shapes.remove(second)
+    out = _json(cli.invoke("cvat", "pull", "--job", jobs[0]["id"], "--project", "p", "--json"))
+    assert out["deleted"] == 1  # the second job's deletion waits for its own pull (or the task's)
+    rest = _json(cli.invoke("cvat", "pull", task_id, "--project", "p", "--json"))
+    assert rest["deleted"] == 1 and rest["added"] == 0
+
+
+def test_tracks_come_back_as_objects_per_frame_and_only_once(imported: Registry, cvat: StandIn, cli: Any) -> None:
+    pushed = _json(cli.invoke("cvat", "push", "--name", "t", "--project", "p", "--json"))
+    task_id = pushed["tasks"][0]["id"]
+    label = cvat.tasks[task_id]["labels"][0]["id"]
+    box = {"type": "rectangle", "occluded": False, "outside": False, "z_order": 0, "rotation": 0.0, "attributes": []}
+    cvat.tasks[task_id]["tracks"].append({
+        "id": 9001, "frame": 2, "label_id": label, "group": 0, "source": "manual", "attributes": [], "elements": [],
+        "shapes": [{**box, "frame": 2, "points": [1.0, 1.0, 9.0, 9.0], "keyframe": True},
+                   {**box, "frame": 3, "points": [2.0, 2.0, 10.0, 10.0], "keyframe": True},
+                   {**box, "frame": 4, "points": [2.0, 2.0, 10.0, 10.0], "outside": True, "keyframe": True}]})
+    first = _json(cli.invoke("cvat", "pull", task_id, "--project", "p", "--json"))
+    assert first["added"] == 2 and first["batch_id"]
+    with imported.session() as s:
+        tracked = s.scalars(select(Annotation).where(Annotation.source_key.like("%track9001@%"))).all()
+        assert len(tracked) == 2 and len({a.track_id for a in tracked}) == 1 and tracked[0].track_id is not None
+    again = _json(cli.invoke("cvat", "pull", task_id, "--project", "p", "--json"))
+    assert (again["added"], again["changed"], again["deleted"], again["batch_id"]) == (0, 0, 0, None)
+    cvat.tasks[task_id]["tracks"][0]["shapes"].pop(1)  # the annotator shortens the track
+    shorter = _json(cli.invoke("cvat", "pull", task_id, "--project", "p", "--json"))
+    assert shorter["deleted"] == 1
+    cvat.tasks[task_id]["tracks"].clear()
+    gone = _json(cli.invoke("cvat", "pull", task_id, "--project", "p", "--json"))
+    assert gone["deleted"] == 1
+    with imported.session() as s:
+        assert s.scalars(select(Annotation).where(Annotation.source_key.like("%track9001@%"))).all() == []

@@ -59,13 +59,17 @@ class CvatFrame(Base):
 
 
 class CvatObject(Base):
-    """CVAT's object ``kind``/``cvat_id`` in a task is this annotation (None: deleted in the registry)."""
+    """CVAT's object ``kind``/``cvat_id`` in a task is this annotation (None: deleted in the registry).
+
+    A ``track`` row stands for a whole CVAT track (its per-frame objects are keyed by track and
+    frame in the registry, ``cvat<task row>:track<id>@<frame>``): it has no single annotation, and
+    its fingerprint tells a pull whether the track changed at all."""
 
     __tablename__ = "cvat_objects"
     cvat_task_id: Mapped[int] = mapped_column(ForeignKey("cvat_tasks.id", ondelete="CASCADE"), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(5), primary_key=True)  # shape | tag: CVAT numbers each apart
+    kind: Mapped[str] = mapped_column(String(5), primary_key=True)  # shape | tag | track: CVAT numbers each apart
     cvat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     annotation_id: Mapped[int | None] = mapped_column(ForeignKey("annotations.id", ondelete="SET NULL"), index=True)
     cvat_fingerprint: Mapped[str] = mapped_column(String(64))
     registry_fingerprint: Mapped[str | None] = mapped_column(String(64))
-    __table_args__ = (CheckConstraint("kind IN ('shape','tag')", name="kind"),)
+    __table_args__ = (CheckConstraint("kind IN ('shape','tag','track')", name="kind"),)

@@ -7,7 +7,8 @@ Revises: 0006
   export job;
 - cvat_frames: a task's frame -> the registry asset it shows;
 - cvat_objects: CVAT's shape or tag id -> the annotation, with both sides' fingerprints as of
-  the push or the last pull, so a pull can tell added, changed, deleted and conflicting objects.
+  the push or the last pull, so a pull can tell added, changed, deleted and conflicting objects
+  (and a track's fingerprint, so an unchanged track is not read again).
 """
 import sqlalchemy as sa
 from alembic import op
@@ -71,7 +72,7 @@ def upgrade() -> None:
     sa.Column('annotation_id', BigId, nullable=True),
     sa.Column('cvat_fingerprint', sa.String(length=64), nullable=False),
     sa.Column('registry_fingerprint', sa.String(length=64), nullable=True),
-    sa.CheckConstraint("kind IN ('shape','tag')", name=op.f('ck_cvat_objects_kind')),
+    sa.CheckConstraint("kind IN ('shape','tag','track')", name=op.f('ck_cvat_objects_kind')),
     sa.ForeignKeyConstraint(['annotation_id'], ['annotations.id'], name=op.f('fk_cvat_objects_annotation_id_annotations'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['cvat_task_id'], ['cvat_tasks.id'], name=op.f('fk_cvat_objects_cvat_task_id_cvat_tasks'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('cvat_task_id', 'kind', 'cvat_id', name=op.f('pk_cvat_objects'))
