@@ -140,3 +140,23 @@ def test_a_segmentation_needs_the_image_size(registry: Registry, cli: Any, tmp_p
     r = cli.invoke("import", "datamaker", f, "--project", "p")
     assert r.exit_code == 2 and "needs the image's size" in r.output and "sg00000001" not in r.output.split("\n")[0]
     shutil.rmtree(tmp_path / "none", ignore_errors=True)
+
+
+def test_an_instance_across_a_sequence_is_one_track(registry: Registry, cli: Any, tmp_path: Path) -> None:
+    frames = {}
+    for i in range(3):
+        frames[f"image_{i + 1}"] = [{"id": f"seq{i:07d}", "tool": "bounding_box", "isLocked": False,
+                                     "isVisible": True, "classification": {"class": "자동차"}, "sequenceIndex": i,
+                                     "instanceId": "inst-1"}]
+    doc = {"extra": {k: {"width": 10, "height": 10} for k in frames}, "annotations": frames,
+           "annotationsData": {k: [{"id": v[0]["id"], "coordinate": {"x": 1, "y": 1, "width": 2, "height": 2}}]
+                               for k, v in frames.items()}, "relations": {}, "annotationGroups": {}}
+    src = tmp_path / "seq.json"
+    src.write_text(json.dumps(doc, ensure_ascii=False))
+    _ok(cli.invoke("import", "datamaker", src, "--project", "p", "--json"))
+    with registry.session() as s:
+        tracks = {a.track_id for a in s.scalars(select(Annotation))}
+    assert len(tracks) == 1 and None not in tracks
+    out = tmp_path / "out"
+    _ok(cli.invoke("export", "datamaker", out, "--project", "p", "--json"))
+    assert json.loads((out / "seq.json").read_text()) == doc

@@ -122,6 +122,8 @@ def _annotation(r: Annotation, classes: dict[int, str], a: Any, masks: MaskStore
     ann: dict[str, Any] = orjson.loads(keep["a"]) if "a" in keep else {}
     data: dict[str, Any] | None = orjson.loads(keep["d"]) if "d" in keep else None
     attrs = dict(r.attributes or {})
+    if "instanceId" in ann:
+        attrs.pop("track_id", None)  # the instance's track, derived from instanceId
     if data is not None and isinstance(data.get("coordinate"), dict) and "rotation" in data["coordinate"]:
         attrs.pop("rotation", None)  # derived (degrees) from the coordinate's radians
     cls: dict[str, Any] | None = None

@@ -6,7 +6,8 @@ the same id), ``relations``, ``annotationGroups``, ``extra`` and ``assignmentId`
 an image identified by its file and asset id; each annotation an object identified by its id
 (``datamaker:<id>``). The geometry goes into the registry's columns (a bounding box's rotation,
 in radians, stays as written), the class is ``classification["class"]`` and the other flattened
-keys are the object's attributes; what has no column (the flags, ``label``, point ids, the
+keys are the object's attributes; the annotations of one ``instanceId`` (sequential data) are one
+track; what has no column (the flags, ``label``, point ids, the
 compression a segmentation was written with, a video ``section``) is kept: each record as
 written, in the object's ``extra["datamaker"]``, so the export writes it back as it came.
 
@@ -271,6 +272,9 @@ class _Reader:
         if class_key:
             self.classes.add(class_key)
         attrs = {k: v for k, v in (cls or {}).items() if k != "class"} or None
+        if isinstance(a.get("instanceId"), (str, int)):
+            # One instance across a sequence (the frames of one file): its annotations are one track.
+            attrs = {**(attrs or {}), "track_id": f"{rel}:{a['instanceId']}"}
         _, d = data_item
         # The records as written, as JSON text (JSONB would sort a mapping's keys): the export gives them
         # back byte for byte while the registry's class, attributes and geometry still say the same.
