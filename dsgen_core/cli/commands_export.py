@@ -85,7 +85,9 @@ def _layout_export(fmt: str, tag: str, out_dir: Path, project: str, as_json: boo
 
     reg = open_registry()
     with reg.session() as s:
-        r = (export_voc if fmt == "voc" else export_imagenet)(s, get_project(s, project), tag, out_dir)
+        p = get_project(s, project)
+        r = export_voc(s, p, tag, out_dir, masks=MaskStore(open_storage(reg.settings.storage_root))) \
+            if fmt == "voc" else export_imagenet(s, p, tag, out_dir)
     emit({"out": str(out_dir), **r}, as_json, f"wrote {fmt} to {out_dir}: {r}")
 
 

@@ -161,4 +161,6 @@ def _write(session: Any, project: Any, target: str, out: Path, storage: Any) -> 
     if target == "yolo":
         y = export_version_yolo(session, project, "converted", out, storage=storage)
         return {"images": y.files, "annotations": y.annotations}
-    return (export_voc if target == "voc" else export_imagenet)(session, project, "converted", out)
+    if target == "voc":
+        return export_voc(session, project, "converted", out, masks=MaskStore(storage))
+    return export_imagenet(session, project, "converted", out)

@@ -2,7 +2,8 @@
 
 Pascal VOC: ``Annotations/<id>.xml`` (objects with ``bndbox``, ``pose``, ``truncated``,
 ``difficult``, ``occluded``, ``<attributes>``, ``<actions>`` and ``<part>``s), ``JPEGImages/``,
-and the splits of ``ImageSets/Main/<split>.txt``. A box is ``xmin, ymin, xmax - xmin,
+the splits of ``ImageSets/Main/<split>.txt``, and the instance masks of ``SegmentationObject/``
+(object k of the XML is the pixels of palette index k). A box is ``xmin, ymin, xmax - xmin,
 ymax - ymin``, as written; the flags and actions become attributes, parts are kept on their
 object (``extra["voc"]["parts"]``) and written back. Each object is identified by its file and
 place in it.
@@ -32,6 +33,7 @@ from dsgen_core.formats.layout import IMAGE_EXTENSIONS, LayoutBatch, find_image
 from dsgen_core.formats.report import ValidationReport
 from dsgen_core.registry.ingest import ObjectRecord
 from dsgen_core.registry.schema import DatasetVersion, DatasetVersionAnnotation, LabelClass, Project
+from dsgen_core.storage.masks import MaskStore
 from dsgen_core.versions.lifecycle import get_version
 from dsgen_core.versions.members import version_members
 
@@ -77,11 +79,54 @@ def read_voc(root: Path, report: ValidationReport) -> LayoutBatch:
         key = lb.image(img, split=split_of.get(stem), required=False)
         if key is None or root_el is None:
             continue
+        instances = _instance_masks(root / "SegmentationObject" / f"{stem}.png", lb)
         for i, obj in enumerate(root_el.findall("object")):
             rec = _voc_object(lb, key, f"{xml_path.name}#{i}", obj, f"{xml_path.name}: object[{i}]")
+            if rec is not None and i + 1 in instances:
+                rec = rec._replace(geometry_type="mask", rle=instances[i + 1])
             if rec is not None:
                 lb.objects.append(rec)
     return lb
+
+
+def voc_colormap(n: int = 256) -> list[tuple[int, int, int]]:
+    """Pascal VOC's palette: index i -> its colour (bits of i spread over the channels, high bit first)."""
+    out = []
+    for i in range(n):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        out.append((r, g, b))
+    return out
+
+
+def _instance_masks(png: Path, lb: LayoutBatch) -> dict[int, dict[str, Any]]:
+    """``SegmentationObject/<id>.png``: object k of the XML is the pixels of index k (palette or colour)."""
+    if not png.is_file():
+        return {}
+    import numpy as np
+    from PIL import Image
+    from pycocotools import mask as mask_utils
+
+    lb.text(png.read_bytes())
+    with Image.open(png) as im:
+        if im.mode == "P":
+            idx = np.asarray(im)
+        else:
+            rgb = np.asarray(im.convert("RGB")).astype(np.int32)
+            code = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+            lookup = {(r << 16) | (g << 8) | b: i for i, (r, g, b) in enumerate(voc_colormap())}
+            idx = np.vectorize(lambda v: lookup.get(int(v), 255), otypes=[np.int32])(code)
+    out = {}
+    for k in sorted(set(np.unique(idx).tolist()) - {0, 255}):
+        rle = mask_utils.encode(np.asfortranarray((idx == k).astype(np.uint8)))
+        rle["counts"] = rle["counts"].decode("ascii")
+        out[int(k)] = rle
+    return out
 
 
 def _box(el: Any) -> tuple[float, float, float, float] | None:
@@ -141,11 +186,12 @@ def _objects(session: Session, v: DatasetVersion) -> dict[int, list[DatasetVersi
     return out
 
 
-def export_voc(session: Session, project: Project, tag: str, out_dir: Path) -> dict[str, int]:
+def export_voc(session: Session, project: Project, tag: str, out_dir: Path, *, masks: MaskStore) -> dict[str, int]:
     """A frozen version as Pascal VOC: XML per image, JPEGImages (hard links), ImageSets/Main per split.
 
-    Boxes, classes, pose/truncated/difficult/occluded, actions, parts and other attributes; VOC has
-    no polygons, masks or keypoints (their boxes are written), nor model scores."""
+    Boxes, classes, pose/truncated/difficult/occluded, actions, parts and other attributes, and the
+    masks as ``SegmentationObject/`` (palette index k: the XML's object k); VOC has no polygons or
+    keypoints (their boxes are written), nor model scores."""
     v = _frozen(session, project, tag)
     classes = {c.id: c.key for c in session.scalars(select(LabelClass).where(LabelClass.project_id == project.id))}
     objects = _objects(session, v)
@@ -165,11 +211,16 @@ def export_voc(session: Session, project: Project, tag: str, out_dir: Path) -> d
         size = ET.SubElement(root, "size")
         for k, val in (("width", m.asset.width), ("height", m.asset.height), ("depth", 3)):
             ET.SubElement(size, k).text = str(val or 0)
+        written = []
         for a in objects.get(m.asset.id, []):
             if a.bbox_w is None or a.label_class_id is None:
                 continue
             n_obj += 1
             _voc_element(root, a, classes[a.label_class_id])
+            written.append(a)
+        if any(a.mask_uri for a in written) and m.asset.width and m.asset.height:
+            _write_instances(out_dir / "SegmentationObject" / f"{stem}.png", written, m.asset.width, m.asset.height,
+                             masks)
         ET.indent(root)
         ET.ElementTree(root).write(out_dir / "Annotations" / f"{stem}.xml", encoding="utf-8", xml_declaration=True)
     for split, stems in by_split.items():
@@ -177,6 +228,22 @@ def export_voc(session: Session, project: Project, tag: str, out_dir: Path) -> d
     (out_dir / "labelmap.txt").write_text("# label:color_rgb:parts:actions\n" + "".join(
         f"{classes[c]}:::\n" for c in sorted(classes)))
     return {"images": len(members), "objects": n_obj, "splits": len(by_split)}
+
+
+def _write_instances(png: Path, objs: list[DatasetVersionAnnotation], width: int, height: int,
+                     masks: MaskStore) -> None:
+    import numpy as np
+    from PIL import Image
+    from pycocotools import mask as mask_utils
+
+    idx = np.zeros((height, width), dtype=np.uint8)
+    for k, a in enumerate(objs, start=1):
+        if a.mask_uri and k < 255:
+            idx[mask_utils.decode(masks.get(a.mask_uri)).astype(bool)] = k
+    png.parent.mkdir(parents=True, exist_ok=True)
+    im = Image.fromarray(idx, mode="P")
+    im.putpalette([c for rgb in voc_colormap() for c in rgb])
+    im.save(png)
 
 
 def _voc_element(root: Any, a: DatasetVersionAnnotation, name: str) -> None:

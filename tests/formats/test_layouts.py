@@ -95,8 +95,8 @@ def test_voc_objects_flags_parts_and_splits_round_trip(registry: Registry, cli: 
     _ok(cli.invoke("import", "voc", tmp_path / "voc", "--project", "q", "--json"))
 
     def facts(objs: list[Annotation]) -> list[Any]:
-        return sorted((a.bbox_x, a.bbox_y, a.bbox_w, a.bbox_h, json.dumps(a.attributes, sort_keys=True),
-                       json.dumps(a.extra, sort_keys=True)) for a in objs)
+        return sorted((a.geometry_type, a.bbox_x, a.bbox_y, a.bbox_w, a.bbox_h, a.area,
+                       json.dumps(a.attributes, sort_keys=True), json.dumps(a.extra, sort_keys=True)) for a in objs)
 
     assert facts(_objects(registry, "q")) == facts(_objects(registry, "p"))
 
@@ -140,3 +140,13 @@ def test_convert_any_to_any_with_a_loss_report(registry: Registry, cli: Any, ass
             ("train", "2007_000001.jpg"), ("test", "2007_000002.jpg")}
     with registry.session() as s:  # the user's registry is not touched
         assert s.scalar(select(Annotation.id)) is None
+
+
+def test_voc_instance_masks_land_on_their_objects(registry: Registry, cli: Any, assets: Path) -> None:
+    from dsgen_core.formats.voc_imagenet import voc_colormap
+
+    assert voc_colormap()[1:4] == [(128, 0, 0), (0, 128, 0), (128, 128, 0)]  # VOC's own palette
+    _ok(cli.invoke("import", "voc", assets / "voc_dataset" / "voc_dataset1", "--project", "p", "--json"))
+    cat, person = _objects(registry)
+    # SegmentationObject/2007_000001.png: 200 pixels of colour (128, 0, 0), object 1 (the cat)
+    assert cat.geometry_type == "mask" and cat.mask_uri is not None and person.geometry_type == "bbox"
