@@ -143,7 +143,7 @@ def _apply(session: Session, project: Project, t: CvatTask, data: dict[str, Any]
     tracks = {int(tr["id"]): tr for tr in data.get("tracks") or []}
     track_fp = {tid: _track_fingerprint(tr) for tid, tr in tracks.items()}
     same_tracks = {tid for tid, fp in track_fp.items() if (m := known.get(("track", tid))) and m.cvat_fingerprint == fp}
-    for kind, obj in _objects(data):
+    for kind, obj in _objects(data, max(frames) if frames else None):
         if kind == "track" and obj["track"] in same_tracks:
             result.unchanged += 1
             continue
@@ -269,16 +269,37 @@ def _track_removals(session: Session, t: CvatTask, tracks: dict[int, Any], same:
     return out
 
 
-def _objects(data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """CVAT's shapes and tags, and each visible frame of each track as a ``track`` object."""
+def _objects(data: dict[str, Any], last_frame: int | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """CVAT's shapes and tags, and each visible frame of each track as a ``track`` object.
+
+    A track's shapes are its keyframes; CVAT shows the object on the frames between them too, and
+    after the last one up to the task's end, unless a keyframe says ``outside``. Rectangles are
+    interpolated there as CVAT does (linearly, rotation included) and marked ``keyframe`` False;
+    other shapes are taken at their keyframes only.
+    """
     out: list[tuple[str, dict[str, Any]]] = [("shape", s) for s in data.get("shapes") or []]
     out += [("tag", g) for g in data.get("tags") or []]
     for tr in data.get("tracks") or []:
-        for sh in tr.get("shapes") or []:
+        keys = sorted(tr.get("shapes") or [], key=lambda sh: sh["frame"])
+        base = {"label_id": tr["label_id"], "track": tr["id"]}
+        for i, sh in enumerate(keys):
             if sh.get("outside"):
                 continue
-            out.append(("track", {**sh, "label_id": tr["label_id"], "track": tr["id"],
-                                  "attributes": [*(tr.get("attributes") or []), *(sh.get("attributes") or [])]}))
+            attrs = [*(tr.get("attributes") or []), *(sh.get("attributes") or [])]
+            out.append(("track", {**sh, **base, "attributes": attrs, "keyframe": True}))
+            if str(getattr(sh.get("type"), "value", sh.get("type"))) != "rectangle" or last_frame is None:
+                continue
+            nxt = keys[i + 1] if i + 1 < len(keys) else None
+            stop = nxt["frame"] if nxt is not None else last_frame + 1
+            for f in range(sh["frame"] + 1, stop):
+                points, rotation = sh["points"], float(sh.get("rotation") or 0.0)
+                if nxt is not None and not nxt.get("outside"):
+                    k = (f - sh["frame"]) / (nxt["frame"] - sh["frame"])
+                    points = [a + (b - a) * k for a, b in zip(sh["points"], nxt["points"], strict=True)]
+                    turn = ((float(nxt.get("rotation") or 0.0) - rotation + 180.0) % 360.0) - 180.0
+                    rotation = (rotation + turn * k) % 360.0
+                out.append(("track", {**sh, **base, "frame": f, "points": points, "rotation": rotation,
+                                      "attributes": attrs, "keyframe": False}))
     return out
 
 

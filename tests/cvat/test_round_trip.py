@@ -271,7 +271,7 @@ def test_tracks_come_back_as_objects_per_frame_and_only_once(imported: Registry,
         assert len(tracked) == 2 and len({a.track_id for a in tracked}) == 1 and tracked[0].track_id is not None
     again = _json(cli.invoke("cvat", "pull", task_id, "--project", "p", "--json"))
     assert (again["added"], again["changed"], again["deleted"], again["batch_id"]) == (0, 0, 0, None)
-    cvat.tasks[task_id]["tracks"][0]["shapes"].pop(1)  # the annotator shortens the track
+    cvat.tasks[task_id]["tracks"][0]["shapes"][1]["outside"] = True  # the annotator ends the track a frame earlier
     shorter = _json(cli.invoke("cvat", "pull", task_id, "--project", "p", "--json"))
     assert shorter["deleted"] == 1
     cvat.tasks[task_id]["tracks"].clear()
@@ -279,3 +279,24 @@ def test_tracks_come_back_as_objects_per_frame_and_only_once(imported: Registry,
     assert gone["deleted"] == 1
     with imported.session() as s:
         assert s.scalars(select(Annotation).where(Annotation.source_key.like("%track9001@%"))).all() == []
+
+
+def test_a_tracks_rectangles_are_interpolated_between_keyframes(imported: Registry, cvat: StandIn, cli: Any) -> None:
+    pushed = _json(cli.invoke("cvat", "push", "--name", "i", "--project", "p", "--json"))
+    task_id = pushed["tasks"][0]["id"]
+    label = cvat.tasks[task_id]["labels"][0]["id"]
+    box = {"type": "rectangle", "occluded": False, "z_order": 0, "attributes": []}
+    cvat.tasks[task_id]["tracks"].append({
+        "id": 77, "frame": 0, "label_id": label, "group": 0, "source": "manual", "attributes": [], "elements": [],
+        "shapes": [{**box, "frame": 0, "points": [0.0, 0.0, 10.0, 10.0], "rotation": 350.0, "outside": False},
+                   {**box, "frame": 4, "points": [40.0, 0.0, 50.0, 10.0], "rotation": 10.0, "outside": False},
+                   {**box, "frame": 6, "points": [40.0, 0.0, 50.0, 10.0], "rotation": 10.0, "outside": True}]})
+    out = _json(cli.invoke("cvat", "pull", task_id, "--project", "p", "--json"))
+    assert out["added"] == 6  # frames 0-5: keyframes 0 and 4, 1-3 between them, 5 held until the outside at 6
+    with imported.session() as s:
+        rows = {int(a.source_key.rsplit("@", 1)[1]): a for a in
+                s.scalars(select(Annotation).where(Annotation.source_key.like("%track77@%")))}
+    assert sorted(rows) == [0, 1, 2, 3, 4, 5]
+    assert rows[2].bbox_x == pytest.approx(20.0) and rows[2].attributes["keyframe"] is False
+    assert rows[2].attributes["rotation"] == pytest.approx(0.0)  # 350 -> 10 turns through 0, not through 180
+    assert rows[4].attributes["keyframe"] is True and rows[5].bbox_x == pytest.approx(40.0)
