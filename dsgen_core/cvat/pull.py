@@ -37,7 +37,14 @@ from dsgen_core.cvat.connection import (
     task_annotations,
     task_labels,
 )
-from dsgen_core.cvat.shapes import SHAPE_FIELDS, Pulled, cvat_fingerprint, from_cvat, registry_fingerprint
+from dsgen_core.cvat.shapes import (
+    SHAPE_FIELDS,
+    Pulled,
+    cvat_fingerprint,
+    from_cvat,
+    registry_fingerprint,
+    track_fingerprint,
+)
 from dsgen_core.errors import DsgenError, NotFound
 from dsgen_core.formats.report import ValidationReport
 from dsgen_core.registry.ingest import ClassRecord, ImageRecord, IngestBatch, ObjectEdit, ObjectRecord, ingest
@@ -140,8 +147,15 @@ def _apply(session: Session, project: Project, t: CvatTask, data: dict[str, Any]
     edited_keys: list[tuple[str, int]] = []
     seen: set[tuple[str, int]] = set()
     refresh: list[tuple[CvatObject, str]] = []  # mapping rows whose CVAT side moved on (conflicts kept)
+    member_ids = [int(i) for k, m in known.items() if k[0] == "track" for i in (m.members or {}).values()]
+    member_rows = {r.id: r for i in range(0, len(member_ids), 5_000) for r in session.execute(select(
+        Annotation.id, Annotation.asset_id, Annotation.label_class_id, Annotation.geometry_type, Annotation.bbox_x,
+        Annotation.bbox_y, Annotation.bbox_w, Annotation.bbox_h, Annotation.polygon, Annotation.mask_uri,
+        Annotation.keypoints, Annotation.caption, Annotation.attributes).where(Annotation.id.in_(member_ids[i:i + 5_000])))}
+    class_ids = {c.key: c.id for c in session.scalars(select(LabelClass).where(LabelClass.project_id == project.id))}
+    visible: set[int] = set()  # pushed track members CVAT still shows
     tracks = {int(tr["id"]): tr for tr in data.get("tracks") or []}
-    track_fp = {tid: _track_fingerprint(tr) for tid, tr in tracks.items()}
+    track_fp = {tid: track_fingerprint(tr) for tid, tr in tracks.items()}
     same_tracks = {tid for tid, fp in track_fp.items() if (m := known.get(("track", tid))) and m.cvat_fingerprint == fp}
     for kind, obj in _objects(data, max(frames) if frames else None):
         if kind == "track" and obj["track"] in same_tracks:
@@ -160,6 +174,20 @@ def _apply(session: Session, project: Project, t: CvatTask, data: dict[str, Any]
         pulled = from_cvat(kind if kind != "track" else "shape", obj, {k: (v[0], v[1]) for k, v in specs.items()},
                            a.width or 0, a.height or 0)
         if kind == "track":
+            held = {name for name, _t in specs.values()} | set(SHAPE_FIELDS[:2])
+            member = _member(known.get(("track", obj["track"])), frame)
+            row = member_rows.get(member) if member is not None else None
+            if row is not None:  # a frame of a track dsgen pushed: that object, edited in place when it changed
+                attrs = {**{k: v for k, v in (row.attributes or {}).items() if k not in held},
+                         **(pulled.attributes or {}), "keyframe": bool(obj.get("keyframe"))}
+                if "track_id" in (row.attributes or {}):
+                    attrs["track_id"] = row.attributes["track_id"]
+                visible.add(row.id)
+                if _same(row, pulled, attrs, class_ids.get(label)):
+                    result.unchanged += 1
+                else:
+                    edits.append(ObjectEdit(row.id, _record(len(edits), None, a.id, label, pulled, attrs)))
+                continue
             rec = _record(len(added), f"track{obj['track']}@{frame}", a.id, label, pulled,
                           {**(pulled.attributes or {}), "track_id": f"cvat{t.id}:{obj['track']}",
                            "keyframe": bool(obj.get("keyframe"))})
@@ -195,6 +223,9 @@ def _apply(session: Session, project: Project, t: CvatTask, data: dict[str, Any]
         edits.append(ObjectEdit(row.id, _record(len(edits), None, a.id, label, pulled, attrs or None)))
         edited_keys.append(key)
     removals = _track_removals(session, t, tracks, same_tracks, known, added)
+    for key, m in known.items():  # frames of pushed tracks CVAT no longer shows (or whole pushed tracks deleted)
+        if key[0] == "track" and key[1] not in same_tracks and m.members:
+            removals += [int(aid) for aid in m.members.values() if int(aid) in member_rows and int(aid) not in visible]
     removed_keys: list[tuple[str, int]] = [k for k in known if k[0] == "track" and k[1] not in tracks]
     for key, m in known.items():
         if key in seen or key[0] == "track":
@@ -230,6 +261,7 @@ def _apply(session: Session, project: Project, t: CvatTask, data: dict[str, Any]
     result.changed = res.objects_merged
     result.deleted = len(removals)
     _remember(session, t, data, set(edited_keys), removed_keys, known)
+    gone = set(removals)
     for tid, fp in track_fp.items():
         if tid not in same_tracks:
             m = known.get(("track", tid))
@@ -238,17 +270,30 @@ def _apply(session: Session, project: Project, t: CvatTask, data: dict[str, Any]
                                        cvat_fingerprint=fp, registry_fingerprint=None))
             else:
                 m.cvat_fingerprint = fp
+                if m.members:
+                    m.members = {f: aid for f, aid in m.members.items() if int(aid) not in gone}
     t.pulled_at = utcnow()
     t.last_pull_batch_id = res.batch_id
     session.flush()
     return result
 
 
-def _track_fingerprint(tr: dict[str, Any]) -> str:
-    core = {"label": tr["label_id"], "attrs": sorted((int(a["spec_id"]), str(a["value"])) for a in tr.get("attributes") or []),
-            "shapes": [cvat_fingerprint("shape", {**sh, "label_id": tr["label_id"]}) + str(bool(sh.get("outside")))
-                       for sh in sorted(tr.get("shapes") or [], key=lambda x: x["frame"])]}
-    return hashlib.sha256(orjson.dumps(core, option=orjson.OPT_SORT_KEYS)).hexdigest()
+def _member(m: CvatObject | None, frame: int) -> int | None:
+    aid = (m.members or {}).get(str(frame)) if m is not None else None
+    return int(aid) if aid is not None else None
+
+
+def _same(row: Any, p: Pulled, attrs: dict[str, Any], class_id: int | None) -> bool:
+    """Whether a pulled object says what the registry row says (to the precision CVAT keeps)."""
+    def close(a: Any, b: Any) -> bool:
+        if a is None or b is None:
+            return a is b
+        return all(abs(float(x) - float(y)) <= 1e-6 for x, y in zip(a, b, strict=True)) and len(a) == len(b)
+
+    box = None if row.bbox_w is None else (row.bbox_x, row.bbox_y, row.bbox_w, row.bbox_h)
+    poly = row.polygon[0] if row.polygon else None
+    return (row.label_class_id == class_id and row.geometry_type == p.geometry_type and close(box, p.bbox)
+            and close(poly, p.polygon[0] if p.polygon else None) and (row.attributes or {}) == attrs)
 
 
 def _track_removals(session: Session, t: CvatTask, tracks: dict[int, Any], same: set[int],

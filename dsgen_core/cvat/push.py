@@ -36,6 +36,7 @@ from dsgen_core.cvat.shapes import (
     polygon_mask,
     registry_fingerprint,
     to_cvat,
+    track_fingerprint,
 )
 from dsgen_core.errors import DsgenError, NotFound
 from dsgen_core.query import run_query
@@ -476,6 +477,7 @@ def _put_annotations(session: Session, client: Any, server: CvatServer, t: CvatT
         for a in lb.get("attributes") or []}} for cid, lb in label_of.items()}
     masks = MaskStore(storage)
     sent: list[tuple[str, dict[str, Any], int, str]] = []  # kind, request, annotation id, registry fingerprint
+    tracked: dict[int, list[tuple[dict[str, Any], Any]]] = defaultdict(list)  # registry track -> its shapes
     for frame, a in enumerate(assets):
         for r in plan.objects.get(a.id, []):
             if r.id not in plan.sendable:
@@ -491,14 +493,37 @@ def _put_annotations(session: Session, client: Any, server: CvatServer, t: CvatT
                           rle=rle, source="auto" if r.source == "model" else "manual")
             if out is not None:
                 sent.append((out[0], out[1], r.id, registry_fingerprint(r)))
+                if out[0] == "shape" and r.track_id is not None:
+                    tracked[r.track_id].append((out[1], r))
+    tracks = _tracks(tracked, len(assets))
+    in_tracks = {r.id for _req, members in tracks for r in members.values()}
+    sent = [e for e in sent if e[2] not in in_tracks]
     shapes = [models.LabeledShapeRequest(**_typed(req)) for kind, req, _, _ in sent if kind == "shape"]
     tags = [models.LabeledImageRequest(**req) for kind, req, _, _ in sent if kind == "tag"]
-    with cvat_call(f"upload {len(sent)} annotations to task {t.task_id}", server.url):
+    track_requests = [models.LabeledTrackRequest(**{**req, "shapes": [models.TrackedShapeRequest(**_typed(sh))
+                                                                       for sh in req["shapes"]]})
+                      for req, _members in tracks]
+    with cvat_call(f"upload {len(sent) + len(in_tracks)} annotations to task {t.task_id}", server.url):
         client.api_client.tasks_api.update_annotations(
-            t.task_id, task_annotations_update_request=models.LabeledDataRequest(shapes=shapes, tags=tags, tracks=[]),
-            _parse_response=False)
+            t.task_id, task_annotations_update_request=models.LabeledDataRequest(
+                shapes=shapes, tags=tags, tracks=track_requests), _parse_response=False)
     back = task_annotations(client, t.task_id, server.url)
     session.execute(delete(CvatObject).where(CvatObject.cvat_task_id == t.id))
+    theirs_tracks = sorted(back.get("tracks") or [], key=lambda tr: tr["id"])
+    if len(theirs_tracks) != len(tracks):
+        raise DsgenError(f"CVAT task {t.task_id} holds {len(theirs_tracks)} tracks after dsgen uploaded {len(tracks)}")
+    pool = {(tr["label_id"], tr["frame"], len(tr["shapes"])): [] for tr in theirs_tracks}  # type: dict[Any, list[Any]]
+    for tr in theirs_tracks:
+        pool[(tr["label_id"], tr["frame"], len(tr["shapes"]))].append(tr)
+    for req, members in tracks:
+        found = pool.get((req["label_id"], req["frame"], len(req["shapes"]))) or []
+        if not found:
+            raise DsgenError(f"CVAT task {t.task_id}: a track dsgen uploaded from frame {req['frame']} is not among "
+                             "those CVAT stored")
+        tr = found.pop(0)
+        session.add(CvatObject(cvat_task_id=t.id, kind="track", cvat_id=tr["id"], annotation_id=None,
+                               cvat_fingerprint=track_fingerprint(tr), registry_fingerprint=None,
+                               members={str(f): r.id for f, r in members.items()}))
     for kind, key in (("shape", "shapes"), ("tag", "tags")):
         mine = [(req, aid, rfp) for k, req, aid, rfp in sent if k == kind]
         theirs = list(back.get(key) or [])
@@ -506,6 +531,41 @@ def _put_annotations(session: Session, client: Any, server: CvatServer, t: CvatT
             session.add(CvatObject(cvat_task_id=t.id, kind=kind, cvat_id=obj["id"], annotation_id=aid,
                                    cvat_fingerprint=cvat_fingerprint(kind, obj), registry_fingerprint=rfp))
     session.flush()
+
+
+def _tracks(tracked: dict[int, list[tuple[dict[str, Any], Any]]], n_frames: int,
+            ) -> list[tuple[dict[str, Any], dict[int, Any]]]:
+    """CVAT tracks of the registry's tracks: (request, frame -> annotation row of each frame it covers).
+
+    A track goes as a track when its objects, one per frame, share a label, a shape type and their
+    attributes; its keyframes are the objects not marked ``keyframe: false`` (the frames CVAT
+    interpolated when the track came from CVAT), and an ``outside`` keyframe ends it after a gap
+    or its last frame. Anything else is sent as separate shapes (the loss report says so)."""
+    out = []
+    for _tid, items in sorted(tracked.items()):
+        items.sort(key=lambda it: it[0]["frame"])
+        frames = [req["frame"] for req, _r in items]
+        first = items[0][0]
+        if (len(items) < 2 or len(set(frames)) != len(frames)
+                or any(req["label_id"] != first["label_id"] or req["type"] != first["type"]
+                       or req["attributes"] != first["attributes"] for req, _r in items)):
+            continue
+        interpolated_ok = first["type"] == "rectangle"
+        shapes = []
+        for i, (req, r) in enumerate(items):
+            key = not (interpolated_ok and (r.attributes or {}).get("keyframe") is False) or i == 0
+            nxt = frames[i + 1] if i + 1 < len(frames) else None
+            gap = nxt is None or nxt != req["frame"] + 1
+            if key or gap:
+                shapes.append({k: req[k] for k in ("type", "frame", "points", "occluded", "z_order", "rotation")}
+                              | {"outside": False, "attributes": []})
+            if gap and req["frame"] + 1 < n_frames:
+                shapes.append({k: req[k] for k in ("type", "points", "occluded", "z_order", "rotation")}
+                              | {"frame": req["frame"] + 1, "outside": True, "attributes": []})
+        out.append(({"frame": frames[0], "label_id": first["label_id"], "group": 0, "source": first["source"],
+                     "attributes": first["attributes"], "shapes": shapes, "elements": []},
+                    {req["frame"]: r for req, r in items}))
+    return out
 
 
 def _typed(req: dict[str, Any]) -> dict[str, Any]:

@@ -236,6 +236,14 @@ def cvat_fingerprint(kind: str, obj: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(core, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+def track_fingerprint(tr: dict[str, Any]) -> str:
+    """A whole track as an annotator can change it: label, attributes, every keyframe (with ``outside``)."""
+    core = {"label": tr["label_id"], "attrs": sorted((int(a["spec_id"]), str(a["value"])) for a in tr.get("attributes") or []),
+            "shapes": [cvat_fingerprint("shape", {**sh, "label_id": tr["label_id"]}) + str(bool(sh.get("outside")))
+                       for sh in sorted(tr.get("shapes") or [], key=lambda x: x["frame"])]}
+    return hashlib.sha256(orjson.dumps(core, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
 def registry_fingerprint(row: Any) -> str:
     """The registry side of the same object: its label, geometry and attributes, hashed."""
     core = [row.label_class_id, row.geometry_type, row.bbox_x, row.bbox_y, row.bbox_w, row.bbox_h, row.polygon,

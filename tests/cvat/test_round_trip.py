@@ -300,3 +300,33 @@ def test_a_tracks_rectangles_are_interpolated_between_keyframes(imported: Regist
     assert rows[2].bbox_x == pytest.approx(20.0) and rows[2].attributes["keyframe"] is False
     assert rows[2].attributes["rotation"] == pytest.approx(0.0)  # 350 -> 10 turns through 0, not through 180
     assert rows[4].attributes["keyframe"] is True and rows[5].bbox_x == pytest.approx(40.0)
+
+
+def test_registry_tracks_go_as_cvat_tracks_and_come_back_onto_their_objects(registry: Registry, cvat: StandIn,
+                                                                             cli: Any, tmp_path: Path) -> None:
+    seq = generate_demo_dataset(tmp_path / "demo40", n_images=40, seed=3)  # its sequences carry track ids
+    import_file(registry, seq.annotations_path, images=seq.images_dir, project="p")
+    with registry.session() as s:
+        tracked = s.scalars(select(Annotation).where(Annotation.track_id.is_not(None))).all()
+        by_track: dict[int, list[Annotation]] = {}
+        for a in tracked:
+            by_track.setdefault(a.track_id, []).append(a)
+    assert tracked
+    pushed = _json(cli.invoke("cvat", "push", "--name", "tr", "--project", "p", "--json"))
+    task_id = pushed["tasks"][0]["id"]
+    sent = cvat.tasks[task_id]["tracks"]
+    assert sent and all(not sh["outside"] for sh in (tr["shapes"][0] for tr in sent))
+    again = _json(cli.invoke("cvat", "pull", task_id, "--project", "p", "--json"))
+    assert (again["added"], again["changed"], again["deleted"], again["batch_id"]) == (0, 0, 0, None)
+    track = sent[0]
+    key = track["shapes"][0]
+    key["points"] = [p + 2.0 for p in key["points"]]
+    with registry.session() as s:
+        members = s.scalar(select(CvatObject.members).where(CvatObject.kind == "track", CvatObject.cvat_id == track["id"]))
+    moved = members[str(key["frame"])]
+    out = _json(cli.invoke("cvat", "pull", task_id, "--project", "p", "--json"))
+    assert out["added"] == 0 and out["deleted"] == 0 and out["changed"] >= 1
+    with registry.session() as s:
+        a = s.get(Annotation, moved)
+        assert a is not None and a.source == "human" and a.track_id is not None
+        assert a.track_id == next(t for t, objs in by_track.items() if moved in {o.id for o in objs})

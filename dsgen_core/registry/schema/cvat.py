@@ -72,4 +72,5 @@ class CvatObject(Base):
     annotation_id: Mapped[int | None] = mapped_column(ForeignKey("annotations.id", ondelete="SET NULL"), index=True)
     cvat_fingerprint: Mapped[str] = mapped_column(String(64))
     registry_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    members: Mapped[dict[str, Any] | None] = mapped_column()  # a pushed track: frame -> annotation id
     __table_args__ = (CheckConstraint("kind IN ('shape','tag','track')", name="kind"),)

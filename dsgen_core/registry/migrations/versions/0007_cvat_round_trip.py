@@ -72,6 +72,7 @@ def upgrade() -> None:
     sa.Column('annotation_id', BigId, nullable=True),
     sa.Column('cvat_fingerprint', sa.String(length=64), nullable=False),
     sa.Column('registry_fingerprint', sa.String(length=64), nullable=True),
+    sa.Column('members', JSONType, nullable=True),
     sa.CheckConstraint("kind IN ('shape','tag','track')", name=op.f('ck_cvat_objects_kind')),
     sa.ForeignKeyConstraint(['annotation_id'], ['annotations.id'], name=op.f('fk_cvat_objects_annotation_id_annotations'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['cvat_task_id'], ['cvat_tasks.id'], name=op.f('fk_cvat_objects_cvat_task_id_cvat_tasks'), ondelete='CASCADE'),
