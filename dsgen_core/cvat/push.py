@@ -303,8 +303,9 @@ def _plan(session: Session, project: Project, query: str, which: str, storage: S
              "CVAT polygons have one part: sent as a mask of the same pixels; unchanged on pull unless edited")
     loss.add("invisible keypoints", counts["invisible_keypoints"],
              "CVAT points have no visibility: only visible points are sent; unchanged on pull unless edited")
-    loss.add("track membership", counts["track"],
-             "sent as shapes on their frames; the registry keeps the track, and pulled shapes stay in it")
+    loss.add("objects of tracks", counts["track"],
+             "sent as CVAT tracks (keyframes; CVAT interpolates the frames between) when a track's objects share "
+             "label, shape type and attributes, else as separate shapes; the registry keeps the track either way")
     n_meta = _count_object_extras(session, sendable)
     loss.add("object tags, metadata, groups and relations", n_meta,
              "CVAT has no place for them: kept in the registry, attached to the same objects after a pull")
