@@ -233,9 +233,11 @@ class StandIn:
         for lb in body.get("labels") or []:
             attrs = [{**a, "id": next(self.ids), "default_value": a.get("default_value", "")}
                      for a in lb.get("attributes") or []]
+            subs = [{"id": next(self.ids), "name": sub["name"], "color": "#aa0000", "type": sub.get("type", "points"),
+                     "attributes": [], "has_parent": True} for sub in lb.get("sublabels") or []]
             labels.append({"id": next(self.ids), "name": lb["name"], "color": "#33ddff", "type": lb.get("type", "any"),
-                           "svg": "", "sublabels": [], "attributes": attrs, "project_id": None, "task_id": tid,
-                           "parent_id": None, "has_parent": False})
+                           "svg": lb.get("svg", ""), "sublabels": subs, "attributes": attrs, "project_id": None,
+                           "task_id": tid, "parent_id": None, "has_parent": False})
         self.tasks[tid] = {"id": tid, "name": body["name"], "labels": labels, "segment_size": body.get("segment_size") or 0,
                            "frames": [], "files": {}, "jobs": [], "shapes": [], "tags": [], "tracks": [],
                            "created": _now(), "status": "annotation", "project_id": body.get("project_id")}
@@ -329,15 +331,19 @@ class StandIn:
     def _add(self, t: dict[str, Any], body: dict[str, Any]) -> None:
         for key in ("shapes", "tags", "tracks"):
             for o in body.get(key) or []:
-                t[key].append(_stored({**o, "id": next(self.ids)}))
+                t[key].append(_stored({**o, "id": next(self.ids)}, self.ids))
 
 
-def _stored(o: dict[str, Any]) -> dict[str, Any]:
-    """An object as CVAT answers it: every field filled in."""
+def _stored(o: dict[str, Any], ids: Any = None) -> dict[str, Any]:
+    """An object as CVAT answers it: every field filled in (a skeleton's elements too, with ids of their own)."""
     out = {"group": 0, "source": "manual", "attributes": [], **o}
     if "points" in o:
         out = {"occluded": False, "outside": False, "z_order": 0, "rotation": 0.0, "elements": [], **out}
         out["points"] = [float(p) for p in o["points"]]
+        out["elements"] = [_stored({"id": next(ids) if ids else e.get("id", 0), **e, "frame": out.get("frame", 0)},
+                                   ids) for e in out["elements"]]
+        for e in out["elements"]:
+            e.pop("elements", None)
     return out
 
 

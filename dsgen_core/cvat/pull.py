@@ -22,7 +22,7 @@ ingest path, so the continuous loop reacts to it like to any import.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import orjson
@@ -152,7 +152,9 @@ def _apply(session: Session, project: Project, t: CvatTask, data: dict[str, Any]
         Annotation.id, Annotation.asset_id, Annotation.label_class_id, Annotation.geometry_type, Annotation.bbox_x,
         Annotation.bbox_y, Annotation.bbox_w, Annotation.bbox_h, Annotation.polygon, Annotation.mask_uri,
         Annotation.keypoints, Annotation.caption, Annotation.attributes).where(Annotation.id.in_(member_ids[i:i + 5_000])))}
-    class_ids = {c.key: c.id for c in session.scalars(select(LabelClass).where(LabelClass.project_id == project.id))}
+    project_classes = list(session.scalars(select(LabelClass).where(LabelClass.project_id == project.id)))
+    class_ids = {c.key: c.id for c in project_classes}
+    keypoint_names = {c.key: [str(n) for n in (c.keypoint_spec or {}).get("keypoints") or []] for c in project_classes}
     visible: set[int] = set()  # pushed track members CVAT still shows
     tracks = {int(tr["id"]): tr for tr in data.get("tracks") or []}
     track_fp = {tid: track_fingerprint(tr) for tid, tr in tracks.items()}
@@ -171,8 +173,11 @@ def _apply(session: Session, project: Project, t: CvatTask, data: dict[str, Any]
         specs = (t.labels or {}).get(str(obj["label_id"]), {}).get("attributes", {})
         specs = {**{str(at["id"]): [at["name"], "str"] for at in labels[int(obj["label_id"])].get("attributes") or []},
                  **specs}
+        lab = labels[int(obj["label_id"])]
         pulled = from_cvat(kind if kind != "track" else "shape", obj, {k: (v[0], v[1]) for k, v in specs.items()},
-                           a.width or 0, a.height or 0)
+                           a.width or 0, a.height or 0,
+                           skeleton=_skeleton_order(lab, keypoint_names.get(label)) if lab.get("type") == "skeleton"
+                           else None)
         if kind == "track":
             held = {name for name, _t in specs.values()} | set(SHAPE_FIELDS[:2])
             member = _member(known.get(("track", obj["track"])), frame)
@@ -220,6 +225,8 @@ def _apply(session: Session, project: Project, t: CvatTask, data: dict[str, Any]
         # What CVAT could not hold (list values, track bookkeeping) stays; what it holds is taken from it.
         held = {name for name, _t in specs.values()} | set(SHAPE_FIELDS[:2])
         attrs = {**{k: v for k, v in (row.attributes or {}).items() if k not in held}, **(pulled.attributes or {})}
+        if pulled.geometry_type == "keypoints" and row.bbox_w is not None and row.geometry_type == "keypoints":
+            pulled = replace(pulled, bbox=(row.bbox_x, row.bbox_y, row.bbox_w, row.bbox_h))  # a skeleton has no box
         edits.append(ObjectEdit(row.id, _record(len(edits), None, a.id, label, pulled, attrs or None)))
         edited_keys.append(key)
     removals = _track_removals(session, t, tracks, same_tracks, known, added)
@@ -276,6 +283,14 @@ def _apply(session: Session, project: Project, t: CvatTask, data: dict[str, Any]
     t.last_pull_batch_id = res.batch_id
     session.flush()
     return result
+
+
+def _skeleton_order(label: dict[str, Any], names: list[str] | None) -> list[int]:
+    """A skeleton label's sublabel ids in the class's keypoint order (CVAT's order where the class names none)."""
+    subs = {str(sub["name"]): int(sub["id"]) for sub in label.get("sublabels") or []}
+    if names and set(names) <= set(subs):
+        return [subs[n] for n in names]
+    return list(subs.values())
 
 
 def _member(m: CvatObject | None, frame: int) -> int | None:

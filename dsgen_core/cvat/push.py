@@ -275,6 +275,7 @@ def _plan(session: Session, project: Project, query: str, which: str, storage: S
             unsendable[b] += sum(1 for at in by_class.get(c.id, []) if at and b in at)
     sendable: set[int] = set()
     counts: Counter[str] = Counter()
+    skeletons = skeleton_classes(classes, objects)
     for rs in objects.values():
         for r in rs:
             if r.label_class_id is None:
@@ -283,7 +284,8 @@ def _plan(session: Session, project: Project, query: str, which: str, storage: S
             if r.geometry_type == "caption":
                 counts["caption"] += 1
                 continue
-            if r.geometry_type == "keypoints" and r.keypoints and any(r.keypoints[i] == 0 for i in range(2, len(r.keypoints), 3)):
+            if (r.geometry_type == "keypoints" and r.label_class_id not in skeletons and r.keypoints
+                    and any(r.keypoints[i] == 0 for i in range(2, len(r.keypoints), 3))):
                 counts["invisible_keypoints"] += 1
             if r.geometry_type == "polygon" and r.polygon and len(r.polygon) > 1:
                 counts["multipart"] += 1
@@ -301,8 +303,9 @@ def _plan(session: Session, project: Project, query: str, which: str, storage: S
                                            "of one type; not sent, kept in the registry")
     loss.add("polygons with several parts", counts["multipart"],
              "CVAT polygons have one part: sent as a mask of the same pixels; unchanged on pull unless edited")
-    loss.add("invisible keypoints", counts["invisible_keypoints"],
-             "CVAT points have no visibility: only visible points are sent; unchanged on pull unless edited")
+    loss.add("invisible keypoints of classes without named keypoints", counts["invisible_keypoints"],
+             "sent as CVAT points, which have no visibility: only visible points are sent (classes with named "
+             "keypoints go as CVAT skeletons, visibility included); unchanged on pull unless edited")
     loss.add("objects of tracks", counts["track"],
              "sent as CVAT tracks (keyframes; CVAT interpolates the frames between) when a track's objects share "
              "label, shape type and attributes, else as separate shapes; the registry keeps the track either way")
@@ -388,7 +391,8 @@ def _push_task(registry: Registry, client: Any, server: CvatServer, row_id: int,
             if cvat_project is not None:
                 spec["project_id"] = cvat_project
             else:
-                spec["labels"] = [_label_request(c, plan.specs[c.id]) for c in plan.classes]
+                skeletons = skeleton_classes(plan.classes, plan.objects)
+                spec["labels"] = [_label_request(c, plan.specs[c.id], c.id in skeletons) for c in plan.classes]
             if segment_size:
                 spec["segment_size"] = segment_size
             with cvat_call(f"create task {name!r}", server.url):
@@ -425,11 +429,42 @@ def _push_task(registry: Registry, client: Any, server: CvatServer, row_id: int,
             job.log += f"task {task_id}: {t.frames} images pushed\n"
 
 
-def _label_request(c: LabelClass, specs: dict[str, AttrSpec]) -> Any:
+def _label_request(c: LabelClass, specs: dict[str, AttrSpec], skeleton: bool) -> Any:
     from cvat_sdk import models
 
-    return models.PatchedLabelRequest(name=c.key, attributes=[models.AttributeRequest(**s.request())
-                                                              for s in specs.values()])
+    attributes = [models.AttributeRequest(**s.request()) for s in specs.values()]
+    if not skeleton:
+        return models.PatchedLabelRequest(name=c.key, attributes=attributes)
+    names = [str(n) for n in (c.keypoint_spec or {}).get("keypoints") or []]
+    return models.PatchedLabelRequest(name=c.key, type="skeleton", attributes=attributes, svg=_skeleton_svg(
+        names, (c.keypoint_spec or {}).get("skeleton") or []), sublabels=[
+        models.SublabelRequest(name=n, type="points") for n in names])
+
+
+def _skeleton_svg(names: list[str], edges: list[Any]) -> str:
+    """CVAT's drawing of a skeleton: a node per keypoint (on a circle), COCO's 1-based edges between them."""
+    import math
+
+    pos = [(50 + 40 * math.cos(2 * math.pi * i / max(len(names), 1)),
+            50 + 40 * math.sin(2 * math.pi * i / max(len(names), 1))) for i in range(len(names))]
+    lines = "".join(f'<line x1="{pos[a - 1][0]:.2f}" y1="{pos[a - 1][1]:.2f}" x2="{pos[b - 1][0]:.2f}" '
+                    f'y2="{pos[b - 1][1]:.2f}" stroke="black" data-type="edge" data-node-from="{a}" '
+                    f'stroke-width="0.5" data-node-to="{b}"></line>'
+                    for a, b in edges if 1 <= a <= len(names) and 1 <= b <= len(names))
+    nodes = "".join(f'<circle r="1.5" stroke="black" fill="#b3b3b3" cx="{x:.2f}" cy="{y:.2f}" stroke-width="0.1" '
+                    f'data-type="element node" data-element-id="{i + 1}" data-node-id="{i + 1}" '
+                    f'data-label-name="{n}"></circle>' for i, ((x, y), n) in enumerate(zip(pos, names, strict=True)))
+    return lines + nodes
+
+
+def skeleton_classes(classes: list[LabelClass], objects: dict[int, list[Any]]) -> set[int]:
+    """Classes that go to CVAT as skeletons: named keypoints, and keypoint objects only."""
+    kinds: dict[int, set[str]] = defaultdict(set)
+    for rs in objects.values():
+        for r in rs:
+            if r.label_class_id is not None:
+                kinds[r.label_class_id].add(r.geometry_type)
+    return {c.id for c in classes if (c.keypoint_spec or {}).get("keypoints") and kinds.get(c.id) == {"keypoints"}}
 
 
 def _retrieve(client: Any, task_id: int, server: CvatServer) -> Any:
@@ -491,7 +526,9 @@ def _put_annotations(session: Session, client: Any, server: CvatServer, t: CvatT
             elif r.geometry_type == "polygon" and r.polygon and len(r.polygon) > 1 and a.width and a.height:
                 rle = polygon_mask(r.polygon, a.width, a.height)
             out = to_cvat(r, frame=frame, label_id=lb["id"], spec_ids=spec_ids, specs=plan.specs[r.label_class_id],
-                          rle=rle, source="auto" if r.source == "model" else "manual")
+                          rle=rle, source="auto" if r.source == "model" else "manual",
+                          skeleton=[sub["id"] for sub in lb.get("sublabels") or []] if lb.get("type") == "skeleton"
+                          else None)
             if out is not None:
                 sent.append((out[0], out[1], r.id, registry_fingerprint(r)))
                 if out[0] == "shape" and r.track_id is not None:

@@ -100,8 +100,11 @@ def attribute_specs(attributes: list[dict[str, Any] | None],
 
 
 def to_cvat(row: Any, *, frame: int, label_id: int, spec_ids: dict[str, int], specs: dict[str, AttrSpec],
-            rle: dict[str, Any] | None, source: str) -> tuple[str, dict[str, Any]] | None:
-    """``("shape" | "tag", request dict)`` for an annotation row; None when CVAT cannot hold its geometry."""
+            rle: dict[str, Any] | None, source: str,
+            skeleton: list[int] | None = None) -> tuple[str, dict[str, Any]] | None:
+    """``("shape" | "tag", request dict)`` for an annotation row; None when CVAT cannot hold its geometry.
+
+    ``skeleton``: the CVAT sublabel ids of the class's keypoints, in the class's keypoint order."""
     attrs = dict(row.attributes or {})
     values = [{"spec_id": spec_ids[k], "value": specs[k].to_text(v)}
               for k, v in sorted(attrs.items()) if k in spec_ids and python_type(v) == specs[k].pytype]
@@ -120,6 +123,14 @@ def to_cvat(row: Any, *, frame: int, label_id: int, spec_ids: dict[str, int], sp
         return "shape", {**shape, "type": "polygon", "points": list(row.polygon[0])}
     if g in ("polygon", "mask") and rle is not None:
         return "shape", {**shape, "type": "mask", "points": encode_mask(rle)}
+    if g == "keypoints" and row.keypoints and skeleton:
+        # A skeleton: one point element per named keypoint, its visibility as outside/occluded.
+        kp = row.keypoints
+        elements = [{"type": "points", "frame": frame, "label_id": sub, "points": [kp[3 * i], kp[3 * i + 1]],
+                     "outside": kp[3 * i + 2] == 0, "occluded": kp[3 * i + 2] == 1, "z_order": 0, "rotation": 0.0,
+                     "group": 0, "source": source, "attributes": []}
+                    for i, sub in enumerate(skeleton) if 3 * i + 2 < len(kp)]
+        return "shape", {**shape, "type": "skeleton", "points": [], "elements": elements}
     if g == "keypoints" and row.keypoints:
         kp = row.keypoints
         pts = [c for i in range(0, len(kp), 3) if kp[i + 2] > 0 for c in (kp[i], kp[i + 1])]
@@ -181,8 +192,10 @@ class Pulled:
     attributes: dict[str, Any] | None
 
 
-def from_cvat(kind: str, obj: dict[str, Any], specs: dict[str, tuple[str, str]], width: int, height: int) -> Pulled:
-    """Registry fields of a CVAT shape (``kind`` "shape") or tag; ``specs``: spec id -> (name, python type)."""
+def from_cvat(kind: str, obj: dict[str, Any], specs: dict[str, tuple[str, str]], width: int, height: int,
+              skeleton: list[int] | None = None) -> Pulled:
+    """Registry fields of a CVAT shape (``kind`` "shape") or tag; ``specs``: spec id -> (name, python type);
+    ``skeleton``: a skeleton label's sublabel ids in the class's keypoint order."""
     attrs: dict[str, Any] = {}
     for a in obj.get("attributes") or []:
         name, pytype = specs.get(str(a["spec_id"]), (None, "str"))
@@ -208,6 +221,22 @@ def from_cvat(kind: str, obj: dict[str, Any], specs: dict[str, tuple[str, str]],
         rle = decode_mask(pts, width, height)
         x, y, w, h = (float(v) for v in mask_utils.toBbox(rle))
         return Pulled("mask", (x, y, w, h), None, rle, None, float(mask_utils.area(rle)), attrs or None)
+    if t == "skeleton":
+        # Elements back in the class's keypoint order; outside = not labelled (v 0), occluded = v 1.
+        order = {sub: i for i, sub in enumerate(skeleton or [])}
+        kps = [0.0] * (3 * len(order))
+        for el in obj.get("elements") or []:
+            i = order.get(int(el["label_id"]))
+            if i is None:
+                continue
+            x, y = (float(v) for v in (el.get("points") or [0.0, 0.0])[:2])
+            kps[3 * i:3 * i + 3] = [0.0, 0.0, 0.0] if el.get("outside") else [x, y, 1.0 if el.get("occluded") else 2.0]
+        seen_pts = [(kps[i], kps[i + 1]) for i in range(0, len(kps), 3) if kps[i + 2] > 0]
+        sk_box = ((min(x for x, _ in seen_pts), min(y for _, y in seen_pts),
+                   max(x for x, _ in seen_pts) - min(x for x, _ in seen_pts),
+                   max(y for _, y in seen_pts) - min(y for _, y in seen_pts)) if seen_pts else None)
+        attrs.pop("rotation", None)
+        return Pulled("keypoints", sk_box, None, None, kps, None, attrs or None)
     if t == "points":
         kps = [c for i in range(0, len(pts), 2) for c in (pts[i], pts[i + 1], 2.0)]
         xs, ys = pts[0::2], pts[1::2]
@@ -232,7 +261,10 @@ def cvat_fingerprint(kind: str, obj: dict[str, Any]) -> str:
                             "attrs": sorted((int(a["spec_id"]), str(a["value"])) for a in obj.get("attributes") or [])}
     if kind == "shape":
         core.update(type=_shape_type(obj), points=[round(float(p), 4) for p in obj.get("points") or []],
-                    occluded=bool(obj.get("occluded")), rotation=round(float(obj.get("rotation") or 0.0), 4))
+                    occluded=bool(obj.get("occluded")), rotation=round(float(obj.get("rotation") or 0.0), 4),
+                    elements=sorted((int(e["label_id"]), [round(float(p), 4) for p in e.get("points") or []],
+                                     bool(e.get("outside")), bool(e.get("occluded")))
+                                    for e in obj.get("elements") or []))
     return hashlib.sha256(orjson.dumps(core, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 

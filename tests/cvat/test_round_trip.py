@@ -330,3 +330,34 @@ def test_registry_tracks_go_as_cvat_tracks_and_come_back_onto_their_objects(regi
         a = s.get(Annotation, moved)
         assert a is not None and a.source == "human" and a.track_id is not None
         assert a.track_id == next(t for t, objs in by_track.items() if moved in {o.id for o in objs})
+
+
+def test_named_keypoints_go_as_a_skeleton_with_their_visibility(registry: Registry, cvat: StandIn,
+                                                                  cli: Any) -> None:
+    from PIL import Image
+
+    doc = {"images": [{"id": 1, "file_name": "p.png", "width": 64, "height": 48}],
+           "categories": [{"id": 1, "name": "person", "keypoints": ["nose", "eye", "ear"], "skeleton": [[1, 2], [2, 3]]}],
+           "annotations": [{"id": 7, "image_id": 1, "category_id": 1, "bbox": [1, 1, 30, 30], "area": 900, "iscrowd": 0,
+                            "keypoints": [10, 10, 2, 0, 0, 0, 20, 22, 1], "num_keypoints": 2}]}
+    root = Path(cli.cwd) / "kp"
+    (root / "images").mkdir(parents=True)
+    Image.new("RGB", (64, 48)).save(root / "images" / "p.png")
+    (root / "a.json").write_text(json.dumps(doc))
+    import_file(registry, root / "a.json", images=root / "images", project="p")
+    pushed = _json(cli.invoke("cvat", "push", "--name", "k", "--project", "p", "--json"))
+    assert not any("keypoints" in i["what"] for i in pushed["loss_report"]["items"])
+    task_id = pushed["tasks"][0]["id"]
+    (label,) = cvat.tasks[task_id]["labels"]
+    assert label["type"] == "skeleton" and [s["name"] for s in label["sublabels"]] == ["nose", "eye", "ear"]
+    assert 'data-node-from="1"' in label["svg"] and 'data-label-name="ear"' in label["svg"]
+    (sk,) = cvat.tasks[task_id]["shapes"]
+    assert sk["type"] == "skeleton" and [(e["outside"], e["occluded"]) for e in sk["elements"]] == [
+        (False, False), (True, False), (False, True)]
+    unchanged = _json(cli.invoke("cvat", "pull", task_id, "--project", "p", "--json"))
+    assert unchanged["batch_id"] is None
+    sk["elements"][1].update(outside=False, points=[5.0, 6.0])  # the annotator places the eye
+    _json(cli.invoke("cvat", "pull", task_id, "--project", "p", "--json"))
+    with registry.session() as s:
+        a = s.scalars(select(Annotation)).one()
+        assert a.keypoints == [10, 10, 2, 5, 6, 2, 20, 22, 1] and [a.bbox_x, a.bbox_w] == [1, 30]
