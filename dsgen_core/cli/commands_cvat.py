@@ -68,6 +68,7 @@ def pull(task_id: int | None, job_id: int | None, on_conflict: str, project: str
     human = (f"task {r.task_id}{f' job {job_id}' if job_id else ''}: {r.added} added, {r.changed} changed, {r.deleted} deleted, {r.unchanged} unchanged"
              + (f" (batch {r.batch_id})" if r.batch_id else " (nothing to do)"))
     human += "".join(f"\nconflict: {c}" for c in r.conflicts)
+    human += "".join(f"\nnot pulled: {c}" for c in r.skipped)
     emit(r.to_dict(), as_json, human)
 
 

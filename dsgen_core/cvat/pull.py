@@ -43,6 +43,7 @@ from dsgen_core.cvat.shapes import (
     cvat_fingerprint,
     from_cvat,
     registry_fingerprint,
+    shape_type,
     track_fingerprint,
 )
 from dsgen_core.errors import DsgenError, NotFound
@@ -63,6 +64,7 @@ class PullResult:
     deleted: int = 0
     unchanged: int = 0
     conflicts: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # CVAT objects the registry cannot hold (an ellipse, a cuboid)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,16 +131,28 @@ def _apply(session: Session, project: Project, t: CvatTask, data: dict[str, Any]
     current = {r.id: r for i in range(0, len(mapped_ids), 5_000) for r in session.execute(select(
         Annotation.id, Annotation.asset_id, Annotation.label_class_id, Annotation.geometry_type, Annotation.bbox_x,
         Annotation.bbox_y, Annotation.bbox_w, Annotation.bbox_h, Annotation.polygon, Annotation.mask_uri,
-        Annotation.keypoints, Annotation.caption, Annotation.attributes).where(Annotation.id.in_(mapped_ids[i:i + 5_000])))}
+        Annotation.keypoints, Annotation.caption, Annotation.attributes, Annotation.iscrowd)
+        .where(Annotation.id.in_(mapped_ids[i:i + 5_000])))}
     if window is not None:
         # A job holds its frames only: what CVAT no longer has is judged within them, and the task's
         # other objects (and its tracks, which a job only shows in part) are left as they are.
         frame_of = {asset: frame for frame, asset in frames.items()}
         lo, hi = window
         in_job = {tr["id"] for tr in data.get("tracks") or []}
-        known = {k: m for k, m in known.items()
-                 if (k[0] == "track" and k[1] in in_job) or (k[0] != "track" and m.annotation_id in current
-                                                             and lo <= frame_of[current[m.annotation_id].asset_id] <= hi)}
+        in_data = {(k, int(o["id"])) for k, o in _objects(data) if k != "track"}
+
+        def in_window(key: tuple[str, int], m: CvatObject) -> bool:
+            if key[0] == "track":
+                return key[1] in in_job
+            if key in in_data:
+                return True
+            row = current.get(m.annotation_id) if m.annotation_id is not None else None
+            return row is not None and lo <= frame_of[row.asset_id] <= hi
+
+        everything = known
+        known = {k: m for k, m in known.items() if in_window(k, m)}
+    else:
+        everything = known
     class_of = _classes(session, project, t, labels)
     report = ValidationReport()
     where = f"{t.server}/tasks/{t.task_id}"
@@ -173,11 +187,17 @@ def _apply(session: Session, project: Project, t: CvatTask, data: dict[str, Any]
         specs = (t.labels or {}).get(str(obj["label_id"]), {}).get("attributes", {})
         specs = {**{str(at["id"]): [at["name"], "str"] for at in labels[int(obj["label_id"])].get("attributes") or []},
                  **specs}
+        if kind != "track":
+            seen.add((kind, int(obj["id"])))
         lab = labels[int(obj["label_id"])]
-        pulled = from_cvat(kind if kind != "track" else "shape", obj, {k: (v[0], v[1]) for k, v in specs.items()},
-                           a.width or 0, a.height or 0,
-                           skeleton=_skeleton_order(lab, keypoint_names.get(label)) if lab.get("type") == "skeleton"
-                           else None)
+        try:
+                pulled = from_cvat(kind if kind != "track" else "shape", obj, {k: (v[0], v[1]) for k, v in specs.items()},
+                               a.width or 0, a.height or 0,
+                               skeleton=_skeleton_order(lab, keypoint_names.get(label)) if lab.get("type") == "skeleton"
+                               else None)
+        except (ValueError, KeyError, IndexError) as exc:
+            result.skipped.append(f"{kind} {obj.get('id', obj.get('track'))} on frame {frame}: {exc}; left as it is")
+            continue
         if kind == "track":
             held = {name for name, _t in specs.values()} | set(SHAPE_FIELDS[:2])
             member = _member(known.get(("track", obj["track"])), frame)
@@ -199,7 +219,6 @@ def _apply(session: Session, project: Project, t: CvatTask, data: dict[str, Any]
             added.append(rec)
             continue
         key = (kind, int(obj["id"]))
-        seen.add(key)
         m = known.get(key)
         if m is None:
             added.append(_record(len(added), f"{kind}{obj['id']}", a.id, label, pulled, pulled.attributes))
@@ -225,9 +244,10 @@ def _apply(session: Session, project: Project, t: CvatTask, data: dict[str, Any]
         # What CVAT could not hold (list values, track bookkeeping) stays; what it holds is taken from it.
         held = {name for name, _t in specs.values()} | set(SHAPE_FIELDS[:2])
         attrs = {**{k: v for k, v in (row.attributes or {}).items() if k not in held}, **(pulled.attributes or {})}
-        if pulled.geometry_type == "keypoints" and row.bbox_w is not None and row.geometry_type == "keypoints":
-            pulled = replace(pulled, bbox=(row.bbox_x, row.bbox_y, row.bbox_w, row.bbox_h))  # a skeleton has no box
-        edits.append(ObjectEdit(row.id, _record(len(edits), None, a.id, label, pulled, attrs or None)))
+        if pulled.geometry_type == "keypoints" and row.geometry_type == "keypoints":
+            pulled = _into_slots(pulled, row, shape_type(obj) == "points")
+        edits.append(ObjectEdit(row.id, _record(len(edits), None, a.id, label, pulled, attrs or None)
+                                ._replace(iscrowd=bool(row.iscrowd))))
         edited_keys.append(key)
     removals = _track_removals(session, t, tracks, same_tracks, known, added)
     for key, m in known.items():  # frames of pushed tracks CVAT no longer shows (or whole pushed tracks deleted)
@@ -267,7 +287,7 @@ def _apply(session: Session, project: Project, t: CvatTask, data: dict[str, Any]
     result.added = res.objects_new
     result.changed = res.objects_merged
     result.deleted = len(removals)
-    _remember(session, t, data, set(edited_keys), removed_keys, known)
+    _remember(session, t, data, set(edited_keys), removed_keys, everything)
     gone = set(removals)
     for tid, fp in track_fp.items():
         if tid not in same_tracks:
@@ -283,6 +303,22 @@ def _apply(session: Session, project: Project, t: CvatTask, data: dict[str, Any]
     t.last_pull_batch_id = res.batch_id
     session.flush()
     return result
+
+
+def _into_slots(p: Pulled, row: Any, points: bool) -> Pulled:
+    """An edited keypoints object keeps its box (CVAT's points and skeletons have none) and, from a plain
+    points shape (only the visible keypoints were sent), the edited points go back into the slots they
+    came from, the others kept as the registry has them."""
+    if row.bbox_w is not None:
+        p = replace(p, bbox=(row.bbox_x, row.bbox_y, row.bbox_w, row.bbox_h))
+    old = list(row.keypoints or [])
+    slots = [i for i in range(0, len(old), 3) if old[i + 2] > 0]
+    if points and p.keypoints is not None and len(p.keypoints) == 3 * len(slots):
+        new = list(old)
+        for k, i in enumerate(slots):
+            new[i], new[i + 1] = p.keypoints[3 * k], p.keypoints[3 * k + 1]
+        p = replace(p, keypoints=new)
+    return p
 
 
 def _skeleton_order(label: dict[str, Any], names: list[str] | None) -> list[int]:

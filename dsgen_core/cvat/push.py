@@ -392,7 +392,8 @@ def _push_task(registry: Registry, client: Any, server: CvatServer, row_id: int,
                 spec["project_id"] = cvat_project
             else:
                 skeletons = skeleton_classes(plan.classes, plan.objects)
-                spec["labels"] = [_label_request(c, plan.specs[c.id], c.id in skeletons) for c in plan.classes]
+                with cvat_call(f"describe the labels of task {name!r}", server.url):
+                    spec["labels"] = [_label_request(c, plan.specs[c.id], c.id in skeletons) for c in plan.classes]
             if segment_size:
                 spec["segment_size"] = segment_size
             with cvat_call(f"create task {name!r}", server.url):
@@ -536,12 +537,13 @@ def _put_annotations(session: Session, client: Any, server: CvatServer, t: CvatT
     tracks = _tracks(tracked, len(assets))
     in_tracks = {r.id for _req, members in tracks for r in members.values()}
     sent = [e for e in sent if e[2] not in in_tracks]
-    shapes = [models.LabeledShapeRequest(**_typed(req)) for kind, req, _, _ in sent if kind == "shape"]
-    tags = [models.LabeledImageRequest(**req) for kind, req, _, _ in sent if kind == "tag"]
-    track_requests = [models.LabeledTrackRequest(**{**req, "shapes": [models.TrackedShapeRequest(**_typed(sh))
-                                                                       for sh in req["shapes"]]})
-                      for req, _members in tracks]
     with cvat_call(f"upload {len(sent) + len(in_tracks)} annotations to task {t.task_id}", server.url):
+        # Built in here: the SDK checks values as it builds them, and a refusal is a one-line error too.
+        shapes = [models.LabeledShapeRequest(**_typed(req)) for kind, req, _, _ in sent if kind == "shape"]
+        tags = [models.LabeledImageRequest(**req) for kind, req, _, _ in sent if kind == "tag"]
+        track_requests = [models.LabeledTrackRequest(**{**req, "shapes": [models.TrackedShapeRequest(**_typed(sh))
+                                                                           for sh in req["shapes"]]})
+                          for req, _members in tracks]
         client.api_client.tasks_api.update_annotations(
             t.task_id, task_annotations_update_request=models.LabeledDataRequest(
                 shapes=shapes, tags=tags, tracks=track_requests), _parse_response=False)

@@ -113,7 +113,7 @@ def to_cvat(row: Any, *, frame: int, label_id: int, spec_ids: dict[str, int], sp
     if g == "label":
         return "tag", base
     shape = {**base, "occluded": bool(attrs.get("occluded", False)), "outside": False, "z_order": 0,
-             "rotation": float(attrs.get("rotation") or 0.0)}
+             "rotation": float(attrs.get("rotation") or 0.0) % 360.0}  # CVAT takes [0, 360)
     if g == "bbox" and row.bbox_w is not None:
         x, y, w, h = row.bbox_x, row.bbox_y, row.bbox_w, row.bbox_h
         return "shape", {**shape, "type": "rectangle", "points": [x, y, x + w, y + h]}
@@ -206,7 +206,7 @@ def from_cvat(kind: str, obj: dict[str, Any], specs: dict[str, tuple[str, str]],
     # Always both, as CVAT's own exports write them on every shape.
     attrs["occluded"] = bool(obj.get("occluded"))
     attrs["rotation"] = float(obj.get("rotation") or 0.0)
-    t = _shape_type(obj)
+    t = shape_type(obj)
     pts = [float(p) for p in obj.get("points") or []]
     if t == "rectangle":
         x1, y1, x2, y2 = pts[:4]
@@ -245,7 +245,7 @@ def from_cvat(kind: str, obj: dict[str, Any], specs: dict[str, tuple[str, str]],
     raise ValueError(f"CVAT shape type {t!r} has no registry geometry")
 
 
-def _shape_type(obj: dict[str, Any]) -> str:
+def shape_type(obj: dict[str, Any]) -> str:
     t = obj.get("type")
     return str(getattr(t, "value", t))
 
@@ -260,7 +260,7 @@ def cvat_fingerprint(kind: str, obj: dict[str, Any]) -> str:
     core: dict[str, Any] = {"frame": obj["frame"], "label": obj["label_id"],
                             "attrs": sorted((int(a["spec_id"]), str(a["value"])) for a in obj.get("attributes") or [])}
     if kind == "shape":
-        core.update(type=_shape_type(obj), points=[round(float(p), 4) for p in obj.get("points") or []],
+        core.update(type=shape_type(obj), points=[round(float(p), 4) for p in obj.get("points") or []],
                     occluded=bool(obj.get("occluded")), rotation=round(float(obj.get("rotation") or 0.0), 4),
                     elements=sorted((int(e["label_id"]), [round(float(p), 4) for p in e.get("points") or []],
                                      bool(e.get("outside")), bool(e.get("occluded")))

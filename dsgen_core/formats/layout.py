@@ -54,18 +54,22 @@ class LayoutBatch:
         ``required=False``: a listed image whose file is missing is still a sample (without a file,
         as an import without images makes), with a warning; labels that need its size cannot have it.
         """
-        key = path.relative_to(self.root).as_posix()
+        full = path.resolve()
+        if not full.is_relative_to(self.root.resolve()):
+            self.report.error(str(self.root), path.name, "image", f"{path} is outside the dataset folder; not read")
+            return None
+        key = full.relative_to(self.root.resolve()).as_posix()
         if key not in self.images:
             if not path.is_file() and not required:
                 self.report.warning(key, key, "image", "file not found: the image is kept without its file")
-                self.images[key] = path
+                self.images[key] = full
             else:
                 try:
-                    self.infos[key] = probe_image(path)
+                    self.infos[key] = probe_image(full)
                 except ImageProblem as exc:
                     self.report.error(key, key, "image", str(exc))
                     return None
-                self.images[key] = path
+                self.images[key] = full
         if split:
             self.splits[key] = split
         return key

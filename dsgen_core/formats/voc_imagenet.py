@@ -45,6 +45,7 @@ _FLAGS = ("truncated", "difficult", "occluded")
 
 
 def read_voc(root: Path, report: ValidationReport) -> LayoutBatch:
+    root = root.resolve()
     ann_dir, img_dir = root / "Annotations", root / "JPEGImages"
     if not ann_dir.is_dir() and not img_dir.is_dir():
         raise DsgenError(f"{root}: not a Pascal VOC folder (no Annotations/ or JPEGImages/)")
@@ -200,8 +201,12 @@ def export_voc(session: Session, project: Project, tag: str, out_dir: Path, *, m
     by_split: dict[str, list[str]] = {}
     n_obj = 0
     members = version_members(session, v)
+    stems: set[str] = set()
     for m in members:
         stem, ext = Path(m.name).stem, Path(m.name).suffix or ".jpg"
+        if stem in stems:  # a.jpg and a.png: VOC names an image by its stem
+            stem = f"{stem}_{m.asset.id}"
+        stems.add(stem)
         by_split.setdefault(m.split, []).append(stem)
         if m.asset.storage_uri:
             _place(m.asset.storage_uri, out_dir / "JPEGImages" / f"{stem}{ext}")
@@ -223,8 +228,8 @@ def export_voc(session: Session, project: Project, tag: str, out_dir: Path, *, m
                              masks)
         ET.indent(root)
         ET.ElementTree(root).write(out_dir / "Annotations" / f"{stem}.xml", encoding="utf-8", xml_declaration=True)
-    for split, stems in by_split.items():
-        (out_dir / "ImageSets" / "Main" / f"{split}.txt").write_text("".join(f"{s}\n" for s in stems))
+    for split, listed in by_split.items():
+        (out_dir / "ImageSets" / "Main" / f"{split}.txt").write_text("".join(f"{s}\n" for s in listed))
     (out_dir / "labelmap.txt").write_text("# label:color_rgb:parts:actions\n" + "".join(
         f"{classes[c]}:::\n" for c in sorted(classes)))
     return {"images": len(members), "objects": n_obj, "splits": len(by_split)}
@@ -282,6 +287,12 @@ def _bndbox(parent: Any, box: list[Any]) -> None:
         ET.SubElement(bb, k).text = f"{val:g}"
 
 
+def safe_name(name: str) -> str:
+    """A class name as one folder name: path separators and the names ``.``/``..`` cannot leave the export."""
+    out = name.replace("/", "%2F").replace("\\", "%5C").replace("\0", "")
+    return out if out not in ("", ".", "..") else f"%{out or 'empty'}"
+
+
 def _place(src: str, dest: Path) -> None:
     if dest.exists():
         dest.unlink()
@@ -297,6 +308,7 @@ def _place(src: str, dest: Path) -> None:
 def read_imagenet(root: Path, report: ValidationReport) -> LayoutBatch:
     if not root.is_dir():
         raise DsgenError(f"{root}: not a folder")
+    root = root.resolve()
     lb = LayoutBatch(root, "imagenet", report)
     lists = [root / f"{s}.txt" for s in SPLITS if (root / f"{s}.txt").is_file()]
     if lists:
@@ -325,7 +337,9 @@ def read_imagenet(root: Path, report: ValidationReport) -> LayoutBatch:
                     _label(lb, key, f"{listing.name}#{n}:{i}", lb.cls(name, external_id=i),
                            f"{listing.name}: line {n}")
         return lb
-    split_dirs = [d for d in sorted(root.iterdir()) if d.is_dir() and d.name in SPLITS]
+    # A split folder holds label folders; a label folder that happens to be called "train" holds images.
+    split_dirs = [d for d in sorted(root.iterdir()) if d.is_dir() and d.name in SPLITS
+                  and any(c.is_dir() for c in d.iterdir())]
     bases: list[tuple[Path, str | None]] = [(d, d.name) for d in split_dirs] or [(root, None)]
     for base, split in bases:
         for label_dir in sorted(d for d in base.iterdir() if d.is_dir()):
@@ -352,7 +366,7 @@ def export_imagenet(session: Session, project: Project, tag: str, out_dir: Path)
     for m in version_members(session, v):
         for label in sorted({classes[a.label_class_id] for a in objects.get(m.asset.id, [])
                              if a.label_class_id is not None}):
-            folder = out_dir / m.split / label
+            folder = out_dir / m.split / safe_name(label)
             folder.mkdir(parents=True, exist_ok=True)
             if m.asset.storage_uri:
                 _place(m.asset.storage_uri, folder / m.name)

@@ -35,6 +35,7 @@ def read_yolo(root: Path, report: ValidationReport, *, task: str = "auto") -> La
         raise DsgenError(f"--task must be one of {', '.join(TASKS)}, not {task!r}")
     if not root.is_dir():
         raise DsgenError(f"{root}: not a folder")
+    root = root.resolve()
     lb = LayoutBatch(root, "yolo", report)
     data_yaml = next((p for p in (root / "data.yaml", root / "dataset.yaml") if p.is_file()), None)
     if data_yaml is not None:
@@ -104,6 +105,8 @@ def _darknet(root: Path, lb: LayoutBatch) -> tuple[dict[int, str], None, list[An
 
 def _images_of(base: Path, root: Path, entry: str, lb: LayoutBatch, where: str, split: str) -> list[Path]:
     p = (base / entry).resolve()
+    if not p.exists() and entry.startswith("../"):
+        p = (base / entry[3:]).resolve()  # Roboflow writes "../train/images" for "train/images", as Ultralytics reads it
     if p.is_dir():
         return sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in IMAGE_EXTENSIONS)
     if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS:

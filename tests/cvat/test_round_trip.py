@@ -361,3 +361,30 @@ def test_named_keypoints_go_as_a_skeleton_with_their_visibility(registry: Regist
     with registry.session() as s:
         a = s.scalars(select(Annotation)).one()
         assert a.keypoints == [10, 10, 2, 5, 6, 2, 20, 22, 1] and [a.bbox_x, a.bbox_w] == [1, 30]
+
+
+def test_review_findings_negative_rotation_ellipses_and_a_job_after_a_registry_delete(
+        imported: Registry, cvat: StandIn, cli: Any) -> None:
+    with imported.session() as s:
+        first = s.scalars(select(Annotation).order_by(Annotation.id)).first()
+        assert first is not None
+        first.attributes = {**(first.attributes or {}), "rotation": -17.5}  # CVAT takes [0, 360)
+    pushed = _json(cli.invoke("cvat", "push", "--name", "r", "--project", "p", "--segment-size", "6", "--json"))
+    task_id = pushed["tasks"][0]["id"]
+    assert {sh["rotation"] for sh in cvat.tasks[task_id]["shapes"]} >= {342.5}
+    label = cvat.tasks[task_id]["labels"][0]["id"]
+    cvat.tasks[task_id]["shapes"].append({"id": 424242, "type": "ellipse", "frame": 0, "label_id": label,
+                                          "points": [5.0, 5.0, 9.0, 8.0], "occluded": False, "outside": False,
+                                          "z_order": 0, "rotation": 0.0, "group": 0, "source": "manual",
+                                          "attributes": [], "elements": []})
+    out = _json(cli.invoke("cvat", "pull", task_id, "--project", "p", "--json"))
+    assert out["skipped"] and "ellipse" in out["skipped"][0] and out["deleted"] == 0 and out["added"] == 0
+    with imported.session() as s:  # an object pushed in job 1 is deleted in the registry; job 1 is pulled twice
+        aid = s.scalar(select(CvatObject.annotation_id).join(Annotation, Annotation.id == CvatObject.annotation_id)
+                       .where(CvatObject.cvat_task_id.is_not(None)).order_by(Annotation.asset_id))
+        s.delete(s.get(Annotation, aid))
+    job = cvat.tasks[task_id]["jobs"][0]["id"]
+    for _ in range(2):
+        r = cli.invoke("cvat", "pull", "--job", job, "--project", "p", "--json")
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout)["added"] == 0  # the registry's deletion stands: CVAT's copy is unchanged
