@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import uuid
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -159,10 +160,11 @@ def push_to_cvat(registry: Registry, project_name: str, *, query: str, name: str
         s.add(job)
         s.flush()
         rows = []
+        token = uuid.uuid4().hex[:8]  # job ids repeat across registries pushing to one server; this does not
         for k, (n, c) in enumerate(zip(names, chunks, strict=True)):
-            # The job id in the name finds a task CVAT made just before a stop that left its id unrecorded.
+            # The name finds a task CVAT made just before a stop that left its id unrecorded.
             row = CvatTask(export_job_id=job.id, project_id=project.id, server=server.url,
-                           name=f"{n} [dsgen {job.id}]", chunk=k, status="creating", frames=len(c))
+                           name=f"{n} [dsgen {job.id}.{token}]", chunk=k, status="creating", frames=len(c))
             s.add(row)
             rows.append(row)
         s.flush()

@@ -790,7 +790,13 @@ class _Ingest:
         from dsgen_core.registry.schema import AnnotationGroup, AnnotationGroupMember, AnnotationRelation
 
         b, ns = self.b, self.b.namespace
-        assets = sorted({image_assets[x.image_ref] for x in b.relations} | {image_assets[g.image_ref] for g in b.groups})
+        # Images --skip-invalid left out take their relations and groups with them.
+        relations = [x for x in b.relations if x.image_ref in image_assets]
+        groups = [g for g in b.groups if g.image_ref in image_assets]
+        for what, n in (("relations", len(b.relations) - len(relations)), ("groups", len(b.groups) - len(groups))):
+            if n:
+                self.report.skipped[what] += n
+        assets = sorted({image_assets[x.image_ref] for x in relations} | {image_assets[g.image_ref] for g in groups})
         ids: dict[tuple[int, str], int] = {}
         for i in range(0, len(assets), 5_000):
             for row in self.conn.execute(select(Annotation.id, Annotation.asset_id, Annotation.source_key).where(
@@ -805,16 +811,24 @@ class _Ingest:
 
         have = set(self.conn.execute(select(AnnotationRelation.from_annotation_id, AnnotationRelation.to_annotation_id)
                                      .where(AnnotationRelation.from_annotation_id.in_(list(ids.values())))).tuples())
-        for r in b.relations:
+        added: dict[tuple[int, int], str | None] = {}
+        for r in relations:
             a, z = oid(r.image_ref, r.from_id, f"relation {r.external_id}"), oid(r.image_ref, r.to_id,
                                                                                    f"relation {r.external_id}")
-            if a is not None and z is not None and (a, z) not in have:
-                self.s.add(AnnotationRelation(from_annotation_id=a, to_annotation_id=z,
-                                              classification=r.classification, external_id=r.external_id))
-                have.add((a, z))
+            if a is None or z is None or (a, z) in have:
+                continue
+            if (a, z) in added:  # the registry holds one relation per ordered pair of objects
+                self.report.warning(b.file, f"relation {r.external_id}", "annotationId",
+                                    f"a second relation from {r.from_id!r} to {r.to_id!r} (the first is "
+                                    f"{added[(a, z)]!r}): not kept")
+                self.report.skipped["relations"] += 1
+                continue
+            self.s.add(AnnotationRelation(from_annotation_id=a, to_annotation_id=z,
+                                          classification=r.classification, external_id=r.external_id))
+            added[(a, z)] = r.external_id
         known = set(self.conn.execute(select(AnnotationGroup.asset_id, AnnotationGroup.external_id)
                                       .where(AnnotationGroup.asset_id.in_(assets))).tuples())
-        for g in b.groups:
+        for g in groups:
             asset = image_assets[g.image_ref]
             if (asset, g.external_id) in known:
                 continue

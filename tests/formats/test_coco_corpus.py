@@ -336,7 +336,7 @@ def test_zip_import_and_unsafe_zips(registry: Registry, tmp_path: Path) -> None:
     assert _counts(registry)[0] == 1
 
 
-def test_cli_import_export_stats_contract(cli, corpus: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_cli_import_export_stats_contract(cli, corpus: Path, tmp_path: Path) -> None:
     good = corpus / "cvat-exports-licensed/tzopiz__LungsNN/instances_default.json"
     bad = corpus / "mmdetection/tests/data/coco_wrong_format_sample.json"
     r = cli("import", "coco", str(bad), "--project", "lungs")

@@ -160,3 +160,45 @@ def test_an_instance_across_a_sequence_is_one_track(registry: Registry, cli: Any
     out = tmp_path / "out"
     _ok(cli.invoke("export", "datamaker", out, "--project", "p", "--json"))
     assert json.loads((out / "seq.json").read_text()) == doc
+
+
+def test_review_findings_identity_collisions_and_skip_invalid(registry: Registry, cli: Any, tmp_path: Path) -> None:
+    nested = tmp_path / "dm" / "a"
+    nested.mkdir(parents=True)
+    shutil.copy(SOURCE, nested / "street.json")
+    _ok(cli.invoke("import", "datamaker", nested / "street.json", "--images", FIXTURES / "images", "--project", "p",
+                   "--json"))
+    # The same work imported through its parent folder is the same asset (its assignmentId names it).
+    again = _ok(cli.invoke("import", "datamaker", tmp_path / "dm", "--images", FIXTURES / "images", "--project", "p",
+                           "--json"))
+    assert again["images_new"] == 0 and again["annotations"] == 0
+    # A file with other bytes for the same asset, under --skip-invalid: the image is refused, and its
+    # relations and groups go with it (no crash).
+    doc = json.loads(SOURCE.read_text())
+    doc["extra"]["image_1"]["width"] = 5
+    bad = tmp_path / "bad" / "street.json"
+    bad.parent.mkdir()
+    bad.write_text(json.dumps(doc, ensure_ascii=False))
+    skipped = _ok(cli.invoke("import", "datamaker", bad, "--project", "p", "--skip-invalid", "--json"))
+    assert skipped["skipped"]["relations"] == 1 and skipped["skipped"]["groups"] == 1
+    # An image from COCO called street.png does not overwrite the Datamaker file street.json on export.
+    coco = {"images": [{"id": 1, "file_name": "street.png", "width": 4, "height": 3}],
+            "categories": [{"id": 1, "name": "자동차"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "area": 1, "iscrowd": 0}]}
+    (tmp_path / "c.json").write_text(json.dumps(coco, ensure_ascii=False))
+    _ok(cli.invoke("import", "coco", tmp_path / "c.json", "--project", "p", "--json"))
+    out = tmp_path / "out"
+    exported = _ok(cli.invoke("export", "datamaker", out, "--project", "p", "--json"))
+    assert exported["files"] == 2 and exported["assets"] == 2
+    assert json.loads((out / "street.json").read_text()) == json.loads(SOURCE.read_text())
+    assert len(list(out.glob("street_*.json"))) == 1
+
+
+def test_a_changed_classification_rewrites_its_label(registry: Registry, cli: Any, tmp_path: Path) -> None:
+    _ok(cli.invoke("import", "datamaker", SOURCE, "--images", FIXTURES / "images", "--project", "p", "--json"))
+    with registry.session() as s:
+        box = s.scalars(select(Annotation).where(Annotation.source_key == "datamaker:Cd1qfFQFI4")).one()
+        box.attributes = {**box.attributes, "색상": "파랑"}
+    _ok(cli.invoke("export", "datamaker", tmp_path / "out", "--project", "p", "--json"))
+    ann = json.loads((tmp_path / "out" / "street.json").read_text())["annotations"]["image_1"][0]
+    assert ann["classification"]["색상"] == "파랑" and ann["label"] == ["자동차", "파랑", "썬루프", "루프랙"]

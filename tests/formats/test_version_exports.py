@@ -95,7 +95,7 @@ def test_export_of_a_draft_is_refused(registry: Registry, demo_data: Path, tmp_p
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_exported_yolo_folder_trains_with_plain_yolo_offline(cli, frozen: tuple[Registry, int], tmp_path: Path) -> None:  # noqa: ANN001
+def test_exported_yolo_folder_trains_with_plain_yolo_offline(cli, frozen: tuple[Registry, int], tmp_path: Path) -> None:
     """The export is an ordinary Ultralytics dataset: `yolo train` runs one epoch on it with no network."""
     out = tmp_path / "yolo"
     assert cli("export", "yolo", "v1", str(out), "--project", "p").returncode == 0

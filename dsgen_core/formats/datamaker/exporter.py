@@ -16,7 +16,7 @@ import math
 import os
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -60,18 +60,23 @@ def export_datamaker(session: Session, project: Project, query: str, out_dir: Pa
                                   .where(Asset.id.in_(ids[i:i + 5_000]), Asset.asset_type == "image")).all()
     classes = {c.id: c.key for c in session.scalars(select(LabelClass).where(LabelClass.project_id == project.id))}
     docs: dict[str, dict[str, Any]] = {}
-    names_used: set[str] = set()
     n_ann = 0
     skipped: dict[str, int] = defaultdict(int)
+    metas = {a.id: _meta(a) for a in assets}
+    names_used = {m["file"] for m in metas.values() if m}  # the files Datamaker wrote keep their names
+    owner: dict[str, Any] = {}  # file name -> the work (assignmentId) it holds
     for a in sorted(assets, key=lambda r: r.id):
-        meta = (a.extra or {}).get(NAMESPACE)
+        meta = metas[a.id]
         if meta:
             fname, asset_key = meta["file"], meta["asset"]
+            work = meta.get("assignmentId", meta["file"])
+            if owner.setdefault(fname, work) != work:  # two works' files of one name
+                fname = f"{Path(fname).stem}_{work}.json"
         else:
             stem = Path(a.file_name).stem or f"asset_{a.id}"
             fname = f"{stem}.json" if f"{stem}.json" not in names_used else f"{stem}_{a.id}.json"
             asset_key = "image_1"
-        names_used.add(fname)
+            names_used.add(fname)
         doc = docs.setdefault(fname, {"extra": {}, "annotations": {}, "annotationsData": {}, "relations": {},
                                       "annotationGroups": {}})
         if meta and "assignmentId" in meta:
@@ -90,6 +95,10 @@ def export_datamaker(session: Session, project: Project, query: str, out_dir: Pa
                 skipped["model scores (the annotation is written, its score is not)"] += 1
             if r.iscrowd:
                 skipped["iscrowd flags (the annotation is written, the flag is not)"] += 1
+            if r.geometry_type == "keypoints" and r.keypoints and len(r.keypoints) > 3:
+                skipped["keypoints beyond the first of an object (a keypoint annotation is one point)"] += 1
+            if r.geometry_type in ("polygon", "polyline") and r.polygon and len(r.polygon) > 1:
+                skipped["polygon parts beyond the first (an annotatorData polygon has one part)"] += 1
             ann, data = _annotation(r, classes, a, masks)
             id_of[r.id] = ann["id"]
             anns.append(ann)
@@ -116,6 +125,19 @@ def export_datamaker(session: Session, project: Project, query: str, out_dir: Pa
     return DatamakerExport(written, len(assets), n_ann, dict(skipped))
 
 
+def _meta(a: Any) -> dict[str, Any] | None:
+    """What a Datamaker import kept about the asset, if it has the import's shape and names a file inside
+    the export (another format's unknown keys may be called "datamaker" too)."""
+    meta = (a.extra or {}).get(NAMESPACE)
+    if not (isinstance(meta, dict) and isinstance(meta.get("file"), str) and isinstance(meta.get("asset"), str)
+            and isinstance(meta.get("extra"), str)):
+        return None
+    rel = PurePosixPath(meta["file"])
+    if rel.is_absolute() or ".." in rel.parts or "\\" in meta["file"] or not rel.name.endswith(".json"):
+        return None
+    return meta
+
+
 def _annotation(r: Annotation, classes: dict[int, str], a: Any, masks: MaskStore,
                 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     keep = (r.extra or {}).get(NAMESPACE) or {}
@@ -136,13 +158,15 @@ def _annotation(r: Annotation, classes: dict[int, str], a: Any, masks: MaskStore
         elif isinstance(written, dict) and cls is not None:
             # The classification as written where it still says the same; the registry's where it changed.
             cls = {k: cls[k] for k in written if k in cls} | {k: v for k, v in cls.items() if k not in written}
+        if cls != written and "label" in ann:
+            ann["label"] = _label(cls)  # the label lists the class and the chosen values: it follows them
         ann["classification"] = cls
         tool = ann["tool"]
     else:
         tool = _TOOL_OF_GEOMETRY.get(r.geometry_type, "classification")
         ann = {"id": r.source_key.split(":", 1)[1] if r.source_key and r.source_key.startswith(f"{NAMESPACE}:")
                else f"dsgen_{r.id}", "tool": tool, "isLocked": False, "isVisible": True, "classification": cls,
-               "label": [cls["class"]] if cls and cls.get("class") else []}
+               "label": _label(cls)}
     if tool == "classification" and data is None:
         return ann, None
     data = data if data is not None else {"id": ann["id"]}
@@ -151,6 +175,16 @@ def _annotation(r: Annotation, classes: dict[int, str], a: Any, masks: MaskStore
     if value is not None:
         data[key] = value
     return ann, data
+
+
+def _label(cls: dict[str, Any] | None) -> list[str]:
+    if not cls:
+        return []
+    out = [str(cls["class"])] if cls.get("class") else []
+    for k, v in cls.items():
+        if k != "class":
+            out += [str(x) for x in v] if isinstance(v, list) else [str(v)] if isinstance(v, str) else []
+    return out
 
 
 def _geometry(r: Annotation, data: dict[str, Any], masks: MaskStore) -> Any:

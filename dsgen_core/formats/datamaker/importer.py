@@ -3,7 +3,8 @@
 A file holds the six top-level maps keyed by asset id (``image_1``, ...): ``annotations`` (id,
 tool, flags, the flattened ``classification``, ``label``), ``annotationsData`` (the geometry, by
 the same id), ``relations``, ``annotationGroups``, ``extra`` and ``assignmentId``. Each asset is
-an image identified by its file and asset id; each annotation an object identified by its id
+an image identified by its ``assignmentId`` (else its file's path under the folder given) and
+asset id; each annotation an object identified by its id
 (``datamaker:<id>``). The geometry goes into the registry's columns (a bounding box's rotation,
 in radians, stays as written), the class is ``classification["class"]`` and the other flattened
 keys are the object's attributes; the annotations of one ``instanceId`` (sequential data) are one
@@ -25,7 +26,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Hashable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -177,11 +178,16 @@ class _Reader:
                                                           f"(looked for {', '.join(candidates[:3])})")
         width = info.width if info else _int(extra, "width")
         height = info.height if info else _int(extra, "height")
-        keep = {"file": rel, "asset": asset_id, "has_extra": asset_id in maps["extra"],
+        # The file's name (not its folder: the same work may be imported through another folder) is where
+        # the export writes the asset back.
+        keep = {"file": PurePosixPath(rel).name, "asset": asset_id, "has_extra": asset_id in maps["extra"],
                 "extra": orjson.dumps(extra).decode()}
         if has_assignment:
             keep["assignmentId"] = assignment
-        self.images.append(ImageRecord(ref, f"{NAMESPACE}:{rel}#{asset_id}", file_name or f"{rel}#{asset_id}",
+        # The platform's own id of the work (assignmentId) names the asset wherever the file lies; without
+        # one, the file's path under the folder given does.
+        identity = f"assignment:{assignment}" if has_assignment and assignment not in (None, "") else rel
+        self.images.append(ImageRecord(ref, f"{NAMESPACE}:{identity}#{asset_id}", file_name or f"{rel}#{asset_id}",
                                        width, height, extra={NAMESPACE: keep}, file=info,
                                        record=f"{rel}: {asset_id}"))
         data = {}
