@@ -15,9 +15,13 @@ from support import REPO_ROOT
 RUNTIME_ONLY = {"dagster-webserver", "dagster-dg-cli", "psycopg"}
 
 
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()  # PEP 503: cvat_sdk and cvat-sdk are one project
+
+
 def _declared() -> set[str]:
     deps = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    return {re.split(r"[<>=!~\[; ]", d, maxsplit=1)[0].lower() for d in deps}
+    return {_canonical(re.split(r"[<>=!~\[; ]", d, maxsplit=1)[0]) for d in deps}
 
 
 def _imported() -> set[str]:
@@ -34,11 +38,11 @@ def _imported() -> set[str]:
 
 def test_every_imported_package_is_declared() -> None:
     dists = md.packages_distributions()
-    needed = {d.lower() for m in _imported() for d in dists.get(m, [m])}
+    needed = {_canonical(d) for m in _imported() for d in dists.get(m, [m])}
     assert needed - _declared() == set()
 
 
 def test_every_declared_package_is_imported_or_a_runtime_tool() -> None:
     dists = md.packages_distributions()
-    needed = {d.lower() for m in _imported() for d in dists.get(m, [m])}
+    needed = {_canonical(d) for m in _imported() for d in dists.get(m, [m])}
     assert _declared() - needed - RUNTIME_ONLY == set()
