@@ -95,7 +95,8 @@ class StandIn:
         self.lock = threading.Lock()
         self.tasks: dict[int, dict[str, Any]] = {}
         self.ids = itertools.count(1)
-        self.fail_next: dict[str, tuple[int, Any]] = {}  # "POST /api/tasks" -> (status, body): one refusal
+        self.fail_next: dict[str, tuple[int, Any]] = {}
+        self.share_root: Path | None = None  # a folder standing for CVAT's shared storage  # "POST /api/tasks" -> (status, body): one refusal
         self.server: ThreadingHTTPServer | None = None
         self.url = ""
 
@@ -285,19 +286,17 @@ class StandIn:
                 for name, data in files.values():
                     t["files"][os.path.basename(name)] = data
                 return 200, None
+            if body and body.get("server_files"):  # CVAT's shared storage: it reads the files itself
+                if self.share_root is None:
+                    return 400, {"server_files": ["no shared storage on this server"]}
+                for name in body["server_files"]:
+                    f = self.share_root / name
+                    if not f.is_file():
+                        return 400, {"server_files": [f"{name} is not in the share"]}
+                    t["files"][name] = f.read_bytes()
+                return self._finish(t, body)
             if "Upload-Finish" in headers:
-                fields = body or form  # cvat-sdk sends the DataRequest fields as JSON
-                order = fields.get("upload_file_order") or sorted(t["files"])
-                order = order if isinstance(order, list) else [order]
-                if fields.get("sorting_method") != "predefined":
-                    order = sorted(order)
-                for name in order:
-                    with Image.open(io.BytesIO(t["files"][name])) as im:
-                        t["frames"].append({"name": name, "width": im.width, "height": im.height})
-                seg = t["segment_size"] or len(t["frames"])
-                t["jobs"] = [{"id": next(self.ids), "start": s, "stop": min(s + seg, len(t["frames"])) - 1,
-                              "state": "new"} for s in range(0, len(t["frames"]), seg)]
-                return 202, {"rq_id": f"create:task-{t['id']}"}
+                return self._finish(t, body or form)  # cvat-sdk sends the DataRequest fields as JSON
         if rest == "/data/meta" and method == "GET":
             return 200, {"chunks_updated_date": t["created"], "chunk_size": 36, "size": len(t["frames"]),
                          "image_quality": 95, "start_frame": 0, "stop_frame": max(0, len(t["frames"]) - 1),
@@ -307,6 +306,20 @@ class StandIn:
         if rest == "/annotations/":
             return self._annotations(t, method, query, body)
         return 404, {"detail": "Not found."}
+
+    def _finish(self, t: dict[str, Any], fields: dict[str, Any]) -> tuple[int, Any]:
+        """The task's frames from its files, in the order asked for; its jobs by segment size."""
+        order = fields.get("upload_file_order") or fields.get("server_files") or sorted(t["files"])
+        order = order if isinstance(order, list) else [order]
+        if fields.get("sorting_method") != "predefined":
+            order = sorted(order)
+        for name in order:
+            with Image.open(io.BytesIO(t["files"][name])) as im:
+                t["frames"].append({"name": name, "width": im.width, "height": im.height})
+        seg = t["segment_size"] or len(t["frames"])
+        t["jobs"] = [{"id": next(self.ids), "start": s, "stop": min(s + seg, len(t["frames"])) - 1,
+                      "state": "new"} for s in range(0, len(t["frames"]), seg)]
+        return 202, {"rq_id": f"create:task-{t['id']}"}
 
     def _annotations(self, t: dict[str, Any], method: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
         if method == "GET":

@@ -124,10 +124,12 @@ class _Plan:
 def push_to_cvat(registry: Registry, project_name: str, *, query: str, name: str, storage: Storage,
                  annotations: Which = "all", max_images_per_task: int | None = None, segment_size: int | None = None,
                  cvat_project: int | None = None, dry_run: bool = False, actor: str | None = None,
-                 server: CvatServer | None = None) -> PushResult:
+                 server: CvatServer | None = None, share_root: Path | None = None) -> PushResult:
     """Make CVAT tasks of the images ``query`` selects; see the module docstring.
 
     A transaction per step (the registry is not held while CVAT works), so it takes the registry.
+    ``share_root``: the images lie in CVAT's shared storage, mounted here at this folder; CVAT reads
+    them from there (by their paths under it) instead of receiving them.
     """
     if annotations not in WHICH:
         raise DsgenError(f"--annotations must be one of {', '.join(WHICH)}, not {annotations!r}")
@@ -138,6 +140,8 @@ def push_to_cvat(registry: Registry, project_name: str, *, query: str, name: str
     with registry.session() as s:
         project = get_project(s, project_name)
         plan = _plan(s, project, query, annotations, storage)
+    if share_root is not None:
+        _check_shared(plan.assets, share_root)
     if not dry_run:
         server = server or CvatServer.from_env()
         with cvat_client(server):
@@ -155,7 +159,8 @@ def push_to_cvat(registry: Registry, project_name: str, *, query: str, name: str
         job = ExportJob(project_id=project.id, target="cvat", status="running", external_url=None,
                         filter_snapshot={"query": query, "annotations": annotations, "images": len(plan.assets),
                                          "max_images_per_task": max_images_per_task, "segment_size": segment_size,
-                                         "cvat_project": cvat_project, "name": name, "server": server.url},
+                                         "cvat_project": cvat_project, "name": name, "server": server.url,
+                                         "share_root": str(share_root) if share_root else None},
                         log="")
         s.add(job)
         s.flush()
@@ -170,13 +175,13 @@ def push_to_cvat(registry: Registry, project_name: str, *, query: str, name: str
         s.flush()
         for row, c in zip(rows, chunks, strict=True):
             s.add_all(CvatFrame(cvat_task_id=row.id, frame=i, asset_id=a.id, name=nm)
-                      for i, (a, nm) in enumerate(zip(c, _frame_names(c), strict=True)))
+                      for i, (a, nm) in enumerate(zip(c, _frame_names(c, share_root), strict=True)))
         audit(s, "cvat.push", project_id=project.id, entity_type="export_job", entity_ids=[job.id],
               detail={"query": query, "tasks": len(rows), "images": len(plan.assets), "server": server.url,
                       "loss": plan.loss.to_dict()}, actor=actor)
         job_id = job.id
     # Committed: the push is recorded before CVAT is asked for anything.
-    _run(registry, job_id, plan, storage, server, segment_size, cvat_project)
+    _run(registry, job_id, plan, storage, server, segment_size, cvat_project, share_root=share_root)
     return _result(registry, job_id, plan.loss)
 
 
@@ -189,8 +194,9 @@ def resume_push(registry: Registry, project_name: str, export_job_id: int, *, st
         snap = job.filter_snapshot or {}
         plan = _plan(s, project, snap.get("query", ""), snap.get("annotations", "all"), storage,
                      only=[f.asset_id for t in _tasks(s, job.id) for f in _frames(s, t.id)])
+    share = snap.get("share_root")
     _run(registry, export_job_id, plan, storage, server or CvatServer.from_env(), snap.get("segment_size"),
-         snap.get("cvat_project"), resuming=True)
+         snap.get("cvat_project"), resuming=True, share_root=Path(share) if share else None)
     return _result(registry, export_job_id, plan.loss)
 
 
@@ -336,8 +342,19 @@ def _count_object_extras(session: Session, ids: set[int]) -> int:
     return len(found)
 
 
-def _frame_names(assets: list[Any]) -> list[str]:
-    """Upload names: the file's own name, made unique in the task with the asset id where two share one."""
+def _check_shared(assets: list[Any], share_root: Path) -> None:
+    root = share_root.resolve()
+    outside = [f"asset {a.id} ({a.storage_uri})" for a in assets if not Path(a.storage_uri).resolve().is_relative_to(root)]
+    if outside:
+        raise DsgenError(f"{len(outside)} image(s) are not under the shared folder {share_root}: {', '.join(outside[:3])}")
+
+
+def _frame_names(assets: list[Any], share_root: Path | None = None) -> list[str]:
+    """Upload names: the file's own name, made unique in the task with the asset id where two share one;
+    from shared storage, the file's path under the share (CVAT names the frame so)."""
+    if share_root is not None:
+        root = share_root.resolve()
+        return [Path(a.storage_uri).resolve().relative_to(root).as_posix() for a in assets]
     counts = Counter(os.path.basename(a.file_name) for a in assets)
     return [os.path.basename(a.file_name) if counts[os.path.basename(a.file_name)] == 1
             else f"{a.id}_{os.path.basename(a.file_name)}" for a in assets]
@@ -347,7 +364,8 @@ def _frame_names(assets: list[Any]) -> list[str]:
 
 
 def _run(registry: Registry, job_id: int, plan: _Plan, storage: Storage, server: CvatServer,
-         segment_size: int | None, cvat_project: int | None, *, resuming: bool = False) -> None:
+         segment_size: int | None, cvat_project: int | None, *, resuming: bool = False,
+         share_root: Path | None = None) -> None:
     by_id = {a.id: a for a in plan.assets}
     try:
         with cvat_client(server) as client:
@@ -356,7 +374,7 @@ def _run(registry: Registry, job_id: int, plan: _Plan, storage: Storage, server:
                         for t in _tasks(s, job_id) if t.status not in ("pushed", "removed")]
             for row_id, frames in todo:
                 _push_task(registry, client, server, row_id, [by_id[a] for a, _ in frames], [n for _, n in frames],
-                           plan, storage, segment_size, cvat_project, resuming)
+                           plan, storage, segment_size, cvat_project, resuming, share_root)
     except BaseException as exc:
         with registry.session() as s:
             job = s.get(ExportJob, job_id)
@@ -375,7 +393,7 @@ def _run(registry: Registry, job_id: int, plan: _Plan, storage: Storage, server:
 
 def _push_task(registry: Registry, client: Any, server: CvatServer, row_id: int, assets: list[Any],
                names: list[str], plan: _Plan, storage: Storage, segment_size: int | None,
-               cvat_project: int | None, resuming: bool) -> None:
+               cvat_project: int | None, resuming: bool, share_root: Path | None = None) -> None:
     """Make one task, step by step, each step committed: create, upload, annotate."""
     from cvat_sdk import models
 
@@ -408,12 +426,18 @@ def _push_task(registry: Registry, client: Any, server: CvatServer, row_id: int,
             t.task_id, t.url, t.status = task_id, f"{server.url}/tasks/{task_id}", status
     if status in ("creating", "uploading"):
         task = _retrieve(client, task_id, server)
-        if not task.size:
+        if not task.size and share_root is not None:
+            from cvat_sdk.core.proxies.tasks import ResourceType
+
+            with cvat_call(f"make task {task_id} from {len(names)} shared images", server.url):
+                task.upload_data(names, resource_type=ResourceType.SHARE,
+                                 params={"image_quality": 95, "sorting_method": "predefined"})
+        elif not task.size:
             with tempfile.TemporaryDirectory(prefix="dsgen-cvat-") as tmp:
                 files = [_link(a.storage_uri, Path(tmp) / n) for a, n in zip(assets, names, strict=True)]
                 with cvat_call(f"upload {len(files)} images to task {task_id}", server.url):
                     task.upload_data(files, params={"image_quality": 95, "sorting_method": "predefined"})
-        _check_frames(client, task_id, names, server)
+        _check_frames(client, task_id, names, server, shared=share_root is not None)
         status = "annotating"
         with registry.session() as s:
             t = s.get(CvatTask, row_id)
@@ -491,10 +515,10 @@ def _link(src: str, dest: Path) -> Path:
     return dest
 
 
-def _check_frames(client: Any, task_id: int, names: list[str], server: CvatServer) -> None:
+def _check_frames(client: Any, task_id: int, names: list[str], server: CvatServer, *, shared: bool = False) -> None:
     with cvat_call(f"read the frames of task {task_id}", server.url):
         meta, _ = client.api_client.tasks_api.retrieve_data_meta(task_id)
-    got = [os.path.basename(f.name) for f in meta.frames]
+    got = [f.name.lstrip("/") if shared else os.path.basename(f.name) for f in meta.frames]
     if got != names:
         raise DsgenError(f"CVAT task {task_id} holds frames {got[:3]}... where dsgen uploaded {names[:3]}...: "
                          "the frame order is not the one sent, so frames cannot be mapped back")

@@ -8,6 +8,7 @@ of an unchanged task adds nothing, and no request or response strays from CVAT's
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -388,3 +389,18 @@ def test_review_findings_negative_rotation_ellipses_and_a_job_after_a_registry_d
         r = cli.invoke("cvat", "pull", "--job", job, "--project", "p", "--json")
         assert r.exit_code == 0, r.output
         assert json.loads(r.stdout)["added"] == 0  # the registry's deletion stands: CVAT's copy is unchanged
+
+
+def test_images_on_cvats_shared_storage_are_referenced_not_uploaded(registry: Registry, cvat: StandIn, cli: Any,
+                                                                    demo: Path, tmp_path: Path) -> None:
+    share = tmp_path / "share"
+    shutil.copytree(demo / "images", share / "set1")  # the share, as this machine mounts it
+    import_file(registry, demo / "annotations" / "instances_default.json", images=share / "set1", project="p")
+    cvat.share_root = share
+    out = _json(cli.invoke("cvat", "push", "--name", "s", "--project", "p", "--share-root", share, "--json"))
+    task = cvat.tasks[out["tasks"][0]["id"]]
+    assert len(task["frames"]) == 12 and all(f["name"].startswith("set1/") for f in task["frames"])
+    assert ("POST", f"/api/tasks/{task['id']}/data/") in cvat.requests
+    assert out["tasks"][0]["objects"] > 0
+    outside = cli.invoke("cvat", "push", "--name", "x", "--project", "p", "--share-root", tmp_path / "elsewhere")
+    assert outside.exit_code == 2 and "not under the shared folder" in outside.output
