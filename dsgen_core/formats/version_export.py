@@ -118,7 +118,7 @@ def _snapshot(session: Session, v: DatasetVersion, fields: tuple[str, ...] = _SN
     return by_asset
 
 
-def _place_image(src: str | None, dest: str | Path) -> str:
+def place_image(src: str | None, dest: str | Path) -> str:
     """Hard link, else copy; returns "link" or "copy". Missing sources are a clear error."""
     if not src:
         raise DsgenError("an image of the version has no file (imported without --images); the export needs every image")
@@ -133,7 +133,7 @@ def _place_image(src: str | None, dest: str | Path) -> str:
 
 
 def _write_member(src: str | None, image_dest: str, label_path: str, labels: str) -> str:
-    how = _place_image(src, image_dest)
+    how = place_image(src, image_dest)
     with open(label_path, "w") as f:
         f.write(labels)
     return how
@@ -201,7 +201,7 @@ def _write_coco(session: Session, v: DatasetVersion, out_dir: Path, storage: Sto
     for split in sorted(by_split):
         (out_dir / "images" / split).mkdir(parents=True, exist_ok=True)
         for m in by_split[split]:
-            how = _place_image(m.asset.storage_uri, out_dir / "images" / split / m.name)
+            how = place_image(m.asset.storage_uri, out_dir / "images" / split / m.name)
             result.linked += how == "link"
             result.copied += how == "copy"
         # Exported assets carry their export file names, so the JSON points at files that exist.

@@ -19,8 +19,6 @@ folder: ``train/<label>/<image>``), or ``<split>.txt`` lines ``<image> <label in
 
 from __future__ import annotations
 
-import os
-import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ from sqlalchemy.orm import Session
 from dsgen_core.errors import DsgenError
 from dsgen_core.formats.layout import IMAGE_EXTENSIONS, LayoutBatch, find_image
 from dsgen_core.formats.report import ValidationReport
+from dsgen_core.formats.version_export import place_image
 from dsgen_core.registry.ingest import ObjectRecord
 from dsgen_core.registry.schema import DatasetVersion, DatasetVersionAnnotation, LabelClass, Project
 from dsgen_core.storage.masks import MaskStore
@@ -209,7 +208,7 @@ def export_voc(session: Session, project: Project, tag: str, out_dir: Path, *, m
         stems.add(stem)
         by_split.setdefault(m.split, []).append(stem)
         if m.asset.storage_uri:
-            _place(m.asset.storage_uri, out_dir / "JPEGImages" / f"{stem}{ext}")
+            place_image(m.asset.storage_uri, out_dir / "JPEGImages" / f"{stem}{ext}")
         root = ET.Element("annotation")
         ET.SubElement(root, "folder").text = "JPEGImages"
         ET.SubElement(root, "filename").text = f"{stem}{ext}"
@@ -293,15 +292,6 @@ def safe_name(name: str) -> str:
     return out if out not in ("", ".", "..") else f"%{out or 'empty'}"
 
 
-def _place(src: str, dest: Path) -> None:
-    if dest.exists():
-        dest.unlink()
-    try:
-        os.link(src, dest)
-    except OSError:
-        shutil.copyfile(src, dest)
-
-
 # --------------------------------------------------------------------------- ImageNet
 
 
@@ -369,6 +359,6 @@ def export_imagenet(session: Session, project: Project, tag: str, out_dir: Path)
             folder = out_dir / m.split / safe_name(label)
             folder.mkdir(parents=True, exist_ok=True)
             if m.asset.storage_uri:
-                _place(m.asset.storage_uri, folder / m.name)
+                place_image(m.asset.storage_uri, folder / m.name)
                 n += 1
     return {"images": n, "classes": len(classes)}
