@@ -9,6 +9,8 @@
   subprocess with ``env``; ``cli.invoke(...)`` runs it in-process through click's CliRunner.
 - ``corpus``: the shared corpus of real annotation files (``$DSGEN_CORPUS`` or ``../shared/corpus``).
 - ``pg_server``: one PostgreSQL cluster per test process (per xdist worker), started on first use.
+- ``cvat``: the schema-checked stand-in CVAT server (``tests/cvat_server.py``), with CVAT_URL and a
+  token set for the test; it fails the test if any request or response strayed from CVAT's API.
 - Ultralytics runs offline (``YOLO_OFFLINE``) with its settings in a temp folder, in every test.
 
 Every test gets DSGEN_HOME set to its ``tmp_path`` and DSGEN_DATABASE_URL / DSGEN_STORAGE
@@ -107,12 +109,12 @@ class Cli:
         self.env = env
         self.cwd = cwd
 
-    def __call__(self, *args: Any, check: bool = False, **kw: Any):  # noqa: ANN204 - CompletedProcess[str]
+    def __call__(self, *args: Any, check: bool = False, **kw: Any):
         kw.setdefault("cwd", self.cwd)
         kw.setdefault("env", self.env)
         return run_cli(*map(str, args), check=check, **kw)
 
-    def invoke(self, *args: Any, **kw: Any):  # noqa: ANN201 - click.testing.Result
+    def invoke(self, *args: Any, **kw: Any):
         """In-process, through click's CliRunner (faster; shares the test's interpreter)."""
         from click.testing import CliRunner
 
@@ -150,3 +152,14 @@ def s3_server() -> Iterator[MotoServer]:
     finally:
         server.stop()
         server.log.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def cvat(corpus: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    from cvat_server import TOKEN, StandIn
+
+    with StandIn.start(corpus) as server:
+        monkeypatch.setenv("CVAT_URL", server.url)
+        monkeypatch.setenv("CVAT_ACCESS_TOKEN", TOKEN)
+        yield server
+        assert server.violations == []

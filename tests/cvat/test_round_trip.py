@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +25,6 @@ from support import import_file
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generate_demo_dataset(tmp_path_factory.mktemp("demo"), n_images=12, seed=3).root
-
-
-@pytest.fixture
-def cvat(corpus: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StandIn]:
-    with StandIn.start(corpus) as server:
-        monkeypatch.setenv("CVAT_URL", server.url)
-        monkeypatch.setenv("CVAT_ACCESS_TOKEN", TOKEN)
-        yield server
-        assert server.violations == []
 
 
 @pytest.fixture

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import dagster as dg
-import pytest
 from sqlalchemy import select
 
-from cvat_server import TOKEN, StandIn
+from cvat_server import StandIn
 from dsgen_core.registry.db import Registry
 from dsgen_core.registry.schema import Annotation, CvatObject
 from dsgen_pipelines.cvat.jobs import cvat_pull_poll
 from dsgen_pipelines.registry.assets import REGISTRY_ANNOTATIONS
-
-
-@pytest.fixture
-def cvat(corpus: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StandIn]:
-    with StandIn.start(corpus) as server:
-        monkeypatch.setenv("CVAT_URL", server.url)
-        monkeypatch.setenv("CVAT_ACCESS_TOKEN", TOKEN)
-        yield server
-        assert server.violations == []
 
 
 def test_push_pull_and_the_poll_sensor(imported: Registry, defs: dg.Definitions, instance: dg.DagsterInstance,
