@@ -111,35 +111,37 @@ def cvat_client(server: CvatServer | None = None) -> Iterator[object]:
 # SDK's model objects, which cost more than the request itself; the requests are the SDK's own.
 
 
-def task_labels(client: Any, task_id: int, url: str) -> list[dict[str, Any]]:
+def _pages(endpoint: Any, what: str, url: str, **filters: Any) -> list[dict[str, Any]]:
     from cvat_sdk.core.helpers import get_paginated_collection
 
-    with cvat_call(f"read the labels of task {task_id}", url):
-        return list(get_paginated_collection(client.api_client.labels_api.list_endpoint, task_id=task_id,
-                                             return_json=True))
+    with cvat_call(what, url):
+        return list(get_paginated_collection(endpoint, return_json=True, **filters))
+
+
+def _answer(call: Any, what: str, url: str, *args: Any) -> dict[str, Any]:
+    with cvat_call(what, url):
+        _, response = call(*args, _parse_response=False)
+        return dict(json.loads(response.data))
+
+
+def task_labels(client: Any, task_id: int, url: str) -> list[dict[str, Any]]:
+    return _pages(client.api_client.labels_api.list_endpoint, f"read the labels of task {task_id}", url,
+                  task_id=task_id)
 
 
 def task_annotations(client: Any, task_id: int, url: str) -> dict[str, Any]:
-    with cvat_call(f"read the annotations of task {task_id}", url):
-        _, response = client.api_client.tasks_api.retrieve_annotations(task_id, _parse_response=False)
-        return dict(json.loads(response.data))
+    return _answer(client.api_client.tasks_api.retrieve_annotations, f"read the annotations of task {task_id}", url,
+                   task_id)
 
 
 def task_jobs(client: Any, task_id: int, url: str) -> list[dict[str, Any]]:
-    from cvat_sdk.core.helpers import get_paginated_collection
-
-    with cvat_call(f"list the jobs of task {task_id}", url):
-        return list(get_paginated_collection(client.api_client.jobs_api.list_endpoint, task_id=task_id,
-                                             return_json=True))
+    return _pages(client.api_client.jobs_api.list_endpoint, f"list the jobs of task {task_id}", url, task_id=task_id)
 
 
 def job_details(client: Any, job_id: int, url: str) -> dict[str, Any]:
-    with cvat_call(f"read job {job_id}", url):
-        _, response = client.api_client.jobs_api.retrieve(job_id, _parse_response=False)
-        return dict(json.loads(response.data))
+    return _answer(client.api_client.jobs_api.retrieve, f"read job {job_id}", url, job_id)
 
 
 def job_annotations(client: Any, job_id: int, url: str) -> dict[str, Any]:
-    with cvat_call(f"read the annotations of job {job_id}", url):
-        _, response = client.api_client.jobs_api.retrieve_annotations(job_id, _parse_response=False)
-        return dict(json.loads(response.data))
+    return _answer(client.api_client.jobs_api.retrieve_annotations, f"read the annotations of job {job_id}", url,
+                   job_id)
