@@ -18,7 +18,6 @@ finish or undo it.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 import uuid
 from collections import Counter, defaultdict
@@ -40,6 +39,7 @@ from dsgen_core.cvat.shapes import (
     track_fingerprint,
 )
 from dsgen_core.errors import DsgenError, NotFound
+from dsgen_core.formats.version_export import place_image
 from dsgen_core.query import run_query
 from dsgen_core.registry.changes import audit
 from dsgen_core.registry.db import Registry
@@ -142,46 +142,43 @@ def push_to_cvat(registry: Registry, project_name: str, *, query: str, name: str
         plan = _plan(s, project, query, annotations, storage)
     if share_root is not None:
         _check_shared(plan.assets, share_root)
-    if not dry_run:
-        server = server or CvatServer.from_env()
-        with cvat_client(server):
-            pass  # reachable and logged in, before anything is recorded
-    with registry.session() as s:
-        project = get_project(s, project_name)
-        chunk = max_images_per_task or len(plan.assets)
-        chunks = [plan.assets[i:i + chunk] for i in range(0, len(plan.assets), chunk)]
-        names = [name if len(chunks) == 1 else f"{name} ({k + 1}/{len(chunks)})" for k in range(len(chunks))]
-        if dry_run:
-            tasks = [PushedTask(None, None, n, len(c), sum(len(plan.objects.get(a.id, [])) for a in c), "dry-run")
-                     for n, c in zip(names, chunks, strict=True)]
-            return PushResult(None, tasks, plan.loss, True)
-        assert server is not None
-        job = ExportJob(project_id=project.id, target="cvat", status="running", external_url=None,
-                        filter_snapshot={"query": query, "annotations": annotations, "images": len(plan.assets),
-                                         "max_images_per_task": max_images_per_task, "segment_size": segment_size,
-                                         "cvat_project": cvat_project, "name": name, "server": server.url,
-                                         "share_root": str(share_root) if share_root else None},
-                        log="")
-        s.add(job)
-        s.flush()
-        rows = []
-        token = uuid.uuid4().hex[:8]  # job ids repeat across registries pushing to one server; this does not
-        for k, (n, c) in enumerate(zip(names, chunks, strict=True)):
-            # The name finds a task CVAT made just before a stop that left its id unrecorded.
-            row = CvatTask(export_job_id=job.id, project_id=project.id, server=server.url,
-                           name=f"{n} [dsgen {job.id}.{token}]", chunk=k, status="creating", frames=len(c))
-            s.add(row)
-            rows.append(row)
-        s.flush()
-        for row, c in zip(rows, chunks, strict=True):
-            s.add_all(CvatFrame(cvat_task_id=row.id, frame=i, asset_id=a.id, name=nm)
-                      for i, (a, nm) in enumerate(zip(c, _frame_names(c, share_root), strict=True)))
-        audit(s, "cvat.push", project_id=project.id, entity_type="export_job", entity_ids=[job.id],
-              detail={"query": query, "tasks": len(rows), "images": len(plan.assets), "server": server.url,
-                      "loss": plan.loss.to_dict()}, actor=actor)
-        job_id = job.id
-    # Committed: the push is recorded before CVAT is asked for anything.
-    _run(registry, job_id, plan, storage, server, segment_size, cvat_project, share_root=share_root)
+    chunk = max_images_per_task or len(plan.assets)
+    chunks = [plan.assets[i:i + chunk] for i in range(0, len(plan.assets), chunk)]
+    names = [name if len(chunks) == 1 else f"{name} ({k + 1}/{len(chunks)})" for k in range(len(chunks))]
+    if dry_run:
+        tasks = [PushedTask(None, None, n, len(c), sum(len(plan.objects.get(a.id, [])) for a in c), "dry-run")
+                 for n, c in zip(names, chunks, strict=True)]
+        return PushResult(None, tasks, plan.loss, True)
+    server = server or CvatServer.from_env()
+    with cvat_client(server) as client:  # reachable and logged in, before anything is recorded
+        with registry.session() as s:
+            project = get_project(s, project_name)
+            job = ExportJob(project_id=project.id, target="cvat", status="running", external_url=None,
+                            filter_snapshot={"query": query, "annotations": annotations, "images": len(plan.assets),
+                                             "max_images_per_task": max_images_per_task, "segment_size": segment_size,
+                                             "cvat_project": cvat_project, "name": name, "server": server.url,
+                                             "share_root": str(share_root) if share_root else None},
+                            log="")
+            s.add(job)
+            s.flush()
+            rows = []
+            token = uuid.uuid4().hex[:8]  # job ids repeat across registries pushing to one server; this does not
+            for k, (n, c) in enumerate(zip(names, chunks, strict=True)):
+                # The name finds a task CVAT made just before a stop that left its id unrecorded.
+                row = CvatTask(export_job_id=job.id, project_id=project.id, server=server.url,
+                               name=f"{n} [dsgen {job.id}.{token}]", chunk=k, status="creating", frames=len(c))
+                s.add(row)
+                rows.append(row)
+            s.flush()
+            for row, c in zip(rows, chunks, strict=True):
+                s.add_all(CvatFrame(cvat_task_id=row.id, frame=i, asset_id=a.id, name=nm)
+                          for i, (a, nm) in enumerate(zip(c, _frame_names(c, share_root), strict=True)))
+            audit(s, "cvat.push", project_id=project.id, entity_type="export_job", entity_ids=[job.id],
+                  detail={"query": query, "tasks": len(rows), "images": len(plan.assets), "server": server.url,
+                          "loss": plan.loss.to_dict()}, actor=actor)
+            job_id = job.id
+        # Committed: the push is recorded before CVAT is asked for anything.
+        _run(registry, client, job_id, plan, storage, server, segment_size, cvat_project, share_root=share_root)
     return _result(registry, job_id, plan.loss)
 
 
@@ -195,8 +192,10 @@ def resume_push(registry: Registry, project_name: str, export_job_id: int, *, st
         plan = _plan(s, project, snap.get("query", ""), snap.get("annotations", "all"), storage,
                      only=[f.asset_id for t in _tasks(s, job.id) for f in _frames(s, t.id)])
     share = snap.get("share_root")
-    _run(registry, export_job_id, plan, storage, server or CvatServer.from_env(), snap.get("segment_size"),
-         snap.get("cvat_project"), resuming=True, share_root=Path(share) if share else None)
+    server = server or CvatServer.from_env()
+    with cvat_client(server) as client:
+        _run(registry, client, export_job_id, plan, storage, server, snap.get("segment_size"),
+             snap.get("cvat_project"), resuming=True, share_root=Path(share) if share else None)
     return _result(registry, export_job_id, plan.loss)
 
 
@@ -363,18 +362,17 @@ def _frame_names(assets: list[Any], share_root: Path | None = None) -> list[str]
 # --------------------------------------------------------------------------- the CVAT side
 
 
-def _run(registry: Registry, job_id: int, plan: _Plan, storage: Storage, server: CvatServer,
+def _run(registry: Registry, client: Any, job_id: int, plan: _Plan, storage: Storage, server: CvatServer,
          segment_size: int | None, cvat_project: int | None, *, resuming: bool = False,
          share_root: Path | None = None) -> None:
     by_id = {a.id: a for a in plan.assets}
     try:
-        with cvat_client(server) as client:
-            with registry.session() as s:
-                todo = [(t.id, [(f.asset_id, f.name) for f in _frames(s, t.id)])
-                        for t in _tasks(s, job_id) if t.status not in ("pushed", "removed")]
-            for row_id, frames in todo:
-                _push_task(registry, client, server, row_id, [by_id[a] for a, _ in frames], [n for _, n in frames],
-                           plan, storage, segment_size, cvat_project, resuming, share_root)
+        with registry.session() as s:
+            todo = [(t.id, [(f.asset_id, f.name) for f in _frames(s, t.id)])
+                    for t in _tasks(s, job_id) if t.status not in ("pushed", "removed")]
+        for row_id, frames in todo:
+            _push_task(registry, client, server, row_id, [by_id[a] for a, _ in frames], [n for _, n in frames],
+                       plan, storage, segment_size, cvat_project, resuming, share_root)
     except BaseException as exc:
         with registry.session() as s:
             job = s.get(ExportJob, job_id)
@@ -434,7 +432,9 @@ def _push_task(registry: Registry, client: Any, server: CvatServer, row_id: int,
                                  params={"image_quality": 95, "sorting_method": "predefined"})
         elif not task.size:
             with tempfile.TemporaryDirectory(prefix="dsgen-cvat-") as tmp:
-                files = [_link(a.storage_uri, Path(tmp) / n) for a, n in zip(assets, names, strict=True)]
+                files = [Path(tmp) / n for n in names]
+                for a, f in zip(assets, files, strict=True):
+                    place_image(a.storage_uri, f)
                 with cvat_call(f"upload {len(files)} images to task {task_id}", server.url):
                     task.upload_data(files, params={"image_quality": 95, "sorting_method": "predefined"})
         _check_frames(client, task_id, names, server, shared=share_root is not None)
@@ -505,14 +505,6 @@ def _find_by_name(client: Any, name: str, url: str) -> list[int]:
     with cvat_call(f"look for task {name!r}", url):
         found = get_paginated_collection(client.api_client.tasks_api.list_endpoint, name=name)
     return [t.id for t in found if t.name == name]
-
-
-def _link(src: str, dest: Path) -> Path:
-    try:
-        os.link(src, dest)
-    except OSError:
-        shutil.copyfile(src, dest)
-    return dest
 
 
 def _check_frames(client: Any, task_id: int, names: list[str], server: CvatServer, *, shared: bool = False) -> None:
