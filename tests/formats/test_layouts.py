@@ -150,3 +150,37 @@ def test_voc_instance_masks_land_on_their_objects(registry: Registry, cli: Any, 
     cat, person = _objects(registry)
     # SegmentationObject/2007_000001.png: 200 pixels of colour (128, 0, 0), object 1 (the cat)
     assert cat.geometry_type == "mask" and cat.mask_uri is not None and person.geometry_type == "bbox"
+
+
+def test_names_in_a_dataset_cannot_reach_outside_it(registry: Registry, cli: Any, assets: Path,
+                                                    tmp_path: Path) -> None:
+    """Review findings: a VOC filename with ``..`` is not read, and a class name with ``/`` or ``..``
+    stays one folder inside an ImageNet export."""
+    import shutil
+
+    voc = tmp_path / "voc"
+    shutil.copytree(assets / "voc_dataset" / "voc_dataset1", voc)
+    (tmp_path / "secret.jpg").write_bytes((voc / "JPEGImages" / "2007_000001.jpg").read_bytes())
+    xml = voc / "Annotations" / "2007_000002.xml"
+    xml.write_text("<annotation><filename>../../secret.jpg</filename><object><name>../../escaped</name>"
+                   "<bndbox><xmin>1</xmin><ymin>1</ymin><xmax>3</xmax><ymax>3</ymax></bndbox></object></annotation>")
+    refused = cli.invoke("import", "voc", voc, "--project", "p")
+    assert refused.exit_code == 2 and "outside the dataset folder" in refused.output
+    _ok(cli.invoke("import", "voc", voc, "--project", "p", "--skip-invalid", "--json"))
+    with registry.session() as s:
+        assert not any("secret" in (a.storage_uri or "") for a in s.scalars(select(Asset)))
+    shutil.rmtree(voc / "Annotations")
+    (voc / "Annotations").mkdir()
+    (voc / "Annotations" / "2007_000001.xml").write_text(
+        "<annotation><filename>2007_000001.jpg</filename><object><name>../../escaped</name><bndbox><xmin>1</xmin>"
+        "<ymin>1</ymin><xmax>3</xmax><ymax>3</ymax></bndbox></object></annotation>")
+    _ok(cli.invoke("import", "voc", voc, "--project", "q", "--json"))
+    with registry.session() as s:
+        q = get_project(s, "q")
+        create_version(s, q, "v1", seed=1)
+        freeze_version(s, q, "v1", storage=LocalStorage(registry.settings.storage_root))
+    out = tmp_path / "deep" / "er" / "in"
+    before = set(tmp_path.rglob("*.jpg"))
+    _ok(cli.invoke("export", "imagenet", "v1", out, "--project", "q", "--json"))
+    written = set(tmp_path.rglob("*.jpg")) - before
+    assert written and all(p.resolve().is_relative_to(out.resolve()) for p in written)
