@@ -16,6 +16,7 @@ take, fails the test.
 
 from __future__ import annotations
 
+import base64
 import email.parser
 import email.policy
 import io
@@ -24,6 +25,7 @@ import json
 import os
 import re
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -47,6 +49,9 @@ UNDOCUMENTED = {
     ("PUT", "/api/tasks/{id}/annotations/", 200): "2.17's schema lists only the answers of the old file import "
                                                   "(201/202); for a JSON body CVAT answers 200, as 2.72's lists",
 }
+# Requests CVAT serves outside its OpenAPI document: TUS's upload endpoints (the file's offset and
+# its chunks), which cvat-sdk's uploader uses for annotation files.
+TUS_FILE = re.compile(r"^/api/tasks/\d+/annotations/[0-9a-f-]{36}$")
 USER, PASSWORD = "annotator", "s3cret-Pa55"
 
 
@@ -99,6 +104,10 @@ class StandIn:
         self.share_root: Path | None = None  # a folder standing for CVAT's shared storage  # "POST /api/tasks" -> (status, body): one refusal
         self.server: ThreadingHTTPServer | None = None
         self.url = ""
+        self.rqs: dict[str, dict[str, Any]] = {}  # background requests (rq ids) -> their operation
+        self.uploads: dict[str, bytearray] = {}  # TUS file id -> bytes so far
+        self.reply_headers: dict[str, str] = {}  # extra headers of the answer being made
+        self.imported: list[tuple[int, str, bytes]] = []  # (task, format, file) of each annotation import
 
     # -- lifecycle
 
@@ -190,10 +199,11 @@ class StandIn:
             rq = unquote(m[1])
             tid = int(re.findall(r"\d+", rq)[-1])
             now = _now()
+            op = self.rqs.get(rq) or {"type": "create:task", "format": None}
             return 200, {"id": rq, "status": "finished", "message": "", "operation": {
-                "type": "create:task", "target": "task", "task_id": tid, "project_id": None, "job_id": None,
-                "format": None, "function_id": None}, "progress": 1.0, "created_date": now, "started_date": now,
-                "finished_date": now, "expiry_date": None, "owner": {"id": 1, "username": USER},
+                "type": op["type"], "target": "task", "task_id": tid, "project_id": None, "job_id": None,
+                "format": op["format"], "function_id": None}, "progress": 1.0, "created_date": now,
+                "started_date": now, "finished_date": now, "expiry_date": None, "owner": {"id": 1, "username": USER},
                 "result_url": None, "result_id": tid}
         if path == "/api/tasks" and method == "POST":
             return 201, self._create_task(body)
@@ -303,8 +313,19 @@ class StandIn:
                          "frame_filter": "", "frames": [{**f, "related_files": 0, "has_related_context": False}
                                                         for f in t["frames"]],
                          "deleted_frames": [], "included_frames": None}
+        if rest == "/annotations/" and method == "POST":
+            return self._import(t, query, headers)
         if rest == "/annotations/":
             return self._annotations(t, method, query, body)
+        m = re.fullmatch(r"/annotations/([0-9a-f-]{36})", rest)
+        if m and m[1] in self.uploads:  # TUS: the offset so far, and the next chunk
+            got = self.uploads[m[1]]
+            if method == "PATCH":
+                if int(headers.get("Upload-Offset", -1)) != len(got):
+                    return 409, None
+                got.extend(headers.raw_body)
+            self.reply_headers = {"Upload-Offset": str(len(got)), "Tus-Resumable": "1.0.0"}
+            return (204 if method == "PATCH" else 200), None
         return 404, {"detail": "Not found."}
 
     def _finish(self, t: dict[str, Any], fields: dict[str, Any]) -> tuple[int, Any]:
@@ -320,6 +341,33 @@ class StandIn:
         t["jobs"] = [{"id": next(self.ids), "start": s, "stop": min(s + seg, len(t["frames"])) - 1,
                       "state": "new"} for s in range(0, len(t["frames"]), seg)]
         return 202, {"rq_id": f"create:task-{t['id']}"}
+
+    def _import(self, t: dict[str, Any], query: dict[str, list[str]], headers: Any) -> tuple[int, Any]:
+        """CVAT's annotation file import: Upload-Start, a TUS upload, Upload-Finish, then a background request."""
+        if "Upload-Start" in headers:
+            return 202, None
+        if "Upload-Length" in headers:
+            fid = str(uuid.uuid4())
+            self.uploads[fid] = bytearray()
+            self.reply_headers = {"Location": f"/api/tasks/{t['id']}/annotations/{fid}", "Tus-Resumable": "1.0.0",
+                                  "Upload-Filename": _tus_filename(headers.get("Upload-Metadata", ""))}
+            return 201, None
+        if "Upload-Finish" in headers:
+            fmt, name = query["format"][0], query["filename"][0]
+            data = next((bytes(v) for v in self.uploads.values() if v), b"")
+            self.uploads.clear()
+            self.imported.append((t["id"], fmt, data))
+            if fmt == "CVAT 1.1" and name.endswith(".xml"):
+                self._add(t, _from_cvat_xml(t, data))
+            elif fmt == "COCO 1.0" and name.endswith(".json"):
+                self._add(t, _from_coco(t, data))
+            else:
+                return 400, {"detail": f"Unknown input format '{fmt}' for {name}"}
+            t["version"] = t.get("version", 0) + 1
+            rq = f"import:task-{t['id']}-annotations"
+            self.rqs[rq] = {"type": "import:annotations", "format": fmt}
+            return 202, {"rq_id": rq}
+        return 400, {"detail": "an annotation import needs a file"}
 
     def _annotations(self, t: dict[str, Any], method: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
         if method == "GET":
@@ -345,6 +393,126 @@ class StandIn:
         for key in ("shapes", "tags", "tracks"):
             for o in body.get(key) or []:
                 t[key].append(_stored({**o, "id": next(self.ids)}, self.ids))
+
+
+def _tus_filename(meta: str) -> str:
+    for item in meta.split(","):
+        key, _, value = item.strip().partition(" ")
+        if key == "filename":
+            return base64.b64decode(value).decode()
+    return "upload"
+
+
+def _label_maps(t: dict[str, Any]) -> tuple[dict[str, Any], dict[int, dict[str, int]], dict[int, dict[str, int]]]:
+    by_name = {lb["name"]: lb for lb in t["labels"]}
+    attrs = {lb["id"]: {a["name"]: a["id"] for a in lb["attributes"]} for lb in t["labels"]}
+    subs = {lb["id"]: {s["name"]: s["id"] for s in lb["sublabels"]} for lb in t["labels"]}
+    return by_name, attrs, subs
+
+
+def _from_cvat_xml(t: dict[str, Any], data: bytes) -> dict[str, Any]:
+    """What CVAT's "CVAT 1.1" importer (``load_anno``) makes of an annotations.xml: images matched by
+    name, labels and attributes by name, every object's source "file", the attributes it requires
+    (a skeleton point's occluded/outside, a track shape's frame and keyframe) required here too."""
+    from xml.etree import ElementTree
+
+    root = ElementTree.fromstring(data)
+    by_name, attrs, subs = _label_maps(t)
+    frame_of = {f["name"]: i for i, f in enumerate(t["frames"])}
+    out: dict[str, list[Any]] = {"shapes": [], "tags": [], "tracks": []}
+
+    def label(el: Any) -> dict[str, Any]:
+        if el.get("label") not in by_name:
+            raise ValueError(f"label {el.get('label')!r} is not in the task")
+        return by_name[el.get("label")]
+
+    def values(el: Any, lid: int) -> list[dict[str, Any]]:
+        return [{"spec_id": attrs[lid][a.get("name")], "value": a.text or ""} for a in el.findall("attribute")]
+
+    def shape(el: Any, lid: int, frame: int) -> dict[str, Any]:
+        tag = el.tag
+        common = {"frame": frame, "occluded": el.get("occluded") == "1", "z_order": int(el.get("z_order", 0)),
+                  "rotation": float(el.get("rotation", 0.0)), "source": "file",
+                  "group": int(el.get("group_id", 0)), "attributes": values(el, lid), "outside": el.get("outside") == "1"}
+        if tag == "box":
+            pts = [float(el.get(k)) for k in ("xtl", "ytl", "xbr", "ybr")]
+            return {**common, "type": "rectangle", "points": pts}
+        if tag in ("polygon", "polyline", "points"):
+            pts = [float(v) for pair in el.get("points").split(";") for v in pair.split(",")]
+            return {**common, "type": tag, "points": pts}
+        if tag == "mask":
+            left, top, w, h = (int(el.get(k)) for k in ("left", "top", "width", "height"))
+            runs = [float(v) for v in el.get("rle").split(",")]
+            return {**common, "type": "mask", "points": [*runs, left, top, left + w - 1, top + h - 1]}
+        if tag == "skeleton":
+            elements = [{"frame": frame, "label_id": subs[lid][p.get("label")], "type": "points",
+                         "points": [float(v) for v in p.get("points").split(",")], "occluded": p.attrib["occluded"] == "1",
+                         "outside": p.attrib["outside"] == "1", "source": "file", "attributes": []}
+                        for p in el.findall("points")]
+            return {**common, "type": "skeleton", "points": [], "elements": elements}
+        raise ValueError(f"unknown shape <{tag}>")
+
+    for img in root.findall("image"):
+        if img.get("name") not in frame_of:
+            raise ValueError(f"image {img.get('name')!r} is not in the task")
+        frame = frame_of[img.get("name")]
+        for el in img:
+            lb = label(el)
+            if el.tag == "tag":
+                out["tags"].append({"frame": frame, "label_id": lb["id"], "source": "file",
+                                    "group": 0, "attributes": values(el, lb["id"])})
+            else:
+                out["shapes"].append({**shape(el, lb["id"], frame), "label_id": lb["id"]})
+    for tr in root.findall("track"):
+        lb = label(tr)
+        shapes = [shape(el, lb["id"], int(el.attrib["frame"])) for el in tr if el.attrib["keyframe"] == "1"]
+        first = shapes[0]
+        out["tracks"].append({"frame": first["frame"], "label_id": lb["id"], "group": 0,
+                              "source": "file", "attributes": first["attributes"],
+                              "shapes": [{**sh, "attributes": []} for sh in shapes], "elements": []})
+    return out
+
+
+def _from_coco(t: dict[str, Any], data: bytes) -> dict[str, Any]:
+    """What CVAT's "COCO 1.0" importer makes of an instances file: bbox -> rectangle, a polygon list -> polygon,
+    RLE -> mask; ``attributes`` occluded/rotation as shape fields and the rest as label attributes."""
+    from pycocotools import mask as mask_utils
+
+    doc = json.loads(data)
+    by_name, attrs, _subs = _label_maps(t)
+    frame_of = {f["name"]: i for i, f in enumerate(t["frames"])}
+    images = {im["id"]: frame_of[im["file_name"]] for im in doc["images"]}
+    cats = {c["id"]: by_name[c["name"]] for c in doc["categories"]}
+    shapes = []
+    for a in doc["annotations"]:
+        lb, frame = cats[a["category_id"]], images[a["image_id"]]
+        at = dict(a.get("attributes") or {})
+        common = {"frame": frame, "label_id": lb["id"], "occluded": bool(at.pop("occluded", False)),
+                  "rotation": float(at.pop("rotation", 0.0)), "z_order": 0, "source": "file", "group": 0,
+                  "outside": False,
+                  "attributes": [{"spec_id": attrs[lb["id"]][k], "value": str(v)} for k, v in at.items()]}
+        seg = a.get("segmentation")
+        if isinstance(seg, dict):
+            h, w = seg["size"]
+            rle = mask_utils.frPyObjects(seg, h, w) if isinstance(seg["counts"], list) else seg
+            m = mask_utils.decode(rle)
+            ys, xs = m.nonzero()
+            x0, y0, x1, y1 = int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
+            flat = m[y0:y1 + 1, x0:x1 + 1].reshape(-1)
+            runs, cur, n = [], 0, 0
+            for v in flat:
+                if v != cur:
+                    runs.append(n)
+                    cur, n = v, 0
+                n += 1
+            runs.append(n)
+            shapes.append({**common, "type": "mask", "points": [float(r) for r in runs] + [x0, y0, x1, y1]})
+        elif seg:
+            shapes.append({**common, "type": "polygon", "points": [float(v) for v in seg[0]]})
+        else:
+            x, y, w, h = a["bbox"]
+            shapes.append({**common, "type": "rectangle", "points": [x, y, x + w, y + h]})
+    return {"shapes": shapes, "tags": [], "tracks": []}
 
 
 def _stored(o: dict[str, Any], ids: Any = None) -> dict[str, Any]:
@@ -405,16 +573,20 @@ class _Handler(BaseHTTPRequestHandler):
         elif raw and ctype.startswith("application/x-www-form-urlencoded"):
             form = {k: v if len(v) > 1 else v[0] for k, v in parse_qs(raw.decode()).items()}
         c = self.cvat
+        self.headers.raw_body = raw  # type: ignore[attr-defined]  # a TUS chunk is the body itself
         with c.lock:
             c.requests.append((method, path))
-            problem = c.check_request(method, path, query, body, {**form, **dict.fromkeys(files, "")})
+            c.reply_headers = {}
+            tus = bool(TUS_FILE.match(path))
+            problem = None if tus else c.check_request(method, path, query, body, {**form, **dict.fromkeys(files, "")})
             if problem is None:
                 try:
                     status, out = c.handle(method, path, query, body, form, files, self.headers)
                 except Exception as exc:  # noqa: BLE001 - a request the stand-in cannot serve is a finding, not a hang
                     status, out, problem = 500, None, f"{method} {path}: the stand-in failed: {exc!r}"
-                if problem is None and status < 400:
+                if problem is None and status < 400 and not tus:
                     problem = c.check_response(method, path, status, out)
+            extra = c.reply_headers
             if problem is not None:
                 c.violations.append(problem)
                 status, out = 500, {"detail": problem}
@@ -423,6 +595,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/api/auth/login" and status == 200:  # CVAT's login also opens a session
             self.send_header("Set-Cookie", "sessionid=stand-in-session; Path=/")
             self.send_header("Set-Cookie", "csrftoken=stand-in-csrf; Path=/")
+        for k, v in extra.items():
+            self.send_header(k, v)
         self.send_header("Content-Type", "application/vnd.cvat+json" if out is not None else "text/plain")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -442,6 +616,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_DELETE(self) -> None:
         self._serve("DELETE")
+
+    def do_HEAD(self) -> None:
+        self._serve("HEAD")
 
 
 def _multipart(ctype: str, raw: bytes) -> tuple[dict[str, Any], dict[str, tuple[str, bytes]]]:

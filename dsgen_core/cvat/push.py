@@ -29,6 +29,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from dsgen_core.cvat.connection import CvatServer, cvat_call, cvat_client, task_annotations, task_jobs, task_labels
+from dsgen_core.cvat.files import FORMATS, IMPORTER, Labels, write_annotations
 from dsgen_core.cvat.shapes import (
     AttrSpec,
     attribute_specs,
@@ -119,13 +120,17 @@ class _Plan:
     specs: dict[int, dict[str, AttrSpec]]  # class id -> attribute specs
     loss: LossReport
     sendable: set[int]  # annotation ids that go to CVAT
+    fmt: str  # json | CVAT for images 1.1 | COCO 1.0
 
 
 def push_to_cvat(registry: Registry, project_name: str, *, query: str, name: str, storage: Storage,
                  annotations: Which = "all", max_images_per_task: int | None = None, segment_size: int | None = None,
                  cvat_project: int | None = None, dry_run: bool = False, actor: str | None = None,
-                 server: CvatServer | None = None, share_root: Path | None = None) -> PushResult:
+                 server: CvatServer | None = None, share_root: Path | None = None, fmt: str = "json") -> PushResult:
     """Make CVAT tasks of the images ``query`` selects; see the module docstring.
+
+    ``fmt``: how the pre-annotations go: ``json`` through the annotations API (exact), or as a
+    "CVAT for images 1.1" / "COCO 1.0" file that CVAT's importer reads (:mod:`dsgen_core.cvat.files`).
 
     A transaction per step (the registry is not held while CVAT works), so it takes the registry.
     ``share_root``: the images lie in CVAT's shared storage, mounted here at this folder; CVAT reads
@@ -137,9 +142,11 @@ def push_to_cvat(registry: Registry, project_name: str, *, query: str, name: str
         raise DsgenError("--max-images-per-task must be at least 1")
     if not name.strip():
         raise DsgenError("--name must not be empty")
+    if fmt not in FORMATS:
+        raise DsgenError(f"--format must be one of {', '.join(map(repr, FORMATS))}, not {fmt!r}")
     with registry.session() as s:
         project = get_project(s, project_name)
-        plan = _plan(s, project, query, annotations, storage)
+        plan = _plan(s, project, query, annotations, storage, fmt)
     if share_root is not None:
         _check_shared(plan.assets, share_root)
     chunk = max_images_per_task or len(plan.assets)
@@ -157,7 +164,8 @@ def push_to_cvat(registry: Registry, project_name: str, *, query: str, name: str
                             filter_snapshot={"query": query, "annotations": annotations, "images": len(plan.assets),
                                              "max_images_per_task": max_images_per_task, "segment_size": segment_size,
                                              "cvat_project": cvat_project, "name": name, "server": server.url,
-                                             "share_root": str(share_root) if share_root else None},
+                                             "share_root": str(share_root) if share_root else None,
+                                             "format": fmt},
                             log="")
             s.add(job)
             s.flush()
@@ -190,6 +198,7 @@ def resume_push(registry: Registry, project_name: str, export_job_id: int, *, st
         job = _job(s, project, export_job_id)
         snap = job.filter_snapshot or {}
         plan = _plan(s, project, snap.get("query", ""), snap.get("annotations", "all"), storage,
+                     snap.get("format") or "json",
                      only=[f.asset_id for t in _tasks(s, job.id) for f in _frames(s, t.id)])
     share = snap.get("share_root")
     server = server or CvatServer.from_env()
@@ -235,7 +244,7 @@ def clean_push(registry: Registry, project_name: str, export_job_id: int, *, ser
 # --------------------------------------------------------------------------- planning
 
 
-def _plan(session: Session, project: Project, query: str, which: str, storage: Storage,
+def _plan(session: Session, project: Project, query: str, which: str, storage: Storage, fmt: str = "json",
           only: list[int] | None = None) -> _Plan:
     ids = only if only is not None else run_query(session, project, query)
     assets = []
@@ -291,6 +300,9 @@ def _plan(session: Session, project: Project, query: str, which: str, storage: S
             if r.geometry_type == "caption":
                 counts["caption"] += 1
                 continue
+            if fmt == "COCO 1.0" and r.geometry_type in ("label", "polyline", "keypoints"):
+                counts["not_coco"] += 1
+                continue
             if (r.geometry_type == "keypoints" and r.label_class_id not in skeletons and r.keypoints
                     and any(r.keypoints[i] == 0 for i in range(2, len(r.keypoints), 3))):
                 counts["invisible_keypoints"] += 1
@@ -313,13 +325,18 @@ def _plan(session: Session, project: Project, query: str, which: str, storage: S
     loss.add("invisible keypoints of classes without named keypoints", counts["invisible_keypoints"],
              "sent as CVAT points, which have no visibility: only visible points are sent (classes with named "
              "keypoints go as CVAT skeletons, visibility included); unchanged on pull unless edited")
+    loss.add("image-level labels, polylines and keypoints", counts["not_coco"],
+             "COCO 1.0 (as CVAT imports it) holds boxes, polygons and masks only: not sent; kept in the registry "
+             "(push with --format json or \"CVAT for images 1.1\" to send them)")
     loss.add("objects of tracks", counts["track"],
+             "COCO 1.0 has no tracks: sent as separate shapes, one per frame; the registry keeps the track"
+             if fmt == "COCO 1.0" else
              "sent as CVAT tracks (keyframes; CVAT interpolates the frames between) when a track's objects share "
              "label, shape type and attributes, else as separate shapes; the registry keeps the track either way")
     n_meta = _count_object_extras(session, sendable)
     loss.add("object tags, metadata, groups and relations", n_meta,
              "CVAT has no place for them: kept in the registry, attached to the same objects after a pull")
-    return _Plan(assets, objects, classes, specs, loss, sendable)
+    return _Plan(assets, objects, classes, specs, loss, sendable, fmt)
 
 
 def _count_object_extras(session: Session, ids: set[int]) -> int:
@@ -552,19 +569,21 @@ def _put_annotations(session: Session, client: Any, server: CvatServer, t: CvatT
                 sent.append((out[0], out[1], r.id, registry_fingerprint(r)))
                 if out[0] == "shape" and r.track_id is not None:
                     tracked[r.track_id].append((out[1], r))
-    tracks = _tracks(tracked, len(assets))
+    tracks = _tracks(tracked, len(assets)) if plan.fmt != "COCO 1.0" else []
     in_tracks = {r.id for _req, members in tracks for r in members.values()}
     sent = [e for e in sent if e[2] not in in_tracks]
-    with cvat_call(f"upload {len(sent) + len(in_tracks)} annotations to task {t.task_id}", server.url):
-        # Built in here: the SDK checks values as it builds them, and a refusal is a one-line error too.
-        shapes = [models.LabeledShapeRequest(**_typed(req)) for kind, req, _, _ in sent if kind == "shape"]
-        tags = [models.LabeledImageRequest(**req) for kind, req, _, _ in sent if kind == "tag"]
-        track_requests = [models.LabeledTrackRequest(**{**req, "shapes": [models.TrackedShapeRequest(**_typed(sh))
-                                                                           for sh in req["shapes"]]})
-                          for req, _members in tracks]
-        client.api_client.tasks_api.update_annotations(
-            t.task_id, task_annotations_update_request=models.LabeledDataRequest(
-                shapes=shapes, tags=tags, tracks=track_requests), _parse_response=False)
+    if plan.fmt == "json":
+        with cvat_call(f"upload {len(sent) + len(in_tracks)} annotations to task {t.task_id}", server.url):
+            # Built in here: the SDK checks values as it builds them, and a refusal is a one-line error too.
+            shapes = [models.LabeledShapeRequest(**_typed(req)) for kind, req, _, _ in sent if kind == "shape"]
+            tags = [models.LabeledImageRequest(**req) for kind, req, _, _ in sent if kind == "tag"]
+            track_requests = [models.LabeledTrackRequest(**{**req, "shapes": [
+                models.TrackedShapeRequest(**_typed(sh)) for sh in req["shapes"]]}) for req, _members in tracks]
+            client.api_client.tasks_api.update_annotations(
+                t.task_id, task_annotations_update_request=models.LabeledDataRequest(
+                    shapes=shapes, tags=tags, tracks=track_requests), _parse_response=False)
+    else:
+        _import_file(client, server, t, plan.fmt, list(by_name.values()), sent, [req for req, _m in tracks])
     back = task_annotations(client, t.task_id, server.url)
     session.execute(delete(CvatObject).where(CvatObject.cvat_task_id == t.id))
     theirs_tracks = sorted(back.get("tracks") or [], key=lambda tr: tr["id"])
@@ -589,6 +608,20 @@ def _put_annotations(session: Session, client: Any, server: CvatServer, t: CvatT
             session.add(CvatObject(cvat_task_id=t.id, kind=kind, cvat_id=obj["id"], annotation_id=aid,
                                    cvat_fingerprint=cvat_fingerprint(kind, obj), registry_fingerprint=rfp))
     session.flush()
+
+
+def _import_file(client: Any, server: CvatServer, t: CvatTask, fmt: str, labels: list[dict[str, Any]],
+                 sent: list[tuple[str, dict[str, Any], int, str]], tracks: list[dict[str, Any]]) -> None:
+    """Send the pre-annotations as a ``fmt`` file through CVAT's importer, and wait for it."""
+    assert t.task_id is not None
+    with cvat_call(f"read the frames of task {t.task_id}", server.url):
+        meta, _ = client.api_client.tasks_api.retrieve_data_meta(t.task_id)
+    frames = [(f.name, f.width, f.height) for f in meta.frames]
+    with tempfile.TemporaryDirectory(prefix="dsgen-cvat-") as tmp:
+        path = write_annotations(fmt, Path(tmp), frames, Labels(labels), [r for k, r, _, _ in sent if k == "shape"],
+                                 [r for k, r, _, _ in sent if k == "tag"], tracks)
+        with cvat_call(f"import {len(sent)} annotations to task {t.task_id} as {fmt}", server.url):
+            client.tasks.retrieve(t.task_id).import_annotations(IMPORTER[fmt], path)
 
 
 def _tracks(tracked: dict[int, list[tuple[dict[str, Any], Any]]], n_frames: int,

@@ -394,3 +394,46 @@ def test_images_on_cvats_shared_storage_are_referenced_not_uploaded(registry: Re
     assert out["tasks"][0]["objects"] > 0
     outside = cli.invoke("cvat", "push", "--name", "x", "--project", "p", "--share-root", tmp_path / "elsewhere")
     assert outside.exit_code == 2 and "not under the shared folder" in outside.output
+
+
+def _content(task: dict[str, Any]) -> dict[str, Any]:
+    """A task's annotations by names, not ids: what two pushes of the same selection must share."""
+    label = {lb["id"]: lb["name"] for lb in task["labels"]}
+    attr = {a["id"]: a["name"] for lb in task["labels"] for a in lb["attributes"]}
+
+    def one(o: dict[str, Any]) -> tuple[Any, ...]:
+        return (label[o["label_id"]], o["frame"], o.get("type"), tuple(o.get("points") or ()),
+                bool(o.get("occluded")), float(o.get("rotation") or 0.0), bool(o.get("outside")),
+                tuple(sorted((attr[a["spec_id"]], a["value"]) for a in o["attributes"])))
+
+    return {"shapes": sorted(one(o) for o in task["shapes"]), "tags": sorted(one(o) for o in task["tags"]),
+            "tracks": sorted((label[tr["label_id"]], tuple(one({**sh, "label_id": tr["label_id"]})
+                                                          for sh in tr["shapes"])) for tr in task["tracks"])}
+
+
+@pytest.mark.parametrize("fmt", ["CVAT for images 1.1", "COCO 1.0"])
+def test_pre_annotations_as_a_file_match_the_api_push_and_pull_back_unchanged(
+        registry: Registry, cvat: StandIn, cli: Any, tmp_path: Path, fmt: str) -> None:
+    seq = generate_demo_dataset(tmp_path / "demo", n_images=24, seed=5)  # polygons, boxes, masks and tracks
+    import_file(registry, seq.annotations_path, images=seq.images_dir, project="p")
+    with registry.session() as s:
+        first = s.scalars(select(Annotation).order_by(Annotation.id)).first()
+        assert first is not None
+        first.attributes = {**(first.attributes or {}), "occluded": True, "rotation": 12.25, "colour": "réd 赤"}
+    by_api = _json(cli.invoke("cvat", "push", "--name", "api", "--project", "p", "--json"))
+    by_file = _json(cli.invoke("cvat", "push", "--name", "file", "--project", "p", "--format", fmt, "--json"))
+    api, file = cvat.tasks[by_api["tasks"][0]["id"]], cvat.tasks[by_file["tasks"][0]["id"]]
+    (imported,) = [(fmt_, data) for tid, fmt_, data in cvat.imported if tid == file["id"]]
+    assert imported[0] == {"CVAT for images 1.1": "CVAT 1.1", "COCO 1.0": "COCO 1.0"}[fmt]
+    assert cvat.violations == []
+    want, got = _content(api), _content(file)
+    if fmt == "COCO 1.0":  # no tracks: each tracked frame goes as a shape of its own, and the loss report says so
+        assert api["tracks"] and not file["tracks"] and not file["tags"]
+        assert any("COCO 1.0 has no tracks" in i["how"] for i in by_file["loss_report"]["items"])
+        assert len(file["shapes"]) == by_file["tasks"][0]["objects"] > len(api["shapes"])
+        assert set(want["shapes"]) <= set(got["shapes"])
+    else:
+        assert got == want and api["tracks"]
+    assert any(("colour", "réd 赤") in sh[-1] and sh[4] and sh[5] == 12.25 for sh in got["shapes"])
+    unchanged = _json(cli.invoke("cvat", "pull", file["id"], "--project", "p", "--json"))
+    assert (unchanged["added"], unchanged["changed"], unchanged["deleted"], unchanged["batch_id"]) == (0, 0, 0, None)
