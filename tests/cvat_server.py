@@ -276,7 +276,7 @@ class StandIn:
                 "stage": "annotation", "state": j["state"], "mode": "annotation", "frame_count": j["stop"] - j["start"] + 1,
                 "start_frame": j["start"], "stop_frame": j["stop"], "data_chunk_size": 36,
                 "data_compressed_chunk_type": "imageset", "data_original_chunk_type": "imageset",
-                "created_date": t["created"], "updated_date": t["created"],
+                "created_date": t["created"], "updated_date": j.get("updated", t["created"]),
                 "issues": {"url": f"{self.url}/api/issues?job_id={j['id']}", "count": 0},
                 "labels": {"url": f"{self.url}/api/labels?job_id={j['id']}"}, "type": "annotation",
                 "organization": None, "target_storage": None, "source_storage": None, "assignee_updated_date": None,
@@ -358,11 +358,13 @@ class StandIn:
             self.uploads.clear()
             self.imported.append((t["id"], fmt, data))
             if fmt == "CVAT 1.1" and name.endswith(".xml"):
-                self._add(t, _from_cvat_xml(t, data))
+                found = _from_cvat_xml(t, data)
             elif fmt == "COCO 1.0" and name.endswith(".json"):
-                self._add(t, _from_coco(t, data))
+                found = _from_coco(t, data)
             else:
                 return 400, {"detail": f"Unknown input format '{fmt}' for {name}"}
+            self._add(t, found)
+            touch(t, _frames_of(found))
             t["version"] = t.get("version", 0) + 1
             rq = f"import:task-{t['id']}-annotations"
             self.rqs[rq] = {"type": "import:annotations", "format": fmt}
@@ -372,6 +374,9 @@ class StandIn:
     def _annotations(self, t: dict[str, Any], method: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
         if method == "GET":
             return 200, {"version": t.get("version", 0), "tags": t["tags"], "shapes": t["shapes"], "tracks": t["tracks"]}
+        # CVAT touches (updated_date) each job whose frames a change reaches, the objects as they were and are.
+        touched = _frames_of(body or {}) | _frames_of(t, {o["id"] for k in ("shapes", "tags", "tracks")
+                                                         for o in (body or {}).get(k) or [] if "id" in o})
         if method == "PUT":
             t["shapes"], t["tags"], t["tracks"] = [], [], []
             self._add(t, body)
@@ -387,12 +392,32 @@ class StandIn:
                     else:
                         t[key] = [_stored({**o, **ids[o["id"]]}) if o["id"] in ids else o for o in t[key]]
         t["version"] = t.get("version", 0) + 1
+        touch(t, touched | _frames_of(body or {}))
         return 200, {"version": t["version"], "tags": t["tags"], "shapes": t["shapes"], "tracks": t["tracks"]}
 
     def _add(self, t: dict[str, Any], body: dict[str, Any]) -> None:
         for key in ("shapes", "tags", "tracks"):
             for o in body.get(key) or []:
                 t[key].append(_stored({**o, "id": next(self.ids)}, self.ids))
+
+
+def _frames_of(data: dict[str, Any], ids: set[int] | None = None) -> set[int]:
+    """The frames of the objects in ``data`` (only those with ``ids``, when given)."""
+    out: set[int] = set()
+    for key in ("shapes", "tags", "tracks"):
+        for o in data.get(key) or []:
+            if ids is not None and o.get("id") not in ids:
+                continue
+            out.update(int(sh["frame"]) for sh in [o, *(o.get("shapes") or [])] if "frame" in sh)
+    return out
+
+
+def touch(t: dict[str, Any], frames: set[int]) -> None:
+    """Mark the jobs holding ``frames`` as changed now, as CVAT does when their annotations change."""
+    now = _now()
+    for j in t["jobs"]:
+        if any(j["start"] <= f <= j["stop"] for f in frames):
+            j["updated"] = now
 
 
 def _tus_filename(meta: str) -> str:

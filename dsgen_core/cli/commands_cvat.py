@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 import click
 
@@ -65,17 +67,31 @@ def push(query: str, name: str | None, resume: int | None, cvat_project: int | N
 @click.option("--job", "job_id", type=int, help="Pull one CVAT job (its frames) instead of a whole task.")
 @click.option("--on-conflict", type=click.Choice(["cvat", "registry"]), default="cvat", show_default=True,
               help="Who wins when an object changed on both sides since the push.")
+@click.option("--since", metavar="[WHEN]", is_flag=False, flag_value="last", default=None,
+              help="Read only the jobs CVAT changed since the push or last pull (or since WHEN, an ISO time).")
 @project_option
 @json_option
-def pull(task_id: int | None, job_id: int | None, on_conflict: str, project: str, as_json: bool) -> None:
+def pull(task_id: int | None, job_id: int | None, on_conflict: str, since: str | None, project: str,
+         as_json: bool) -> None:
     """Bring a pushed task's (or one of its jobs') annotations back as one annotation batch."""
+    when: datetime | Literal["last"] | None = None
+    if since == "last":
+        when = "last"
+    elif since is not None:
+        try:
+            when = datetime.fromisoformat(since.replace("Z", "+00:00"))
+        except ValueError:
+            raise click.BadParameter(f"{since!r} is not an ISO time such as 2026-12-01T10:00:00Z",
+                                     param_hint="--since") from None
     reg = open_registry()
     storage = open_storage(reg.settings.storage_root)
     with reg.session() as s:
         r = pull_from_cvat(s, get_project(s, project), task_id, job_id=job_id, storage=storage,
-                           on_conflict=on_conflict, actor=cli_actor())  # type: ignore[arg-type]
+                           on_conflict=on_conflict, actor=cli_actor(), since=when)  # type: ignore[arg-type]
     human = (f"task {r.task_id}{f' job {job_id}' if job_id else ''}: {r.added} added, {r.changed} changed, {r.deleted} deleted, {r.unchanged} unchanged"
              + (f" (batch {r.batch_id})" if r.batch_id else " (nothing to do)"))
+    if r.jobs_read is not None:
+        human += f"\n{r.jobs_read} job(s) changed in CVAT since {'the last pull' if since == 'last' else since}"
     human += "".join(f"\nconflict: {c}" for c in r.conflicts)
     human += "".join(f"\nnot pulled: {c}" for c in r.skipped)
     emit(r.to_dict(), as_json, human)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
@@ -35,6 +36,7 @@ from dsgen_core.cvat.connection import (
     job_annotations,
     job_details,
     task_annotations,
+    task_jobs,
     task_labels,
 )
 from dsgen_core.cvat.shapes import (
@@ -65,6 +67,7 @@ class PullResult:
     unchanged: int = 0
     conflicts: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # CVAT objects the registry cannot hold (an ellipse, a cuboid)
+    jobs_read: int | None = None  # with since: the jobs CVAT changed, the only ones read
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,13 +88,20 @@ def find_task(session: Session, project: Project, task_id: int, *, server: str |
 
 def pull_from_cvat(session: Session, project: Project, task_id: int | None = None, *, job_id: int | None = None,
                    storage: Storage, on_conflict: ConflictRule = "cvat", actor: str | None = None,
-                   server: CvatServer | None = None) -> PullResult:
+                   server: CvatServer | None = None, since: datetime | Literal["last"] | None = None) -> PullResult:
     """Bring task ``task_id``'s annotations back (or one job's: ``job_id``, its frames only); see the
-    module docstring. In the caller's transaction."""
+    module docstring. In the caller's transaction.
+
+    ``since``: read only the task's jobs CVAT changed after that time (CVAT's ``updated_date``), or,
+    with ``"last"``, those whose ``updated_date`` differs from the one the push or last pull saw;
+    deletions are then judged within those jobs' frames. No changed job: nothing is read.
+    """
     if on_conflict not in ("cvat", "registry"):
         raise DsgenError(f"on_conflict must be cvat or registry, not {on_conflict!r}")
     if (task_id is None) == (job_id is None):
         raise DsgenError("pull a task (TASK_ID) or a job (--job ID), one of the two")
+    if since is not None and job_id is not None:
+        raise DsgenError("--since picks the changed jobs of a task: give TASK_ID, not --job")
     server = server or CvatServer.from_env()
     t = find_task(session, project, task_id, server=server.url) if task_id is not None else \
         _task_of_job(session, project, job_id or 0, server.url)
@@ -99,16 +109,59 @@ def pull_from_cvat(session: Session, project: Project, task_id: int | None = Non
         raise DsgenError(f"CVAT task {t.task_id} is {t.status}, not pushed: finish it first (dsgen cvat push --resume "
                          f"{t.export_job_id}) or clean it up (dsgen cvat clean {t.export_job_id})")
     assert t.task_id is not None  # pushed
-    window = None
+    windows = None
+    jobs_read = None
     with cvat_client(server) as client:
         if job_id is not None:
             job = job_details(client, job_id, server.url)
-            window = (int(job["start_frame"]), int(job["stop_frame"]))
+            windows = [(int(job["start_frame"]), int(job["stop_frame"]))]
             data = job_annotations(client, job_id, server.url)
+            seen = {**(t.jobs_seen or {}), str(job_id): job.get("updated_date")}
         else:
-            data = task_annotations(client, t.task_id, server.url)
+            jobs = task_jobs(client, t.task_id, server.url)  # before the annotations: a later edit shows next time
+            seen = {str(j["id"]): j.get("updated_date") for j in jobs}
+            changed = jobs if since is None else [j for j in jobs if _changed(j, since, t.jobs_seen or {})]
+            jobs_read = None if since is None else len(changed)
+            if not changed:
+                t.pulled_at = utcnow()
+                session.flush()
+                return PullResult(t.task_id, None, jobs_read=0)
+            if len(changed) == len(jobs):
+                data = task_annotations(client, t.task_id, server.url)
+            else:
+                windows = [(int(j["start_frame"]), int(j["stop_frame"])) for j in changed]
+                data = _merged([job_annotations(client, j["id"], server.url) for j in changed])
+                seen = {**(t.jobs_seen or {}), **{str(j["id"]): j.get("updated_date") for j in changed}}
         labels = {lb["id"]: lb for lb in task_labels(client, t.task_id, server.url)}
-    return _apply(session, project, t, data, labels, storage, on_conflict, actor, window)
+    result = _apply(session, project, t, data, labels, storage, on_conflict, actor, windows)
+    t.jobs_seen = seen
+    result.jobs_read = jobs_read
+    session.flush()
+    return result
+
+
+def _changed(job: dict[str, Any], since: datetime | Literal["last"], seen: dict[str, Any]) -> bool:
+    updated = job.get("updated_date")
+    if since == "last":
+        return updated is None or seen.get(str(job["id"])) != updated
+    if updated is None:
+        return True
+    when = datetime.fromisoformat(str(updated).replace("Z", "+00:00"))
+    return when > (since if since.tzinfo else since.replace(tzinfo=UTC))
+
+
+def _merged(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several jobs' annotations as one answer: each object once (a track can span two jobs)."""
+    out: dict[str, Any] = {"version": max((p.get("version") or 0) for p in parts), "shapes": [], "tags": [],
+                           "tracks": []}
+    for key in ("shapes", "tags", "tracks"):
+        ids: set[int] = set()
+        for p in parts:
+            for o in p.get(key) or []:
+                if o["id"] not in ids:
+                    ids.add(o["id"])
+                    out[key].append(o)
+    return out
 
 
 def _task_of_job(session: Session, project: Project, job_id: int, server: str) -> CvatTask:
@@ -121,7 +174,7 @@ def _task_of_job(session: Session, project: Project, job_id: int, server: str) -
 
 def _apply(session: Session, project: Project, t: CvatTask, data: dict[str, Any], labels: dict[int, Any],
            storage: Storage, on_conflict: ConflictRule, actor: str | None,
-           window: tuple[int, int] | None = None) -> PullResult:
+           windows: list[tuple[int, int]] | None = None) -> PullResult:
     result = PullResult(t.task_id or 0, None)
     frames = {f.frame: f.asset_id for f in session.scalars(select(CvatFrame).where(CvatFrame.cvat_task_id == t.id))}
     assets = {a.id: a for a in session.execute(select(Asset.id, Asset.width, Asset.height, Asset.file_name)
@@ -133,11 +186,10 @@ def _apply(session: Session, project: Project, t: CvatTask, data: dict[str, Any]
         Annotation.bbox_y, Annotation.bbox_w, Annotation.bbox_h, Annotation.polygon, Annotation.mask_uri,
         Annotation.keypoints, Annotation.caption, Annotation.attributes, Annotation.iscrowd)
         .where(Annotation.id.in_(mapped_ids[i:i + 5_000])))}
-    if window is not None:
+    if windows is not None:
         # A job holds its frames only: what CVAT no longer has is judged within them, and the task's
         # other objects (and its tracks, which a job only shows in part) are left as they are.
         frame_of = {asset: frame for frame, asset in frames.items()}
-        lo, hi = window
         in_job = {tr["id"] for tr in data.get("tracks") or []}
         in_data = {(k, int(o["id"])) for k, o in _objects(data) if k != "track"}
 
@@ -147,7 +199,7 @@ def _apply(session: Session, project: Project, t: CvatTask, data: dict[str, Any]
             if key in in_data:
                 return True
             row = current.get(m.annotation_id) if m.annotation_id is not None else None
-            return row is not None and lo <= frame_of[row.asset_id] <= hi
+            return row is not None and any(lo <= frame_of[row.asset_id] <= hi for lo, hi in windows)
 
         everything = known
         known = {k: m for k, m in known.items() if in_window(k, m)}

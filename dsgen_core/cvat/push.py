@@ -465,7 +465,9 @@ def _push_task(registry: Registry, client: Any, server: CvatServer, row_id: int,
             t = s.get(CvatTask, row_id)
             assert t is not None
             _put_annotations(s, client, server, t, assets, plan, storage)
-            t.job_ids = sorted(j["id"] for j in task_jobs(client, task_id, server.url))
+            jobs = task_jobs(client, task_id, server.url)
+            t.job_ids = sorted(j["id"] for j in jobs)
+            t.jobs_seen = {str(j["id"]): j.get("updated_date") for j in jobs}  # pull --since compares with these
             t.status = "pushed"
             t.pushed_at = utcnow()
             job = s.get(ExportJob, t.export_job_id)

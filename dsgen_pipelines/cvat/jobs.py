@@ -50,6 +50,8 @@ def cvat_push_job() -> None:
 class CvatPullConfig(dg.Config):
     task_id: int = Field(description="The CVAT task to pull (one dsgen pushed).")
     on_conflict: Literal["cvat", "registry"] = Field(default="cvat", description="Who wins when both sides changed.")
+    changed_jobs_only: bool = Field(default=True, description="Read only the jobs CVAT changed since the push or "
+                                                              "the last pull (dsgen cvat pull --since).")
 
 
 @dg.op(description="Pull a pushed CVAT task's annotations back into the registry as one annotation batch.")
@@ -57,7 +59,8 @@ def cvat_pull(context: dg.OpExecutionContext, config: CvatPullConfig, registry: 
               storage: StorageResource) -> None:
     with user_errors(), registry.session() as s:
         r = pull_from_cvat(s, registry.get_project(s), config.task_id, storage=storage.open(),
-                           on_conflict=config.on_conflict, actor=run_actor(context))
+                           on_conflict=config.on_conflict, actor=run_actor(context),
+                           since="last" if config.changed_jobs_only else None)
     for c in r.conflicts:
         context.log.warning(f"conflict: {c}")
     if r.batch_id is not None:

@@ -82,7 +82,7 @@ def test_push_then_pull_lands_on_the_same_rows(imported: Registry, cvat: StandIn
     with imported.session() as s:
         tid = s.scalar(select(CvatTask.id).where(CvatTask.task_id == task["id"]))
         ann_of = dict(s.execute(select(CvatObject.cvat_id, CvatObject.annotation_id)
-                                .where(CvatObject.cvat_task_id == tid)).tuples().all())
+                                .where(CvatObject.cvat_task_id == tid)).all())
     pulled = _json(cli.invoke("cvat", "pull", task["id"], "--project", "p", "--json"))
     assert (pulled["added"], pulled["changed"], pulled["deleted"]) == (1, 1, 1) and pulled["batch_id"]
     with imported.session() as s:
@@ -437,3 +437,36 @@ def test_pre_annotations_as_a_file_match_the_api_push_and_pull_back_unchanged(
     assert any(("colour", "réd 赤") in sh[-1] and sh[4] and sh[5] == 12.25 for sh in got["shapes"])
     unchanged = _json(cli.invoke("cvat", "pull", file["id"], "--project", "p", "--json"))
     assert (unchanged["added"], unchanged["changed"], unchanged["deleted"], unchanged["batch_id"]) == (0, 0, 0, None)
+
+
+def test_pull_since_reads_only_the_jobs_cvat_changed(imported: Registry, cvat: StandIn, cli: Any) -> None:
+    from cvat_sdk import models
+
+    pushed = _json(cli.invoke("cvat", "push", "--name", "s", "--project", "p", "--segment-size", "4", "--json"))
+    task_id = pushed["tasks"][0]["id"]
+    jobs = cvat.tasks[task_id]["jobs"]
+    assert len(jobs) == 3
+    nothing = _json(cli.invoke("cvat", "pull", task_id, "--since", "--project", "p", "--json"))
+    assert (nothing["jobs_read"], nothing["batch_id"]) == (0, None)
+    assert not any(path.endswith("/annotations/") for _m, path in cvat.requests[-3:])
+    client, t = _sdk_task(cvat, task_id)
+    with client:
+        shapes = t.get_annotations().shapes
+        sh = next(s for s in shapes if 4 <= s.frame <= 7)  # in the second job
+        t.update_annotations(models.PatchedLabeledDataRequest(shapes=[models.LabeledShapeRequest(
+            id=sh.id, type=sh.type, frame=sh.frame, label_id=sh.label_id, points=[p + 1.0 for p in sh.points])]))
+        gone = next(s for s in shapes if s.frame >= 8)  # in the third
+        t.remove_annotations(ids=[gone.id])
+    before = len(cvat.requests)
+    out = _json(cli.invoke("cvat", "pull", task_id, "--since", "--project", "p", "--json"))
+    assert (out["jobs_read"], out["changed"], out["deleted"], out["added"]) == (2, 1, 1, 0)
+    read = [p for m, p in cvat.requests[before:] if p.endswith("/annotations/")]
+    assert sorted(read) == sorted(f"/api/jobs/{j['id']}/annotations/" for j in jobs[1:])
+    again = _json(cli.invoke("cvat", "pull", task_id, "--since", "--project", "p", "--json"))
+    assert (again["jobs_read"], again["batch_id"]) == (0, None)
+    everything = _json(cli.invoke("cvat", "pull", task_id, "--since", "2000-01-01T00:00:00Z", "--project", "p",
+                                  "--json"))
+    assert everything["jobs_read"] == 3 and everything["batch_id"] is None and everything["unchanged"] > 0
+    bad = cli.invoke("cvat", "pull", task_id, "--since", "yesterday", "--project", "p")
+    assert bad.exit_code == 2 and "ISO time" in bad.output
+    assert cvat.violations == []

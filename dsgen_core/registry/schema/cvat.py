@@ -38,6 +38,8 @@ class CvatTask(Base):
     # CVAT label id -> {"class": label class id, "attributes": {spec id: [name, python type]}}
     labels: Mapped[dict[str, Any] | None] = mapped_column()
     frames: Mapped[int] = mapped_column(Integer, default=0)
+    # CVAT job id -> its updated_date as CVAT wrote it at the push or last pull (pull --since)
+    jobs_seen: Mapped[dict[str, Any] | None] = mapped_column()
     pushed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     pulled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_pull_batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batches.id", ondelete="SET NULL"))
