@@ -101,7 +101,8 @@ class StandIn:
         self.tasks: dict[int, dict[str, Any]] = {}
         self.ids = itertools.count(1)
         self.fail_next: dict[str, tuple[int, Any]] = {}
-        self.share_root: Path | None = None  # a folder standing for CVAT's shared storage  # "POST /api/tasks" -> (status, body): one refusal
+        self.share_root: Path | None = None  # a folder standing for CVAT's shared storage
+        self.cloud_storages: dict[int, Path] = {}  # cloud storage id -> a folder standing for its bucket
         self.server: ThreadingHTTPServer | None = None
         self.url = ""
         self.rqs: dict[str, dict[str, Any]] = {}  # background requests (rq ids) -> their operation
@@ -217,6 +218,15 @@ class StandIn:
             if task is None:
                 return 404, {"detail": "Not found."}
             return self._task_api(task, method, m[2] or "", query, body, form, files, headers)
+        m = re.fullmatch(r"/api/cloudstorages/(\d+)", path)
+        if m and method == "GET":
+            if int(m[1]) not in self.cloud_storages:
+                return 404, {"detail": "Not found."}
+            return 200, {"id": int(m[1]), "owner": {"url": f"{self.url}/api/users/1", "id": 1, "username": USER,
+                                                     "first_name": "", "last_name": ""},
+                         "manifests": [], "created_date": _now(), "updated_date": _now(), "provider_type": "AWS_S3_BUCKET",
+                         "resource": "images", "display_name": "images", "credentials_type": "KEY_SECRET_KEY_PAIR",
+                         "specific_attributes": "", "description": ""}
         if path == "/api/labels" and method == "GET":
             task = self.tasks[int(query["task_id"][0])]
             return 200, _page(task["labels"])
@@ -296,11 +306,18 @@ class StandIn:
                 for name, data in files.values():
                     t["files"][os.path.basename(name)] = data
                 return 200, None
-            if body and body.get("server_files"):  # CVAT's shared storage: it reads the files itself
-                if self.share_root is None:
+            if body and body.get("server_files"):  # CVAT's shared or cloud storage: it reads the files itself
+                root = self.share_root
+                if body.get("cloud_storage_id") is not None:
+                    root = self.cloud_storages.get(body["cloud_storage_id"])
+                    if root is None:
+                        return 400, {"cloud_storage_id": ["no such cloud storage"]}
+                    if not body.get("use_cache"):
+                        return 400, {"use_cache": ["data from a cloud storage needs use_cache"]}
+                if root is None:
                     return 400, {"server_files": ["no shared storage on this server"]}
                 for name in body["server_files"]:
-                    f = self.share_root / name
+                    f = root / name
                     if not f.is_file():
                         return 400, {"server_files": [f"{name} is not in the share"]}
                     t["files"][name] = f.read_bytes()

@@ -126,7 +126,8 @@ class _Plan:
 def push_to_cvat(registry: Registry, project_name: str, *, query: str, name: str, storage: Storage,
                  annotations: Which = "all", max_images_per_task: int | None = None, segment_size: int | None = None,
                  cvat_project: int | None = None, dry_run: bool = False, actor: str | None = None,
-                 server: CvatServer | None = None, share_root: Path | None = None, fmt: str = "json") -> PushResult:
+                 server: CvatServer | None = None, share_root: Path | None = None, fmt: str = "json",
+                 cloud_storage: int | None = None) -> PushResult:
     """Make CVAT tasks of the images ``query`` selects; see the module docstring.
 
     ``fmt``: how the pre-annotations go: ``json`` through the annotations API (exact), or as a
@@ -134,7 +135,9 @@ def push_to_cvat(registry: Registry, project_name: str, *, query: str, name: str
 
     A transaction per step (the registry is not held while CVAT works), so it takes the registry.
     ``share_root``: the images lie in CVAT's shared storage, mounted here at this folder; CVAT reads
-    them from there (by their paths under it) instead of receiving them.
+    them from there (by their paths under it) instead of receiving them. ``cloud_storage``: the
+    images lie in that CVAT cloud storage (a bucket CVAT has attached), whose content this machine
+    sees at ``share_root`` (a mount or a synced copy); CVAT reads them from the bucket by key.
     """
     if annotations not in WHICH:
         raise DsgenError(f"--annotations must be one of {', '.join(WHICH)}, not {annotations!r}")
@@ -147,6 +150,9 @@ def push_to_cvat(registry: Registry, project_name: str, *, query: str, name: str
     with registry.session() as s:
         project = get_project(s, project_name)
         plan = _plan(s, project, query, annotations, storage, fmt)
+    if cloud_storage is not None and share_root is None:
+        raise DsgenError("--cloud-storage needs --share-root: the folder where this machine sees the bucket's files "
+                         "(their paths under it are the keys CVAT reads)")
     if share_root is not None:
         _check_shared(plan.assets, share_root)
     chunk = max_images_per_task or len(plan.assets)
@@ -158,6 +164,9 @@ def push_to_cvat(registry: Registry, project_name: str, *, query: str, name: str
         return PushResult(None, tasks, plan.loss, True)
     server = server or CvatServer.from_env()
     with cvat_client(server) as client:  # reachable and logged in, before anything is recorded
+        if cloud_storage is not None:
+            with cvat_call(f"read cloud storage {cloud_storage}", server.url):
+                client.api_client.cloudstorages_api.retrieve(cloud_storage)
         with registry.session() as s:
             project = get_project(s, project_name)
             job = ExportJob(project_id=project.id, target="cvat", status="running", external_url=None,
@@ -165,6 +174,7 @@ def push_to_cvat(registry: Registry, project_name: str, *, query: str, name: str
                                              "max_images_per_task": max_images_per_task, "segment_size": segment_size,
                                              "cvat_project": cvat_project, "name": name, "server": server.url,
                                              "share_root": str(share_root) if share_root else None,
+                                             "cloud_storage": cloud_storage,
                                              "format": fmt},
                             log="")
             s.add(job)
@@ -186,7 +196,8 @@ def push_to_cvat(registry: Registry, project_name: str, *, query: str, name: str
                           "loss": plan.loss.to_dict()}, actor=actor)
             job_id = job.id
         # Committed: the push is recorded before CVAT is asked for anything.
-        _run(registry, client, job_id, plan, storage, server, segment_size, cvat_project, share_root=share_root)
+        _run(registry, client, job_id, plan, storage, server, segment_size, cvat_project, share_root=share_root,
+             cloud_storage=cloud_storage)
     return _result(registry, job_id, plan.loss)
 
 
@@ -204,7 +215,8 @@ def resume_push(registry: Registry, project_name: str, export_job_id: int, *, st
     server = server or CvatServer.from_env()
     with cvat_client(server) as client:
         _run(registry, client, export_job_id, plan, storage, server, snap.get("segment_size"),
-             snap.get("cvat_project"), resuming=True, share_root=Path(share) if share else None)
+             snap.get("cvat_project"), resuming=True, share_root=Path(share) if share else None,
+             cloud_storage=snap.get("cloud_storage"))
     return _result(registry, export_job_id, plan.loss)
 
 
@@ -381,7 +393,7 @@ def _frame_names(assets: list[Any], share_root: Path | None = None) -> list[str]
 
 def _run(registry: Registry, client: Any, job_id: int, plan: _Plan, storage: Storage, server: CvatServer,
          segment_size: int | None, cvat_project: int | None, *, resuming: bool = False,
-         share_root: Path | None = None) -> None:
+         share_root: Path | None = None, cloud_storage: int | None = None) -> None:
     by_id = {a.id: a for a in plan.assets}
     try:
         with registry.session() as s:
@@ -389,7 +401,7 @@ def _run(registry: Registry, client: Any, job_id: int, plan: _Plan, storage: Sto
                     for t in _tasks(s, job_id) if t.status not in ("pushed", "removed")]
         for row_id, frames in todo:
             _push_task(registry, client, server, row_id, [by_id[a] for a, _ in frames], [n for _, n in frames],
-                       plan, storage, segment_size, cvat_project, resuming, share_root)
+                       plan, storage, segment_size, cvat_project, resuming, share_root, cloud_storage)
     except BaseException as exc:
         with registry.session() as s:
             job = s.get(ExportJob, job_id)
@@ -408,7 +420,8 @@ def _run(registry: Registry, client: Any, job_id: int, plan: _Plan, storage: Sto
 
 def _push_task(registry: Registry, client: Any, server: CvatServer, row_id: int, assets: list[Any],
                names: list[str], plan: _Plan, storage: Storage, segment_size: int | None,
-               cvat_project: int | None, resuming: bool, share_root: Path | None = None) -> None:
+               cvat_project: int | None, resuming: bool, share_root: Path | None = None,
+               cloud_storage: int | None = None) -> None:
     """Make one task, step by step, each step committed: create, upload, annotate."""
     from cvat_sdk import models
 
@@ -444,9 +457,12 @@ def _push_task(registry: Registry, client: Any, server: CvatServer, row_id: int,
         if not task.size and share_root is not None:
             from cvat_sdk.core.proxies.tasks import ResourceType
 
-            with cvat_call(f"make task {task_id} from {len(names)} shared images", server.url):
-                task.upload_data(names, resource_type=ResourceType.SHARE,
-                                 params={"image_quality": 95, "sorting_method": "predefined"})
+            where = "shared" if cloud_storage is None else f"cloud storage {cloud_storage}'s"
+            params: dict[str, Any] = {"image_quality": 95, "sorting_method": "predefined"}
+            if cloud_storage is not None:  # CVAT reads a bucket through its chunk cache only
+                params.update(cloud_storage_id=cloud_storage, use_cache=True)
+            with cvat_call(f"make task {task_id} from {len(names)} {where} images", server.url):
+                task.upload_data(names, resource_type=ResourceType.SHARE, params=params)
         elif not task.size:
             with tempfile.TemporaryDirectory(prefix="dsgen-cvat-") as tmp:
                 files = [Path(tmp) / n for n in names]

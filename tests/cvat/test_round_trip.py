@@ -470,3 +470,24 @@ def test_pull_since_reads_only_the_jobs_cvat_changed(imported: Registry, cvat: S
     bad = cli.invoke("cvat", "pull", task_id, "--since", "yesterday", "--project", "p")
     assert bad.exit_code == 2 and "ISO time" in bad.output
     assert cvat.violations == []
+
+
+def test_images_in_a_cvat_cloud_storage_are_referenced_by_key(registry: Registry, cvat: StandIn, cli: Any,
+                                                             demo: Path, tmp_path: Path) -> None:
+    bucket = tmp_path / "bucket"  # the bucket's content, as this machine sees it (a mount or a synced copy)
+    shutil.copytree(demo / "images", bucket / "cam1")
+    import_file(registry, demo / "annotations" / "instances_default.json", images=bucket / "cam1", project="p")
+    cvat.cloud_storages[7] = bucket
+    out = _json(cli.invoke("cvat", "push", "--name", "c", "--project", "p", "--cloud-storage", 7,
+                           "--share-root", bucket, "--json"))
+    task = cvat.tasks[out["tasks"][0]["id"]]
+    assert len(task["frames"]) == 12 and all(f["name"].startswith("cam1/") for f in task["frames"])
+    # One request names the keys; an upload would take three (Upload-Start, the files, Upload-Finish).
+    assert cvat.requests.count(("POST", f"/api/tasks/{task['id']}/data/")) == 1
+    again = _json(cli.invoke("cvat", "pull", task["id"], "--project", "p", "--json"))
+    assert again["batch_id"] is None and again["unchanged"] == out["tasks"][0]["objects"] > 0
+    missing = cli.invoke("cvat", "push", "--name", "m", "--project", "p", "--cloud-storage", 8, "--share-root", bucket)
+    assert missing.exit_code == 2 and "cloud storage 8" in missing.output
+    alone = cli.invoke("cvat", "push", "--name", "m", "--project", "p", "--cloud-storage", 7)
+    assert alone.exit_code == 2 and "--share-root" in alone.output
+    assert cvat.violations == []
