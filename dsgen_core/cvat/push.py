@@ -163,7 +163,8 @@ def push_to_cvat(registry: Registry, project_name: str, *, query: str, name: str
                  for n, c in zip(names, chunks, strict=True)]
         return PushResult(None, tasks, plan.loss, True)
     server = server or CvatServer.from_env()
-    with cvat_client(server) as client:  # reachable and logged in, before anything is recorded
+    with cvat_client(server) as opened:  # reachable and logged in, before anything is recorded
+        client: Any = opened
         if cloud_storage is not None:
             with cvat_call(f"read cloud storage {cloud_storage}", server.url):
                 client.api_client.cloudstorages_api.retrieve(cloud_storage)
