@@ -51,6 +51,7 @@ UNDOCUMENTED = {
 }
 # Requests CVAT serves outside its OpenAPI document: TUS's upload endpoints (the file's offset and
 # its chunks), which cvat-sdk's uploader uses for annotation files.
+VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 TUS_FILE = re.compile(r"^/api/tasks/\d+/annotations/[0-9a-f-]{36}$")
 USER, PASSWORD = "annotator", "s3cret-Pa55"
 
@@ -325,10 +326,13 @@ class StandIn:
             if "Upload-Finish" in headers:
                 return self._finish(t, body or form)  # cvat-sdk sends the DataRequest fields as JSON
         if rest == "/data/meta" and method == "GET":
+            v = t.get("video")
+            frames = [{"name": v["name"], "width": v["width"], "height": v["height"]}] if v else t["frames"]
             return 200, {"chunks_updated_date": t["created"], "chunk_size": 36, "size": len(t["frames"]),
-                         "image_quality": 95, "start_frame": 0, "stop_frame": max(0, len(t["frames"]) - 1),
-                         "frame_filter": "", "frames": [{**f, "related_files": 0, "has_related_context": False}
-                                                        for f in t["frames"]],
+                         "image_quality": 95, "start_frame": v["start"] if v else 0,
+                         "stop_frame": v["stop"] if v else max(0, len(t["frames"]) - 1),
+                         "frame_filter": v["filter"] if v else "",
+                         "frames": [{**f, "related_files": 0, "has_related_context": False} for f in frames],
                          "deleted_frames": [], "included_frames": None}
         if rest == "/annotations/" and method == "POST":
             return self._import(t, query, headers)
@@ -351,9 +355,35 @@ class StandIn:
         order = order if isinstance(order, list) else [order]
         if fields.get("sorting_method") != "predefined":
             order = sorted(order)
+        videos = [n for n in order if n.lower().endswith(VIDEO_EXTS)]
+        if videos:
+            return self._finish_video(t, videos, fields)
         for name in order:
             with Image.open(io.BytesIO(t["files"][name])) as im:
                 t["frames"].append({"name": name, "width": im.width, "height": im.height})
+        return self._jobs(t)
+
+    def _finish_video(self, t: dict[str, Any], videos: list[str], fields: dict[str, Any]) -> tuple[int, Any]:
+        """A video task: the video's frames from start_frame to stop_frame every step, each named as CVAT's
+        exports name them (``frame_000042``, the video's frame number), which is how its importers match them."""
+        import av
+
+        if len(videos) != 1 or len(t["files"]) != 1:
+            return 400, {"detail": "a video task takes one video file and nothing else"}
+        with av.open(io.BytesIO(t["files"][videos[0]])) as c:
+            stream = c.streams.video[0]
+            n = sum(1 for _ in c.decode(stream))
+            width, height = stream.codec_context.width, stream.codec_context.height
+        step = int(str(fields.get("frame_filter") or "step=1").partition("=")[2])
+        start = int(fields.get("start_frame") or 0)
+        stop = min(int(fields.get("stop_frame", n - 1)), n - 1)
+        t["video"] = {"name": videos[0], "start": start, "stop": stop, "filter": fields.get("frame_filter") or "",
+                      "width": width, "height": height}
+        t["frames"] = [{"name": f"frame_{k:06d}", "width": width, "height": height}
+                       for k in range(start, stop + 1, step)]
+        return self._jobs(t)
+
+    def _jobs(self, t: dict[str, Any]) -> tuple[int, Any]:
         seg = t["segment_size"] or len(t["frames"])
         t["jobs"] = [{"id": next(self.ids), "start": s, "stop": min(s + seg, len(t["frames"])) - 1,
                       "state": "new"} for s in range(0, len(t["frames"]), seg)]
@@ -445,6 +475,11 @@ def _tus_filename(meta: str) -> str:
     return "upload"
 
 
+def _frame_index(t: dict[str, Any]) -> dict[str, int]:
+    """Frame number by name without its extension: how CVAT's importers match a file's images to frames."""
+    return {os.path.splitext(f["name"])[0]: i for i, f in enumerate(t["frames"])}
+
+
 def _label_maps(t: dict[str, Any]) -> tuple[dict[str, Any], dict[int, dict[str, int]], dict[int, dict[str, int]]]:
     by_name = {lb["name"]: lb for lb in t["labels"]}
     attrs = {lb["id"]: {a["name"]: a["id"] for a in lb["attributes"]} for lb in t["labels"]}
@@ -460,7 +495,7 @@ def _from_cvat_xml(t: dict[str, Any], data: bytes) -> dict[str, Any]:
 
     root = ElementTree.fromstring(data)
     by_name, attrs, subs = _label_maps(t)
-    frame_of = {f["name"]: i for i, f in enumerate(t["frames"])}
+    frame_of = _frame_index(t)
     out: dict[str, list[Any]] = {"shapes": [], "tags": [], "tracks": []}
 
     def label(el: Any) -> dict[str, Any]:
@@ -495,9 +530,10 @@ def _from_cvat_xml(t: dict[str, Any], data: bytes) -> dict[str, Any]:
         raise ValueError(f"unknown shape <{tag}>")
 
     for img in root.findall("image"):
-        if img.get("name") not in frame_of:
+        stem = os.path.splitext(img.get("name"))[0]
+        if stem not in frame_of:
             raise ValueError(f"image {img.get('name')!r} is not in the task")
-        frame = frame_of[img.get("name")]
+        frame = frame_of[stem]
         for el in img:
             lb = label(el)
             if el.tag == "tag":
@@ -522,8 +558,8 @@ def _from_coco(t: dict[str, Any], data: bytes) -> dict[str, Any]:
 
     doc = json.loads(data)
     by_name, attrs, _subs = _label_maps(t)
-    frame_of = {f["name"]: i for i, f in enumerate(t["frames"])}
-    images = {im["id"]: frame_of[im["file_name"]] for im in doc["images"]}
+    frame_of = _frame_index(t)
+    images = {im["id"]: frame_of[os.path.splitext(im["file_name"])[0]] for im in doc["images"]}
     cats = {c["id"]: by_name[c["name"]] for c in doc["categories"]}
     shapes = []
     for a in doc["annotations"]:

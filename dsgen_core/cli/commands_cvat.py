@@ -39,13 +39,15 @@ def cvat() -> None:
               help="The images lie in CVAT's shared storage, mounted here: CVAT reads them from there.")
 @click.option("--cloud-storage", type=int, metavar="ID",
               help="The images lie in this CVAT cloud storage, seen here at --share-root: CVAT reads them by key.")
+@click.option("--as-images", is_flag=True,
+              help="Frames of one video go as an image task, not as a CVAT video task of the video file.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="json", show_default=True,
               help="How pre-annotations go: CVAT's annotations API (exact), or a file CVAT's importer reads.")
 @project_option
 @json_option
 def push(query: str, name: str | None, resume: int | None, cvat_project: int | None, segment_size: int | None,
          max_images_per_task: int | None, which: str, dry_run: bool, share_root: Path | None, cloud_storage: int | None,
-         fmt: str,
+         as_images: bool, fmt: str,
          project: str, as_json: bool) -> None:
     """Make CVAT tasks of the images a query selects, with their objects as pre-annotations."""
     reg = open_registry()
@@ -58,7 +60,7 @@ def push(query: str, name: str | None, resume: int | None, cvat_project: int | N
         result = push_to_cvat(reg, project, query=query, name=name, storage=storage, annotations=which,  # type: ignore[arg-type]
                               max_images_per_task=max_images_per_task, segment_size=segment_size,
                               cvat_project=cvat_project, dry_run=dry_run, actor=cli_actor(), share_root=share_root,
-                              fmt=fmt, cloud_storage=cloud_storage)
+                              fmt=fmt, cloud_storage=cloud_storage, video=not as_images)
     lines = [("would make" if dry_run else "task") + f" {t.name!r}: {t.images} images, {t.objects} objects"
              + (f" -> {t.url}" if t.url else "") for t in result.tasks]
     lines += ["loss report:", *("  " + ln for ln in result.loss_report.lines())]

@@ -22,6 +22,7 @@ import tempfile
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
 
@@ -121,13 +122,27 @@ class _Plan:
     loss: LossReport
     sendable: set[int]  # annotation ids that go to CVAT
     fmt: str  # json | CVAT for images 1.1 | COCO 1.0
+    video: VideoSource | None = None  # the frames are one video's, evenly spaced: a CVAT video task
+
+
+@dataclass(frozen=True)
+class VideoSource:
+    """The video a selection's frames come from, and which frame of it each asset is."""
+
+    uri: str
+    frame_of: dict[int, int]  # asset id -> frame index in the video
+    step: int
+
+    def window(self, assets: list[Any]) -> tuple[int, int]:
+        """First and last video frame of a chunk of the selection."""
+        return self.frame_of[assets[0].id], self.frame_of[assets[-1].id]
 
 
 def push_to_cvat(registry: Registry, project_name: str, *, query: str, name: str, storage: Storage,
                  annotations: Which = "all", max_images_per_task: int | None = None, segment_size: int | None = None,
                  cvat_project: int | None = None, dry_run: bool = False, actor: str | None = None,
                  server: CvatServer | None = None, share_root: Path | None = None, fmt: str = "json",
-                 cloud_storage: int | None = None) -> PushResult:
+                 cloud_storage: int | None = None, video: bool = True) -> PushResult:
     """Make CVAT tasks of the images ``query`` selects; see the module docstring.
 
     ``fmt``: how the pre-annotations go: ``json`` through the annotations API (exact), or as a
@@ -138,6 +153,8 @@ def push_to_cvat(registry: Registry, project_name: str, *, query: str, name: str
     them from there (by their paths under it) instead of receiving them. ``cloud_storage``: the
     images lie in that CVAT cloud storage (a bucket CVAT has attached), whose content this machine
     sees at ``share_root`` (a mount or a synced copy); CVAT reads them from the bucket by key.
+    ``video``: when the images are frames of one video, evenly spaced (``dsgen import video``), the
+    task is a CVAT video task made of the video file (its start, stop and step), not of images.
     """
     if annotations not in WHICH:
         raise DsgenError(f"--annotations must be one of {', '.join(WHICH)}, not {annotations!r}")
@@ -149,7 +166,7 @@ def push_to_cvat(registry: Registry, project_name: str, *, query: str, name: str
         raise DsgenError(f"--format must be one of {', '.join(map(repr, FORMATS))}, not {fmt!r}")
     with registry.session() as s:
         project = get_project(s, project_name)
-        plan = _plan(s, project, query, annotations, storage, fmt)
+        plan = _plan(s, project, query, annotations, storage, fmt, video=video and share_root is None)
     if cloud_storage is not None and share_root is None:
         raise DsgenError("--cloud-storage needs --share-root: the folder where this machine sees the bucket's files "
                          "(their paths under it are the keys CVAT reads)")
@@ -175,7 +192,7 @@ def push_to_cvat(registry: Registry, project_name: str, *, query: str, name: str
                                              "max_images_per_task": max_images_per_task, "segment_size": segment_size,
                                              "cvat_project": cvat_project, "name": name, "server": server.url,
                                              "share_root": str(share_root) if share_root else None,
-                                             "cloud_storage": cloud_storage,
+                                             "cloud_storage": cloud_storage, "video": video,
                                              "format": fmt},
                             log="")
             s.add(job)
@@ -191,7 +208,7 @@ def push_to_cvat(registry: Registry, project_name: str, *, query: str, name: str
             s.flush()
             for row, c in zip(rows, chunks, strict=True):
                 s.add_all(CvatFrame(cvat_task_id=row.id, frame=i, asset_id=a.id, name=nm)
-                          for i, (a, nm) in enumerate(zip(c, _frame_names(c, share_root), strict=True)))
+                          for i, (a, nm) in enumerate(zip(c, _frame_names(c, share_root, plan.video), strict=True)))
             audit(s, "cvat.push", project_id=project.id, entity_type="export_job", entity_ids=[job.id],
                   detail={"query": query, "tasks": len(rows), "images": len(plan.assets), "server": server.url,
                           "loss": plan.loss.to_dict()}, actor=actor)
@@ -210,7 +227,7 @@ def resume_push(registry: Registry, project_name: str, export_job_id: int, *, st
         job = _job(s, project, export_job_id)
         snap = job.filter_snapshot or {}
         plan = _plan(s, project, snap.get("query", ""), snap.get("annotations", "all"), storage,
-                     snap.get("format") or "json",
+                     snap.get("format") or "json", video=snap.get("video", True) and not snap.get("share_root"),
                      only=[f.asset_id for t in _tasks(s, job.id) for f in _frames(s, t.id)])
     share = snap.get("share_root")
     server = server or CvatServer.from_env()
@@ -258,7 +275,7 @@ def clean_push(registry: Registry, project_name: str, export_job_id: int, *, ser
 
 
 def _plan(session: Session, project: Project, query: str, which: str, storage: Storage, fmt: str = "json",
-          only: list[int] | None = None) -> _Plan:
+          only: list[int] | None = None, video: bool = False) -> _Plan:
     ids = only if only is not None else run_query(session, project, query)
     assets = []
     missing = []
@@ -276,6 +293,9 @@ def _plan(session: Session, project: Project, query: str, which: str, storage: S
         raise DsgenError(f"{len(missing)} image(s) have no file to upload (imported without --images?): "
                          f"{', '.join(missing[:5])}")
     assets.sort(key=lambda a: a.id)
+    source = _video_source(session, assets) if video else None
+    if source is not None:
+        assets.sort(key=lambda a: source.frame_of[a.id])
     objects: dict[int, list[Any]] = defaultdict(list)
     if which != "none":
         an = Annotation
@@ -349,7 +369,31 @@ def _plan(session: Session, project: Project, query: str, which: str, storage: S
     n_meta = _count_object_extras(session, sendable)
     loss.add("object tags, metadata, groups and relations", n_meta,
              "CVAT has no place for them: kept in the registry, attached to the same objects after a pull")
-    return _Plan(assets, objects, classes, specs, loss, sendable, fmt)
+    return _Plan(assets, objects, classes, specs, loss, sendable, fmt, source)
+
+
+def _video_source(session: Session, assets: list[Any]) -> VideoSource | None:
+    """The one video whose evenly spaced frames ``assets`` all are (its file at hand), else None."""
+    from dsgen_core.registry.schema import Frame
+
+    ids = [a.id for a in assets]
+    rows: list[Any] = []
+    for i in range(0, len(ids), 5_000):
+        rows += session.execute(select(Frame.image_asset_id, Frame.video_asset_id, Frame.frame_idx)
+                                .where(Frame.image_asset_id.in_(ids[i:i + 5_000]))).all()
+    videos = {r.video_asset_id for r in rows}
+    if len(rows) != len(ids) or len(videos) != 1:
+        return None
+    uri = session.scalar(select(Asset.storage_uri).where(Asset.id == videos.pop()))
+    if not uri or not os.path.isfile(uri):
+        return None
+    idx = sorted(r.frame_idx for r in rows)
+    if len(set(idx)) != len(idx):
+        return None
+    step = idx[1] - idx[0] if len(idx) > 1 else 1
+    if any(b - a != step for a, b in pairwise(idx)):
+        return None
+    return VideoSource(uri, {r.image_asset_id: r.frame_idx for r in rows}, step)
 
 
 def _count_object_extras(session: Session, ids: set[int]) -> int:
@@ -378,9 +422,12 @@ def _check_shared(assets: list[Any], share_root: Path) -> None:
         raise DsgenError(f"{len(outside)} image(s) are not under the shared folder {share_root}: {', '.join(outside[:3])}")
 
 
-def _frame_names(assets: list[Any], share_root: Path | None = None) -> list[str]:
+def _frame_names(assets: list[Any], share_root: Path | None = None, video: VideoSource | None = None) -> list[str]:
     """Upload names: the file's own name, made unique in the task with the asset id where two share one;
-    from shared storage, the file's path under the share (CVAT names the frame so)."""
+    from shared storage, the file's path under the share (CVAT names the frame so); of a video
+    task, ``frame_000042``, as CVAT's exports name its frames (the video's frame number)."""
+    if video is not None:
+        return [f"frame_{video.frame_of[a.id]:06d}" for a in assets]
     if share_root is not None:
         root = share_root.resolve()
         return [Path(a.storage_uri).resolve().relative_to(root).as_posix() for a in assets]
@@ -464,6 +511,12 @@ def _push_task(registry: Registry, client: Any, server: CvatServer, row_id: int,
                 params.update(cloud_storage_id=cloud_storage, use_cache=True)
             with cvat_call(f"make task {task_id} from {len(names)} {where} images", server.url):
                 task.upload_data(names, resource_type=ResourceType.SHARE, params=params)
+        elif not task.size and plan.video is not None:
+            first, last = plan.video.window(assets)
+            with cvat_call(f"upload video frames {first}-{last} (step {plan.video.step}) to task {task_id}",
+                           server.url):
+                task.upload_data([Path(plan.video.uri)], params={
+                    "image_quality": 95, "start_frame": first, "stop_frame": last, "frame_step": plan.video.step})
         elif not task.size:
             with tempfile.TemporaryDirectory(prefix="dsgen-cvat-") as tmp:
                 files = [Path(tmp) / n for n in names]
@@ -471,7 +524,10 @@ def _push_task(registry: Registry, client: Any, server: CvatServer, row_id: int,
                     place_image(a.storage_uri, f)
                 with cvat_call(f"upload {len(files)} images to task {task_id}", server.url):
                     task.upload_data(files, params={"image_quality": 95, "sorting_method": "predefined"})
-        _check_frames(client, task_id, names, server, shared=share_root is not None)
+        if plan.video is not None:
+            _check_video(client, task_id, assets, plan.video, server)
+        else:
+            _check_frames(client, task_id, names, server, shared=share_root is not None)
         status = "annotating"
         with registry.session() as s:
             t = s.get(CvatTask, row_id)
@@ -550,6 +606,18 @@ def _check_frames(client: Any, task_id: int, names: list[str], server: CvatServe
     if got != names:
         raise DsgenError(f"CVAT task {task_id} holds frames {got[:3]}... where dsgen uploaded {names[:3]}...: "
                          "the frame order is not the one sent, so frames cannot be mapped back")
+
+
+def _check_video(client: Any, task_id: int, assets: list[Any], video: VideoSource, server: CvatServer) -> None:
+    with cvat_call(f"read the frames of task {task_id}", server.url):
+        meta, _ = client.api_client.tasks_api.retrieve_data_meta(task_id)
+    first, last = video.window(assets)
+    want = (len(assets), first, last, f"step={video.step}" if video.step > 1 else "")
+    got = (meta.size, meta.start_frame, meta.stop_frame, meta.frame_filter or "")
+    if got != want:
+        raise DsgenError(f"CVAT video task {task_id} holds {got[0]} frames ({got[1]}-{got[2]}, {got[3] or 'every'}) "
+                         f"where dsgen sent {want[0]} ({want[1]}-{want[2]}, {want[3] or 'every'}): frames cannot be "
+                         "mapped back")
 
 
 def _put_annotations(session: Session, client: Any, server: CvatServer, t: CvatTask, assets: list[Any],
@@ -635,7 +703,12 @@ def _import_file(client: Any, server: CvatServer, t: CvatTask, fmt: str, labels:
     assert t.task_id is not None
     with cvat_call(f"read the frames of task {t.task_id}", server.url):
         meta, _ = client.api_client.tasks_api.retrieve_data_meta(t.task_id)
-    frames = [(f.name, f.width, f.height) for f in meta.frames]
+    if len(meta.frames) == 1 and meta.size > 1:  # a video: one entry for all its frames, named by their number
+        step = int((meta.frame_filter or "step=1").partition("=")[2] or 1)
+        frames = [(f"frame_{meta.start_frame + k * step:06d}", meta.frames[0].width, meta.frames[0].height)
+                  for k in range(meta.size)]
+    else:
+        frames = [(f.name, f.width, f.height) for f in meta.frames]
     with tempfile.TemporaryDirectory(prefix="dsgen-cvat-") as tmp:
         path = write_annotations(fmt, Path(tmp), frames, Labels(labels), [r for k, r, _, _ in sent if k == "shape"],
                                  [r for k, r, _, _ in sent if k == "tag"], tracks)

@@ -491,3 +491,72 @@ def test_images_in_a_cvat_cloud_storage_are_referenced_by_key(registry: Registry
     alone = cli.invoke("cvat", "push", "--name", "m", "--project", "p", "--cloud-storage", 7)
     assert alone.exit_code == 2 and "--share-root" in alone.output
     assert cvat.violations == []
+
+
+def _frames_with_a_track(registry: Registry, cli: Any, tmp_path: Path) -> dict[int, int]:
+    """A 30-frame video imported every 3rd frame, a car tracked over its first four sampled frames:
+    video frame number -> its image asset."""
+    from dsgen_core.formats.report import ValidationReport
+    from dsgen_core.registry.ingest import ClassRecord, ImageRecord, IngestBatch, ObjectRecord, ingest
+    from dsgen_core.registry.projects import get_project
+    from dsgen_core.registry.schema import Frame
+    from dsgen_core.storage import open_storage
+    from videos import make_video
+
+    video = make_video(tmp_path / "clips" / "street.mp4", 30)
+    assert cli.invoke("import", "video", video, "--every", "3", "--project", "p").exit_code == 0
+    with registry.session() as s:
+        frame_asset = dict(s.execute(select(Frame.frame_idx, Frame.image_asset_id)).all())
+    images = [ImageRecord(f, "", "", asset_id=frame_asset[f]) for f in (0, 3, 6, 9)]
+    objects = [ObjectRecord(k, k, im.ref, "car", "bbox", (4.0 + k, 5.0, 10.0, 8.0), None, None, None, None, None, 80.0,
+                            False, {"track_id": "car-1"}, None, None) for k, im in enumerate(images)]
+    batch = IngestBatch(operation="import", audit_action="import.test", format="test", source_uri="mem",
+                        content_sha256="0" * 64, namespace="t", images=images, classes=[ClassRecord("car", "car")],
+                        objects=objects, report=ValidationReport(), file="mem")
+    with registry.session() as s:
+        ingest(s, get_project(s, "p"), batch, storage=open_storage(registry.settings.storage_root), actor="test")
+    return frame_asset
+
+
+@pytest.mark.parametrize("fmt", ["json", "CVAT for images 1.1"])
+def test_a_videos_frames_go_as_a_video_task_and_come_back_to_their_frames(registry: Registry, cvat: StandIn, cli: Any,
+                                                                          tmp_path: Path, fmt: str) -> None:
+    frame_asset = _frames_with_a_track(registry, cli, tmp_path)
+    pushed = _json(cli.invoke("cvat", "push", "--name", "v", "--project", "p", "--format", fmt, "--json"))
+    task = cvat.tasks[pushed["tasks"][0]["id"]]
+    assert task["video"]["name"] == "street.mp4" and (task["video"]["start"], task["video"]["stop"]) == (0, 27)
+    assert task["video"]["filter"] == "step=3" and len(task["frames"]) == 10
+    (track,) = task["tracks"]  # the registry's track, as a CVAT track on task frames 0..3 (an outside key after)
+    assert [(sh["frame"], sh["outside"]) for sh in track["shapes"]][-1] == (4, True)
+    with registry.session() as s:
+        rows = s.execute(select(CvatFrame.frame, CvatFrame.asset_id, CvatFrame.name)).all()
+    assert {(f, a) for f, a, _n in rows} == {(k, frame_asset[3 * k]) for k in range(10)}
+    assert {n for _f, _a, n in rows} == {f"frame_{3 * k:06d}" for k in range(10)}
+    unchanged = _json(cli.invoke("cvat", "pull", task["id"], "--project", "p", "--json"))
+    assert unchanged["batch_id"] is None
+    label = task["labels"][0]["id"]
+    box = {"type": "rectangle", "occluded": False, "z_order": 0, "rotation": 0.0, "attributes": [], "keyframe": True}
+    task["tracks"].append({  # an annotator tracks a second car on task frames 6..8 (video frames 18..24)
+        "id": 9002, "frame": 6, "label_id": label, "group": 0, "source": "manual", "attributes": [], "elements": [],
+        "shapes": [{**box, "frame": 6, "points": [1.0, 1.0, 9.0, 9.0], "outside": False},
+                   {**box, "frame": 8, "points": [5.0, 1.0, 13.0, 9.0], "outside": False}]})
+    out = _json(cli.invoke("cvat", "pull", task["id"], "--project", "p", "--json"))
+    assert out["added"] == 4  # no outside keyframe: CVAT shows the track to the task's last frame
+    with registry.session() as s:
+        new = s.execute(select(Annotation.asset_id, Annotation.bbox_x).where(Annotation.source_key.like("%track9002@%"))
+                        .order_by(Annotation.asset_id)).all()
+    assert [(a, x) for a, x in new] == [(frame_asset[18], 1.0), (frame_asset[21], 3.0), (frame_asset[24], 5.0),
+                                        (frame_asset[27], 5.0)]
+    assert cvat.violations == []
+
+
+def test_chunks_of_a_video_are_video_tasks_and_as_images_makes_image_tasks(registry: Registry, cvat: StandIn,
+                                                                           cli: Any, tmp_path: Path) -> None:
+    _frames_with_a_track(registry, cli, tmp_path)
+    pushed = _json(cli.invoke("cvat", "push", "--name", "v", "--project", "p", "--max-images-per-task", "4", "--json"))
+    windows = [(cvat.tasks[t["id"]]["video"]["start"], cvat.tasks[t["id"]]["video"]["stop"]) for t in pushed["tasks"]]
+    assert windows == [(0, 9), (12, 21), (24, 27)]
+    images = _json(cli.invoke("cvat", "push", "--name", "i", "--project", "p", "--as-images", "--json"))
+    task = cvat.tasks[images["tasks"][0]["id"]]
+    assert "video" not in task and [f["name"] for f in task["frames"]][:2] == ["frame_000000.jpg", "frame_000003.jpg"]
+    assert cvat.violations == []

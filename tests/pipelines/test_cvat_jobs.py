@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 from sqlalchemy import select
 
-from cvat_server import StandIn
+from cvat_server import StandIn, touch
 from dsgen_core.registry.db import Registry
 from dsgen_core.registry.schema import Annotation, CvatObject
 from dsgen_pipelines.cvat.jobs import cvat_pull_poll
@@ -29,6 +29,7 @@ def test_push_pull_and_the_poll_sensor(imported: Registry, defs: dg.Definitions,
     # An annotator deletes a mask and re-labels nothing else; the pull job brings it back as a batch.
     mask = next(sh for sh in task["shapes"] if sh["type"] == "mask")
     task["shapes"].remove(mask)
+    touch(task, {mask["frame"]})  # as CVAT marks the job changed; the pull job reads only changed jobs
     with imported.session() as s:
         gone = s.scalar(select(CvatObject.annotation_id).where(CvatObject.cvat_id == mask["id"]))
     pull = defs.resolve_job_def("cvat_pull_job").execute_in_process(instance=instance, run_config={

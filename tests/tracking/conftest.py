@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import av
-import numpy as np
 import orjson
 import pytest
 from sqlalchemy import select
@@ -20,29 +18,9 @@ from dsgen_core.registry.ingest import ClassRecord, ImageRecord, IngestBatch, Ob
 from dsgen_core.registry.projects import ensure_project
 from dsgen_core.registry.schema import Annotation, Asset
 from dsgen_core.storage import open_storage
+from videos import CODEC, make_video
 
-# mpeg4 is in every FFmpeg build PyAV ships; libx264 when the build has it.
-CODEC = "mpeg4" if "mpeg4" in av.codecs_available else "libx264"
-
-
-def make_video(path: Path, n_frames: int = 30, *, width: int = 64, height: int = 48, rate: int = 10) -> Path:
-    """Coloured squares moving across a grey background: a red one right, a green one left and down."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(CODEC, rate=rate)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for i in range(n_frames):
-            a = np.full((height, width, 3), 96, np.uint8)
-            x = i % (width - 10)
-            a[8:18, x:x + 10] = (230, 30, 30)
-            y = min(height - 10, 20 + i // 4)
-            a[y:y + 10, width - 12 - x // 2:width - 2 - x // 2] = (30, 200, 40)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(a, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
-
+__all__ = ["CODEC", "make_video"]
 
 @pytest.fixture
 def video(tmp_path: Path) -> Path:
