@@ -184,3 +184,57 @@ def test_names_in_a_dataset_cannot_reach_outside_it(registry: Registry, cli: Any
     _ok(cli.invoke("export", "imagenet", "v1", out, "--project", "q", "--json"))
     written = set(tmp_path.rglob("*.jpg")) - before
     assert written and all(p.resolve().is_relative_to(out.resolve()) for p in written)
+
+
+def _jpeg(path: Path, size: tuple[int, int] = (40, 30)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, (90, 120, 150)).save(path)
+    return path
+
+
+def test_review_findings_on_layout_paths_and_names(registry: Registry, cli: Any, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review findings (fixed in dd9eaaf, tested here; each assertion fails on the code before it): a
+    YOLO folder given as a relative path, Roboflow's ``../train/images`` in data.yaml, an ImageNet
+    label folder that is called ``train``, and two images of one stem in a VOC export."""
+    rf = tmp_path / "roboflow"
+    for split in ("train", "valid"):
+        _jpeg(rf / split / "images" / f"{split}_1.jpg")
+        (rf / split / "labels").mkdir(parents=True)
+        (rf / split / "labels" / f"{split}_1.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    (rf / "data.yaml").write_text("train: ../train/images\nval: ../valid/images\nnc: 1\nnames: ['car']\n")
+    monkeypatch.chdir(tmp_path)
+    out = _ok(cli.invoke("import", "yolo", "roboflow", "--project", "rf", "--json"))
+    assert out["images_new"] == 2 and out["annotations"] == 2
+    with registry.session() as s:
+        uris = list(s.scalars(select(Asset.storage_uri)))
+    assert uris and all(Path(u).is_absolute() and Path(u).is_file() for u in uris)
+    val = _ok(cli.invoke("query", "source_split:val", "--project", "rf", "--json"))
+    assert len(val["ids"] if isinstance(val, dict) else val) == 1
+
+    inet = tmp_path / "inet"
+    _jpeg(inet / "train" / "t1.jpg")  # a class called "train", not a split
+    _jpeg(inet / "cat" / "c1.jpg")
+    _ok(cli.invoke("import", "imagenet", inet, "--project", "in", "--json"))
+    with registry.session() as s:
+        pid = get_project(s, "in").id
+        keys = set(s.scalars(select(LabelClass.key).join(Annotation, Annotation.label_class_id == LabelClass.id)
+                             .join(Asset, Asset.id == Annotation.asset_id).where(Asset.project_id == pid)))
+    assert keys == {"train", "cat"}
+
+    voc = tmp_path / "voc"
+    for name in ("a.jpg", "a.png"):
+        _jpeg(voc / "JPEGImages" / name)
+        (voc / "Annotations").mkdir(parents=True, exist_ok=True)
+        (voc / "Annotations" / f"{name.replace('.', '_')}.xml").write_text(
+            f"<annotation><filename>{name}</filename><object><name>dog</name><bndbox><xmin>1</xmin><ymin>1</ymin>"
+            "<xmax>9</xmax><ymax>9</ymax></bndbox></object></annotation>")
+    _ok(cli.invoke("import", "voc", voc, "--project", "v", "--json"))
+    with registry.session() as s:
+        p = get_project(s, "v")
+        create_version(s, p, "v1", seed=1)
+        freeze_version(s, p, "v1", storage=LocalStorage(registry.settings.storage_root))
+    exp = _ok(cli.invoke("export", "voc", "v1", tmp_path / "voc_out", "--project", "v", "--json"))
+    assert exp["images"] == 2 and len(list((tmp_path / "voc_out" / "Annotations").glob("*.xml"))) == 2
+    again = _ok(cli.invoke("import", "voc", tmp_path / "voc_out", "--project", "v2", "--json"))
+    assert again["images_new"] == 2 and again["annotations"] == 2

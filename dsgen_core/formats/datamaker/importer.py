@@ -122,7 +122,7 @@ class _Reader:
         self.groups: list[GroupRecord] = []
         self.classes: set[str] = set()
         self.hashes: list[bytes] = []
-        self.verdicts: dict[bytes, list[str]] = {}
+        self.verdicts: dict[Hashable, list[str]] = {}
 
     def sha(self) -> str:
         import hashlib
@@ -238,7 +238,11 @@ class _Reader:
     def _violations(self, cls: dict[str, Any]) -> list[str]:
         """The dm-schema's complaints about a classification; the same classification is judged once
         (a project's objects repeat a few combinations of class and values many times)."""
-        key = orjson.dumps(cls, option=orjson.OPT_SORT_KEYS)
+        try:  # most classifications are flat text: a tuple is the cheapest key
+            key: Hashable = tuple(cls.items())
+            hash(key)
+        except TypeError:
+            key = orjson.dumps(cls)
         found = self.verdicts.get(key)
         if found is None:
             errors = [] if self.validator.is_valid(cls) else sorted(self.validator.iter_errors(cls),
@@ -277,7 +281,11 @@ class _Reader:
             return None
         if class_key:
             self.classes.add(class_key)
-        attrs = {k: v for k, v in (cls or {}).items() if k != "class"} or None
+        attrs: dict[str, Any] | None = None
+        if cls:
+            attrs = dict(cls)
+            attrs.pop("class", None)
+            attrs = attrs or None
         if isinstance(a.get("instanceId"), (str, int)):
             # One instance across a sequence (the frames of one file): its annotations are one track.
             attrs = {**(attrs or {}), "track_id": f"{rel}:{a['instanceId']}"}
