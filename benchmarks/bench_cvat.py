@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -106,6 +107,22 @@ def sdk_reference(server: StandIn, images: Path, coco: dict, name: str) -> dict[
         t0 = time.perf_counter()
         task.get_annotations()
         out["annotations out"] = time.perf_counter() - t0
+        # The same annotations as a COCO 1.0 file through CVAT's importer (the reference's way).
+        t0 = time.perf_counter()
+        second = client.tasks.create_from_data(models.TaskWriteRequest(name=name + " coco", labels=labels),
+                                               resources=files,
+                                               data_params={"image_quality": 95, "sorting_method": "predefined"})
+        out["create+upload (file push)"] = time.perf_counter() - t0
+        doc = {**coco, "annotations": [{**a, "attributes": {"color": a["attributes"]["color"]}}
+                                       for a in coco["annotations"]]}
+        path = images.parent / "coco_for_cvat.json"
+        path.write_text(json.dumps(doc))
+        t0 = time.perf_counter()
+        second.import_annotations("COCO 1.0", path)
+        out["COCO 1.0 import"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        second.get_annotations()
+        out["annotations out (file push)"] = time.perf_counter() - t0
     return out
 
 
@@ -146,7 +163,7 @@ def main() -> None:
                   f"{ref_push:15.2f} {wall / ref_push:7.2f}x")
 
         tid = task_ids[0]
-        times = {}
+        times: dict[str, Any] = {}
         with reg.session() as s:
             server.requests.clear()
             t0 = time.perf_counter()
@@ -163,6 +180,21 @@ def main() -> None:
             t0 = time.perf_counter()
             r = pull_from_cvat(s, get_project(s, "default"), tid, storage=storage)
             times["10% moved, 1% added"] = (time.perf_counter() - t0, len(server.requests), r)
+        ref_file = ref["create+upload (file push)"] + ref["COCO 1.0 import"] + ref["annotations out (file push)"]
+        print("\npush --format (one task)        wall s   requests   SDK: create + import_annotations + GET   ratio")
+        for fmt in ("COCO 1.0", "CVAT for images 1.1"):
+            server.requests.clear()
+            t0 = time.perf_counter()
+            push_to_cvat(reg, "default", query="", name=f"bench {fmt}", storage=storage, fmt=fmt)
+            wall = time.perf_counter() - t0
+            print(f"  {fmt:<28} {wall:8.2f} {len(server.requests):10d} {ref_file:40.2f} {wall / ref_file:7.2f}x")
+
+        chunked = task_ids[2]  # 10 tasks; a --since pull of one with nothing changed downloads nothing
+        with reg.session() as s:
+            server.requests.clear()
+            t0 = time.perf_counter()
+            r = pull_from_cvat(s, get_project(s, "default"), chunked, storage=storage, since="last")
+            times["--since, nothing changed"] = (time.perf_counter() - t0, len(server.requests), r)
         print("\npull (dsgen cvat pull)          wall s   requests   added  changed  SDK GET   ratio")
         for label, (wall, reqs, r) in times.items():
             print(f"  {label:<28} {wall:8.2f} {reqs:10d} {r.added:7d} {r.changed:8d} {ref['annotations out']:8.2f} "
