@@ -81,13 +81,19 @@ def export_datamaker_cmd(out_dir: Path, query: str, project: str, as_json: bool)
 
 
 def _layout_export(fmt: str, tag: str, out_dir: Path, project: str, as_json: bool) -> None:
+    from dsgen_core.formats.cvat_xml import export_cvat
     from dsgen_core.formats.voc_imagenet import export_imagenet, export_voc
 
     reg = open_registry()
     with reg.session() as s:
         p = get_project(s, project)
-        r = export_voc(s, p, tag, out_dir, masks=MaskStore(open_storage(reg.settings.storage_root))) \
-            if fmt == "voc" else export_imagenet(s, p, tag, out_dir)
+        masks = MaskStore(open_storage(reg.settings.storage_root))
+        if fmt == "voc":
+            r = export_voc(s, p, tag, out_dir, masks=masks)
+        elif fmt == "cvat":
+            r = export_cvat(s, p, tag, out_dir, masks=masks)
+        else:
+            r = export_imagenet(s, p, tag, out_dir)
     emit({"out": str(out_dir), **r}, as_json, f"wrote {fmt} to {out_dir}: {r}")
 
 
@@ -101,6 +107,16 @@ def export_voc_cmd(tag: str, out_dir: Path, project: str, as_json: bool) -> None
     _layout_export("voc", tag, out_dir, project, as_json)
 
 
+@click.command("cvat")
+@click.argument("tag")
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@project_option
+@json_option
+def export_cvat_cmd(tag: str, out_dir: Path, project: str, as_json: bool) -> None:
+    """Write a frozen version as "CVAT for images 1.1" (annotations.xml with its labels, images/)."""
+    _layout_export("cvat", tag, out_dir, project, as_json)
+
+
 @click.command("imagenet")
 @click.argument("tag")
 @click.argument("out_dir", type=click.Path(path_type=Path))
@@ -112,8 +128,10 @@ def export_imagenet_cmd(tag: str, out_dir: Path, project: str, as_json: bool) ->
 
 
 @click.command("convert")
-@click.option("--from", "source", type=click.Choice(["coco", "datamaker", "yolo", "voc", "imagenet"]), required=True)
-@click.option("--to", "target", type=click.Choice(["coco", "datamaker", "yolo", "voc", "imagenet"]), required=True)
+@click.option("--from", "source", type=click.Choice(["coco", "datamaker", "yolo", "voc", "imagenet", "cvat"]),
+              required=True)
+@click.option("--to", "target", type=click.Choice(["coco", "datamaker", "yolo", "voc", "imagenet", "cvat"]),
+              required=True)
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--images", type=click.Path(path_type=Path), help="COCO/Datamaker: the images' folder.")

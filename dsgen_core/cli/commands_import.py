@@ -114,6 +114,7 @@ def import_datamaker_cmd(path: Path, images: Path | None, schema: Path | None, p
 
 
 def _layout_command(fmt: str, path: Path, project: str, skip_invalid: bool, as_json: bool, **kw: str) -> None:
+    from dsgen_core.formats.cvat_xml import read_cvat_xml
     from dsgen_core.formats.layout import ingest_layout
     from dsgen_core.formats.report import ValidationReport
     from dsgen_core.formats.voc_imagenet import read_imagenet, read_voc
@@ -123,7 +124,7 @@ def _layout_command(fmt: str, path: Path, project: str, skip_invalid: bool, as_j
     storage = open_storage(reg.settings.storage_root)
     report = ValidationReport()
     lb = {"yolo": lambda: read_yolo(path, report, **kw), "voc": lambda: read_voc(path, report),
-          "imagenet": lambda: read_imagenet(path, report)}[fmt]()
+          "imagenet": lambda: read_imagenet(path, report), "cvat": lambda: read_cvat_xml(path, report)}[fmt]()
     try:
         with reg.session(bulk=True) as s:
             result = ingest_layout(s, ensure_project(s, project, source=fmt, actor=cli_actor()), lb, storage=storage,
@@ -163,6 +164,16 @@ def import_yolo_cmd(path: Path, task: str, project: str, skip_invalid: bool, as_
 
     The source's splits (train/val/test) become the images' `source_split` metadata."""
     _layout_command("yolo", path, project, skip_invalid, as_json, task=task)
+
+
+@import_.command("cvat")
+@click.argument("path", type=click.Path(path_type=Path))
+@project_option
+@click.option("--skip-invalid", is_flag=True, help="Import the valid records and report the rest.")
+@json_option
+def import_cvat_cmd(path: Path, project: str, skip_invalid: bool, as_json: bool) -> None:
+    """Import CVAT's XML ("CVAT for images 1.1" or "CVAT for video 1.1"): a file, or an export folder with images/."""
+    _layout_command("cvat", path, project, skip_invalid, as_json)
 
 
 @import_.command("voc")

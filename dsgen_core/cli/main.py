@@ -52,6 +52,7 @@ EXPORT_COMMANDS: dict[str, tuple[str, str]] = {
     "datamaker": ("commands_export:export_datamaker_cmd", "Images a query selects as Datamaker annotatorData files."),
     "voc": ("commands_export:export_voc_cmd", "A frozen version as Pascal VOC."),
     "imagenet": ("commands_export:export_imagenet_cmd", "A frozen version as ImageNet class folders."),
+    "cvat": ("commands_export:export_cvat_cmd", "A frozen version as CVAT for images 1.1 XML."),
     "onnx": ("commands_models:export_onnx_cmd", "A model version's best weights as an ONNX artifact."),
 }
 

@@ -32,7 +32,8 @@ class Labels:
     """Names CVAT knows a task's labels by: label id -> name, attribute spec id -> name, sublabel id -> name."""
 
     def __init__(self, labels: list[dict[str, Any]]) -> None:
-        self.name = {lb["id"]: lb["name"] for lb in labels}
+        self.labels = labels
+        self.name: dict[Any, str] = {lb["id"]: lb["name"] for lb in labels}
         self.attr = {a["id"]: a["name"] for lb in labels for a in lb.get("attributes") or []}
         self.sub = {s["id"]: s["name"] for lb in labels for s in lb.get("sublabels") or []}
         self.ids = [lb["id"] for lb in labels]
@@ -44,7 +45,7 @@ def write_annotations(fmt: str, folder: Path, frames: list[tuple[str, int, int]]
     """The file for ``fmt`` in ``folder``; ``frames`` are (name, width, height) in task order."""
     if fmt == "CVAT for images 1.1":
         path = folder / "annotations.xml"
-        path.write_text(_cvat_xml(frames, labels, shapes, tags, tracks), encoding="utf-8")
+        path.write_text(cvat_xml(frames, labels, shapes, tags, tracks), encoding="utf-8")
         return path
     if fmt == "COCO 1.0":
         path = folder / "instances_default.json"
@@ -94,8 +95,12 @@ def _shape_xml(labels: Labels, s: dict[str, Any], extra: str = "", *, label: boo
     raise ValueError(f"no CVAT XML element for a {t} shape")
 
 
-def _cvat_xml(frames: list[tuple[str, int, int]], labels: Labels, shapes: list[dict[str, Any]],
-              tags: list[dict[str, Any]], tracks: list[dict[str, Any]]) -> str:
+def cvat_xml(frames: list[tuple[str, int, int]], labels: Labels, shapes: list[dict[str, Any]],
+             tags: list[dict[str, Any]], tracks: list[dict[str, Any]], *, meta: bool = False,
+             subsets: list[str | None] | None = None) -> str:
+    """A "CVAT for images 1.1" document; ``meta``: with the labels (types, attributes, skeletons) as
+    CVAT's exports write them, which CVAT's own importer ignores and dsgen's reads; ``subsets``:
+    each frame's subset, as a project export names it."""
     by_frame: dict[int, list[str]] = {}
     for s in shapes:
         by_frame.setdefault(s["frame"], []).append(_shape_xml(labels, s))
@@ -104,12 +109,16 @@ def _cvat_xml(frames: list[tuple[str, int, int]], labels: Labels, shapes: list[d
             f"<tag label={quoteattr(labels.name[tg['label_id']])} source={quoteattr(tg.get('source', 'manual'))}>"
             f"{_attrs(labels, tg.get('attributes') or [])}</tag>")
     out = ['<?xml version="1.0" encoding="utf-8"?>', "<annotations>", "<version>1.1</version>"]
+    if meta:
+        out.append(_meta(labels))
     for i, (name, w, h) in enumerate(frames):
-        out.append(f'<image id="{i}" name={quoteattr(name)} width="{w}" height="{h}">')
+        sub = subsets[i] if subsets else None
+        subset = f" subset={quoteattr(sub)}" if sub else ""
+        out.append(f'<image id="{i}" name={quoteattr(name)} width="{w}" height="{h}"{subset}>')
         out.extend(by_frame.get(i, []))
         out.append("</image>")
     for k, tr in enumerate(tracks):
-        out.append(f"<track id=\"{k}\" label={quoteattr(labels.name[tr['label_id']])} "
+        out.append(f"<track id={quoteattr(str(tr.get('id', k)))} label={quoteattr(labels.name[tr['label_id']])} "
                    f"source={quoteattr(tr.get('source', 'manual'))}>")
         for sh in tr["shapes"]:
             # Track-level attributes are written on each shape: the XML has no other place for them.
@@ -119,6 +128,26 @@ def _cvat_xml(frames: list[tuple[str, int, int]], labels: Labels, shapes: list[d
         out.append("</track>")
     out.append("</annotations>")
     return "\n".join(out) + "\n"
+
+
+def _meta(labels: Labels) -> str:
+    def el(tag: str, text: Any) -> str:
+        return f"<{tag}>{_text(str(text))}</{tag}>"
+
+    out = ["<meta><task><mode>annotation</mode><labels>"]
+    for lb in labels.labels:
+        attrs = "".join(
+            "<attribute>" + el("name", a["name"]) + el("mutable", a.get("mutable", False)) + el("input_type",
+            a.get("input_type", "text")) + el("default_value", a.get("default_value", "")) + el(
+            "values", "\n".join(a.get("values") or [])) + "</attribute>" for a in lb.get("attributes") or [])
+        svg = el("svg", lb["svg"]) if lb.get("svg") else ""
+        out.append("<label>" + el("name", lb["name"]) + el("type", lb.get("type", "any")) + svg
+                   + f"<attributes>{attrs}</attributes></label>")
+        for sub in lb.get("sublabels") or []:
+            out.append("<label>" + el("name", sub["name"]) + el("type", sub.get("type", "points"))
+                       + "<attributes></attributes>" + el("parent", lb["name"]) + "</label>")
+    out.append("</labels></task></meta>")
+    return "".join(out)
 
 
 def _coco(frames: list[tuple[str, int, int]], labels: Labels, shapes: list[dict[str, Any]]) -> dict[str, Any]:

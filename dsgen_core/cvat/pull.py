@@ -47,6 +47,7 @@ from dsgen_core.cvat.shapes import (
     registry_fingerprint,
     shape_type,
     track_fingerprint,
+    visible_objects,
 )
 from dsgen_core.errors import DsgenError, NotFound
 from dsgen_core.formats.report import ValidationReport
@@ -191,7 +192,7 @@ def _apply(session: Session, project: Project, t: CvatTask, data: dict[str, Any]
         # other objects (and its tracks, which a job only shows in part) are left as they are.
         frame_of = {asset: frame for frame, asset in frames.items()}
         in_job = {tr["id"] for tr in data.get("tracks") or []}
-        in_data = {(k, int(o["id"])) for k, o in _objects(data) if k != "track"}
+        in_data = {(k, int(o["id"])) for k, o in visible_objects(data) if k != "track"}
 
         def in_window(key: tuple[str, int], m: CvatObject) -> bool:
             if key[0] == "track":
@@ -225,7 +226,7 @@ def _apply(session: Session, project: Project, t: CvatTask, data: dict[str, Any]
     tracks = {int(tr["id"]): tr for tr in data.get("tracks") or []}
     track_fp = {tid: track_fingerprint(tr) for tid, tr in tracks.items()}
     same_tracks = {tid for tid, fp in track_fp.items() if (m := known.get(("track", tid))) and m.cvat_fingerprint == fp}
-    for kind, obj in _objects(data, max(frames) if frames else None):
+    for kind, obj in visible_objects(data, max(frames) if frames else None):
         if kind == "track" and obj["track"] in same_tracks:
             result.unchanged += 1
             continue
@@ -417,40 +418,6 @@ def _track_removals(session: Session, t: CvatTask, tracks: dict[int, Any], same:
     return out
 
 
-def _objects(data: dict[str, Any], last_frame: int | None = None) -> list[tuple[str, dict[str, Any]]]:
-    """CVAT's shapes and tags, and each visible frame of each track as a ``track`` object.
-
-    A track's shapes are its keyframes; CVAT shows the object on the frames between them too, and
-    after the last one up to the task's end, unless a keyframe says ``outside``. Rectangles are
-    interpolated there as CVAT does (linearly, rotation included) and marked ``keyframe`` False;
-    other shapes are taken at their keyframes only.
-    """
-    out: list[tuple[str, dict[str, Any]]] = [("shape", s) for s in data.get("shapes") or []]
-    out += [("tag", g) for g in data.get("tags") or []]
-    for tr in data.get("tracks") or []:
-        keys = sorted(tr.get("shapes") or [], key=lambda sh: sh["frame"])
-        base = {"label_id": tr["label_id"], "track": tr["id"]}
-        for i, sh in enumerate(keys):
-            if sh.get("outside"):
-                continue
-            attrs = [*(tr.get("attributes") or []), *(sh.get("attributes") or [])]
-            out.append(("track", {**sh, **base, "attributes": attrs, "keyframe": True}))
-            if str(getattr(sh.get("type"), "value", sh.get("type"))) != "rectangle" or last_frame is None:
-                continue
-            nxt = keys[i + 1] if i + 1 < len(keys) else None
-            stop = nxt["frame"] if nxt is not None else last_frame + 1
-            for f in range(sh["frame"] + 1, stop):
-                points, rotation = sh["points"], float(sh.get("rotation") or 0.0)
-                if nxt is not None and not nxt.get("outside"):
-                    k = (f - sh["frame"]) / (nxt["frame"] - sh["frame"])
-                    points = [a + (b - a) * k for a, b in zip(sh["points"], nxt["points"], strict=True)]
-                    turn = ((float(nxt.get("rotation") or 0.0) - rotation + 180.0) % 360.0) - 180.0
-                    rotation = (rotation + turn * k) % 360.0
-                out.append(("track", {**sh, **base, "frame": f, "points": points, "rotation": rotation,
-                                      "attributes": attrs, "keyframe": False}))
-    return out
-
-
 def _record(position: int, source_id: str | None, asset_id: int, label: str, p: Pulled,
             attributes: dict[str, Any] | None) -> ObjectRecord:
     return ObjectRecord(position, source_id, asset_id, label, p.geometry_type, p.bbox, p.polygon, p.rle, p.keypoints,
@@ -473,7 +440,7 @@ def _remember(session: Session, t: CvatTask, data: dict[str, Any], edited: set[t
     for key in removed:
         session.execute(delete(CvatObject).where(CvatObject.cvat_task_id == t.id, CvatObject.kind == key[0],
                                                  CvatObject.cvat_id == key[1]))
-    by_key = {(k, int(o["id"])): (k, o) for k, o in _objects(data) if k != "track"}
+    by_key = {(k, int(o["id"])): (k, o) for k, o in visible_objects(data) if k != "track"}
     new_keys = {f"cvat{t.id}:{k}{i}": (k, i) for (k, i) in by_key
                 if (k, i) not in known or known[(k, i)].annotation_id is None}
     a = Annotation

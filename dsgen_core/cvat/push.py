@@ -555,12 +555,12 @@ def _label_request(c: LabelClass, specs: dict[str, AttrSpec], skeleton: bool) ->
     if not skeleton:
         return models.PatchedLabelRequest(name=c.key, attributes=attributes)
     names = [str(n) for n in (c.keypoint_spec or {}).get("keypoints") or []]
-    return models.PatchedLabelRequest(name=c.key, type="skeleton", attributes=attributes, svg=_skeleton_svg(
+    return models.PatchedLabelRequest(name=c.key, type="skeleton", attributes=attributes, svg=skeleton_svg(
         names, (c.keypoint_spec or {}).get("skeleton") or []), sublabels=[
         models.SublabelRequest(name=n, type="points") for n in names])
 
 
-def _skeleton_svg(names: list[str], edges: list[Any]) -> str:
+def skeleton_svg(names: list[str], edges: list[Any]) -> str:
     """CVAT's drawing of a skeleton: a node per keypoint (on a circle), COCO's 1-based edges between them."""
     import math
 
@@ -656,7 +656,7 @@ def _put_annotations(session: Session, client: Any, server: CvatServer, t: CvatT
                 sent.append((out[0], out[1], r.id, registry_fingerprint(r)))
                 if out[0] == "shape" and r.track_id is not None:
                     tracked[r.track_id].append((out[1], r))
-    tracks = _tracks(tracked, len(assets)) if plan.fmt != "COCO 1.0" else []
+    tracks = cvat_tracks(tracked, len(assets)) if plan.fmt != "COCO 1.0" else []
     in_tracks = {r.id for _req, members in tracks for r in members.values()}
     sent = [e for e in sent if e[2] not in in_tracks]
     if plan.fmt == "json":
@@ -716,7 +716,7 @@ def _import_file(client: Any, server: CvatServer, t: CvatTask, fmt: str, labels:
             client.tasks.retrieve(t.task_id).import_annotations(IMPORTER[fmt], path)
 
 
-def _tracks(tracked: dict[int, list[tuple[dict[str, Any], Any]]], n_frames: int,
+def cvat_tracks(tracked: dict[int, list[tuple[dict[str, Any], Any]]], n_frames: int,
             ) -> list[tuple[dict[str, Any], dict[int, Any]]]:
     """CVAT tracks of the registry's tracks: (request, frame -> annotation row of each frame it covers).
 

@@ -52,6 +52,11 @@ class AttrSpec:
     def from_text(self, text: str) -> Any:
         if self.pytype == "bool":
             return text.strip().lower() == "true"
+        if self.pytype == "number":  # CVAT's number input: an int when written as one
+            try:
+                return int(text) if text.strip().lstrip("-").isdigit() else float(text)
+            except ValueError:
+                return text
         try:
             return _TYPES[self.pytype](text)
         except ValueError:
@@ -99,7 +104,7 @@ def attribute_specs(attributes: list[dict[str, Any] | None],
     return specs, unsendable
 
 
-def to_cvat(row: Any, *, frame: int, label_id: int, spec_ids: dict[str, int], specs: dict[str, AttrSpec],
+def to_cvat(row: Any, *, frame: int, label_id: int | None, spec_ids: dict[str, Any], specs: dict[str, AttrSpec],
             rle: dict[str, Any] | None, source: str,
             skeleton: list[int] | None = None) -> tuple[str, dict[str, Any]] | None:
     """``("shape" | "tag", request dict)`` for an annotation row; None when CVAT cannot hold its geometry.
@@ -281,3 +286,37 @@ def registry_fingerprint(row: Any) -> str:
     core = [row.label_class_id, row.geometry_type, row.bbox_x, row.bbox_y, row.bbox_w, row.bbox_h, row.polygon,
             row.mask_uri, row.keypoints, row.caption, row.attributes]
     return hashlib.sha256(orjson.dumps(core, option=orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY)).hexdigest()
+
+
+def visible_objects(data: dict[str, Any], last_frame: int | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """CVAT's shapes and tags, and each visible frame of each track as a ``track`` object.
+
+    A track's shapes are its keyframes; CVAT shows the object on the frames between them too, and
+    after the last one up to the task's end, unless a keyframe says ``outside``. Rectangles are
+    interpolated there as CVAT does (linearly, rotation included) and marked ``keyframe`` False;
+    other shapes are taken at their keyframes only.
+    """
+    out: list[tuple[str, dict[str, Any]]] = [("shape", s) for s in data.get("shapes") or []]
+    out += [("tag", g) for g in data.get("tags") or []]
+    for tr in data.get("tracks") or []:
+        keys = sorted(tr.get("shapes") or [], key=lambda sh: sh["frame"])
+        base = {"label_id": tr["label_id"], "track": tr["id"]}
+        for i, sh in enumerate(keys):
+            if sh.get("outside"):
+                continue
+            attrs = [*(tr.get("attributes") or []), *(sh.get("attributes") or [])]
+            out.append(("track", {**sh, **base, "attributes": attrs, "keyframe": True}))
+            if str(getattr(sh.get("type"), "value", sh.get("type"))) != "rectangle" or last_frame is None:
+                continue
+            nxt = keys[i + 1] if i + 1 < len(keys) else None
+            stop = nxt["frame"] if nxt is not None else last_frame + 1
+            for f in range(sh["frame"] + 1, stop):
+                points, rotation = sh["points"], float(sh.get("rotation") or 0.0)
+                if nxt is not None and not nxt.get("outside"):
+                    k = (f - sh["frame"]) / (nxt["frame"] - sh["frame"])
+                    points = [a + (b - a) * k for a, b in zip(sh["points"], nxt["points"], strict=True)]
+                    turn = ((float(nxt.get("rotation") or 0.0) - rotation + 180.0) % 360.0) - 180.0
+                    rotation = (rotation + turn * k) % 360.0
+                out.append(("track", {**sh, **base, "frame": f, "points": points, "rotation": rotation,
+                                      "attributes": attrs, "keyframe": False}))
+    return out

@@ -25,8 +25,8 @@ from dsgen_core.errors import DsgenError
 from dsgen_core.formats.report import ValidationReport
 from dsgen_core.registry.schema import Annotation, AnnotationGroup, AnnotationRelation
 
-SOURCES = ("coco", "datamaker", "yolo", "voc", "imagenet")
-TARGETS = ("coco", "datamaker", "yolo", "voc", "imagenet")
+SOURCES = ("coco", "datamaker", "yolo", "voc", "imagenet", "cvat")
+TARGETS = ("coco", "datamaker", "yolo", "voc", "imagenet", "cvat")
 PROJECT = "convert"
 
 
@@ -66,6 +66,7 @@ def convert(source: str, src: Path, target: str, out: Path, *, images: Path | No
 
 def _convert(reg: Any, source: str, src: Path, target: str, out: Path, images: Path | None) -> ConvertReport:
     from dsgen_core.formats.coco.importer import import_coco, local_sources_dir
+    from dsgen_core.formats.cvat_xml import read_cvat_xml
     from dsgen_core.formats.datamaker.importer import import_datamaker
     from dsgen_core.formats.layout import ingest_layout
     from dsgen_core.formats.voc_imagenet import read_imagenet, read_voc
@@ -83,7 +84,7 @@ def _convert(reg: Any, source: str, src: Path, target: str, out: Path, images: P
             import_datamaker(s, p, src, images=images, storage=storage)
         else:
             report = ValidationReport()
-            reader = {"yolo": read_yolo, "voc": read_voc, "imagenet": read_imagenet}[source]
+            reader = {"yolo": read_yolo, "voc": read_voc, "imagenet": read_imagenet, "cvat": read_cvat_xml}[source]
             ingest_layout(s, p, reader(src, report), storage=storage)
     with reg.session() as s:
         p = get_project(s, PROJECT)
@@ -127,9 +128,14 @@ def _loss(session: Any, project: Any, source: str, target: str) -> ConvertReport
         lost["captions"] = kinds["caption"]
         lost["model scores"] = scores
         lost["iscrowd flags"] = sum(1 for r in rows if r.iscrowd)
+    elif target == "cvat":
+        lost["captions"] = kinds["caption"]
+        lost["model scores"] = scores
+        lost["polygons of several parts (written as masks)"] = sum(
+            1 for r in rows if r.geometry_type == "polygon" and r.polygon and len(r.polygon) > 1)
     elif target == "coco":
         pass
-    if target in ("coco", "yolo", "voc", "imagenet"):
+    if target in ("coco", "yolo", "voc", "imagenet", "cvat"):
         lost["relations"] = rels
         lost["groups"] = groups
     return ConvertReport(source, target, images, len(rows), {k: v for k, v in lost.items() if v})
@@ -163,4 +169,8 @@ def _write(session: Any, project: Any, target: str, out: Path, storage: Any) -> 
         return {"images": y.files, "annotations": y.annotations}
     if target == "voc":
         return export_voc(session, project, "converted", out, masks=MaskStore(storage))
+    if target == "cvat":
+        from dsgen_core.formats.cvat_xml import export_cvat
+
+        return export_cvat(session, project, "converted", out, masks=MaskStore(storage))
     return export_imagenet(session, project, "converted", out)

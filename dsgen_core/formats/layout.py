@@ -47,6 +47,7 @@ class LayoutBatch:
     infos: dict[str, ImageInfo] = field(default_factory=dict)
     hashes: list[bytes] = field(default_factory=list)
     extra: dict[str, dict[str, Any]] = field(default_factory=dict)  # relative key -> image extra
+    given_sizes: dict[str, tuple[int, int]] = field(default_factory=dict)  # sizes the source states, for images without a file
 
     def image(self, path: Path, *, split: str | None = None, required: bool = True) -> str | None:
         """Register an image file; returns its key (its path in the dataset), None when it cannot be used.
@@ -95,7 +96,8 @@ def ingest_layout(session: Session, project: Project, lb: LayoutBatch, *, storag
     images = []
     for k in sorted(lb.images):
         info = lb.infos.get(k)
-        images.append(ImageRecord(k, f"{lb.fmt}:{k}", k, info.width if info else None, info.height if info else None,
+        w, h = (info.width, info.height) if info else lb.given_sizes.get(k, (None, None))
+        images.append(ImageRecord(k, f"{lb.fmt}:{k}", k, w, h,
                                   extra=lb.extra.get(k), file=info, record=k))
     batch = IngestBatch(
         operation="import", audit_action=f"import.{lb.fmt}", format=f"{lb.fmt}/folder", source_uri=str(lb.root.resolve()),
