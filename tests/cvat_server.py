@@ -289,7 +289,7 @@ class StandIn:
                 "data_compressed_chunk_type": "imageset", "data_original_chunk_type": "imageset",
                 "created_date": t["created"], "updated_date": j.get("updated", t["created"]),
                 "issues": {"url": f"{self.url}/api/issues?job_id={j['id']}", "count": 0},
-                "labels": {"url": f"{self.url}/api/labels?job_id={j['id']}"}, "type": "annotation",
+                "labels": {"url": f"{self.url}/api/labels?job_id={j['id']}"}, "type": j.get("type", "annotation"),
                 "organization": None, "target_storage": None, "source_storage": None, "assignee_updated_date": None,
                 "parent_job_id": None, "consensus_replicas": 0})
 
@@ -410,8 +410,9 @@ class StandIn:
                 found = _from_coco(t, data)
             else:
                 return 400, {"detail": f"Unknown input format '{fmt}' for {name}"}
+            touch(t, _frames_of(t) | _frames_of(found))
+            t["shapes"], t["tags"], t["tracks"] = [], [], []  # CVAT's file import replaces the task's annotations
             self._add(t, found)
-            touch(t, _frames_of(found))
             t["version"] = t.get("version", 0) + 1
             rq = f"import:task-{t['id']}-annotations"
             self.rqs[rq] = {"type": "import:annotations", "format": fmt}
@@ -529,6 +530,18 @@ def _from_cvat_xml(t: dict[str, Any], data: bytes) -> dict[str, Any]:
             return {**common, "type": "skeleton", "points": [], "elements": elements}
         raise ValueError(f"unknown shape <{tag}>")
 
+    video = t.get("video")
+
+    def rel_frame(number: int) -> int:
+        """CVAT's rel_frame_id: a track's frame is the video's frame number; one off the task's frames is an error."""
+        if video is None:
+            return number
+        step = int(str(video["filter"] or "step=1").partition("=")[2])
+        k, off = divmod(number - video["start"], step)
+        if off or not 0 <= k < len(t["frames"]):
+            raise ValueError(f"Unknown frame {number}")
+        return k
+
     for img in root.findall("image"):
         stem = os.path.splitext(img.get("name"))[0]
         if stem not in frame_of:
@@ -543,7 +556,7 @@ def _from_cvat_xml(t: dict[str, Any], data: bytes) -> dict[str, Any]:
                 out["shapes"].append({**shape(el, lb["id"], frame), "label_id": lb["id"]})
     for tr in root.findall("track"):
         lb = label(tr)
-        shapes = [shape(el, lb["id"], int(el.attrib["frame"])) for el in tr if el.attrib["keyframe"] == "1"]
+        shapes = [shape(el, lb["id"], rel_frame(int(el.attrib["frame"]))) for el in tr if el.attrib["keyframe"] == "1"]
         first = shapes[0]
         out["tracks"].append({"frame": first["frame"], "label_id": lb["id"], "group": 0,
                               "source": "file", "attributes": first["attributes"],

@@ -135,7 +135,9 @@ def task_annotations(client: Any, task_id: int, url: str) -> dict[str, Any]:
 
 
 def task_jobs(client: Any, task_id: int, url: str) -> list[dict[str, Any]]:
-    return _pages(client.api_client.jobs_api.list_endpoint, f"list the jobs of task {task_id}", url, task_id=task_id)
+    """The task's annotation jobs: not its ground-truth or consensus jobs, which hold other copies of its frames."""
+    jobs = _pages(client.api_client.jobs_api.list_endpoint, f"list the jobs of task {task_id}", url, task_id=task_id)
+    return [j for j in jobs if j.get("type", "annotation") == "annotation"]
 
 
 def job_details(client: Any, job_id: int, url: str) -> dict[str, Any]:

@@ -41,11 +41,12 @@ class Labels:
 
 def write_annotations(fmt: str, folder: Path, frames: list[tuple[str, int, int]], labels: Labels,
                       shapes: list[dict[str, Any]], tags: list[dict[str, Any]],
-                      tracks: list[dict[str, Any]]) -> Path:
-    """The file for ``fmt`` in ``folder``; ``frames`` are (name, width, height) in task order."""
+                      tracks: list[dict[str, Any]], numbers: list[int] | None = None) -> Path:
+    """The file for ``fmt`` in ``folder``; ``frames`` are (name, width, height) in task order,
+    ``numbers`` their numbers in the file (a video's frame numbers; default: the task's)."""
     if fmt == "CVAT for images 1.1":
         path = folder / "annotations.xml"
-        path.write_text(cvat_xml(frames, labels, shapes, tags, tracks), encoding="utf-8")
+        path.write_text(cvat_xml(frames, labels, shapes, tags, tracks, numbers=numbers), encoding="utf-8")
         return path
     if fmt == "COCO 1.0":
         path = folder / "instances_default.json"
@@ -97,7 +98,7 @@ def _shape_xml(labels: Labels, s: dict[str, Any], extra: str = "", *, label: boo
 
 def cvat_xml(frames: list[tuple[str, int, int]], labels: Labels, shapes: list[dict[str, Any]],
              tags: list[dict[str, Any]], tracks: list[dict[str, Any]], *, meta: bool = False,
-             subsets: list[str | None] | None = None) -> str:
+             subsets: list[str | None] | None = None, numbers: list[int] | None = None) -> str:
     """A "CVAT for images 1.1" document; ``meta``: with the labels (types, attributes, skeletons) as
     CVAT's exports write them, which CVAT's own importer ignores and dsgen's reads; ``subsets``:
     each frame's subset, as a project export names it."""
@@ -114,7 +115,7 @@ def cvat_xml(frames: list[tuple[str, int, int]], labels: Labels, shapes: list[di
     for i, (name, w, h) in enumerate(frames):
         sub = subsets[i] if subsets else None
         subset = f" subset={quoteattr(sub)}" if sub else ""
-        out.append(f'<image id="{i}" name={quoteattr(name)} width="{w}" height="{h}"{subset}>')
+        out.append(f'<image id="{numbers[i] if numbers else i}" name={quoteattr(name)} width="{w}" height="{h}"{subset}>')
         out.extend(by_frame.get(i, []))
         out.append("</image>")
     for k, tr in enumerate(tracks):
@@ -123,7 +124,8 @@ def cvat_xml(frames: list[tuple[str, int, int]], labels: Labels, shapes: list[di
         for sh in tr["shapes"]:
             # Track-level attributes are written on each shape: the XML has no other place for them.
             full = {**sh, "label_id": tr["label_id"], "attributes": tr.get("attributes") or []}
-            out.append(_shape_xml(labels, full, f' frame="{sh["frame"]}" keyframe="1" '
+            number = numbers[sh["frame"]] if numbers else sh["frame"]
+            out.append(_shape_xml(labels, full, f' frame="{number}" keyframe="1" '
                                                 f'outside="{int(bool(sh.get("outside")))}"', label=False))
         out.append("</track>")
     out.append("</annotations>")

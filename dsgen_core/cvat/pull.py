@@ -93,9 +93,10 @@ def pull_from_cvat(session: Session, project: Project, task_id: int | None = Non
     """Bring task ``task_id``'s annotations back (or one job's: ``job_id``, its frames only); see the
     module docstring. In the caller's transaction.
 
-    ``since``: read only the task's jobs CVAT changed after that time (CVAT's ``updated_date``), or,
-    with ``"last"``, those whose ``updated_date`` differs from the one the push or last pull saw;
-    deletions are then judged within those jobs' frames. No changed job: nothing is read.
+    ``since``: read the task only when one of its annotation jobs changed after that time (CVAT's
+    ``updated_date``), or, with ``"last"``, when one's ``updated_date`` differs from the one the push
+    or last pull saw. Then the whole task is read: CVAT keeps a track that spans jobs, and the
+    frames jobs overlap on, as a copy per job, so one job's answer is not the task's.
     """
     if on_conflict not in ("cvat", "registry"):
         raise DsgenError(f"on_conflict must be cvat or registry, not {on_conflict!r}")
@@ -127,12 +128,7 @@ def pull_from_cvat(session: Session, project: Project, task_id: int | None = Non
                 t.pulled_at = utcnow()
                 session.flush()
                 return PullResult(t.task_id, None, jobs_read=0)
-            if len(changed) == len(jobs):
-                data = task_annotations(client, t.task_id, server.url)
-            else:
-                windows = [(int(j["start_frame"]), int(j["stop_frame"])) for j in changed]
-                data = _merged([job_annotations(client, j["id"], server.url) for j in changed])
-                seen = {**(t.jobs_seen or {}), **{str(j["id"]): j.get("updated_date") for j in changed}}
+            data = task_annotations(client, t.task_id, server.url)
         labels = {lb["id"]: lb for lb in task_labels(client, t.task_id, server.url)}
     result = _apply(session, project, t, data, labels, storage, on_conflict, actor, windows)
     t.jobs_seen = seen
@@ -149,20 +145,6 @@ def _changed(job: dict[str, Any], since: datetime | Literal["last"], seen: dict[
         return True
     when = datetime.fromisoformat(str(updated).replace("Z", "+00:00"))
     return when > (since if since.tzinfo else since.replace(tzinfo=UTC))
-
-
-def _merged(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """Several jobs' annotations as one answer: each object once (a track can span two jobs)."""
-    out: dict[str, Any] = {"version": max((p.get("version") or 0) for p in parts), "shapes": [], "tags": [],
-                           "tracks": []}
-    for key in ("shapes", "tags", "tracks"):
-        ids: set[int] = set()
-        for p in parts:
-            for o in p.get(key) or []:
-                if o["id"] not in ids:
-                    ids.add(o["id"])
-                    out[key].append(o)
-    return out
 
 
 def _task_of_job(session: Session, project: Project, job_id: int, server: str) -> CvatTask:

@@ -365,7 +365,8 @@ def _plan(session: Session, project: Project, query: str, which: str, storage: S
              "COCO 1.0 has no tracks: sent as separate shapes, one per frame; the registry keeps the track"
              if fmt == "COCO 1.0" else
              "sent as CVAT tracks (keyframes; CVAT interpolates the frames between) when a track's objects share "
-             "label, shape type and attributes, else as separate shapes; the registry keeps the track either way")
+             "label, shape type and attributes (skeletons go as separate skeletons), else as separate shapes; "
+             "the registry keeps the track either way")
     n_meta = _count_object_extras(session, sendable)
     loss.add("object tags, metadata, groups and relations", n_meta,
              "CVAT has no place for them: kept in the registry, attached to the same objects after a pull")
@@ -612,8 +613,8 @@ def _check_video(client: Any, task_id: int, assets: list[Any], video: VideoSourc
     with cvat_call(f"read the frames of task {task_id}", server.url):
         meta, _ = client.api_client.tasks_api.retrieve_data_meta(task_id)
     first, last = video.window(assets)
-    want = (len(assets), first, last, f"step={video.step}" if video.step > 1 else "")
-    got = (meta.size, meta.start_frame, meta.stop_frame, meta.frame_filter or "")
+    want = (len(assets), first, last, f"step={video.step}")
+    got = (meta.size, meta.start_frame, meta.stop_frame, meta.frame_filter or "step=1")  # no filter: every frame
     if got != want:
         raise DsgenError(f"CVAT video task {task_id} holds {got[0]} frames ({got[1]}-{got[2]}, {got[3] or 'every'}) "
                          f"where dsgen sent {want[0]} ({want[1]}-{want[2]}, {want[3] or 'every'}): frames cannot be "
@@ -670,7 +671,8 @@ def _put_annotations(session: Session, client: Any, server: CvatServer, t: CvatT
                 t.task_id, task_annotations_update_request=models.LabeledDataRequest(
                     shapes=shapes, tags=tags, tracks=track_requests), _parse_response=False)
     else:
-        _import_file(client, server, t, plan.fmt, list(by_name.values()), sent, [req for req, _m in tracks])
+        _import_file(client, server, t, plan.fmt, list(by_name.values()), sent, [req for req, _m in tracks],
+                     [plan.video.frame_of[a.id] for a in assets] if plan.video is not None else None)
     back = task_annotations(client, t.task_id, server.url)
     session.execute(delete(CvatObject).where(CvatObject.cvat_task_id == t.id))
     theirs_tracks = sorted(back.get("tracks") or [], key=lambda tr: tr["id"])
@@ -698,20 +700,23 @@ def _put_annotations(session: Session, client: Any, server: CvatServer, t: CvatT
 
 
 def _import_file(client: Any, server: CvatServer, t: CvatTask, fmt: str, labels: list[dict[str, Any]],
-                 sent: list[tuple[str, dict[str, Any], int, str]], tracks: list[dict[str, Any]]) -> None:
-    """Send the pre-annotations as a ``fmt`` file through CVAT's importer, and wait for it."""
+                 sent: list[tuple[str, dict[str, Any], int, str]], tracks: list[dict[str, Any]],
+                 video_frames: list[int] | None) -> None:
+    """Send the pre-annotations as a ``fmt`` file through CVAT's importer, and wait for it.
+
+    ``video_frames``: a video task's frames as the video numbers them. CVAT's importers match a
+    video's frames by the names its exports give them (``frame_000042``) and read a track's
+    ``frame`` as that number, so the file is written in those numbers."""
     assert t.task_id is not None
     with cvat_call(f"read the frames of task {t.task_id}", server.url):
         meta, _ = client.api_client.tasks_api.retrieve_data_meta(t.task_id)
-    if len(meta.frames) == 1 and meta.size > 1:  # a video: one entry for all its frames, named by their number
-        step = int((meta.frame_filter or "step=1").partition("=")[2] or 1)
-        frames = [(f"frame_{meta.start_frame + k * step:06d}", meta.frames[0].width, meta.frames[0].height)
-                  for k in range(meta.size)]
+    if video_frames is not None:  # a video: one meta entry for all its frames
+        frames = [(f"frame_{n:06d}", meta.frames[0].width, meta.frames[0].height) for n in video_frames]
     else:
         frames = [(f.name, f.width, f.height) for f in meta.frames]
     with tempfile.TemporaryDirectory(prefix="dsgen-cvat-") as tmp:
         path = write_annotations(fmt, Path(tmp), frames, Labels(labels), [r for k, r, _, _ in sent if k == "shape"],
-                                 [r for k, r, _, _ in sent if k == "tag"], tracks)
+                                 [r for k, r, _, _ in sent if k == "tag"], tracks, numbers=video_frames)
         with cvat_call(f"import {len(sent)} annotations to task {t.task_id} as {fmt}", server.url):
             client.tasks.retrieve(t.task_id).import_annotations(IMPORTER[fmt], path)
 
@@ -721,7 +726,7 @@ def cvat_tracks(tracked: dict[int, list[tuple[dict[str, Any], Any]]], n_frames: 
     """CVAT tracks of the registry's tracks: (request, frame -> annotation row of each frame it covers).
 
     A track goes as a track when its objects, one per frame, share a label, a shape type and their
-    attributes; its keyframes are the objects not marked ``keyframe: false`` (the frames CVAT
+    attributes and are not skeletons (whose points CVAT tracks as tracks of their own); its keyframes are the objects not marked ``keyframe: false`` (the frames CVAT
     interpolated when the track came from CVAT), and an ``outside`` keyframe ends it after a gap
     or its last frame. Anything else is sent as separate shapes (the loss report says so)."""
     out = []
@@ -729,7 +734,7 @@ def cvat_tracks(tracked: dict[int, list[tuple[dict[str, Any], Any]]], n_frames: 
         items.sort(key=lambda it: it[0]["frame"])
         frames = [req["frame"] for req, _r in items]
         first = items[0][0]
-        if (len(items) < 2 or len(set(frames)) != len(frames)
+        if (len(items) < 2 or len(set(frames)) != len(frames) or first["type"] == "skeleton"
                 or any(req["label_id"] != first["label_id"] or req["type"] != first["type"]
                        or req["attributes"] != first["attributes"] for req, _r in items)):
             continue

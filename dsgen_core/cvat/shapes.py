@@ -305,6 +305,8 @@ def visible_objects(data: dict[str, Any], last_frame: int | None = None) -> list
             if sh.get("outside"):
                 continue
             attrs = [*(tr.get("attributes") or []), *(sh.get("attributes") or [])]
+            if tr.get("elements"):  # a skeleton track: its points are tracks of their own, read at this frame
+                sh = {**sh, "elements": _elements_at(tr["elements"], sh["frame"])}
             out.append(("track", {**sh, **base, "attributes": attrs, "keyframe": True}))
             if str(getattr(sh.get("type"), "value", sh.get("type"))) != "rectangle" or last_frame is None:
                 continue
@@ -319,4 +321,16 @@ def visible_objects(data: dict[str, Any], last_frame: int | None = None) -> list
                     rotation = (rotation + turn * k) % 360.0
                 out.append(("track", {**sh, **base, "frame": f, "points": points, "rotation": rotation,
                                       "attributes": attrs, "keyframe": False}))
+    return out
+
+
+def _elements_at(elements: list[dict[str, Any]], frame: int) -> list[dict[str, Any]]:
+    """A skeleton track's points at ``frame``: each point track's last keyframe at or before it."""
+    out = []
+    for el in elements:
+        keys = [sh for sh in el.get("shapes") or [] if sh["frame"] <= frame]
+        if keys:
+            sh = max(keys, key=lambda k: k["frame"])
+            out.append({"label_id": el["label_id"], "points": sh.get("points") or [0.0, 0.0],
+                        "outside": bool(sh.get("outside")), "occluded": bool(sh.get("occluded"))})
     return out

@@ -106,7 +106,10 @@ class _Reader:
                 self._frame(k, f"frame_{f:06d}", wh, None)
             last = len(self.frames) - 1
         for im in images:
-            frame = int(im.get("id"))
+            try:
+                frame = int(im.get("id"))
+            except (TypeError, ValueError):
+                continue  # reported by _image
             for el in im:
                 self._element(el, frame)
         for k, tr in enumerate(self.doc.findall("track")):
@@ -221,12 +224,13 @@ class _Reader:
         for el in tr:
             try:
                 frame = self._frame_of(int(el.get("frame")))
-            except (TypeError, ValueError):
-                self.lb.report.error(self.file, f"track {tr.get('id', k)}", "frame", "a track shape needs a frame")
+            except (TypeError, ValueError) as exc:
+                self.lb.report.error(self.file, f"track {tr.get('id', k)}", "frame",
+                                     str(exc) if "task's" in str(exc) else "a track shape needs a numeric frame")
                 continue
             obj = self._shape(el, frame, label)
-            if obj is not None and el.get("keyframe", "1") == "1":
-                shapes.append(obj)
+            if obj is not None:
+                shapes.append({**obj, "keyframe": el.get("keyframe", "1") == "1"})
         if shapes:
             self.data["tracks"].append({"id": tr.get("id", str(k)), "label": label, "attributes": [],
                                         "shapes": shapes, "extra": _kept(tr)})
@@ -234,14 +238,25 @@ class _Reader:
     def _frame_of(self, number: int) -> int:
         """A track shape's frame: in a video export the video's frame number, else the image id."""
         video = getattr(self, "video", None)
-        return (number - video[0]) // video[1] if video else number
+        if not video:
+            return number
+        k, off = divmod(number - video[0], video[1])
+        if off:
+            raise ValueError(f"frame {number} is not one of the task's (from {video[0]} every {video[1]})")
+        return k
 
     def _objects(self, last: int) -> None:
-        data = {"shapes": self.data["shapes"], "tags": self.data["tags"],
-                "tracks": [{**tr, "label_id": tr["label"]} for tr in self.data["tracks"]]}
+        # A track whose file lists the frames between its keyframes too (CVAT for video does) is taken
+        # as written; one of keyframes only is shown as CVAT shows it (rectangles interpolated).
+        explicit = [tr for tr in self.data["tracks"] if not all(sh["keyframe"] for sh in tr["shapes"])]
+        keyed = [tr for tr in self.data["tracks"] if all(sh["keyframe"] for sh in tr["shapes"])]
+        found = visible_objects({"shapes": [{**s, "label_id": s["label"]} for s in self.data["shapes"]],
+                                 "tags": [{**g, "label_id": g["label"]} for g in self.data["tags"]],
+                                 "tracks": [{**tr, "label_id": tr["label"]} for tr in keyed]}, last)
+        found += [("track", {**sh, "label_id": tr["label"], "track": tr["id"]})
+                  for tr in explicit for sh in tr["shapes"] if not sh.get("outside")]
         seen: dict[tuple[int, str], int] = defaultdict(int)
-        for kind, obj in visible_objects({**data, "shapes": [{**s, "label_id": s["label"]} for s in data["shapes"]],
-                                          "tags": [{**g, "label_id": g["label"]} for g in data["tags"]]}, last):
+        for kind, obj in sorted(found, key=lambda ko: ko[0] == "track"):
             frame, label = obj["frame"], str(obj["label_id"])
             # An object is the k-th shape, tag or track on its image: what an export of these objects writes
             # in the same places, so importing it again finds them (the file's ids are not kept by CVAT).
@@ -352,10 +367,15 @@ def export_cvat(session: Session, project: Project, tag: str, out_dir: Path, *, 
             if out[0] == "shape" and r.track_id is not None:
                 tracked[r.track_id].append((out[1], r))
     tracks = cvat_tracks(tracked, len(members))
-    for req, by_frame in tracks:  # the source's own track id, where its objects agree on one
+    taken: set[str] = set()
+    for req, by_frame in tracks:  # the source's own track id where its objects agree on a number not yet used
         ids = {str((r.attributes or {}).get("track_id")) for r in by_frame.values()}
-        if len(ids) == 1 and "None" not in ids:
-            req["id"] = ids.pop()
+        if len(ids) == 1 and (tid := ids.pop()).isdigit() and tid not in taken:
+            req["id"] = tid
+            taken.add(tid)
+    spare = (str(n) for n in range(len(tracks) + len(taken) + 1) if str(n) not in taken)
+    for req, _by_frame in tracks:
+        req.setdefault("id", next(spare))
     in_tracks = {id(r) for _req, by_frame in tracks for r in by_frame.values()}
     shapes = [req for kind, req, r in sent if kind == "shape" and id(r) not in in_tracks]
     tags = [req for kind, req, _r in sent if kind == "tag"]
@@ -384,6 +404,9 @@ def _frame_names(members: list[Any]) -> list[str]:
         parts = str(kept).replace("\\", "/").split("/") if kept else []
         ok = bool(kept) and not str(kept).startswith("/") and ".." not in parts and "" not in parts and kept not in used
         name = str(kept) if ok else m.name
+        if name in used:  # the version's own name, taken by another image's kept CVAT name
+            stem, dot, ext = name.rpartition(".") if "." in name else (name, "", "")
+            name = f"{stem}_{m.asset.id}{dot}{ext}"
         used.add(name)
         out.append(name)
     return out

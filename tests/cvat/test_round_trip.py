@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from cvat_server import PASSWORD, TOKEN, USER, StandIn
 from dsgen_core.demo.synth import generate_demo_dataset
 from dsgen_core.registry.db import Registry
-from dsgen_core.registry.schema import Annotation, CvatFrame, CvatObject, CvatTask, ExportJob, ImportBatch
+from dsgen_core.registry.schema import Annotation, CvatFrame, CvatObject, CvatTask, ExportJob, ImportBatch, LabelClass
 from support import import_file
 
 
@@ -460,8 +460,12 @@ def test_pull_since_reads_only_the_jobs_cvat_changed(imported: Registry, cvat: S
     before = len(cvat.requests)
     out = _json(cli.invoke("cvat", "pull", task_id, "--since", "--project", "p", "--json"))
     assert (out["jobs_read"], out["changed"], out["deleted"], out["added"]) == (2, 1, 1, 0)
+    # A changed job means the whole task is read: a job's own answer holds only its copy of a track.
     read = [p for m, p in cvat.requests[before:] if p.endswith("/annotations/")]
-    assert sorted(read) == sorted(f"/api/jobs/{j['id']}/annotations/" for j in jobs[1:])
+    assert read == [f"/api/tasks/{task_id}/annotations/"]
+    # A ground-truth job added in CVAT is not an annotation job: it neither triggers a pull nor is read.
+    cvat.tasks[task_id]["jobs"].append({"id": 99_999, "start": 0, "stop": 11, "state": "new", "type": "ground_truth",
+                                        "updated": "2099-01-01T00:00:00Z"})
     again = _json(cli.invoke("cvat", "pull", task_id, "--since", "--project", "p", "--json"))
     assert (again["jobs_read"], again["batch_id"]) == (0, None)
     everything = _json(cli.invoke("cvat", "pull", task_id, "--since", "2000-01-01T00:00:00Z", "--project", "p",
@@ -560,3 +564,63 @@ def test_chunks_of_a_video_are_video_tasks_and_as_images_makes_image_tasks(regis
     task = cvat.tasks[images["tasks"][0]["id"]]
     assert "video" not in task and [f["name"] for f in task["frames"]][:2] == ["frame_000000.jpg", "frame_000003.jpg"]
     assert cvat.violations == []
+
+
+def test_skeleton_tracks_keep_their_points_both_ways(registry: Registry, cvat: StandIn, cli: Any) -> None:
+    """Review finding: a keypoints track went out as a CVAT track of empty skeletons, and a CVAT skeleton
+    track came back with every point zero (its points are tracks of their own, ``elements``)."""
+    from PIL import Image
+
+    kp = {"id": 1, "name": "person", "keypoints": ["nose", "eye"], "skeleton": [[1, 2]]}
+    doc = {"images": [{"id": i, "file_name": f"p{i}.png", "width": 64, "height": 48} for i in (1, 2)],
+           "categories": [kp],
+           "annotations": [{"id": 10 + i, "image_id": i, "category_id": 1, "bbox": [1, 1, 30, 30], "area": 900,
+                            "iscrowd": 0, "keypoints": [10 + i, 10, 2, 20, 22, 2], "num_keypoints": 2,
+                            "attributes": {"track_id": 5, "keyframe": True}} for i in (1, 2)]}
+    root = Path(cli.cwd) / "kpt"
+    (root / "images").mkdir(parents=True)
+    for i in (1, 2):
+        Image.new("RGB", (64, 48)).save(root / "images" / f"p{i}.png")
+    (root / "a.json").write_text(json.dumps(doc))
+    import_file(registry, root / "a.json", images=root / "images", project="p")
+    pushed = _json(cli.invoke("cvat", "push", "--name", "k", "--project", "p", "--json"))
+    task = cvat.tasks[pushed["tasks"][0]["id"]]
+    assert task["tracks"] == [] and [len(s["elements"]) for s in task["shapes"]] == [2, 2]
+    assert sorted(s["elements"][0]["points"][0] for s in task["shapes"]) == [11.0, 12.0]
+    label = task["labels"][0]
+    nose, eye = (sub["id"] for sub in label["sublabels"])
+    pt = {"type": "points", "occluded": False, "z_order": 0, "rotation": 0.0, "attributes": [], "keyframe": True}
+    task["tracks"].append({  # an annotator's skeleton track over both frames; the eye is hidden on the second
+        "id": 777, "frame": 0, "label_id": label["id"], "group": 0, "source": "manual", "attributes": [],
+        "shapes": [{**pt, "type": "skeleton", "frame": f, "points": [], "outside": False} for f in (0, 1)],
+        "elements": [{"id": 778, "frame": 0, "label_id": nose, "group": 0, "source": "manual", "attributes": [],
+                      "shapes": [{**pt, "frame": 0, "points": [3.0, 4.0], "outside": False}]},
+                     {"id": 779, "frame": 0, "label_id": eye, "group": 0, "source": "manual", "attributes": [],
+                      "shapes": [{**pt, "frame": 0, "points": [5.0, 6.0], "outside": False},
+                                 {**pt, "frame": 1, "points": [5.0, 6.0], "outside": True}]}]})
+    out = _json(cli.invoke("cvat", "pull", task["id"], "--project", "p", "--json"))
+    assert out["added"] == 2
+    with registry.session() as s:
+        kps = [a.keypoints for a in s.scalars(select(Annotation).where(Annotation.source_key.like("%track777@%"))
+                                                .order_by(Annotation.asset_id))]
+    assert kps == [[3, 4, 2, 5, 6, 2], [3, 4, 2, 0, 0, 0]]
+
+
+def test_every_frame_of_a_video_is_a_video_task_too(registry: Registry, cvat: StandIn, cli: Any, tmp_path: Path) -> None:
+    """Review finding: cvat-sdk sends frame_filter "step=1" for every frame, which the check took for a mismatch."""
+    from videos import make_video
+
+    video = make_video(tmp_path / "clips" / "road.mp4", 12)
+    assert cli.invoke("import", "video", video, "--project", "p").exit_code == 0
+    with registry.session() as s:
+        from dsgen_core.registry.ontology import add_classes
+        from dsgen_core.registry.projects import get_project
+
+        p = get_project(s, "p")
+        car = LabelClass(project_id=p.id, key="car", display_name="car")
+        s.add(car)
+        s.flush()
+        add_classes(s, p, [car])
+    pushed = _json(cli.invoke("cvat", "push", "--name", "all", "--project", "p", "--json"))
+    task = cvat.tasks[pushed["tasks"][0]["id"]]
+    assert task["video"]["filter"] == "step=1" and len(task["frames"]) == 12 and pushed["tasks"][0]["status"] == "pushed"

@@ -168,3 +168,41 @@ def test_convert_coco_to_cvat_and_back(registry: Registry, cli: Any, tmp_path: P
 
     assert boxes(got) == boxes(src)
     assert sorted(c["name"] for c in got["categories"]) == sorted(c["name"] for c in src["categories"])
+
+
+def test_review_findings_explicit_track_frames_off_step_frames_and_name_clashes(registry: Registry, cli: Any,
+                                                                                tmp_path: Path) -> None:
+    """A video export's polygon track lists every frame (keyframe="0" between keys): each is kept; a frame
+    number off the task's step is an error, not rounded; an export never gives two images one name."""
+    xml = tmp_path / "v.xml"
+    shape = '<polygon frame="{f}" keyframe="{k}" outside="0" occluded="0" points="{x},1;9,1;9,9"></polygon>'
+    xml.write_text('<annotations><meta><task><start_frame>0</start_frame><stop_frame>4</stop_frame>'
+                   '<frame_filter>step=2</frame_filter><original_size><width>20</width><height>20</height>'
+                   '</original_size></task></meta><track id="3" label="lane">'
+                   + "".join(shape.format(f=f, k=int(f != 2), x=f) for f in (0, 2, 4)) + "</track></annotations>")
+    out = _ok(cli.invoke("import", "cvat", xml, "--project", "v", "--json"))
+    assert out["annotations"] == 3 and out["images_new"] == 3
+    assert [(a.polygon[0][0], a.attributes["keyframe"]) for a in _objects(registry, "v")] == [
+        (0, True), (2, False), (4, True)]
+    xml.write_text(xml.read_text().replace('frame="2"', 'frame="3"'))
+    off = cli.invoke("import", "cvat", xml, "--project", "w")
+    assert off.exit_code == 2 and "frame 3 is not one of the task's" in off.output
+
+    root = tmp_path / "n"  # a CVAT image named j.jpg (its file images/j.jpg), and a COCO image whose file is j.jpg
+    (root / "images").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(root / "images" / "j.jpg")
+    (root / "annotations.xml").write_text(
+        '<annotations><image id="0" name="j.jpg" width="8" height="8"><tag label="x"></tag></image></annotations>')
+    _ok(cli.invoke("import", "cvat", root, "--project", "n", "--json"))
+    coco = tmp_path / "coco"
+    coco.mkdir()
+    Image.new("RGB", (8, 8), (200, 0, 0)).save(coco / "j.jpg")
+    (coco / "c.json").write_text(json.dumps({"images": [{"id": 1, "file_name": "j.jpg", "width": 8, "height": 8}],
+                                             "categories": [{"id": 1, "name": "x"}], "annotations": []}))
+    _ok(cli.invoke("import", "coco", coco / "c.json", "--images", coco, "--project", "n", "--json"))
+    _freeze(registry, "n")
+    _ok(cli.invoke("export", "cvat", "v1", tmp_path / "out", "--project", "n", "--json"))
+    names = [line.split('name="')[1].split('"')[0] for line in (tmp_path / "out" / "annotations.xml").read_text()
+             .splitlines() if line.startswith("<image ")]
+    assert len(names) == 2 and "j.jpg" in names
+    assert len(names) == len(set(names))
