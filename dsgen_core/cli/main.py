@@ -45,6 +45,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("commands_export:convert_cmd", "Any supported dataset format to any other, with a loss report."),
     "cvat": ("commands_cvat:cvat", "Push a selection to CVAT as new tasks; pull the annotators' work back."),
     "demo": ("commands_demo:demo", "The whole flow on generated data: import, query, charts, version, train."),
+    "serve": ("commands_serve:serve", "The REST API (and the web app) on one port."),
+    "users": ("commands_accounts:users", "Accounts: add and list users (the first admin is made here)."),
+    "keys": ("commands_accounts:keys", "API keys: create (shown once), list, revoke."),
+    "members": ("commands_accounts:members", "Who has which role in a project: grant, list."),
 }
 EXPORT_COMMANDS: dict[str, tuple[str, str]] = {
     "coco": ("commands_export:export_coco_cmd", "The project (or a query) as one COCO file, or a version per split."),

@@ -43,7 +43,15 @@ from dsgen_core.errors import DsgenError
 from dsgen_core.formats.images import open_image
 from dsgen_core.registry.changes import audit
 from dsgen_core.registry.db import Registry
-from dsgen_core.registry.schema import Annotation, Asset, EmbeddingOutbox, EmbeddingVersion, LabelClass, Project
+from dsgen_core.registry.schema import (
+    Annotation,
+    Asset,
+    EmbeddingOutbox,
+    EmbeddingVersion,
+    LabelClass,
+    Project,
+    as_utc,
+)
 from dsgen_core.storage.base import Storage
 
 MAX_TRIES = 5
@@ -428,16 +436,12 @@ def version_status(s: Session, project: Project, ev: EmbeddingVersion, store: Ve
                          chroma_count, err)
 
 
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
-
-
 def _age_s(t: datetime | None) -> float | None:
-    return None if t is None else round((datetime.now(UTC) - _aware(t)).total_seconds(), 3)
+    return None if t is None else round((datetime.now(UTC) - as_utc(t)).total_seconds(), 3)
 
 
 def _iso(t: datetime | None) -> str | None:
-    return None if t is None else _aware(t).isoformat()
+    return None if t is None else as_utc(t).isoformat()
 
 
 # --------------------------------------------------------------------------- reconcile

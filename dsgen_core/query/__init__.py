@@ -153,9 +153,13 @@ def run_query(
     level: Level = "image",
     limit: int | None = None,
     offset: int = 0,
+    after: int | None = None,
 ) -> list[int]:
-    """Matching ids of ``project`` in ascending order, ``limit``/``offset`` applied."""
+    """Matching ids of ``project`` in ascending order, ``limit``/``offset`` applied; ``after``: only ids
+    above it (keyset pagination: the next page starts after the last id of this one, at index speed)."""
     stmt: Select[Any] = compile_query(text, project_id=project.id, level=level, session=session)
+    if after is not None:
+        stmt = stmt.where(stmt.selected_columns[0] > after)
     stmt = stmt.order_by(stmt.selected_columns[0]).offset(offset).limit(limit)
     with statement_timeout(session):
         return list(session.scalars(stmt))

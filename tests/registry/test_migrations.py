@@ -199,7 +199,7 @@ def test_upgrade_to_0003_keeps_frozen_versions_verifiable(tmp_path: Path) -> Non
         reg.dispose()
 
 
-def test_0005_to_0008_go_down_to_0004_and_up_again(database_url: str) -> None:
+def test_0005_to_0009_go_down_to_0004_and_up_again(database_url: str) -> None:
     """The embeddings, track-scope, loop and CVAT migrations can be undone (on an empty registry) and redone."""
     from alembic import command
     from alembic.autogenerate import compare_metadata as compare
@@ -212,6 +212,8 @@ def test_0005_to_0008_go_down_to_0004_and_up_again(database_url: str) -> None:
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+            command.downgrade(cfg, "0008")
+            assert not {"project_members", "refresh_tokens"} & set(inspect(conn).get_table_names())
             command.downgrade(cfg, "0007")
             assert "jobs_seen" not in {c["name"] for c in inspect(conn).get_columns("cvat_tasks")}
             command.downgrade(cfg, "0006")

@@ -8,7 +8,15 @@ them back. These classes are the ORM's "models"; trained networks are ``dsgen_co
     from dsgen_core.registry.schema import Annotation, Asset, LabelClass
 """
 
-from dsgen_core.registry.schema.accounts import ApiKey, UsageRecord, User
+from dsgen_core.registry.schema.accounts import (
+    PROJECT_ROLES,
+    ApiKey,
+    ProjectMember,
+    RefreshToken,
+    RevokedAccessToken,
+    UsageRecord,
+    User,
+)
 from dsgen_core.registry.schema.activity import AuditLog, ChangeEvent, ExportJob, InsightView
 from dsgen_core.registry.schema.annotations import (
     Annotation,
@@ -19,7 +27,7 @@ from dsgen_core.registry.schema.annotations import (
     Track,
     TrackMember,
 )
-from dsgen_core.registry.schema.base import Base, BigId, Json, utcnow
+from dsgen_core.registry.schema.base import Base, BigId, Json, as_utc, utcnow
 from dsgen_core.registry.schema.curation import AnnotationMetadata, AnnotationTag, AssetMetadata, AssetTag
 from dsgen_core.registry.schema.cvat import CVAT_TASK_STATUSES, CvatFrame, CvatObject, CvatTask
 from dsgen_core.registry.schema.embeddings import EmbeddingOutbox, EmbeddingVersion, NearDuplicate
@@ -51,6 +59,7 @@ from dsgen_core.registry.schema.versions import (
 
 __all__ = [
     "CVAT_TASK_STATUSES",
+    "PROJECT_ROLES",
     "SHAPE_TYPES",
     "Annotation",
     "AnnotationContent",
@@ -93,11 +102,15 @@ __all__ = [
     "OntologyVersion",
     "OntologyVersionClass",
     "Project",
+    "ProjectMember",
     "ProjectPolicy",
+    "RefreshToken",
+    "RevokedAccessToken",
     "Track",
     "TrackMember",
     "TrainingEpochMetric",
     "UsageRecord",
     "User",
+    "as_utc",
     "utcnow",
 ]

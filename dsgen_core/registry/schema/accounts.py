@@ -7,11 +7,13 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
     String,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -31,6 +33,7 @@ class User(Base):
     created_at: Mapped[datetime] = created_column()
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)  # every project, and the accounts
     __table_args__ = (CheckConstraint("plan IN ('free','pro','enterprise')", name="plan"),)
 
 
@@ -62,3 +65,40 @@ class UsageRecord(Base):
     dagster_run_id: Mapped[str | None] = mapped_column(String(64))
     cost_usd: Mapped[float | None] = mapped_column(Float)
     recorded_at: Mapped[datetime] = created_column()
+
+
+PROJECT_ROLES = ("viewer", "editor", "admin", "owner")
+
+
+class ProjectMember(Base):
+    """A user's role in a project (seed 001's RBAC): viewer reads, editor writes, admin manages, owner owns."""
+
+    __tablename__ = "project_members"
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
+    role: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime] = created_column()
+    __table_args__ = (CheckConstraint("role IN ('viewer','editor','admin','owner')", name="role"),)
+
+
+class RefreshToken(Base):
+    """A refresh token (hashed): used once, replaced by the next of its family; a reuse revokes the family."""
+
+    __tablename__ = "refresh_tokens"
+    id: Mapped[int] = pk_column()
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    family: Mapped[str] = mapped_column(String(32), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = created_column()
+    __table_args__ = (UniqueConstraint("token_hash"),)
+
+
+class RevokedAccessToken(Base):
+    """An access token revoked before it expired (logout): its ``jti``, kept until then."""
+
+    __tablename__ = "revoked_access_tokens"
+    jti: Mapped[str] = mapped_column(String(32), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

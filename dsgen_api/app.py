@@ -1,0 +1,26 @@
+"""The FastAPI application: routers, problem+json errors, the registry and the signing key.
+
+    app = create_app()                     # the environment's registry ($DSGEN_HOME, DSGEN_DATABASE_URL)
+    uvicorn.run(app, host="127.0.0.1", port=8000)
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from dsgen_api import problems
+from dsgen_api.routes import auth, health, projects
+from dsgen_core.accounts.tokens import signing_key
+from dsgen_core.registry.db import Registry
+
+
+def create_app(registry: Registry | None = None) -> FastAPI:
+    reg = registry or Registry()
+    app = FastAPI(title="dsgen", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json",
+                  redoc_url=None)
+    app.state.registry = reg
+    app.state.signing_key = signing_key(reg.settings.home)
+    problems.install(app)
+    for router in (health.router, auth.router, projects.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,116 @@
+"""Who calls, and what they may do: every route declares it with :func:`requires`.
+
+Credentials: ``Authorization: Bearer <access token>`` (a login) or ``Authorization: Bearer dsg_...``
+/ ``X-API-Key: dsg_...`` (an API key, capped by its scopes). Levels: ``public`` (anyone),
+``user`` (any valid credentials), ``site-admin`` (an admin user, not through a key that lacks the
+admin scope), and the project roles ``viewer`` < ``editor`` < ``admin`` < ``owner`` for routes
+under ``/api/projects/{project}``. A project the caller has no role in answers 404, as one that
+does not exist: ids are not a way to learn what others have.
+
+    @router.get("/projects/{project}/assets", **requires("viewer"))
+    def assets(ctx: ProjectCtx = Depends(project_ctx)) -> ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from dsgen_core.accounts.access import Forbidden, Principal, Unauthenticated, project_role, require
+from dsgen_core.accounts.keys import PREFIX, check_key
+from dsgen_core.accounts.tokens import read_access
+from dsgen_core.errors import NotFound
+from dsgen_core.registry.db import Registry
+from dsgen_core.registry.projects import get_project
+from dsgen_core.registry.schema import Project, User
+
+LEVELS = ("public", "user", "site-admin", "viewer", "editor", "admin", "owner")
+PROJECT_LEVELS = ("viewer", "editor", "admin", "owner")
+
+
+def registry(request: Request) -> Registry:
+    reg: Registry = request.app.state.registry
+    return reg
+
+
+def session(request: Request) -> Iterator[Session]:
+    """One transaction per request, committed when the route returns."""
+    with registry(request).session() as s:
+        yield s
+
+
+def _credential(request: Request) -> str | None:
+    key = request.headers.get("x-api-key")
+    if key:
+        return key
+    auth = request.headers.get("authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if auth and scheme.lower() != "bearer":
+        raise Unauthenticated("use Authorization: Bearer <token or API key>")
+    return value.strip() or None
+
+
+def principal(request: Request, s: Session = Depends(session)) -> Principal:
+    cred = _credential(request)
+    if not cred:
+        raise Unauthenticated("log in (POST /api/auth/login) or send an API key")
+    if cred.startswith(PREFIX):
+        key = check_key(s, cred)
+        user = s.get(User, key.user_id)
+        if user is None or user.deleted_at is not None:
+            raise Unauthenticated("the key's user no longer exists")
+        p = Principal(user.id, user.email, bool(user.is_admin), key.id, tuple(key.scopes or ()))
+    else:
+        p = read_access(s, cred, request.app.state.signing_key)
+    request.state.principal = p
+    return p
+
+
+@dataclass(frozen=True)
+class ProjectCtx:
+    project: Project
+    role: str
+    principal: Principal
+    session: Session
+
+
+def _project_check(level: str) -> Any:
+    def check(project: str, p: Principal = Depends(principal), s: Session = Depends(session)) -> ProjectCtx:
+        try:
+            found: Project | None = get_project(s, project)
+        except NotFound:  # answered as a project one may not see: the same 404
+            found = None
+        role = project_role(s, p, found) if found is not None else None
+        require(role, level, project=project)
+        assert found is not None and role is not None
+        return ProjectCtx(found, role, p, s)
+
+    check.__name__ = f"needs_{level}"
+    return check
+
+
+def _site_admin(p: Principal = Depends(principal)) -> Principal:
+    if not p.is_admin or (p.scopes is not None and "admin" not in p.scopes):
+        raise Forbidden("this needs an administrator")
+    return p
+
+
+_CHECKS: dict[str, Any] = {"user": principal, "site-admin": _site_admin,
+                           **{lvl: _project_check(lvl) for lvl in PROJECT_LEVELS}}
+
+
+def requires(level: str) -> dict[str, Any]:
+    """The route keywords that declare and enforce ``level``."""
+    if level not in LEVELS:
+        raise ValueError(f"unknown access level {level!r}")
+    deps = [] if level == "public" else [Depends(_CHECKS[level])]
+    return {"dependencies": deps, "openapi_extra": {"x-dsgen-access": level}}
+
+
+def project_ctx(level: str) -> Any:
+    """The dependency that gives a route its checked project (the same check ``requires`` declares)."""
+    return Depends(_CHECKS[level])

@@ -1,0 +1,54 @@
+"""Images by query with keyset pages, one image with its objects, problem JSON for bad queries (issue 13)."""
+
+from __future__ import annotations
+
+from api_world import World
+
+
+def test_query_pages_follow_the_keyset_to_the_end(world: World) -> None:
+    first = world.get("/api/projects/alpha/assets", "viewer", params={"limit": 5, "count": "true"}).json()
+    assert len(first["items"]) == 5 and first["total"] == 12 and first["next_after"] == first["items"][-1]["id"]
+    seen = [i["id"] for i in first["items"]]
+    after = first["next_after"]
+    while after is not None:
+        page = world.get("/api/projects/alpha/assets", "viewer", params={"limit": 5, "after": after}).json()
+        seen += [i["id"] for i in page["items"]]
+        after = page["next_after"]
+    assert len(seen) == 12 and seen == sorted(seen)
+    everything = world.get("/api/projects/alpha/assets", "viewer", params={"limit": 500}).json()
+    assert [i["id"] for i in everything["items"]] == seen and everything["next_after"] is None
+    some = world.get("/api/projects/alpha/assets", "viewer", params={"q": "category:circle", "count": "true"}).json()
+    assert 0 < some["total"] < 12 and all(i["objects"] > 0 for i in some["items"])
+
+
+def test_one_image_with_its_objects(world: World) -> None:
+    item = world.get("/api/projects/alpha/assets", "viewer", params={"q": "category:circle", "limit": 1}).json()
+    detail = world.get(f"/api/projects/alpha/assets/{item['items'][0]['id']}", "viewer").json()
+    assert detail["objects"] == len(detail["objects_list"]) > 0
+    assert any(o["category"] == "circle" for o in detail["objects_list"])
+    assert all(o["bbox"] is None or len(o["bbox"]) == 4 for o in detail["objects_list"])
+
+
+def test_bad_input_is_a_problem_with_the_column(world: World) -> None:
+    bad = world.get("/api/projects/alpha/assets", "viewer", params={"q": "width>>3"})
+    body = bad.json()
+    assert bad.status_code == 400 and bad.headers["content-type"].startswith("application/problem+json")
+    assert body["title"] == "Bad query" and body["column"] >= 1 and body["query"] == "width>>3"
+    sqlish = world.get("/api/projects/alpha/assets", "viewer", params={"q": "tag:'; DROP TABLE assets; --"})
+    assert sqlish.status_code in (200, 400)
+    assert world.get("/api/projects/alpha/assets", "viewer", params={"limit": 10}).json()["items"]  # still there
+    for params in ({"limit": 0}, {"limit": 100000}, {"after": -1}):
+        r = world.get("/api/projects/alpha/assets", "viewer", params=params)
+        assert r.status_code == 422 and r.json()["status"] == 422, params
+    assert world.client.get("/api/nowhere").status_code == 404
+    broken = world.client.post("/api/auth/login", content=b"{not json", headers={"content-type": "application/json"})
+    assert broken.status_code == 422 and broken.headers["content-type"].startswith("application/problem+json")
+
+
+def test_health_reports_the_database_and_storage(world: World) -> None:
+    r = world.client.get("/api/health")
+    body = r.json()
+    assert r.status_code == 200 and body["status"] == "ok"
+    assert body["checks"]["database"]["ok"] and body["checks"]["storage"]["ok"]
+    assert body["checks"]["database"]["detail"] == world.registry.settings.database_shown  # a password masked
+    assert set(body["not_configured"]) == {"chroma", "dagster"}
