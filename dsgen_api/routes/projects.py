@@ -14,6 +14,7 @@ from dsgen_core.accounts.access import Principal, visible_projects
 from dsgen_core.errors import NotFound
 from dsgen_core.query import count_query, run_query
 from dsgen_core.registry.schema import Annotation, Asset, LabelClass
+from dsgen_core.registry.tagging import get_metadata, get_tags
 
 router = APIRouter(tags=["projects"])
 MAX_PAGE = 500
@@ -51,6 +52,8 @@ class ObjectOut(BaseModel):
 
 class AssetDetail(AssetOut):
     objects_list: list[ObjectOut]
+    tags: list[str]
+    metadata: dict[str, Any]
 
 
 @router.get("/api/projects", **requires("user"))
@@ -88,6 +91,7 @@ def asset(asset_id: int, ctx: ProjectCtx = project_ctx("viewer")) -> AssetDetail
         LabelClass, LabelClass.id == Annotation.label_class_id).where(Annotation.asset_id == a.id)
         .order_by(Annotation.id)).all())
     return AssetDetail(id=a.id, file_name=a.file_name, width=a.width, height=a.height, objects=len(objs),
+                       tags=get_tags(ctx.session, a.id), metadata=get_metadata(ctx.session, a.id),
                        objects_list=[ObjectOut(
                            id=o.id, category=key, geometry_type=o.geometry_type,
                            bbox=[o.bbox_x, o.bbox_y, o.bbox_w, o.bbox_h] if o.bbox_w is not None else None,
