@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from dsgen_api import problems
+from dsgen_api import observe, problems
 from dsgen_api.routes import auth, edits, health, media, projects
 from dsgen_core.accounts.tokens import signing_key
 from dsgen_core.registry.db import Registry
@@ -21,6 +21,7 @@ def create_app(registry: Registry | None = None) -> FastAPI:
     app.state.registry = reg
     app.state.signing_key = signing_key(reg.settings.home)
     problems.install(app)
+    app.state.metrics = observe.install(app)
     for router in (health.router, auth.router, projects.router, edits.router, media.router):
         app.include_router(router)
     return app
