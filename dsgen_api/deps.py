@@ -21,7 +21,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from dsgen_core.accounts.access import Forbidden, Principal, Unauthenticated, project_role, require
-from dsgen_core.accounts.keys import PREFIX, check_key
+from dsgen_core.accounts.keys import PREFIX, check_key, count_use
 from dsgen_core.accounts.tokens import read_access
 from dsgen_core.errors import NotFound
 from dsgen_core.registry.db import Registry
@@ -37,10 +37,14 @@ def registry(request: Request) -> Registry:
     return reg
 
 
-def session(request: Request) -> Iterator[Session]:
-    """One transaction per request, committed when the route returns."""
+def _session(request: Request) -> Iterator[Session]:
     with registry(request).session() as s:
         yield s
+
+
+# One transaction per request, committed when the route function returns, before the response is
+# sent: a client told "done" finds it done, and no lock is held while a response streams.
+session: Any = Depends(_session, scope="function")
 
 
 def _credential(request: Request) -> str | None:
@@ -54,15 +58,17 @@ def _credential(request: Request) -> str | None:
     return value.strip() or None
 
 
-def principal(request: Request, s: Session = Depends(session)) -> Principal:
+def principal(request: Request, s: Session = session) -> Principal:
     cred = _credential(request)
     if not cred:
         raise Unauthenticated("log in (POST /api/auth/login) or send an API key")
     if cred.startswith(PREFIX):
-        key = check_key(s, cred)
+        key = check_key(s, cred, count=False)
         user = s.get(User, key.user_id)
         if user is None or user.deleted_at is not None:
             raise Unauthenticated("the key's user no longer exists")
+        with registry(request).session() as own:  # counted whatever becomes of the request
+            count_use(own, key.id)
         p = Principal(user.id, user.email, bool(user.is_admin), key.id, tuple(key.scopes or ()))
     else:
         p = read_access(s, cred, request.app.state.signing_key)
@@ -79,7 +85,7 @@ class ProjectCtx:
 
 
 def _project_check(level: str) -> Any:
-    def check(project: str, p: Principal = Depends(principal), s: Session = Depends(session)) -> ProjectCtx:
+    def check(project: str, p: Principal = Depends(principal), s: Session = session) -> ProjectCtx:
         try:
             found: Project | None = get_project(s, project)
         except NotFound:  # answered as a project one may not see: the same 404

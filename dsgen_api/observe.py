@@ -18,7 +18,9 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 log = logging.getLogger("dsgen.api.access")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# Labels come from a closed set: a client's invented method or URL must not make new series.
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 
 class JsonFormatter(logging.Formatter):
@@ -48,7 +50,7 @@ def install(app: FastAPI) -> Metrics:
     @app.middleware("http")
     async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         sent = request.headers.get("x-request-id", "")
-        rid = sent if _REQUEST_ID.match(sent) else uuid.uuid4().hex
+        rid = sent if _REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
         request.state.request_id = rid
         t0 = time.perf_counter()
         metrics.in_flight.inc()
@@ -62,8 +64,9 @@ def install(app: FastAPI) -> Metrics:
             # The route's template, not the URL: /api/projects/{project}/assets, whatever the project.
             name = getattr(route, "path", None) or "unmatched"
             seconds = time.perf_counter() - t0
-            metrics.requests.labels(request.method, name, str(status)).inc()
-            metrics.latency.labels(request.method, name).observe(seconds)
+            method = request.method if request.method in _METHODS else "OTHER"
+            metrics.requests.labels(method, name, str(status)).inc()
+            metrics.latency.labels(method, name).observe(seconds)
             who = getattr(getattr(request.state, "principal", None), "actor", None)
             log.info("request", extra={"fields": {"request_id": rid, "method": request.method, "route": name,
                                                   "status": status, "ms": round(seconds * 1000, 2), "who": who}})

@@ -8,8 +8,10 @@ from sqlalchemy.orm import Session
 
 from dsgen_api.deps import principal, registry, requires, session
 from dsgen_core.accounts.access import Principal, visible_projects
+from dsgen_core.accounts.keys import PREFIX
 from dsgen_core.accounts.tokens import RefreshReused, TokenPair, issue_pair, logout, revoke_family, rotate
 from dsgen_core.accounts.users import authenticate
+from dsgen_core.errors import DsgenError
 
 router = APIRouter(tags=["auth"])
 
@@ -49,29 +51,33 @@ def _tokens(pair: TokenPair) -> Tokens:
 
 
 @router.post("/api/auth/login", **requires("public"))
-def login(body: Login, request: Request, s: Session = Depends(session)) -> Tokens:
+def login(body: Login, request: Request, s: Session = session) -> Tokens:
     user = authenticate(s, body.email, body.password)
     return _tokens(issue_pair(s, user, request.app.state.signing_key))
 
 
 @router.post("/api/auth/refresh", **requires("public"))
-def refresh(body: Refresh, request: Request, s: Session = Depends(session)) -> Tokens:
+def refresh(body: Refresh, request: Request, s: Session = session) -> Tokens:
     try:
         return _tokens(rotate(s, body.refresh_token, request.app.state.signing_key))
     except RefreshReused as exc:
+        s.rollback()  # this request's transaction ends first: it may hold the database's write lock
         with registry(request).session() as own:  # kept although this request fails
             revoke_family(own, exc.family)
         raise
 
 
-@router.post("/api/auth/logout", status_code=204, **requires("user"))
-def log_out(body: Logout, request: Request, s: Session = Depends(session)) -> None:
-    token = request.headers.get("authorization", "").partition(" ")[2].strip()
+@router.post("/api/auth/logout", status_code=204, **requires("public"))
+def log_out(body: Logout, request: Request, s: Session = session) -> None:
+    """End a login by its access token (``Authorization: Bearer``, even expired) and/or its refresh token."""
+    token = request.headers.get("authorization", "").partition(" ")[2].strip() or None
+    if token and token.startswith(PREFIX):
+        raise DsgenError("an API key is not a login: revoke it with dsgen keys revoke")
     logout(s, token, body.refresh_token, request.app.state.signing_key)
 
 
 @router.get("/api/me", **requires("user"))
-def me(p: Principal = Depends(principal), s: Session = Depends(session)) -> Me:
+def me(p: Principal = Depends(principal), s: Session = session) -> Me:
     return Me(id=p.user_id, email=p.email, is_admin=p.is_admin, api_key_id=p.api_key_id,
               scopes=list(p.scopes) if p.scopes is not None else None,
               projects={proj.name: role for proj, role in visible_projects(s, p)})

@@ -26,8 +26,24 @@ def _check(fn: Any) -> dict[str, Any]:
 
 @router.get("/api/health", **requires("public"))
 def health(request: Request) -> JSONResponse:
-    """200 when the database and storage answer; Chroma and Dagster are reported, and only fail the
-    check when they are configured (``DSGEN_CHROMA_URL``, ``DAGSTER_HOME``)."""
+    """200 when the database and storage answer (503 when not), each check's ok only: where they
+    are and what failed is for administrators (``/api/health/details``)."""
+    status, checks, optional = _checks(request)
+    return JSONResponse({"status": "ok" if status == 200 else "failing",
+                         "checks": {k: {"ok": v["ok"]} for k, v in checks.items()}, "not_configured": optional},
+                        status_code=status)
+
+
+@router.get("/api/health/details", **requires("site-admin"))
+def health_details(request: Request) -> JSONResponse:
+    """The checks with their targets (database URL, password masked; storage root) and errors.
+    Chroma and Dagster are checked when configured (``DSGEN_CHROMA_URL``, ``DAGSTER_HOME``)."""
+    status, checks, optional = _checks(request)
+    return JSONResponse({"status": "ok" if status == 200 else "failing", "checks": checks,
+                         "not_configured": optional}, status_code=status)
+
+
+def _checks(request: Request) -> tuple[int, dict[str, Any], list[str]]:
     reg = registry(request)
 
     def database() -> str:
@@ -67,5 +83,4 @@ def health(request: Request) -> JSONResponse:
     else:
         optional.append("dagster")
     ok = all(c["ok"] for c in checks.values())
-    return JSONResponse({"status": "ok" if ok else "failing", "checks": checks, "not_configured": optional},
-                        status_code=200 if ok else 503)
+    return (200 if ok else 503), checks, optional

@@ -57,7 +57,7 @@ class AssetDetail(AssetOut):
 
 
 @router.get("/api/projects", **requires("user"))
-def projects(p: Principal = Depends(principal), s: Session = Depends(session)) -> list[ProjectOut]:
+def projects(p: Principal = Depends(principal), s: Session = session) -> list[ProjectOut]:
     return [ProjectOut(name=proj.name, role=role, description=getattr(proj, "description", None))
             for proj, role in visible_projects(s, p)]
 
@@ -85,7 +85,7 @@ def assets(ctx: ProjectCtx = project_ctx("viewer"), q: str = Query("", max_lengt
 @router.get("/api/projects/{project}/assets/{asset_id}", **requires("viewer"))
 def asset(asset_id: int, ctx: ProjectCtx = project_ctx("viewer")) -> AssetDetail:
     a = ctx.session.get(Asset, asset_id)
-    if a is None or a.project_id != ctx.project.id:  # another project's id is not found, not forbidden
+    if a is None or a.project_id != ctx.project.id or a.deleted_at is not None:  # not found, not forbidden
         raise NotFound(f"no image {asset_id} in project {ctx.project.name!r}")
     objs = list(ctx.session.execute(select(Annotation, LabelClass.key).outerjoin(
         LabelClass, LabelClass.id == Annotation.label_class_id).where(Annotation.asset_id == a.id)

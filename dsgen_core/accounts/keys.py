@@ -46,9 +46,10 @@ def create_key(session: Session, user: User, name: str, *, scopes: list[str], ex
 
 
 def check_key(session: Session, plain: str, *, count: bool = True) -> ApiKey:
-    """The live key ``plain`` is; counts the request (``total_requests``, ``last_used_at``)."""
+    """The live key ``plain`` is; counts the request (``total_requests``, ``last_used_at``) unless
+    ``count`` is False (then :func:`count_use`, in a transaction of its own)."""
     ident, _, secret = plain.removeprefix(PREFIX).partition("_")
-    if not plain.startswith(PREFIX) or not ident.isdigit() or not secret:
+    if not plain.startswith(PREFIX) or not (ident.isascii() and ident.isdigit() and len(ident) <= 18) or not secret:
         raise Unauthenticated("not a dsgen API key")
     key = session.get(ApiKey, int(ident))
     if key is None or not hmac.compare_digest(key.key_hash, _digest(secret)):
@@ -58,9 +59,13 @@ def check_key(session: Session, plain: str, *, count: bool = True) -> ApiKey:
     if key.expires_at is not None and as_utc(key.expires_at) <= utcnow():
         raise Unauthenticated("this API key has expired")
     if count:
-        session.execute(update(ApiKey).where(ApiKey.id == key.id).values(
-            total_requests=ApiKey.total_requests + 1, last_used_at=utcnow()))
+        count_use(session, key.id)
     return key
+
+
+def count_use(session: Session, key_id: int) -> None:
+    session.execute(update(ApiKey).where(ApiKey.id == key_id).values(
+        total_requests=ApiKey.total_requests + 1, last_used_at=utcnow()))
 
 
 def revoke_key(session: Session, key_id: int, *, actor: str | None = None) -> ApiKey:

@@ -6,6 +6,9 @@
 
 from __future__ import annotations
 
+import secrets
+from functools import cache
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -33,6 +36,11 @@ def add_user(session: Session, email: str, name: str, *, password: str, admin: b
     return user
 
 
+@cache
+def _dummy_hash() -> str:
+    return hash_password(secrets.token_urlsafe(16))
+
+
 def get_user(session: Session, email: str) -> User:
     user = session.scalar(select(User).where(func.lower(User.email) == email.strip().lower(), User.deleted_at.is_(None)))
     if user is None:
@@ -47,7 +55,9 @@ def list_users(session: Session) -> list[User]:
 def authenticate(session: Session, email: str, password: str) -> User:
     """The user whose password this is; one message for a wrong email and a wrong password alike."""
     user = session.scalar(select(User).where(func.lower(User.email) == email.strip().lower(), User.deleted_at.is_(None)))
-    if user is None or not verify_password(user.hashed_password, password):
+    stored = user.hashed_password if user is not None and user.hashed_password else _dummy_hash()
+    # A hash is checked either way: an unknown email takes as long as a wrong password.
+    if not verify_password(stored, password) or user is None or not user.hashed_password:
         raise Unauthenticated("wrong email or password")
     if user.hashed_password and needs_rehash(user.hashed_password):
         user.hashed_password = hash_password(password)

@@ -28,6 +28,31 @@ def _routes(world: World) -> list[tuple[str, str, str]]:
     return out
 
 
+BUILT_IN = {("GET", "/api/openapi.json"), ("HEAD", "/api/openapi.json"), ("GET", "/api/docs"),
+            ("HEAD", "/api/docs"), ("GET", "/docs/oauth2-redirect"), ("HEAD", "/docs/oauth2-redirect")}
+
+
+def _served(routes: list[object]) -> set[tuple[str, str]]:
+    """Every (method, path) the app serves, walking into included routers."""
+    out: set[tuple[str, str]] = set()
+    for r in routes:
+        inner = getattr(r, "original_router", None)
+        if inner is not None:
+            out |= _served(list(inner.routes))
+        elif hasattr(r, "methods") and hasattr(r, "path"):
+            out |= {(m, r.path) for m in r.methods}
+        else:
+            raise AssertionError(f"a route dsgen cannot classify: {r!r}")  # a mount or websocket: declare it
+    return out
+
+
+def test_the_openapi_document_lists_every_route_the_app_serves(world: World) -> None:
+    documented = {(m, p) for m, p, _lvl in _routes(world)}
+    served = {(m, p) for m, p in _served(list(world.client.app.routes)) if m != "HEAD"}
+    assert served - documented <= {(m, p) for m, p in BUILT_IN}
+    assert documented <= served
+
+
 def _asset(world: World, project: str) -> int:
     with world.registry.session() as s:
         return s.scalar(select(Asset.id).where(Asset.project_id == get_project(s, project).id).order_by(Asset.id))

@@ -47,6 +47,34 @@ def test_logout_revokes_the_access_token_and_its_refresh_family(world: World) ->
     assert out.status_code == 204
     assert world.client.get("/api/me", headers=h).status_code == 401
     assert world.client.post("/api/auth/refresh", json={"refresh_token": pair["refresh_token"]}).status_code == 401
+    # A client idle past its access token's life ends its login with the refresh token alone.
+    idle = world.client.post("/api/auth/login", json={"email": "viewer@example.com", "password": PASSWORD}).json()
+    assert world.client.post("/api/auth/logout", json={"refresh_token": idle["refresh_token"]}).status_code == 204
+    assert world.client.get("/api/me", headers={"Authorization": f"Bearer {idle['access_token']}"}).status_code == 401
+    key = world.client.post("/api/auth/logout", headers=world.as_("key:read"), json={})
+    assert key.status_code == 400 and "dsgen keys revoke" in key.json()["detail"]
+    assert world.client.post("/api/auth/logout", json={}).status_code == 400
+
+
+def test_a_reused_refresh_token_ends_the_access_tokens_of_its_login_too(world: World) -> None:
+    first = world.client.post("/api/auth/login", json={"email": "viewer@example.com", "password": PASSWORD}).json()
+    second = world.client.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]}).json()
+    h = {"Authorization": f"Bearer {second['access_token']}"}
+    assert world.client.get("/api/me", headers=h).status_code == 200
+    assert world.client.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]}).status_code == 401
+    assert world.client.get("/api/me", headers=h).status_code == 401
+    assert world.get("/api/me", "viewer").status_code == 200  # another login of the same user is not touched
+
+
+def test_two_refreshes_with_one_token_at_once_cannot_both_succeed(world: World) -> None:
+    """Review finding: read-then-write let two concurrent uses of one refresh token both pass."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pair = world.client.post("/api/auth/login", json={"email": "editor@example.com", "password": PASSWORD}).json()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        codes = list(pool.map(lambda _i: world.client.post(
+            "/api/auth/refresh", json={"refresh_token": pair["refresh_token"]}).status_code, range(4)))
+    assert codes.count(200) <= 1 and set(codes) <= {200, 401, 500} and 500 not in codes
 
 
 def test_forged_expired_and_malformed_tokens_are_401(world: World) -> None:
@@ -80,3 +108,6 @@ def test_api_keys_are_hashed_scoped_counted_expired_and_revoked(world: World) ->
     assert r.status_code == 401 and "revoked" in r.json()["detail"]
     guessed = world.client.get("/api/me", headers={"X-API-Key": read[:-4] + "AAAA"})
     assert guessed.status_code == 401 and guessed.json()["detail"] == "unknown API key"
+    for odd in ("dsg_" + "9" * 30 + "_x", "dsg_" + "9" * 5000 + "_x", "dsg_\u00b2_x", "dsg__x"):
+        r = world.client.get("/api/me", headers={"X-API-Key": odd.encode("latin-1")})  # "²" is a digit, not ASCII
+        assert r.status_code == 401, odd

@@ -25,3 +25,7 @@ def test_request_ids_logs_and_metrics(world: World, caplog: pytest.LogCaptureFix
     assert 'dsgen_http_requests_total{method="GET",route="/api/projects/{project}/assets",status="200"}' in metrics
     assert 'status="400"' in metrics and "dsgen_http_request_seconds_bucket" in metrics
     assert "dsgen_http_requests_in_flight" in metrics and "alpha" not in metrics  # routes, not data
+    world.client.request("FOO1", "/api/health")
+    world.client.request("FOO2", "/api/nowhere")
+    after = world.client.get("/metrics").text
+    assert "FOO" not in after and 'method="OTHER"' in after  # invented methods make no new series
