@@ -28,30 +28,26 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
                         status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
+# A user-facing error's class -> (status, title); Starlette picks the most specific along the MRO.
+STATUS: dict[type[DsgenError], tuple[int, str]] = {
+    Unauthenticated: (401, "Unauthorized"),
+    Forbidden: (403, "Forbidden"),
+    NotFound: (404, "Not Found"),
+    ServiceUnavailable: (503, "Service Unavailable"),
+    DsgenError: (400, "Bad Request"),
+}
+
+
 def install(app: FastAPI) -> None:
-    @app.exception_handler(Unauthenticated)
-    async def _unauthenticated(_r: Request, exc: Unauthenticated) -> JSONResponse:
-        return problem(401, "Unauthorized", str(exc))
+    for cls, (status, title) in STATUS.items():
+        def handler(_r: Request, exc: Exception, status: int = status, title: str = title) -> JSONResponse:
+            return problem(status, title, str(exc))
 
-    @app.exception_handler(Forbidden)
-    async def _forbidden(_r: Request, exc: Forbidden) -> JSONResponse:
-        return problem(403, "Forbidden", str(exc))
-
-    @app.exception_handler(NotFound)
-    async def _not_found(_r: Request, exc: NotFound) -> JSONResponse:
-        return problem(404, "Not Found", str(exc))
+        app.add_exception_handler(cls, handler)
 
     @app.exception_handler(QueryError)
     async def _query(_r: Request, exc: QueryError) -> JSONResponse:
         return problem(400, "Bad query", exc.message, column=exc.column, query=exc.query)
-
-    @app.exception_handler(ServiceUnavailable)
-    async def _unavailable(_r: Request, exc: ServiceUnavailable) -> JSONResponse:
-        return problem(503, "Service Unavailable", str(exc))
-
-    @app.exception_handler(DsgenError)
-    async def _user_error(_r: Request, exc: DsgenError) -> JSONResponse:
-        return problem(400, "Bad Request", str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_r: Request, exc: RequestValidationError) -> JSONResponse:
