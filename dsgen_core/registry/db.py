@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0009"  # the newest migration in migrations/versions
+HEAD_REVISION = "0010"  # the newest migration in migrations/versions
 _migrated: set[str] = set()
 _lock = threading.Lock()
 

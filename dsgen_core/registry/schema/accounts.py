@@ -12,6 +12,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Integer,
     String,
     UniqueConstraint,
 )
@@ -65,6 +66,18 @@ class UsageRecord(Base):
     dagster_run_id: Mapped[str | None] = mapped_column(String(64))
     cost_usd: Mapped[float | None] = mapped_column(Float)
     recorded_at: Mapped[datetime] = created_column()
+    # The key a request came through: API requests are summed per user and per key (0010).
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"), index=True)
+
+
+class RateCounter(Base):
+    """Requests of one caller (``u:<user>``, ``k:<key>``, ``ip:<address>``) in one fixed window, for
+    the rate limits when no Redis is configured; rows of past windows are deleted as they age."""
+
+    __tablename__ = "rate_counters"
+    bucket: Mapped[str] = mapped_column(String(100), primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True, index=True)  # epoch seconds
+    count: Mapped[int] = mapped_column(Integer, default=0)
 
 
 PROJECT_ROLES = ("viewer", "editor", "admin", "owner")
