@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from dsgen_core.accounts.access import Forbidden, Principal, Unauthenticated, project_role, require
 from dsgen_core.accounts.keys import PREFIX, check_key, count_use
+from dsgen_core.accounts.signing import sign_path, verify_path
 from dsgen_core.accounts.tokens import read_access
 from dsgen_core.errors import NotFound
 from dsgen_core.registry.db import Registry
@@ -84,19 +85,39 @@ class ProjectCtx:
     session: Session
 
 
+def _in_project(level: str, project: str, p: Principal, s: Session) -> ProjectCtx:
+    try:
+        found: Project | None = get_project(s, project)
+    except NotFound:  # answered as a project one may not see: the same 404
+        found = None
+    role = project_role(s, p, found) if found is not None else None
+    require(role, level, project=project)
+    assert found is not None and role is not None
+    return ProjectCtx(found, role, p, s)
+
+
 def _project_check(level: str) -> Any:
     def check(project: str, p: Principal = Depends(principal), s: Session = session) -> ProjectCtx:
-        try:
-            found: Project | None = get_project(s, project)
-        except NotFound:  # answered as a project one may not see: the same 404
-            found = None
-        role = project_role(s, p, found) if found is not None else None
-        require(role, level, project=project)
-        assert found is not None and role is not None
-        return ProjectCtx(found, role, p, s)
+        return _in_project(level, project, p, s)
 
     check.__name__ = f"needs_{level}"
     return check
+
+
+def _signed_viewer(project: str, request: Request, s: Session = session) -> ProjectCtx:
+    """Viewer by credentials, or by a URL signed for a user who is (still) a viewer: ``<img src>``."""
+    if "sig" not in request.query_params:
+        return _in_project("viewer", project, principal(request, s), s)
+    uid = verify_path(request.app.state.signing_key, request.url.path, request.query_params)
+    user = s.get(User, uid)
+    if user is None or user.deleted_at is not None:
+        raise Unauthenticated("the signed URL's user no longer exists")
+    return _in_project("viewer", project, Principal(user.id, user.email, bool(user.is_admin)), s)
+
+
+def signed_url(ctx: ProjectCtx, request: Request, path: str) -> str:
+    """``path`` with a signature for the caller, for ``<img src>`` (see :mod:`dsgen_core.accounts.signing`)."""
+    return f"{path}?{sign_path(request.app.state.signing_key, path, ctx.principal.user_id)}"
 
 
 def _site_admin(p: Principal = Depends(principal)) -> Principal:
@@ -109,14 +130,15 @@ _CHECKS: dict[str, Any] = {"user": principal, "site-admin": _site_admin,
                            **{lvl: _project_check(lvl) for lvl in PROJECT_LEVELS}}
 
 
-def requires(level: str) -> dict[str, Any]:
-    """The route keywords that declare and enforce ``level``."""
-    if level not in LEVELS:
+def requires(level: str, *, signed: bool = False) -> dict[str, Any]:
+    """The route keywords that declare and enforce ``level``; ``signed``: a viewer route that also
+    takes a signed URL in place of credentials (media for ``<img src>``)."""
+    if level not in LEVELS or (signed and level != "viewer"):
         raise ValueError(f"unknown access level {level!r}")
-    deps = [] if level == "public" else [Depends(_CHECKS[level])]
-    return {"dependencies": deps, "openapi_extra": {"x-dsgen-access": level}}
+    deps = [] if level == "public" else [Depends(_signed_viewer if signed else _CHECKS[level])]
+    return {"dependencies": deps, "openapi_extra": {"x-dsgen-access": level, **({"x-dsgen-signed": True} if signed else {})}}
 
 
-def project_ctx(level: str) -> Any:
+def project_ctx(level: str, *, signed: bool = False) -> Any:
     """The dependency that gives a route its checked project (the same check ``requires`` declares)."""
-    return Depends(_CHECKS[level])
+    return Depends(_signed_viewer if signed else _CHECKS[level])

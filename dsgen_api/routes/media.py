@@ -1,5 +1,6 @@
 """An image's bytes and its thumbnail, streamed with HTTP caching and range requests (viewer).
 
+Both take credentials or a signed URL (the asset list hands those out, for ``<img src>``).
 Only files the registry recorded are served: the path comes from the asset's row, never from
 the request, so no URL can name another file. A thumbnail is made on first request if the
 image has none yet (``dsgen thumbnails`` makes them in bulk).
@@ -27,8 +28,8 @@ def _asset(ctx: ProjectCtx, asset_id: int) -> Asset:
     return a
 
 
-@router.get("/api/projects/{project}/assets/{asset_id}/image", **requires("viewer"))
-def image(asset_id: int, ctx: ProjectCtx = project_ctx("viewer")) -> FileResponse:
+@router.get("/api/projects/{project}/assets/{asset_id}/image", **requires("viewer", signed=True))
+def image(asset_id: int, ctx: ProjectCtx = project_ctx("viewer", signed=True)) -> FileResponse:
     a = _asset(ctx, asset_id)
     if not a.storage_uri or not os.path.isfile(a.storage_uri):
         raise NotFound(f"image {asset_id} has no file (imported without its images)")
@@ -36,8 +37,8 @@ def image(asset_id: int, ctx: ProjectCtx = project_ctx("viewer")) -> FileRespons
                         {"Cache-Control": CACHE})
 
 
-@router.get("/api/projects/{project}/assets/{asset_id}/thumbnail", **requires("viewer"))
-def thumbnail(asset_id: int, request: Request, ctx: ProjectCtx = project_ctx("viewer")) -> Response:
+@router.get("/api/projects/{project}/assets/{asset_id}/thumbnail", **requires("viewer", signed=True))
+def thumbnail(asset_id: int, request: Request, ctx: ProjectCtx = project_ctx("viewer", signed=True)) -> Response:
     from dsgen_core.storage import open_storage
     from dsgen_core.thumbnails import make_thumbnail, thumbnail_key
 

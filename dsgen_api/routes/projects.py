@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from dsgen_api.deps import ProjectCtx, principal, project_ctx, requires, session
+from dsgen_api.deps import ProjectCtx, principal, project_ctx, registry, requires, session, signed_url
 from dsgen_core.accounts.access import Principal, visible_projects
 from dsgen_core.errors import NotFound
 from dsgen_core.query import count_query, run_query
-from dsgen_core.registry.schema import Annotation, Asset, LabelClass
-from dsgen_core.registry.tagging import get_metadata, get_tags
+from dsgen_core.registry.display import display_shapes
+from dsgen_core.registry.schema import Annotation, Asset
+from dsgen_core.registry.tagging import get_metadata, get_tags, object_metadata, object_tags
+from dsgen_core.storage import open_storage
+from dsgen_core.storage.masks import MaskStore
 
 router = APIRouter(tags=["projects"])
 MAX_PAGE = 500
@@ -26,12 +30,26 @@ class ProjectOut(BaseModel):
     description: str | None = None
 
 
+class ShapeOut(BaseModel):
+    id: int
+    category: str | None
+    kind: str
+    bbox: list[float] | None
+    polygons: list[list[float]] | None
+    points: list[list[float]] | None
+    source: str
+    confidence: float | None
+
+
 class AssetOut(BaseModel):
     id: int
     file_name: str
     width: int | None
     height: int | None
     objects: int
+    thumbnail_url: str  # signed: usable as <img src> without a header
+    image_url: str
+    shapes: list[ShapeOut] | None = None
 
 
 class AssetPage(BaseModel):
@@ -40,14 +58,11 @@ class AssetPage(BaseModel):
     total: int | None
 
 
-class ObjectOut(BaseModel):
-    id: int
-    category: str | None
+class ObjectOut(ShapeOut):
     geometry_type: str
-    bbox: list[float] | None
-    source: str
-    confidence: float | None
     attributes: dict[str, Any] | None
+    tags: list[str]
+    metadata: dict[str, Any]
 
 
 class AssetDetail(AssetOut):
@@ -62,11 +77,22 @@ def projects(p: Principal = Depends(principal), s: Session = session) -> list[Pr
             for proj, role in visible_projects(s, p)]
 
 
+def _urls(ctx: ProjectCtx, request: Request, asset_id: int) -> dict[str, str]:
+    base = f"/api/projects/{quote(ctx.project.name, safe='')}/assets/{asset_id}"
+    return {"thumbnail_url": signed_url(ctx, request, f"{base}/thumbnail"),
+            "image_url": signed_url(ctx, request, f"{base}/image")}
+
+
+def _masks(request: Request) -> MaskStore:
+    return MaskStore(open_storage(registry(request).settings.storage_root))
+
+
 @router.get("/api/projects/{project}/assets", **requires("viewer"))
-def assets(ctx: ProjectCtx = project_ctx("viewer"), q: str = Query("", max_length=4000),
+def assets(request: Request, ctx: ProjectCtx = project_ctx("viewer"), q: str = Query("", max_length=4000),
            limit: int = Query(100, ge=1, le=MAX_PAGE), after: int | None = Query(None, ge=0),
-           count: bool = Query(False)) -> AssetPage:
-    """Images matching the query ``q`` (the CLI's language), ``limit`` per page, in id order after ``after``."""
+           count: bool = Query(False), shapes: bool = Query(False)) -> AssetPage:
+    """Images matching the query ``q`` (the CLI's language), ``limit`` per page, in id order after ``after``;
+    ``shapes``: with each image's objects in pixels, to draw over its thumbnail."""
     ids = run_query(ctx.session, ctx.project, q, limit=limit + 1, after=after)
     more = len(ids) > limit
     ids = ids[:limit]
@@ -76,23 +102,27 @@ def assets(ctx: ProjectCtx = project_ctx("viewer"), q: str = Query("", max_lengt
     if ids:
         counts = dict(ctx.session.execute(select(Annotation.asset_id, func.count()).where(
             Annotation.asset_id.in_(ids)).group_by(Annotation.asset_id)).all())
+    drawn = display_shapes(ctx.session, ids, masks=_masks(request)) if shapes else {}
     items = [AssetOut(id=i, file_name=rows[i].file_name, width=rows[i].width, height=rows[i].height,
-                      objects=counts.get(i, 0)) for i in ids if i in rows]
+                      objects=counts.get(i, 0), **_urls(ctx, request, i),
+                      shapes=[ShapeOut(**vars(sh)) for sh in drawn.get(i, [])] if shapes else None)
+             for i in ids if i in rows]
     return AssetPage(items=items, next_after=ids[-1] if more and ids else None,
                      total=count_query(ctx.session, ctx.project, q) if count else None)
 
 
 @router.get("/api/projects/{project}/assets/{asset_id}", **requires("viewer"))
-def asset(asset_id: int, ctx: ProjectCtx = project_ctx("viewer")) -> AssetDetail:
+def asset(asset_id: int, request: Request, ctx: ProjectCtx = project_ctx("viewer")) -> AssetDetail:
     a = ctx.session.get(Asset, asset_id)
     if a is None or a.project_id != ctx.project.id or a.deleted_at is not None:  # not found, not forbidden
         raise NotFound(f"no image {asset_id} in project {ctx.project.name!r}")
-    objs = list(ctx.session.execute(select(Annotation, LabelClass.key).outerjoin(
-        LabelClass, LabelClass.id == Annotation.label_class_id).where(Annotation.asset_id == a.id)
-        .order_by(Annotation.id)).all())
-    return AssetDetail(id=a.id, file_name=a.file_name, width=a.width, height=a.height, objects=len(objs),
+    drawn = display_shapes(ctx.session, [a.id], masks=_masks(request)).get(a.id, [])
+    rows = {o.id: o for o in ctx.session.scalars(select(Annotation).where(Annotation.asset_id == a.id))}
+    ids = list(rows)
+    tags, meta = object_tags(ctx.session, ids), object_metadata(ctx.session, ids)
+    return AssetDetail(id=a.id, file_name=a.file_name, width=a.width, height=a.height, objects=len(drawn),
                        tags=get_tags(ctx.session, a.id), metadata=get_metadata(ctx.session, a.id),
-                       objects_list=[ObjectOut(
-                           id=o.id, category=key, geometry_type=o.geometry_type,
-                           bbox=[o.bbox_x, o.bbox_y, o.bbox_w, o.bbox_h] if o.bbox_w is not None else None,
-                           source=o.source, confidence=o.confidence, attributes=o.attributes) for o, key in objs])
+                       **_urls(ctx, request, a.id),
+                       objects_list=[ObjectOut(**vars(sh), geometry_type=rows[sh.id].geometry_type,
+                                               attributes=rows[sh.id].attributes, tags=tags.get(sh.id, []),
+                                               metadata=meta.get(sh.id, {})) for sh in drawn])

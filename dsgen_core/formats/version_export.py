@@ -40,7 +40,7 @@ from dsgen_core.registry.schema import (
 )
 from dsgen_core.storage import staging
 from dsgen_core.storage.base import Storage
-from dsgen_core.storage.masks import MaskStore, decode
+from dsgen_core.storage.masks import MaskStore, mask_outlines
 from dsgen_core.versions.content_hash import require_intact
 from dsgen_core.versions.lifecycle import get_version
 from dsgen_core.versions.members import Member, class_order, cvat_mask_flag, version_classes, version_members
@@ -231,12 +231,7 @@ def _polygon_of(a: Any, masks: MaskStore) -> list[float] | None:
     if a.polygon:
         parts = [p for p in a.polygon if len(p) >= 6]
     elif a.mask_uri:
-        import cv2
-
-        m = decode(masks.get(a.mask_uri)).astype(np.uint8)
-        contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        parts = [c.reshape(-1).astype(float).tolist() for c in sorted(contours, key=cv2.contourArea, reverse=True)
-                 if len(c) >= 3]
+        parts = mask_outlines(masks.get(a.mask_uri))
     if not parts:
         return None
     if len(parts) == 1:

@@ -276,8 +276,18 @@ def get_tags(session: Session, asset_id: int) -> list[str]:
 
 
 def get_object_tags(session: Session, annotation_id: int) -> list[str]:
-    stmt = select(AnnotationTag.tag).where(AnnotationTag.annotation_id == annotation_id).order_by(AnnotationTag.tag)
-    return list(session.scalars(stmt))
+    return object_tags(session, [annotation_id]).get(annotation_id, [])
+
+
+def object_tags(session: Session, annotation_ids: Sequence[int]) -> dict[int, list[str]]:
+    """The tags of many objects in one query: ``{object id: [tag, ...]}`` for those that have any."""
+    out: dict[int, list[str]] = {}
+    if annotation_ids:
+        stmt = (select(AnnotationTag.annotation_id, AnnotationTag.tag)
+                .where(AnnotationTag.annotation_id.in_(annotation_ids)).order_by(AnnotationTag.tag))
+        for oid, tag in session.execute(stmt):
+            out.setdefault(oid, []).append(tag)
+    return out
 
 
 # --------------------------------------------------------------------------- metadata
@@ -375,9 +385,16 @@ def get_metadata(session: Session, asset_id: int) -> dict[str, Any]:
 
 
 def get_object_metadata(session: Session, annotation_id: int) -> dict[str, Any]:
-    stmt = (
-        select(AnnotationMetadata.key, AnnotationMetadata.value_text, AnnotationMetadata.value)
-        .where(AnnotationMetadata.annotation_id == annotation_id)
-        .order_by(AnnotationMetadata.key)
-    )
-    return _decoded(session.execute(stmt))
+    return object_metadata(session, [annotation_id]).get(annotation_id, {})
+
+
+def object_metadata(session: Session, annotation_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """The metadata of many objects in one query: ``{object id: {key: value}}`` for those that have any."""
+    rows: dict[int, list[tuple[str, str | None, dict[str, Any] | None]]] = {}
+    if annotation_ids:
+        stmt = (select(AnnotationMetadata.annotation_id, AnnotationMetadata.key, AnnotationMetadata.value_text,
+                       AnnotationMetadata.value)
+                .where(AnnotationMetadata.annotation_id.in_(annotation_ids)).order_by(AnnotationMetadata.key))
+        for oid, key, text, doc in session.execute(stmt):
+            rows.setdefault(oid, []).append((key, text, doc))
+    return {oid: _decoded(r) for oid, r in rows.items()}

@@ -107,3 +107,14 @@ class MaskStore:
 
     def delete(self, uri: str) -> None:
         self.storage.delete(self.storage.key_of(uri))
+
+
+def mask_outlines(rle: dict[str, Any]) -> list[list[float]]:
+    """A mask's outer outlines as COCO polygon parts ``[x, y, x, y, ...]``, largest first: for
+    drawing a mask and for formats that hold only polygons."""
+    import cv2
+
+    m = decode(rle).astype(np.uint8)
+    contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    return [c.reshape(-1).astype(float).tolist() for c in sorted(contours, key=cv2.contourArea, reverse=True)
+            if len(c) >= 3]

@@ -6,7 +6,14 @@ from sqlalchemy import select
 
 from api_world import World
 from dsgen_core.registry.projects import get_project
-from dsgen_core.registry.schema import Asset
+from dsgen_core.registry.schema import Asset, ProjectMember, User
+
+
+def _user_id(world: World, who: str) -> int:
+    with world.registry.session() as s:
+        uid = s.scalar(select(User.id).where(User.email == f"{who}@example.com"))
+        assert uid is not None
+        return uid
 
 
 def _ids(world: World, project: str) -> list[int]:
@@ -78,3 +85,38 @@ def test_images_stream_with_ranges_and_thumbnails_revalidate(world: World) -> No
     for bad in ("..%2F..%2Fetc%2Fpasswd", "1%2F..%2F2", "-1"):
         r = world.get(f"/api/projects/alpha/assets/{bad}/image", "viewer")
         assert r.status_code in (404, 422), bad
+
+
+def test_signed_media_urls_work_without_a_header_only_as_signed(world: World) -> None:
+    page = world.get("/api/projects/alpha/assets", "viewer", params={"limit": 2}).json()["items"]
+    thumb, image = page[0]["thumbnail_url"], page[0]["image_url"]
+    assert world.client.get(thumb).status_code == 200  # anonymous, as an <img src> asks
+    assert world.client.get(image).content[:2] == b"\xff\xd8"
+    other = page[1]["thumbnail_url"].split("?")[0] + "?" + thumb.split("?")[1]  # this signature, another image
+    tampered = thumb.replace("sig=", "sig=0")[:len(thumb)]
+    stranger = thumb.replace("u=", "u=9")  # another user's id under the same signature
+    for bad in (other, tampered, stranger, thumb.split("?")[0], thumb.replace("/thumbnail", "/image")):
+        assert world.client.get(bad).status_code == 401, bad
+    expired = thumb.replace("exp=", "exp=1")  # a different expiry breaks the signature too
+    assert world.client.get(expired).status_code == 401
+    # the viewer leaves the project: their URLs stop working at once
+    with world.registry.session() as s:
+        s.execute(ProjectMember.__table__.delete().where(ProjectMember.user_id == _user_id(world, "viewer")))
+    assert world.client.get(thumb).status_code == 404
+
+
+def test_the_gallery_gets_every_objects_shape_in_pixels(world: World) -> None:
+    page = world.get("/api/projects/alpha/assets", "viewer", params={"limit": 12, "shapes": "true"}).json()["items"]
+    assert sum(len(i["shapes"]) for i in page) == sum(i["objects"] for i in page) > 0
+    first = next(i for i in page if i["shapes"])
+    detail = world.get(f"/api/projects/alpha/assets/{first['id']}", "viewer").json()
+    assert [(o["id"], o["bbox"], o["polygons"]) for o in detail["objects_list"]] == \
+           [(sh["id"], sh["bbox"], sh["polygons"]) for sh in first["shapes"]]
+    kinds = {sh["kind"] for i in page for sh in i["shapes"]}
+    assert kinds and kinds <= {"box", "polygon", "mask", "keypoints", "polyline", "label", "caption"}
+    for i in page:
+        for sh in i["shapes"]:
+            if sh["bbox"]:
+                x, y, w, h = sh["bbox"]
+                assert -1 <= x and x + w <= i["width"] + 1 and y + h <= i["height"] + 1
+    assert world.get("/api/projects/alpha/assets", "viewer", params={"limit": 2}).json()["items"][0]["shapes"] is None
