@@ -40,7 +40,8 @@ def _served(routes: list[object]) -> set[tuple[str, str]]:
         if inner is not None:
             out |= _served(list(inner.routes))
         elif hasattr(r, "methods") and hasattr(r, "path"):
-            out |= {(m, r.path) for m in r.methods}
+            # OpenAPI writes a converter's parameter without its type: /{path:path} is /{path}
+            out |= {(m, re.sub(r"\{(\w+):\w+\}", r"{\1}", r.path)) for m in r.methods}
         else:
             raise AssertionError(f"a route dsgen cannot classify: {r!r}")  # a mount or websocket: declare it
     return out
