@@ -20,8 +20,9 @@ from typing import Any
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from dsgen_api.limits import admit, limit_anonymous
 from dsgen_core.accounts.access import Forbidden, Principal, Unauthenticated, project_role, require
-from dsgen_core.accounts.keys import PREFIX, check_key, count_use
+from dsgen_core.accounts.keys import PREFIX, check_key
 from dsgen_core.accounts.signing import sign_path, verify_path
 from dsgen_core.accounts.tokens import read_access
 from dsgen_core.errors import NotFound
@@ -68,12 +69,11 @@ def principal(request: Request, s: Session = session) -> Principal:
         user = s.get(User, key.user_id)
         if user is None or user.deleted_at is not None:
             raise Unauthenticated("the key's user no longer exists")
-        with registry(request).session() as own:  # counted whatever becomes of the request
-            count_use(own, key.id)
         p = Principal(user.id, user.email, bool(user.is_admin), key.id, tuple(key.scopes or ()))
     else:
         p = read_access(s, cred, request.app.state.signing_key)
     request.state.principal = p
+    admit(request, s, p)  # rate limits (429), the key's count, usage
     return p
 
 
@@ -135,7 +135,7 @@ def requires(level: str, *, signed: bool = False) -> dict[str, Any]:
     takes a signed URL in place of credentials (media for ``<img src>``)."""
     if level not in LEVELS or (signed and level != "viewer"):
         raise ValueError(f"unknown access level {level!r}")
-    deps = [] if level == "public" else [Depends(_signed_viewer if signed else _CHECKS[level])]
+    deps = [Depends(limit_anonymous)] if level == "public" else [Depends(_signed_viewer if signed else _CHECKS[level])]
     return {"dependencies": deps, "openapi_extra": {"x-dsgen-access": level, **({"x-dsgen-signed": True} if signed else {})}}
 
 

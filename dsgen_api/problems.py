@@ -15,6 +15,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dsgen_core.accounts.access import Forbidden, Unauthenticated
+from dsgen_core.accounts.plans import LimitExceeded
+from dsgen_core.accounts.ratelimit import RateLimited
 from dsgen_core.errors import DsgenError, NotFound, ServiceUnavailable
 from dsgen_core.query.parser import QueryError
 
@@ -32,6 +34,8 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
 STATUS: dict[type[DsgenError], tuple[int, str]] = {
     Unauthenticated: (401, "Unauthorized"),
     Forbidden: (403, "Forbidden"),
+    LimitExceeded: (403, "Plan limit reached"),
+    RateLimited: (429, "Too Many Requests"),
     NotFound: (404, "Not Found"),
     ServiceUnavailable: (503, "Service Unavailable"),
     DsgenError: (400, "Bad Request"),
@@ -41,7 +45,9 @@ STATUS: dict[type[DsgenError], tuple[int, str]] = {
 def install(app: FastAPI) -> None:
     for cls, (status, title) in STATUS.items():
         def handler(_r: Request, exc: Exception, status: int = status, title: str = title) -> JSONResponse:
-            return problem(status, title, str(exc))
+            response = problem(status, title, str(exc))
+            response.headers.update(getattr(exc, "headers", None) or {})  # a 429's Retry-After
+            return response
 
         app.add_exception_handler(cls, handler)
 
