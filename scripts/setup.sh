@@ -95,4 +95,45 @@ else
     fi
 fi
 
+# --------------------------------------------------------------------------- web app (web/dist) and Chromium
+# apt-get as root or through sudo -n, as for PostgreSQL; empty when neither is possible.
+apt_install() {
+    local sudo=()
+    if [[ $(id -u) -ne 0 ]]; then
+        command -v sudo >/dev/null && sudo -n true 2>/dev/null || return 1
+        sudo=(sudo -n)
+    fi
+    command -v apt-get >/dev/null || return 1
+    export DEBIAN_FRONTEND=noninteractive
+    if [[ -z ${APT_UPDATED:-} ]]; then "${sudo[@]}" apt-get update -q </dev/null; APT_UPDATED=1; fi
+    "${sudo[@]}" apt-get install -y -q "$@" </dev/null
+}
+
+# The build is redone when package-lock.json or any source file changed since the last one.
+WEB=$ROOT/web
+WEB_STAMP=$WEB/dist/.dsgen-build
+if ! command -v npm >/dev/null; then
+    log "installing nodejs and npm (apt-get)"
+    apt_install nodejs npm || log "warning: npm is missing and cannot be installed here: dsgen serve will serve the API without the web app"
+fi
+if command -v npm >/dev/null; then
+    web_want=$(cd "$WEB" && find package.json package-lock.json index.html vite.config.ts tsconfig.json src -type f -print0 \
+               | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+    if [[ -f $WEB_STAMP && $(cat "$WEB_STAMP") == "$web_want" && -f $WEB/dist/index.html ]]; then
+        log "web app up to date"
+    else
+        log "building the web app (npm ci && npm run build in web/)"
+        (cd "$WEB" && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent) || die "the web app failed to build"
+        echo "$web_want" >"$WEB_STAMP"
+    fi
+fi
+
+# The browser tests drive Debian's Chromium through Playwright (never a downloaded browser).
+if [[ -x /usr/bin/chromium ]]; then
+    log "chromium present"
+else
+    log "installing chromium and chromium-driver (apt-get)"
+    apt_install chromium chromium-driver || log "warning: chromium cannot be installed here (needs apt-get and root or sudo): the browser tests will be skipped"
+fi
+
 log "ready: $VENV"
