@@ -1,4 +1,4 @@
-"""``dsgen users|keys|members``: accounts, API keys and project roles, made from the command line.
+"""``dsgen users|keys|members|usage``: accounts, API keys, project roles and usage, from the command line.
 
 There is no default password: the first admin is ``dsgen users add EMAIL --admin``, with the
 password read from the terminal (or ``--password-stdin`` for scripts).
@@ -7,6 +7,7 @@ password read from the terminal (or ``--password-stdin`` for scripts).
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
@@ -158,3 +159,61 @@ def members_list(project: str, as_json: bool) -> None:
             select(User.email, ProjectMember.role).join(User, User.id == ProjectMember.user_id)
             .where(ProjectMember.project_id == p.id).order_by(User.email)).all()]
     emit(rows, as_json, "\n".join(f"{r['email']}  {r['role']}" for r in rows) or "no members")
+
+
+def _since(value: str | None) -> datetime | None:
+    from dsgen_core.accounts.usage import month_start
+    from dsgen_core.registry.schema import utcnow
+
+    if value is None:
+        return month_start()
+    if value == "all":
+        return None
+    if value[:-1].isdigit() and value[-1:] in ("d", "h"):
+        return utcnow() - timedelta(**{"days" if value[-1] == "d" else "hours": int(value[:-1])})
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO time (2026-12-01T10:00:00Z), Nd, Nh or all",
+                                 param_hint="--since") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+@click.command()
+@click.option("--user", "email", help="Only this user (default: every user).")
+@click.option("--since", metavar="WHEN", help="An ISO time, Nd or Nh ago, or all (default: this month, UTC).")
+@json_option
+def usage(email: str | None, since: str | None, as_json: bool) -> None:
+    """What each user used: API requests (per key), training time, and the storage their projects hold,
+    against their plan's limits."""
+    from dsgen_core.accounts.plans import GB, plan_of
+    from dsgen_core.accounts.usage import usage_summary
+    from dsgen_core.accounts.users import get_user, list_users
+
+    start = _since(since)
+    reg = open_registry()
+    rows: list[dict[str, Any]] = []
+    with reg.session() as s:
+        for u in [get_user(s, email)] if email else list_users(s):
+            sm, plan = usage_summary(s, u, since=start), plan_of(u)
+            rows.append({
+                "user": u.email, "plan": plan.name, "since": start.isoformat() if start else None,
+                "api_requests": int(sm.total("api_request")), "training_hours": round(sm.total("training") / 3600, 3),
+                "stored_gb": round(sm.stored_bytes / GB, 3),
+                "limits": {"requests_per_minute": plan.requests_per_minute,
+                           "key_requests_per_minute": plan.key_requests_per_minute,
+                           "storage_gb": plan.storage_gb, "training_hours_a_month": plan.training_hours},
+                "by_key": [{"api_key_id": line.api_key_id, "name": line.api_key_name, "requests": int(line.amount)}
+                           for line in sm.lines if line.resource_type == "api_request"]})
+
+    def limit(v: float | None) -> str:
+        return "no limit" if v is None else f"{v:g}"
+
+    human = "\n".join(
+        f"{r['user']} ({r['plan']}): {r['api_requests']} API requests, {r['training_hours']:g} h training "
+        f"(of {limit(r['limits']['training_hours_a_month'])}), {r['stored_gb']:g} GB stored "
+        f"(of {limit(r['limits']['storage_gb'])})"
+        + "".join(f"\n  key {k['api_key_id']} {k['name']}: {k['requests']} requests" if k["api_key_id"] else
+                  f"\n  logins: {k['requests']} requests" for k in r["by_key"])
+        for r in rows) or "no users"
+    emit(rows, as_json, human)
