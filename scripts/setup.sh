@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up a dsgen checkout: .venv with torch/torchvision and the package (editable, with dev extras),
-# and the PostgreSQL server binaries the test suite starts throwaway servers with.
+# and the PostgreSQL and Redis server binaries the test suite starts throwaway servers with.
 # Idempotent: a second run only checks, in a few seconds.
 #
 #   bash scripts/setup.sh            # PostgreSQL is installed if missing and we may (root or sudo -n)
@@ -134,6 +134,19 @@ if [[ -x /usr/bin/chromium ]]; then
 else
     log "installing chromium and chromium-driver (apt-get)"
     apt_install chromium chromium-driver || log "warning: chromium cannot be installed here (needs apt-get and root or sudo): the browser tests will be skipped"
+fi
+
+# --------------------------------------------------------------------------- Redis server
+# The rate-limit and revocation tests start throwaway redis-server processes (DSGEN_REDIS_URL).
+if command -v redis-server >/dev/null 2>&1; then
+    log "redis-server present"
+else
+    log "installing redis-server (apt-get)"
+    if ! apt_install redis-server || ! command -v redis-server >/dev/null 2>&1; then
+        msg="redis-server is missing and cannot be installed here (needs apt-get and root or sudo); install the redis-server package: the API's rate-limit tests run on Redis too"
+        [[ ${DSGEN_REQUIRE_POSTGRES:-0} == 1 || ${CI:-} == true ]] && die "$msg"
+        log "warning: $msg"
+    fi
 fi
 
 log "ready: $VENV"
