@@ -1,44 +1,62 @@
-// A run's live progress, from its server-sent events, until the `end` event.
+// A run's live progress from its server-sent events: Dagster's events as they come (each step that
+// succeeds moves the bar), then the `end` event with the run's final state.
 import { useEffect, useState } from "react";
-import { followRun, type RunEvent } from "../api";
+import { P, followRun, get, type RunEvent } from "../api";
+
+interface RunState {
+  status: string;
+  done: boolean;
+  steps_done: number;
+  steps_total: number | null;
+  error: string | null;
+}
 
 export function RunProgress({ project, runId, onEnd }: { project: string; runId: string; onEnd?: (last: RunEvent | null) => void }) {
-  const [events, setEvents] = useState<RunEvent[]>([]);
+  const [last, setLast] = useState<RunEvent | null>(null);
+  const [stepsDone, setStepsDone] = useState(0);
+  const [state, setState] = useState<RunState | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [ended, setEnded] = useState(false);
   useEffect(() => {
     const ctl = new AbortController();
-    let last: RunEvent | null = null;
+    let final: RunEvent | null = null;
+    get<RunState>(`${P(project)}/runs/${encodeURIComponent(runId)}`, ctl.signal).then(setState, () => undefined);
     followRun(project, runId, (e) => {
-      last = e;
-      setEvents((prev) => [...prev.slice(-200), e]);
+      if (e.event === "end") {
+        final = e;
+        setState(e as unknown as RunState);
+        return;
+      }
+      if (e.type === "STEP_SUCCESS") setStepsDone((n) => n + 1);
+      setLast(e);
     }, ctl.signal)
       .then(() => {
         setEnded(true);
-        onEnd?.(last);
+        onEnd?.(final);
       })
       .catch((e: Error) => {
         if (!ctl.signal.aborted) setError(e.message);
       });
     return () => ctl.abort();
+    // onEnd is the caller's callback of the moment; the stream is the run's
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [project, runId]);
-  const withFraction = [...events].reverse().find((e) => typeof e.progress === "number" || (typeof e.done === "number" && typeof e.total === "number"));
-  const fraction = withFraction
-    ? typeof withFraction.progress === "number"
-      ? withFraction.progress
-      : (withFraction.done as number) / Math.max(1, withFraction.total as number)
-    : ended ? 1 : null;
-  const last = events[events.length - 1];
+  const total = state?.steps_total ?? null;
+  const done = ended ? state?.steps_done ?? stepsDone : Math.max(stepsDone, state?.steps_done ?? 0);
+  const fraction = ended ? 1 : total ? done / total : null;
+  const failed = state?.status === "FAILURE" || state?.status === "FAILED_TO_START" || !!state?.error;
+  const text = error
+    ? `error: ${error}`
+    : ended
+      ? `${state?.status ?? "ended"}${state?.error ? `: ${state.error}` : ""}`
+      : `${total ? `step ${done}/${total}` : "running"}${last ? ` · ${last.step ? `${last.step}: ` : ""}${last.message || last.type}` : ""}`;
   return (
-    <div className="progress" data-run={runId} data-ended={ended}>
+    <div className={`progress${failed ? " failed" : ""}`} data-run={runId} data-ended={ended} data-status={state?.status ?? ""}>
       <div className="bar">
         <div style={{ width: fraction === null ? "8%" : `${Math.round(Math.min(1, fraction) * 100)}%` }}
-          className={fraction === null && !ended ? "indeterminate" : undefined} />
+          className={fraction === null ? "indeterminate" : undefined} />
       </div>
-      <span>
-        run {runId}: {error ? `error: ${error}` : ended ? `ended${last?.status ? ` (${last.status})` : ""}` : last?.message ?? last?.event ?? "starting…"}
-      </span>
+      <span>run {runId.slice(0, 8)}: {text}</span>
     </div>
   );
 }

@@ -1,6 +1,6 @@
 // One image: the full picture with its objects, the object list, and tag / metadata editing.
 import { useCallback, useEffect, useState } from "react";
-import { P, get, post, qs } from "../api";
+import { P, get, post, qs, request } from "../api";
 import { Overlay, colorOf, type Shape } from "../components/Overlay";
 import { Value, scalar } from "../components/Value";
 import { Link } from "../router";
@@ -26,6 +26,17 @@ interface Detail {
 
 interface SimilarHit {
   [k: string]: unknown;
+}
+
+/** An image behind the login (no signed URL given): fetched with the token, shown from a blob. */
+function AuthImg({ path }: { path: string }) {
+  const [url, setUrl] = useState<string | null>(null);
+  useEffect(() => {
+    let made: string | null = null;
+    request(path).then((r) => r.blob()).then((b) => setUrl((made = URL.createObjectURL(b))), () => setUrl(null));
+    return () => { if (made) URL.revokeObjectURL(made); };
+  }, [path]);
+  return url ? <img src={url} alt="" /> : <span className="placeholder-img" />;
 }
 
 function parseValue(text: string): unknown {
@@ -64,7 +75,7 @@ export function AssetDetail({ project, id }: { project: string; id: number }) {
     setSimilar({ of: objectId, hits: null });
     try {
       const r = await get<unknown>(`${P(project)}/similar${qs({ object_id: objectId, k: 12 })}`);
-      const hits = Array.isArray(r) ? r : ((r as { items?: SimilarHit[]; results?: SimilarHit[] }).items ?? (r as { results?: SimilarHit[] }).results ?? []);
+      const hits = Array.isArray(r) ? r : ((r as { hits?: SimilarHit[] }).hits ?? (r as { items?: SimilarHit[] }).items ?? []);
       setSimilar({ of: objectId, hits });
     } catch (e) {
       setSimilar({ of: objectId, hits: [], error: (e as Error).message });
@@ -152,12 +163,12 @@ export function AssetDetail({ project, id }: { project: string; id: number }) {
             {similar.hits === null ? <p className="muted">searching…</p> : (
               <div className="similar">
                 {similar.hits.map((h, i) => {
-                  const asset = (h.asset_id ?? h.image_id ?? h.id) as number | undefined;
+                  const asset = (h.image_id ?? h.asset_id) as number | undefined;
                   const score = (h.score ?? h.distance ?? h.similarity) as number | undefined;
-                  const thumb = (h.thumbnail_url as string | undefined) ?? (asset ? `${P(project)}/assets/${asset}/thumbnail` : undefined);
+                  const thumb = h.thumbnail_url as string | undefined;
                   return (
                     <Link key={i} to={`/p/${encodeURIComponent(project)}/assets/${asset}`} className="similar-hit">
-                      {thumb && <img src={thumb} alt="" />}
+                      {thumb ? <img src={thumb} alt="" /> : asset ? <AuthImg path={`${P(project)}/assets/${asset}/thumbnail`} /> : null}
                       <span>{String(h.category ?? "")} {score !== undefined ? scalar(score) : ""}</span>
                     </Link>
                   );

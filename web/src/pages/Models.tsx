@@ -8,7 +8,7 @@ import { Link } from "../router";
 
 type Rec = Record<string, unknown>;
 
-const refOf = (m: Rec) => String(m.ref ?? m.name ?? m.version ?? m.id ?? "");
+const refOf = (m: Rec) => String(m.human_id ?? m.ref ?? m.name ?? m.id ?? "");
 
 export function Models({ project, refName }: { project: string; refName: string | null }) {
   const [list, setList] = useState<Rec[] | null>(null);
@@ -22,7 +22,7 @@ export function Models({ project, refName }: { project: string; refName: string 
       <section>
         <h3>Models</h3>
         {list && list.length > 0 && (
-          <Table rows={list} link={(r, k) => (k === "ref" || k === "name" ? <Link to={`/p/${encodeURIComponent(project)}/models/${encodeURIComponent(refOf(r))}`}>{String(r[k])}</Link> : null)} />
+          <Table rows={list.map(({ training_config: _t, incremental_info: _i, artifacts: _a, ...r }) => r)} link={(r, k) => (k === "human_id" || k === "ref" ? <Link to={`/p/${encodeURIComponent(project)}/models/${encodeURIComponent(refOf(r))}`}>{String(r[k])}</Link> : null)} />
         )}
         {list?.length === 0 && <p className="muted">no models yet (train one: dsgen train)</p>}
       </section>
@@ -63,20 +63,25 @@ function ModelDetail({ project, refName }: { project: string; refName: string })
   }, [project, refName]);
   if (error) return <p className="error">{error}</p>;
   if (!m) return <p className="muted">loading {refName}…</p>;
-  const { epochs, evaluations, lineage, ...summary } = m as Rec & { epochs?: Rec[]; evaluations?: Rec[] | Rec; lineage?: Rec };
+  const { epochs, evaluations, children: kids, lineage, summary: inner, ...rest } = m as Rec & {
+    epochs?: Rec[]; evaluations?: Rec[] | Rec; children?: unknown[]; lineage?: Rec; summary?: Rec;
+  };
+  const summary: Rec = inner ?? rest;
   const curves = epochSeries(epochs ?? []);
   const evals: Rec[] = Array.isArray(evaluations) ? evaluations : evaluations ? [evaluations] : [];
   const link = (to: string, label: unknown) => <Link to={to}>{String(label)}</Link>;
   const lin = lineage ?? {};
-  const dv = lin.dataset_version ?? lin.version ?? summary.dataset_version;
+  const dv = lin.dataset_version ?? summary.dataset_version;
   const parent = lin.parent ?? summary.parent;
-  const children = (lin.children ?? []) as unknown[];
+  const children = (lin.children ?? kids ?? []) as unknown[];
+  const { metrics, training_config: _cfg, incremental_info: _inc, artifacts: _art, ...facts } = summary;
   return (
     <section className="model" data-model={refName}>
       <h3>Model {refName}</h3>
       <div className="cols">
         <div>
-          <Value v={summary} />
+          <Value v={facts} />
+          {metrics !== null && metrics !== undefined && (<><h4>Metrics</h4><Value v={metrics} /></>)}
           <h4>Lineage</h4>
           <ul className="lineage">
             <li>dataset version: {dv ? link(`/p/${encodeURIComponent(project)}/versions/${encodeURIComponent(String((dv as Rec).tag ?? dv))}`, (dv as Rec).tag ?? dv) : "–"}</li>
@@ -90,18 +95,30 @@ function ModelDetail({ project, refName }: { project: string; refName: string })
         </div>
       </div>
       {evals.map((ev, i) => {
-        const { pr_curves, pr_curve, confusion, confusion_matrix, ...metrics } = ev as Rec;
-        const conf = (confusion ?? confusion_matrix) as Rec | undefined;
+        const { pr_curves, pr_curve, confusion, confusion_matrix, confusion_names, charts, per_class, parent: evParent, ...numbers } = ev as Rec;
+        const conf = (confusion as Rec | undefined) ?? (confusion_matrix ? { matrix: confusion_matrix, names: confusion_names } : undefined);
+        const pngs = Object.entries((charts ?? {}) as Record<string, string>);
+        const pr = prSeries(pr_curves ?? pr_curve);
         return (
-          <div key={i} className="evaluation">
-            <h4>Evaluation {String(ev.version ?? ev.dataset_version ?? ev.split ?? i + 1)}</h4>
+          <div key={i} className="evaluation" data-evaluation={String(ev.id ?? i)}>
+            <h4>Evaluation on {String(ev.dataset_version ?? "?")} / {String(ev.split ?? "")}</h4>
             <div className="cols">
-              <Value v={metrics} />
-              <Lines title="Precision–recall" series={prSeries(pr_curves ?? pr_curve)} xLabel="recall" yLabel="precision" square />
+              <div>
+                <Value v={numbers} />
+                {evParent !== null && evParent !== undefined && (<><h4>Against the parent</h4><Value v={evParent} /></>)}
+              </div>
+              {pr.length > 0 && <Lines title="Precision–recall" series={pr} xLabel="recall" yLabel="precision" square />}
               {conf && Array.isArray(conf.matrix) && (
                 <Heatmap title="Confusion matrix" names={(conf.names ?? conf.labels ?? []) as string[]} matrix={conf.matrix as number[][]} />
               )}
+              {pngs.map(([name, url]) => (
+                <figure key={name} className="chart" data-chart={name}>
+                  <figcaption>{name.replace(/_/g, " ")}</figcaption>
+                  <img src={url} alt={name} className="chart-png" />
+                </figure>
+              ))}
             </div>
+            {per_class !== null && per_class !== undefined && (<details><summary>Per class</summary><Value v={per_class} /></details>)}
           </div>
         );
       })}

@@ -8,7 +8,7 @@ import { Table, Value } from "../components/Value";
 import { Link } from "../router";
 
 type Rec = Record<string, unknown>;
-const FORMATS = ["coco", "yolo", "voc", "imagenet", "cvat", "datamaker"];
+const FORMATS = ["coco", "yolo"];
 
 function tagOf(v: Rec): string {
   return String(v.tag ?? v.name ?? "");
