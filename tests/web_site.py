@@ -48,7 +48,7 @@ def missing() -> str | None:
 
 def build_site(home: Path, *, n_images: int = 40, seed: int = 7, model: bool = True) -> Path:
     """``home`` as a DSGEN_HOME: the demo data in project ``demo``, its editor :data:`EMAIL`, and
-    (``model``) a model version ``m1`` with metrics, so the models page has something to show."""
+    (``model``) a frozen version ``v1`` with model versions ``m1`` and ``m2`` (see :func:`_model_history`)."""
     from dsgen_core.accounts.access import grant
     from dsgen_core.accounts.users import add_user
     from dsgen_core.config import load_settings
@@ -56,7 +56,6 @@ def build_site(home: Path, *, n_images: int = 40, seed: int = 7, model: bool = T
     from dsgen_core.formats.coco.importer import import_coco, local_sources_dir
     from dsgen_core.registry.db import Registry
     from dsgen_core.registry.projects import ensure_project
-    from dsgen_core.registry.schema import Model, ModelVersion
     from dsgen_core.storage import open_storage
 
     demo = generate_demo_dataset(home / "demo-data", n_images=n_images, seed=seed).root
@@ -71,14 +70,41 @@ def build_site(home: Path, *, n_images: int = 40, seed: int = 7, model: bool = T
             project = ensure_project(s, PROJECT)
             grant(s, project, add_user(s, EMAIL, "Ana", password=PASSWORD), "editor")
             if model:
-                m = Model(project_id=project.id, name="detector", task="det")
-                s.add(m)
-                s.flush()
-                s.add(ModelVersion(project_id=project.id, model_id=m.id, human_id="m1", status="succeeded",
-                                   framework="ultralytics", metrics={"mAP50": 0.61, "mAP50-95": 0.42}))
+                _model_history(s, project, storage)
     finally:
         reg.dispose()
     return home
+
+
+def _model_history(s: Any, project: Any, storage: Any) -> None:
+    """Version ``v1`` frozen, model version ``m1`` trained on it (epochs, an evaluation with a confusion
+    matrix) and its child ``m2``: what a training run records, without training."""
+    from dsgen_core.registry.schema import Evaluation, Model, ModelVersion, TrainingEpochMetric
+    from dsgen_core.versions.lifecycle import create_version, freeze_version, get_version
+
+    create_version(s, project, "v1", split="train=0.7,val=0.15,test=0.15", seed=1)
+    freeze_version(s, project, "v1", storage=storage, actor="test")
+    v1 = get_version(s, project, "v1")
+    m = Model(project_id=project.id, name="detector", task="det")
+    s.add(m)
+    s.flush()
+    m1 = ModelVersion(project_id=project.id, model_id=m.id, human_id="m1", status="succeeded", recipe="yolov8n-160",
+                      framework="ultralytics", training_data_version_id=v1.id, metrics={"mAP50": 0.61, "mAP50-95": 0.42})
+    s.add(m1)
+    s.flush()
+    s.add(ModelVersion(project_id=project.id, model_id=m.id, human_id="m2", status="succeeded", recipe="yolov8n-160",
+                       framework="ultralytics", training_data_version_id=v1.id, parent_model_version_id=m1.id,
+                       metrics={"mAP50": 0.66, "mAP50-95": 0.47}))
+    for e in range(1, 11):
+        s.add(TrainingEpochMetric(model_version_id=m1.id, epoch=e, train_loss=2.4 / e ** 0.5, val_loss=2.6 / e ** 0.45,
+                                  precision=0.3 + 0.04 * e, recall=0.25 + 0.035 * e, map50=0.2 + 0.041 * e,
+                                  map50_95=0.1 + 0.032 * e))
+    names = ["circle", "square", "triangle", "background"]
+    s.add(Evaluation(model_version_id=m1.id, dataset_version_id=v1.id, split="test", precision=0.71, recall=0.64,
+                     f1_score=0.67, map50=0.61, map50_95=0.42,
+                     per_class={"circle": {"ap50": 0.7}, "square": {"ap50": 0.6}, "triangle": {"ap50": 0.53}},
+                     extra={"confusion_names": names,
+                            "confusion_matrix": [[14, 1, 0, 2], [1, 12, 2, 1], [0, 3, 9, 3], [2, 1, 2, 0]]}))
 
 
 def free_port() -> int:

@@ -188,13 +188,35 @@ def _has_route(base: str, path: str) -> bool:
         return path in json.load(r)["paths"]
 
 
-def test_the_models_page_shows_the_model_version(site: tuple[str, Registry], page: Any) -> None:
+def test_a_model_shows_its_curves_confusion_matrix_and_lineage(site: tuple[str, Registry], page: Any) -> None:
     base, _reg = site
-    if not _has_route(base, "/api/projects/{project}/models"):
+    if not _has_route(base, "/api/projects/{project}/models/{ref}"):
         pytest.skip("the API has no models route yet")
     page.goto(f"{base}/p/{PROJECT}/models")
-    page.wait_for_selector(".models table")
-    assert "m1" in page.inner_text(".models table")
+    page.click(".models table a:text-is('m1')")
+    page.wait_for_selector("[data-model=m1] .heatmap")
+    cells = page.eval_on_selector_all("[data-model=m1] .heatmap tbody tr", "rs => rs.map(r => [...r.cells].slice(1).map(c => Number(c.innerText)))")
+    assert cells == [[14, 1, 0, 2], [1, 12, 2, 1], [0, 3, 9, 3], [2, 1, 2, 0]]
+    assert page.locator("[data-chart='Training losses'] polyline").count() == 2  # train and val loss
+    lineage = page.inner_text("[data-model=m1] .lineage")
+    assert "dataset version: v1" in lineage and "children: m2" in lineage
+    page.click("[data-model=m1] .lineage a:text-is('m2')")
+    page.wait_for_selector("[data-model=m2] .lineage:has-text('parent: m1')")
+
+
+def test_a_version_shows_its_splits(site: tuple[str, Registry], page: Any) -> None:
+    base, reg = site
+    if not _has_route(base, "/api/projects/{project}/versions/{tag}"):
+        pytest.skip("the API has no versions route yet")
+    page.goto(f"{base}/p/{PROJECT}/versions")
+    page.click(".versions table a:text-is('v1')")
+    page.wait_for_selector("[data-version=v1] [data-chart='Splits (images)'] [data-bar]")
+    bars = page.eval_on_selector_all("[data-version=v1] [data-chart='Splits (images)'] [data-bar]",
+                                     "bs => bs.map(b => [b.dataset.bar, Number(b.dataset.value)])")
+    with reg.session() as s:
+        from dsgen_core.versions.lifecycle import get_version, version_summary
+        splits = version_summary(s, get_version(s, get_project(s, PROJECT), "v1")).splits
+    assert dict(bars) == {k: n for k, n in splits.items() if n} and sum(splits.values()) == len(_ids(reg, ""))
 
 
 def test_client_routes_get_the_app_and_unknown_api_paths_a_problem(site: tuple[str, Registry]) -> None:

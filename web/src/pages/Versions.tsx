@@ -63,7 +63,7 @@ export function Versions({ project, tag, q }: { project: string; tag: string | n
       <section>
         <h3>Versions</h3>
         {list && (
-          <Table rows={list} link={(r, k) => (k === "tag" || k === "name" ? <Link to={`/p/${encodeURIComponent(project)}/versions/${encodeURIComponent(tagOf(r))}`}>{tagOf(r)}</Link> : null)} />
+          <Table rows={list.map(({ classes: _c, annotations: _a, split_config: _s, content_hash: h, ...r }) => ({ ...r, hash: h ? String(h).slice(0, 12) : null }))} link={(r, k) => (k === "tag" || k === "name" ? <Link to={`/p/${encodeURIComponent(project)}/versions/${encodeURIComponent(tagOf(r))}`}>{tagOf(r)}</Link> : null)} />
         )}
         {list?.length === 0 && <p className="muted">no versions yet</p>}
         <form className="inline" onSubmit={(e) => { e.preventDefault(); void create(); }}>
@@ -114,7 +114,7 @@ function VersionDetail({ project, tag, onChange }: { project: string; tag: strin
 
   if (error) return <p className="error">{error}</p>;
   if (!v) return <p className="muted">loading {tag}…</p>;
-  const { splits, classes, ...rest } = v as Rec & { splits?: unknown; classes?: unknown };
+  const { splits, classes, annotations, ...rest } = v as Rec & { splits?: unknown; classes?: unknown; annotations?: unknown };
   const frozen = Boolean(v.frozen ?? v.frozen_at ?? (v.status === "frozen" || v.state === "frozen"));
   return (
     <section className="version" data-version={tag}>
@@ -122,8 +122,18 @@ function VersionDetail({ project, tag, onChange }: { project: string; tag: strin
       <div className="cols">
         <Value v={rest} />
         <div>
-          {splits !== undefined && <Bars title="Splits (images)" data={countsOf(splits)} />}
-          {classes !== undefined && (Array.isArray(classes) ? <Table rows={classes as Rec[]} /> : <Bars title="Classes" colored data={countsOf(classes)} />)}
+          {splits !== undefined && <Bars title="Splits (images)" data={countsOf(splits).filter(([, n]) => n > 0)} />}
+          {annotations !== undefined && <Bars title="Splits (objects)" data={countsOf(annotations).filter(([, n]) => n > 0)} />}
+          {classes !== undefined && classes !== null && (
+            <figure className="chart" data-chart="Classes by split">
+              <figcaption>Objects per class and split</figcaption>
+              {Array.isArray(classes) ? <Table rows={classes as Rec[]} /> : (
+                <Table rows={Object.entries(classes as Record<string, Record<string, number>>).map(([name, bySplit]) => ({
+                  class: name, ...bySplit, total: Object.values(bySplit).reduce((a, n) => a + n, 0),
+                }))} />
+              )}
+            </figure>
+          )}
         </div>
       </div>
       <div className="inline">
