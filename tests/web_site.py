@@ -46,7 +46,7 @@ def missing() -> str | None:
     return None
 
 
-def build_site(home: Path, *, n_images: int = 40, seed: int = 7, model: bool = True) -> Path:
+def build_site(home: Path, *, n_images: int = 40, seed: int = 7, image_size: int = 160, model: bool = True) -> Path:
     """``home`` as a DSGEN_HOME: the demo data in project ``demo``, its editor :data:`EMAIL`, and
     (``model``) a frozen version ``v1`` with model versions ``m1`` and ``m2`` (see :func:`_model_history`)."""
     from dsgen_core.accounts.access import grant
@@ -58,7 +58,7 @@ def build_site(home: Path, *, n_images: int = 40, seed: int = 7, model: bool = T
     from dsgen_core.registry.projects import ensure_project
     from dsgen_core.storage import open_storage
 
-    demo = generate_demo_dataset(home / "demo-data", n_images=n_images, seed=seed).root
+    demo = generate_demo_dataset(home / "demo-data", n_images=n_images, image_size=image_size, seed=seed).root
     reg = Registry(load_settings(home=home, database_url=f"sqlite:///{home / 'registry' / 'registry.db'}"))
     try:
         storage = open_storage(reg.settings.storage_root)

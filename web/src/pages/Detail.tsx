@@ -2,7 +2,7 @@
 import { useCallback, useEffect, useState } from "react";
 import { P, get, post, qs, request } from "../api";
 import { Overlay, colorOf, type Shape } from "../components/Overlay";
-import { Value, scalar } from "../components/Value";
+import { scalar } from "../components/Value";
 import { Link } from "../router";
 
 interface Obj extends Shape {
@@ -149,8 +149,9 @@ export function AssetDetail({ project, id }: { project: string; id: number }) {
                   <td>{o.kind ?? o.geometry_type}</td>
                   <td>{o.source}</td>
                   <td>{o.confidence === null || o.confidence === undefined ? "–" : o.confidence.toFixed(3)}</td>
-                  <td className="attrs">{o.attributes && Object.keys(o.attributes).length ? <Value v={o.attributes} depth={2} /> : "–"}</td>
-                  <td><button type="button" onClick={() => void findSimilar(o.id)}>Find similar</button></td>
+                  <td className="attrs">{o.attributes && Object.keys(o.attributes).length
+                    ? Object.entries(o.attributes).map(([k, v]) => `${k}: ${scalar(v)}`).join(" · ") : "–"}</td>
+                  <td><button type="button" onClick={() => void findSimilar(o.id)}>Similar</button></td>
                 </tr>
               ))}
             </tbody>
