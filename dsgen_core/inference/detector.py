@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import os
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,7 +34,8 @@ ImageSource = np.ndarray | Path | str
 class _Detector(ABC):
     """The batching loop both runtimes share; subclasses set the attributes and ``_forward``.
 
-    A detector reuses one input buffer across calls: use one per thread.
+    Each thread reuses an input buffer of its own across calls, so threads may share a detector
+    (an inference endpoint serves concurrent requests with one): ONNX Runtime's ``run`` is thread-safe.
     """
 
     names: dict[int, str]
@@ -44,31 +46,41 @@ class _Detector(ABC):
 
     def __init__(self, *, conf: float, iou: float, max_det: int) -> None:
         self.conf, self.iou, self.max_det = conf, iou, max_det
-        self._buffer = np.empty((0, 3, 0, 0), np.float32)
+        self._local = threading.local()
 
     @abstractmethod
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         """The model's first output for a ``(B, 3, H, W)`` float32 batch, as numpy."""
 
-    def predict(self, images: Sequence[ImageSource], batch: int = 1) -> list[Detections]:
+    def _buffer(self, size: int) -> np.ndarray:
+        """This thread's ``(size, 3, H, W)`` input buffer."""
+        buffer: np.ndarray | None = getattr(self._local, "buffer", None)
+        if buffer is None or buffer.shape[0] != size:
+            # Zeros, not empty: a fixed-batch model also computes the unused rows, and garbage can be slow denormals.
+            buffer = self._local.buffer = np.zeros((size, 3, *self._input_hw), np.float32)
+        return buffer
+
+    def predict(self, images: Sequence[ImageSource], batch: int = 1, *, conf: float | None = None,
+                iou: float | None = None) -> list[Detections]:
         """Detections for each image, in order. ``batch`` images go through the model at once when
-        it takes a dynamic batch; a fixed-batch model (the ONNX export's default) sets its own."""
+        it takes a dynamic batch; a fixed-batch model (the ONNX export's default) sets its own.
+        ``conf`` and ``iou`` override the detector's thresholds for this call."""
         if isinstance(images, (str, Path)) or (isinstance(images, np.ndarray) and images.ndim < 4):
             raise DsgenError("predict takes a sequence of images; wrap a single image in a list")
         if batch < 1:
             raise DsgenError(f"batch must be at least 1, got {batch}")
+        conf = self.conf if conf is None else conf
+        iou = self.iou if iou is None else iou
         size = self._fixed_batch or batch
-        if self._buffer.shape != (size, 3, *self._input_hw):
-            # Zeros, not empty: a fixed-batch model also computes the unused rows, and garbage can be slow denormals.
-            self._buffer = np.zeros((size, 3, *self._input_hw), np.float32)
+        buffer = self._buffer(size)
         results: list[Detections] = []
         for start in range(0, len(images), size):
             chunk = images[start:start + size]
-            params: list[LetterboxParams] = [letterbox(load_image(src), self._input_hw, out=self._buffer[i])[1]
+            params: list[LetterboxParams] = [letterbox(load_image(src), self._input_hw, out=buffer[i])[1]
                                              for i, src in enumerate(chunk)]
             # A fixed-batch model gets the whole buffer; rows past the chunk hold stale images and are ignored.
-            out = self._forward(self._buffer if self._fixed_batch else self._buffer[:len(chunk)])
-            results += [postprocess(out[i], p, conf=self.conf, iou=self.iou, max_det=self.max_det,
+            out = self._forward(buffer if self._fixed_batch else buffer[:len(chunk)])
+            results += [postprocess(out[i], p, conf=conf, iou=iou, max_det=self.max_det,
                                     end2end=self._end2end) for i, p in enumerate(params)]
         return results
 

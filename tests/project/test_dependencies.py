@@ -12,7 +12,7 @@ import tomllib
 from support import REPO_ROOT
 
 # Declared for what they run, not for an import: servers, CLIs, database drivers.
-RUNTIME_ONLY = {"dagster-webserver", "dagster-dg-cli", "psycopg"}
+RUNTIME_ONLY = {"dagster-webserver", "dagster-dg-cli", "psycopg", "python-multipart"}
 
 
 def _canonical(name: str) -> str:
