@@ -9,7 +9,22 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from dsgen_api import limits, observe, problems, web
-from dsgen_api.routes import auth, edits, health, infer, media, projects
+from dsgen_api.routes import (
+    auth,
+    cvat,
+    edits,
+    health,
+    infer,
+    insights,
+    media,
+    models,
+    projects,
+    runs,
+    similar,
+    uploads,
+    versions,
+)
+from dsgen_api.runs import RunLauncher
 from dsgen_core.accounts.tokens import signing_key
 from dsgen_core.registry.db import Registry
 
@@ -23,7 +38,10 @@ def create_app(registry: Registry | None = None) -> FastAPI:
     problems.install(app)
     app.state.metrics = observe.install(app)
     limits.install(app)
-    for router in (health.router, auth.router, projects.router, edits.router, media.router, infer.router):
+    app.state.runs = RunLauncher(reg)
+    for router in (health.router, auth.router, projects.router, edits.router, media.router, insights.router,
+                   versions.router, models.router, similar.router, runs.router, uploads.router, cvat.router,
+                   infer.router):
         app.include_router(router)
     web.install(app)  # last: it answers every path no route above took
     return app

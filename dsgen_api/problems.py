@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from dsgen_core.accounts.access import Forbidden, Unauthenticated
 from dsgen_core.accounts.plans import LimitExceeded
 from dsgen_core.accounts.ratelimit import RateLimited
-from dsgen_core.errors import DsgenError, NotFound, ServiceUnavailable
+from dsgen_core.errors import DsgenError, NotFound, ServiceUnavailable, UploadTooLarge
 from dsgen_core.query.parser import QueryError
 
 log = logging.getLogger("dsgen.api")
@@ -37,6 +37,7 @@ STATUS: dict[type[DsgenError], tuple[int, str]] = {
     LimitExceeded: (403, "Plan limit reached"),
     RateLimited: (429, "Too Many Requests"),
     NotFound: (404, "Not Found"),
+    UploadTooLarge: (413, "Content Too Large"),
     ServiceUnavailable: (503, "Service Unavailable"),
     DsgenError: (400, "Bad Request"),
 }

@@ -23,3 +23,7 @@ class ServiceUnavailable(DsgenError):
 
     The CLI exits 3 (environment), as for an unreachable database.
     """
+
+
+class UploadTooLarge(DsgenError):
+    """A file sent is larger than the configured limit (HTTP 413)."""

@@ -27,7 +27,7 @@ from dsgen_pipelines.loop.sensors import (
 )
 from dsgen_pipelines.ml.assets import evaluation, model_version, onnx_artifact, train_model_job
 from dsgen_pipelines.ml.checks import onnx_parity_check, parent_regression_check
-from dsgen_pipelines.registry.assets import import_coco_job, registry_tables, thumbnails
+from dsgen_pipelines.registry.assets import import_coco_job, import_datamaker_job, registry_tables, thumbnails
 from dsgen_pipelines.registry.gc import storage_gc_job, storage_gc_schedule
 from dsgen_pipelines.registry.sensors import registry_changes
 from dsgen_pipelines.resources import build_resources
@@ -41,7 +41,8 @@ def build_definitions(resources: Mapping[str, dg.ConfigurableResource] | None = 
         assets=[*registry_tables, thumbnails, dataset_version, coco_export, yolo_export, insights,
                 model_version, onnx_artifact, evaluation, embeddings, production_model],
         asset_checks=[dataset_version_checks, onnx_parity_check, parent_regression_check, embeddings_in_step],
-        jobs=[import_coco_job, freeze_version_job, dataset_version_job, train_model_job, storage_gc_job, embeddings_job,
+        jobs=[import_coco_job, import_datamaker_job, freeze_version_job, dataset_version_job, train_model_job,
+              storage_gc_job, embeddings_job,
               promotion_job, embedding_reconcile_job, production_reevaluation_job, cvat_push_job, cvat_pull_job],
         sensors=[registry_changes, automation_sensor, reembed_on_changes, next_version_on_policy, train_after_freeze,
                  promote_after_evaluation, record_run_failures, cvat_pull_poll],

@@ -14,7 +14,7 @@ from dsgen_core.formats.coco.importer import import_coco, local_sources_dir
 from dsgen_core.registry.ingest import OnConflict
 from dsgen_core.registry.projects import ensure_project
 from dsgen_core.thumbnails import make_thumbnails
-from dsgen_pipelines.resources import RegistryResource, StorageResource, run_actor
+from dsgen_pipelines.resources import RegistryResource, StorageResource, run_actor, user_errors
 
 # registry table -> the registry_stats() count of its rows in the project
 TABLE_COUNTS = {"assets": "images", "annotations": "objects", "label_classes": "categories", "tracks": "tracks"}
@@ -54,7 +54,7 @@ class CocoImportConfig(dg.Config):
 def import_coco_export(context: dg.OpExecutionContext, config: CocoImportConfig, registry: RegistryResource,
                        storage: StorageResource) -> None:
     store, actor = storage.open(), run_actor(context)
-    with registry.registry.session(bulk=True) as s:
+    with user_errors(), registry.registry.session(bulk=True) as s:
         result = import_coco(s, ensure_project(s, registry.project, source="coco", actor=actor), config.annotations,
                              images=config.images, storage=store,
                              sources_dir=local_sources_dir(store, registry.settings.home), actor=actor,
@@ -68,6 +68,35 @@ def import_coco_export(context: dg.OpExecutionContext, config: CocoImportConfig,
 @dg.job(description="Import a CVAT COCO 1.0 export given as run config (ops.import_coco_export.config).")
 def import_coco_job() -> None:
     import_coco_export()
+
+
+class DatamakerImportConfig(dg.Config):
+    """Datamaker annotatorData (seed 004): one file or a folder of them."""
+
+    path: str = Field(description="An annotatorData JSON file or a folder of them.")
+    images: str | None = Field(default=None, description="The image folder.")
+    skip_invalid: bool = Field(default=False, description="Import the valid records and report the rest.")
+    on_conflict: OnConflict = Field(default="error", description="error, keep or replace (see the COCO import).")
+
+
+@dg.op(description="Import Datamaker annotatorData into the registry.")
+def import_datamaker_export(context: dg.OpExecutionContext, config: DatamakerImportConfig,
+                            registry: RegistryResource, storage: StorageResource) -> None:
+    from dsgen_core.formats.datamaker.importer import import_datamaker
+
+    actor = run_actor(context)
+    with user_errors(), registry.registry.session(bulk=True) as s:
+        result = import_datamaker(s, ensure_project(s, registry.project, source="datamaker", actor=actor),
+                                  config.path, images=config.images, storage=storage.open(), actor=actor,
+                                  skip_invalid=config.skip_invalid, on_conflict=config.on_conflict)
+    summary = result.summary()
+    context.log.info(f"imported {config.path}: {summary}")
+    context.add_output_metadata({k: v for k, v in summary.items() if isinstance(v, int | float | str)})
+
+
+@dg.job(description="Import Datamaker annotatorData given as run config (ops.import_datamaker_export.config).")
+def import_datamaker_job() -> None:
+    import_datamaker_export()
 
 
 @dg.asset(

@@ -27,6 +27,17 @@ def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("dsgen_core.accounts.passwords._HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 
+@pytest.fixture(autouse=True)
+def _own_dagster_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Runs the API starts go to the test's own Dagster instance, on the repository's dagster.yaml."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((Path(__file__).resolve().parents[2] / "dagster.yaml").read_text())
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    for name in ("DSGEN_PROJECT", "DSGEN_DAGSTER_PG_URL", "DSGEN_STORAGE"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generate_demo_dataset(tmp_path_factory.mktemp("demo"), n_images=12, seed=3).root

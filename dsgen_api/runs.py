@@ -1,0 +1,154 @@
+"""Long operations started from the API (uploads, freezes, exports, CVAT, training) are Dagster runs:
+the API picks the run id, starts ``python -m dsgen_pipelines.api_run`` and answers at once; the run's
+progress is read back from Dagster's event log (GET .../runs/{id}, and its events as server-sent events).
+
+A run belongs to the project it was started for (the ``dsgen/project`` tag): another project's
+members get 404 for it, as for any of its objects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dsgen_core.errors import NotFound
+from dsgen_core.registry.db import Registry
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+PROJECT_TAG, USER_TAG = "dsgen/project", "dsgen/api_user"
+TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
+
+
+@dataclass
+class RunEvent:
+    cursor: int
+    type: str  # Dagster's event type (STEP_START, ASSET_MATERIALIZATION, ...) or "LOG"
+    message: str
+    step: str | None
+    level: str
+    at: float
+
+
+@dataclass
+class RunState:
+    run_id: str
+    job: str
+    status: str  # STARTING (process up, run not yet recorded), Dagster's run status, or FAILED_TO_START
+    steps_done: int = 0
+    steps_total: int | None = None
+    error: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return self.status in TERMINAL or self.status == "FAILED_TO_START"
+
+
+class RunLauncher:
+    """Starts runs in their own processes and reads their state; one per app."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self._procs: dict[str, tuple[subprocess.Popen[bytes], str, str]] = {}  # run id -> (process, job, project)
+        self._lock = threading.Lock()
+        self._instance: dg.DagsterInstance | None = None
+
+    @property
+    def instance(self) -> dg.DagsterInstance:
+        with self._lock:
+            if self._instance is None:
+                import dagster as dg
+
+                from dsgen_pipelines.launch import ensure_dagster_home
+
+                ensure_dagster_home()
+                self._instance = dg.DagsterInstance.get()
+            return self._instance
+
+    def log_dir(self) -> Path:
+        path = Path(self.instance.root_directory) / "api_runs"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def launch(self, job: str, *, project: str, user: str, run_config: dict[str, Any] | None = None,
+               partition: str | None = None, assets: list[str] | None = None) -> str:
+        run_id = str(uuid.uuid4())
+        s = self.registry.settings
+        env = {**os.environ, "DSGEN_HOME": str(s.home), "DSGEN_DATABASE_URL": s.database_url,
+               "DSGEN_STORAGE": str(s.storage_root), "DSGEN_PROJECT": project,
+               "DAGSTER_HOME": self.instance.root_directory}
+        cmd = [sys.executable, "-m", "dsgen_pipelines.api_run", job, "--run-id", run_id,
+               "--config", json.dumps(run_config or {}), "--tag", f"{PROJECT_TAG}={project}", "--tag", f"{USER_TAG}={user}"]
+        if partition:
+            cmd += ["--partition", partition]
+        for a in assets or []:
+            cmd += ["--asset", a]
+        with open(self.log_dir() / f"{run_id}.log", "wb") as log:
+            proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+        with self._lock:
+            self._procs[run_id] = (proc, job, project)
+        return run_id
+
+    def state(self, run_id: str, project: str) -> RunState:
+        """The run's state; :class:`NotFound` unless it was started for ``project``."""
+        run = self.instance.get_run_by_id(run_id)
+        if run is None:
+            with self._lock:
+                started = self._procs.get(run_id)
+            if started is None or started[2] != project:
+                raise NotFound(f"no run {run_id} in project {project!r}")
+            proc, job, _ = started
+            if proc.poll() is None:
+                return RunState(run_id, job, "STARTING")
+            tail = (self.log_dir() / f"{run_id}.log").read_text(errors="replace").strip().splitlines()[-1:]
+            return RunState(run_id, job, "FAILED_TO_START", error=tail[0] if tail else f"exit {proc.returncode}")
+        if run.tags.get(PROJECT_TAG) != project:
+            raise NotFound(f"no run {run_id} in project {project!r}")
+        stats = self.instance.get_run_stats(run_id)
+        total = None
+        if run.execution_plan_snapshot_id:
+            snap = self.instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
+            total = len(run.step_keys_to_execute or [s.key for s in snap.steps])
+        error = None
+        if run.status.value == "FAILURE":  # the failed step says why; the run's own message only names it
+            failures = {e.type: e.message for e in self.events(run_id) if e.type in ("STEP_FAILURE", "RUN_FAILURE")}
+            error = failures.get("STEP_FAILURE") or failures.get("RUN_FAILURE")
+        return RunState(run_id, run.job_name, run.status.value, stats.steps_succeeded, total, error, dict(run.tags))
+
+    def events(self, run_id: str, after: int | None = None) -> list[RunEvent]:
+        """The run's events after the cursor ``after`` (a storage id), oldest first."""
+        import logging
+
+        from dagster._core.storage.event_log.base import EventLogCursor  # the public API takes its string form
+
+        cursor = EventLogCursor.from_storage_id(after).to_string() if after is not None else None
+        conn = self.instance.get_records_for_run(run_id, cursor=cursor, limit=1000)
+        out = []
+        for rec in conn.records:
+            e = rec.event_log_entry
+            de = e.dagster_event
+            out.append(RunEvent(rec.storage_id, de.event_type.name if de is not None else "LOG", _message(e),
+                                e.step_key, logging.getLevelName(e.level), e.timestamp))
+        return out
+
+
+def _message(entry: Any) -> str:
+    """What an event says; for a failed step, its error (a dsgen refusal's one line, else the exception's)."""
+    de = entry.dagster_event
+    if de is not None and de.is_step_failure:
+        data = de.step_failure_data
+        if data.user_failure_data is not None and data.user_failure_data.description:
+            return str(data.user_failure_data.description)
+        if data.error is not None:
+            return f"{data.error.cls_name}: {data.error.message.strip()}"
+    return str((de.message if de is not None and de.message else entry.user_message) or "")
