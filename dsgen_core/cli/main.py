@@ -49,6 +49,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "users": ("commands_accounts:users", "Accounts: add and list users (the first admin is made here)."),
     "keys": ("commands_accounts:keys", "API keys: create (shown once), list, revoke."),
     "members": ("commands_accounts:members", "Who has which role in a project: grant, list."),
+    "endpoints": ("commands_endpoints:endpoints", "Inference endpoints: deploy a model version, list, remove."),
     "usage": ("commands_accounts:usage", "API requests, training time and storage per user, against their plan."),
 }
 EXPORT_COMMANDS: dict[str, tuple[str, str]] = {

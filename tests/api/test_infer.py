@@ -4,11 +4,13 @@ under concurrent requests on a real server, write-back as model annotations, bad
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import httpx
@@ -277,3 +279,22 @@ def test_redeploy_swaps_the_model(world: World, tiny: Tiny, models: dict[str, st
     history = world.get("/api/projects/alpha/endpoints?history=true", "viewer").json()
     assert [(e["model_version"], e["status"], e["total_requests"]) for e in history] == [
         ("m2", "active", 1), ("m1", "inactive", 1)]
+
+
+def test_the_cli_deploys_lists_and_removes(world: World, tiny: Tiny, models: dict[str, str], cli: Any) -> None:
+    def ok(*args: str) -> Any:
+        r = cli.invoke("endpoints", *args, "--project", "alpha", "--json")
+        assert r.exit_code == 0, r.output
+        return json.loads(r.stdout)
+
+    deployed = ok("deploy", "shapes")
+    assert (deployed["model_version"], deployed["status"], deployed["url"]) == ("m1", "active", "/api/infer/shapes")
+    assert ok("deploy", "shapes", "--model", "m2")["model_version"] == "m2"
+    assert _infer(world, "shapes", tiny.images[0].read_bytes()).json()["model_version"] == "m2"
+    assert [(e["name"], e["model_version"], e["total_requests"]) for e in ok("list")] == [("shapes", "m2", 1)]
+    assert ok("remove", "shapes")["status"] == "inactive"
+    assert ok("list") == [] and len(ok("list", "--history")) == 2
+    missing = cli.invoke("endpoints", "remove", "shapes", "--project", "alpha")
+    assert missing.exit_code == 2 and "no endpoint 'shapes'" in missing.output
+    unknown = cli.invoke("endpoints", "deploy", "x", "--model", "m9", "--project", "alpha")
+    assert unknown.exit_code == 2 and "m9" in unknown.output
