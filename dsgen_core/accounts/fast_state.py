@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,8 +27,11 @@ from dsgen_core.registry.schema import RefreshToken, RevokedAccessToken, as_utc,
 
 log = logging.getLogger("dsgen.redis")
 PREFIX = "dsgen:"
+PAUSE_S = 5.0  # after a failure, how long requests go straight to the database before Redis is tried again
 _clients: dict[str, Any] = {}
 _lock = threading.Lock()
+_down_until = 0.0
+_stale = False  # a revocation may have missed Redis: copy the database's in before trusting a miss
 
 
 def redis_url() -> str | None:
@@ -35,19 +39,33 @@ def redis_url() -> str | None:
 
 
 def redis_client() -> Any | None:
-    """The client of ``DSGEN_REDIS_URL`` (one per URL and process), or None when it is not set."""
+    """The client of ``DSGEN_REDIS_URL`` (one per URL and process); None when it is not set, or for
+    :data:`PAUSE_S` after Redis failed (:func:`failed`): then the database answers."""
     url = redis_url()
-    if url is None:
+    if url is None or time.monotonic() < _down_until:
         return None
     with _lock:
         client = _clients.get(url)
         if client is None:
             import redis
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
 
-            # Short timeouts: a request waits for Redis at most this long before the database answers.
-            client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+            # Short timeouts and no retries: a request waits for Redis at most this long before the
+            # database answers, and a Redis that is down is left alone for a while (failed()).
+            client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5,
+                                          retry=Retry(NoBackoff(), 0))
             _clients[url] = client
         return client
+
+
+def failed(what: str, exc: Exception) -> None:
+    """Redis did not answer: say so once, and let the database serve for :data:`PAUSE_S`."""
+    global _down_until, _stale
+    _stale = True
+    if time.monotonic() >= _down_until:
+        log.warning("Redis did not answer (%s), the database serves for %g s: %s", what, PAUSE_S, exc)
+    _down_until = time.monotonic() + PAUSE_S
 
 
 def _ttl(expires_at: datetime) -> int:
@@ -69,18 +87,25 @@ def mark_revoked(*, jti: str | None = None, family: str | None = None, expires_a
             pipe.set(f"{PREFIX}revoked:fam:{family}", 1, ex=family_ttl_s)
         pipe.execute()
     except Exception as exc:  # noqa: BLE001 - the database has the revocation; the next sync copies it
-        log.warning("could not mirror a revocation into Redis: %s", exc)
+        failed("mirroring a revocation", exc)
 
 
-def revoked(jti: str, family: str) -> bool | None:
-    """Whether Redis knows the token or its login as revoked; None when Redis is not configured or failed."""
+def revoked(session: Session, jti: str, family: str, *, family_ttl_s: int) -> bool | None:
+    """Whether Redis knows the token or its login as revoked; None when Redis is not configured or failed.
+    After a failure the database's revocations are copied in first: one may have been made meanwhile."""
+    global _stale
     client = redis_client()
     if client is None:
         return None
     try:
+        if _stale:
+            _stale = False
+            sync_revocations(session, family_ttl_s)
+            if _stale:  # the copy failed
+                return None
         return int(client.exists(f"{PREFIX}revoked:jti:{jti}", f"{PREFIX}revoked:fam:{family}")) > 0
     except Exception as exc:  # noqa: BLE001 - the caller asks the database instead
-        log.warning("Redis did not answer a revocation lookup: %s", exc)
+        failed("a revocation lookup", exc)
         return None
 
 

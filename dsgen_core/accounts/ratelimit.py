@@ -14,7 +14,6 @@ turns. Both stores are exact under concurrent requests: Redis's INCR, and the da
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from dataclasses import dataclass
@@ -24,11 +23,10 @@ from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from dsgen_core.accounts import fast_state
 from dsgen_core.accounts.fast_state import PREFIX, redis_client
 from dsgen_core.errors import DsgenError
 from dsgen_core.registry.schema import RateCounter
-
-log = logging.getLogger("dsgen.ratelimit")
 
 
 class RateLimited(DsgenError):
@@ -89,7 +87,7 @@ def count(session: Session, hits: list[Hit], *, window_s: int, now: float | None
         try:
             counts = _redis_counts(client, buckets, start, window_s)
         except Exception as exc:  # noqa: BLE001 - the database counts while Redis is away
-            log.warning("Redis did not answer the rate counters, the database counts: %s", exc)
+            fast_state.failed("the rate counters", exc)
     if counts is None:
         counts = _db_counts(session, buckets, start)
     for h in limited:

@@ -109,7 +109,8 @@ def read_access(session: Session, token: str, key: str) -> Principal:
         raise Unauthenticated("not a valid access token") from None
     if claims.get("typ") != "access" or not claims.get("fam"):
         raise Unauthenticated("not an access token")
-    known = fast_state.revoked(claims["jti"], claims["fam"])  # Redis, when configured: no database lookups
+    # Redis, when configured: no database lookups
+    known = fast_state.revoked(session, claims["jti"], claims["fam"], family_ttl_s=ACCESS_SECONDS)
     if known or (known is None and (session.get(RevokedAccessToken, claims["jti"]) is not None or session.scalar(
             select(RefreshToken.id).where(RefreshToken.family == claims["fam"], RefreshToken.revoked_at.is_not(None))
             .limit(1)) is not None)):

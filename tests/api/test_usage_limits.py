@@ -288,3 +288,37 @@ def test_dsgen_usage_prints_the_summary(world: World, cli: Any) -> None:
     human = cli.invoke("usage", "--since", "all")
     assert "editor@example.com (free): 2 API requests, 1.5 h training" in human.output
     assert cli.invoke("usage", "--since", "yesterday").exit_code == 2
+
+
+def test_an_unreachable_redis_falls_back_to_the_database(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redis down: the database counts and answers revocation lookups; nothing fails, nothing revoked gets in."""
+    from redis_server import _free_port
+
+    monkeypatch.setattr(fast_state, "_down_until", 0.0)  # restored after: the other tests' Redis is not paused
+    monkeypatch.setattr(fast_state, "_stale", False)
+    monkeypatch.setenv("DSGEN_REDIS_URL", f"redis://127.0.0.1:{_free_port()}/0")  # nobody listens there
+    monkeypatch.setenv("DSGEN_RATE_LIMIT_KEY_PER_MINUTE", "2")
+    monkeypatch.setenv("DSGEN_RATE_LIMIT_WINDOW_S", str(WINDOW))
+    for _ in range(2):
+        assert world.get("/api/me", "key:read").status_code == 200
+    _limited(world.get("/api/me", "key:read"), "API key")
+    assert _stored_counters(world) > 0
+    auth = {"Authorization": f"Bearer {world.tokens['viewer']}"}
+    assert world.client.post("/api/auth/logout", headers=auth, json={}).status_code == 204
+    assert world.client.get("/api/me", headers=auth).status_code == 401
+    assert fast_state._stale  # the logout missed Redis: it is copied in before Redis is trusted again
+
+
+def test_a_revocation_that_missed_redis_is_copied_in_when_it_answers_again(
+        world: World, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = _redis(monkeypatch, redis_server)
+    monkeypatch.setattr(fast_state, "_down_until", 0.0)
+    monkeypatch.setattr(fast_state, "_stale", False)
+    auth = {"Authorization": f"Bearer {world.tokens['viewer']}"}
+    assert world.client.get("/api/me", headers=auth).status_code == 200
+    fast_state.failed("a test", RuntimeError("down"))  # Redis went away ...
+    assert world.client.post("/api/auth/logout", headers=auth, json={}).status_code == 204  # ... for this logout
+    assert client.keys("dsgen:revoked:*") == []
+    monkeypatch.setattr(fast_state, "_down_until", 0.0)  # ... and is back
+    assert world.client.get("/api/me", headers=auth).status_code == 401
+    assert client.keys("dsgen:revoked:*") != []
