@@ -18,13 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dsgen_core.accounts.access import Principal
+from dsgen_core.accounts.usage import RUN_USER_TAG
 from dsgen_core.errors import NotFound
 from dsgen_core.registry.db import Registry
 
 if TYPE_CHECKING:
     import dagster as dg
 
-PROJECT_TAG, USER_TAG = "dsgen/project", "dsgen/api_user"
+PROJECT_TAG, ACTOR_TAG = "dsgen/project", "dsgen/api_actor"
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
 
 
@@ -79,7 +81,7 @@ class RunLauncher:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def launch(self, job: str, *, project: str, user: str, run_config: dict[str, Any] | None = None,
+    def launch(self, job: str, *, project: str, principal: Principal, run_config: dict[str, Any] | None = None,
                partition: str | None = None, assets: list[str] | None = None) -> str:
         run_id = str(uuid.uuid4())
         s = self.registry.settings
@@ -87,7 +89,8 @@ class RunLauncher:
                "DSGEN_STORAGE": str(s.storage_root), "DSGEN_PROJECT": project,
                "DAGSTER_HOME": self.instance.root_directory}
         cmd = [sys.executable, "-m", "dsgen_pipelines.api_run", job, "--run-id", run_id,
-               "--config", json.dumps(run_config or {}), "--tag", f"{PROJECT_TAG}={project}", "--tag", f"{USER_TAG}={user}"]
+               "--config", json.dumps(run_config or {}), "--tag", f"{PROJECT_TAG}={project}", "--tag", f"{ACTOR_TAG}={principal.actor}",
+               "--tag", f"{RUN_USER_TAG}={principal.user_id}"]
         if partition:
             cmd += ["--partition", partition]
         for a in assets or []:

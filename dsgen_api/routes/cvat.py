@@ -50,7 +50,7 @@ class ExportJobOut(BaseModel):
 @router.post("/api/projects/{project}/cvat/push", status_code=202, **requires("editor"))
 def push(body: PushIn, request: Request, ctx: ProjectCtx = project_ctx("editor")) -> Started:
     parse(body.query)  # a bad query is a 400 now, not a failed run later
-    return started(ctx, launcher(request).launch("cvat_push_job", project=ctx.project.name, user=ctx.principal.actor,
+    return started(ctx, launcher(request).launch("cvat_push_job", project=ctx.project.name, principal=ctx.principal,
                                                  run_config={"ops": {"cvat_push": {"config": body.model_dump()}}}))
 
 
@@ -58,7 +58,7 @@ def push(body: PushIn, request: Request, ctx: ProjectCtx = project_ctx("editor")
 def pull(body: PullIn, request: Request, ctx: ProjectCtx = project_ctx("editor")) -> Started:
     if body.task_id not in {t.task_id for t in cvat_status(ctx.session, ctx.project, live=False)}:
         raise NotFound(f"CVAT task {body.task_id} was not pushed from project {ctx.project.name!r}")
-    return started(ctx, launcher(request).launch("cvat_pull_job", project=ctx.project.name, user=ctx.principal.actor,
+    return started(ctx, launcher(request).launch("cvat_pull_job", project=ctx.project.name, principal=ctx.principal,
                                                  run_config={"ops": {"cvat_pull": {"config": body.model_dump()}}}))
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from dsgen_api.deps import ProjectCtx, project_ctx, registry, requires, signed_url
 from dsgen_api.routes.runs import Started, launcher, started
+from dsgen_core.accounts.plans import check_training
 from dsgen_core.errors import DsgenError, NotFound
 from dsgen_core.ml.model_versions import (
     ModelVersionSummary,
@@ -21,7 +22,7 @@ from dsgen_core.ml.model_versions import (
     model_version_summary,
 )
 from dsgen_core.ml.recipes import get_recipe
-from dsgen_core.registry.schema import DatasetVersion, Evaluation, ModelVersion, TrainingEpochMetric
+from dsgen_core.registry.schema import DatasetVersion, Evaluation, ModelVersion, TrainingEpochMetric, User
 from dsgen_core.storage import open_storage
 from dsgen_core.versions.lifecycle import get_version
 
@@ -120,5 +121,8 @@ def train(body: TrainIn, request: Request, ctx: ProjectCtx = project_ctx("editor
                          "(other tasks: dsgen model train)")
     if not get_version(ctx.session, ctx.project, body.version).is_frozen:
         raise DsgenError(f"version {body.version!r} is not frozen; freeze it first")
-    return started(ctx, launcher(request).launch("train_model_job", project=ctx.project.name, user=ctx.principal.actor,
+    user = ctx.session.get(User, ctx.principal.user_id)
+    assert user is not None  # just authenticated
+    check_training(ctx.session, user)  # the run's compute is recorded as theirs when it ends
+    return started(ctx, launcher(request).launch("train_model_job", project=ctx.project.name, principal=ctx.principal,
                                                  partition=f"{body.version}|{body.recipe}"))

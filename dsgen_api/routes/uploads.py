@@ -21,8 +21,11 @@ from starlette.concurrency import run_in_threadpool
 
 from dsgen_api.deps import ProjectCtx, project_ctx, registry, requires
 from dsgen_api.routes.runs import Started, launcher, started
+from dsgen_core.accounts.plans import check_storage
+from dsgen_core.accounts.usage import record_usage
 from dsgen_core.errors import DsgenError, UploadTooLarge
 from dsgen_core.formats.images import unpack_zip
+from dsgen_core.registry.schema import User
 
 router = APIRouter(tags=["uploads"])
 MAX_UPLOAD_ENV, MAX_UPLOAD = "DSGEN_MAX_UPLOAD_BYTES", 2 << 30
@@ -60,6 +63,8 @@ async def upload(request: Request, ctx: ProjectCtx = project_ctx("editor"),
         if size == 0:
             raise DsgenError("the request body is empty: send the JSON file or the ZIP as the body")
         annotations, images = await run_in_threadpool(_unpacked, body, folder, format)
+        # The project's owner's plan pays for what it stores (the uploader's, where it has no owner).
+        await run_in_threadpool(_charge_storage, ctx, sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()))
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -70,8 +75,17 @@ async def upload(request: Request, ctx: ProjectCtx = project_ctx("editor"),
         job, op = "import_datamaker_job", "import_datamaker_export"
         config = {"path": str(annotations), "images": str(images) if images else None}
     config |= {"skip_invalid": skip_invalid, "on_conflict": on_conflict}
-    return started(ctx, launcher(request).launch(job, project=ctx.project.name, user=ctx.principal.actor,
+    return started(ctx, launcher(request).launch(job, project=ctx.project.name, principal=ctx.principal,
                                                  run_config={"ops": {op: {"config": config}}}))
+
+
+def _charge_storage(ctx: ProjectCtx, size: int) -> None:
+    s = ctx.session
+    payer = s.get(User, ctx.project.owner_id or ctx.principal.user_id)
+    assert payer is not None  # the caller exists: they were just authenticated
+    check_storage(s, payer, size)
+    record_usage(s, payer.id, "storage", size, project_id=ctx.project.id, api_key_id=ctx.principal.api_key_id)
+    s.commit()
 
 
 def _unpacked(body: Path, folder: Path, fmt: str) -> tuple[Path, Path | None]:

@@ -66,7 +66,7 @@ def freeze(tag: str, request: Request, ctx: ProjectCtx = project_ctx("editor")) 
         raise DsgenError(f"version {tag!r} is already frozen")
     ctx.session.commit()  # the run's process reads the request
     return started(ctx, launcher(request).launch("dataset_version_job", project=ctx.project.name,
-                                                 user=ctx.principal.actor, partition=tag))
+                                                 principal=ctx.principal, partition=tag))
 
 
 @router.get("/api/projects/{project}/versions/{a}/diff/{b}", **requires("viewer"))
@@ -81,7 +81,7 @@ def export(tag: str, body: ExportIn, request: Request, ctx: ProjectCtx = project
     if not get_version(ctx.session, ctx.project, tag).is_frozen:
         raise DsgenError(f"version {tag!r} is not frozen; freeze it first")
     return started(ctx, launcher(request).launch("dataset_version_job", project=ctx.project.name,
-                                                 user=ctx.principal.actor, partition=tag,
+                                                 principal=ctx.principal, partition=tag,
                                                  assets=[f"{body.format}_export"]))
 
 

@@ -24,6 +24,7 @@ from dsgen_core.errors import DsgenError
 from dsgen_core.registry.schema import ApiKey, Asset, Project, ProjectMember, UsageRecord, User, as_utc, utcnow
 
 UNITS = {"api_request": "requests", "storage": "bytes", "training": "seconds"}
+RUN_USER_TAG = "dsgen/user_id"  # a Dagster run started for a user: its compute is theirs
 
 
 def record_usage(session: Session, user_id: int, resource_type: str, amount: float, unit: str | None = None, *,

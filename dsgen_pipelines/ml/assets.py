@@ -10,6 +10,7 @@ from typing import Any, cast
 
 import dagster as dg
 
+from dsgen_core.accounts.usage import RUN_USER_TAG, record_usage
 from dsgen_core.evaluation.model_eval import evaluate_model_version, evaluate_on_parent_split
 from dsgen_core.ml import model_versions as mvs
 from dsgen_core.ml.onnx_artifacts import export_model_onnx
@@ -83,6 +84,11 @@ def model_version(context: dg.AssetExecutionContext, config: TrainConfig, regist
         result = train_model(registry.registry, registry.project, tag, get_recipe(recipe_name, registry.settings.home),
                              storage=store, parent=config.parent, dagster_run_id=context.run.run_id,
                              on_epoch=on_epoch, actor=run_actor(context))
+    uid = context.run.tags.get(RUN_USER_TAG)
+    if uid:  # started for a user (the API): the compute counts against their plan
+        with registry.session() as s:
+            record_usage(s, int(uid), "training", result.seconds, project_id=registry.get_project(s).id,
+                         model_version_id=result.model_version_id, dagster_run_id=context.run.run_id)
     curves = store.read_bytes(store.key_of(result.curves_png)) if result.curves_png else None
     return dg.MaterializeResult(metadata={
         "model_version": result.human_id,

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from api_world import World
 from dsgen_core.registry.projects import get_project
 from dsgen_core.registry.schema import Asset
+from dsgen_core.versions.lifecycle import freeze_version
 
 RUN_TIMEOUT_S = 240
 
@@ -182,3 +183,36 @@ def test_bad_uploads_are_refused_and_nothing_is_left(world: World, monkeypatch: 
     assert post("/api/projects/alpha/uploads", headers=editor, content=chunks()).status_code == 413
     assert post("/api/projects/alpha/uploads", headers=world.as_("viewer"), content=b"{}").status_code == 403
     assert not uploads.exists() or not any(uploads.iterdir())
+
+
+def test_plan_limits_refuse_uploads_and_training_and_usage_is_recorded(world: World, demo: Path) -> None:
+    from dsgen_core.registry.schema import UsageRecord, User
+
+    with world.registry.session() as s:  # the editor's own limits replace their plan's
+        editor = s.scalar(select(User).where(User.email == "editor@example.com"))
+        assert editor is not None
+        editor.storage_gb_limit, editor.gpu_hours_limit = 1e-9, 0.0
+    payload = (demo / "annotations" / "instances_default.json").read_bytes()
+    headers = world.as_("editor", **{"Content-Type": "application/json"})
+    r = world.client.post("/api/projects/alpha/uploads", headers=headers, content=payload)
+    assert r.status_code == 403 and r.json()["title"] == "Plan limit reached", r.text  # alpha has no owner row: the uploader pays
+    assert "storage limit" in r.json()["detail"]
+    uploads = world.registry.settings.home / "uploads"
+    assert not uploads.exists() or not any(uploads.iterdir())
+    world.client.post("/api/projects/alpha/versions", headers=world.as_("editor"), json={"tag": "t1"})
+    r = world.client.post("/api/projects/alpha/models", headers=world.as_("editor"), json={"version": "t1", "recipe": "demo"})
+    assert r.status_code == 400  # not frozen: refused before the plan is asked
+    with world.registry.session() as s:
+        freeze_version(s, get_project(s, "alpha"), "t1")
+    r = world.client.post("/api/projects/alpha/models", headers=world.as_("editor"), json={"version": "t1", "recipe": "demo"})
+    assert r.status_code == 403 and "training limit" in r.json()["detail"], r.text
+    with world.registry.session() as s:
+        editor = s.scalar(select(User).where(User.email == "editor@example.com"))
+        assert editor is not None
+        editor.storage_gb_limit = None
+    r = world.client.post("/api/projects/alpha/uploads", headers=headers, content=payload)
+    assert r.status_code == 202
+    with world.registry.session() as s:
+        rows = list(s.scalars(select(UsageRecord).where(UsageRecord.resource_type == "storage")))
+        assert [(u.amount, u.unit) for u in rows] == [(float(len(payload)), "bytes")]
+    _wait(world, r.json())
