@@ -42,6 +42,8 @@ class Metrics:
                                  registry=self.registry)
         self.in_flight = Gauge("dsgen_http_requests_in_flight", "Requests being served (the queue depth)",
                                registry=self.registry)
+        self.runs_in_flight = Gauge("dsgen_runs_in_flight", "Runs started from the API whose process is still running",
+                                    registry=self.registry)
 
 
 def install(app: FastAPI) -> Metrics:

@@ -102,6 +102,11 @@ class RunLauncher:
             self._procs[run_id] = (proc, job, project)
         return run_id
 
+    def running(self) -> int:
+        """Runs this server started whose process has not ended: the work queue's depth."""
+        with self._lock:
+            return sum(1 for proc, _job, _p in self._procs.values() if proc.poll() is None)
+
     def state(self, run_id: str, project: str) -> RunState:
         """The run's state; :class:`NotFound` unless it was started for ``project``."""
         run = self.instance.get_run_by_id(run_id)
