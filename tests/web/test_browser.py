@@ -86,6 +86,7 @@ def test_a_query_shows_its_count_and_thumbnails_with_their_objects(site: tuple[s
     wanted = _ids(reg, q)
     assert 0 < len(wanted) < len(everything)
     page.wait_for_selector(f".total[data-total='{len(wanted)}']")
+    page.wait_for_selector(".cell[data-id]")  # the count and the first page are two requests
     assert page.url.endswith("/p/demo/gallery?q=category%3Acircle")
     shown = [int(x) for x in page.eval_on_selector_all(".cell[data-id]", "els => els.map(e => e.dataset.id)")]
     assert shown == wanted[: len(shown)] and shown  # the grid renders what is in view, in id order

@@ -31,7 +31,9 @@ const OVERSCAN = 2; // rows above and below the view
 const FIRST_PAGE = 120;
 const PAGE = 500;
 
+// What benchmarks/bench_web.py reads: when the first page's cells and the first thumbnail showed.
 let firstThumbMarked = false;
+let firstCellsMarked = false;
 
 export function Thumb({ item, project }: { item: Item; project: string }) {
   const src = item.thumbnail_url ?? `${P(project)}/assets/${item.id}/thumbnail`;
@@ -77,13 +79,16 @@ export function Gallery({ project, q }: { project: string; q: string }) {
       inflight.current = true;
       setLoading(true);
       try {
-        const page = await get<Page>(
-          `${P(project)}/assets${qs({ q, limit, after, count: after === null ? true : null, shapes: true })}`,
-        );
+        // The count of a first page goes as its own request, in parallel: the cells need not wait for it.
+        if (after === null)
+          get<Page>(`${P(project)}/assets${qs({ q, limit: 1, count: true })}`).then(
+            (c) => { if (gen === generation.current) setTotal(c.total ?? null); },
+            () => undefined, // the page's own request reports the error
+          );
+        const page = await get<Page>(`${P(project)}/assets${qs({ q, limit, after, shapes: true })}`);
         if (gen !== generation.current) return; // a newer query took over
         setItems((prev) => (after === null ? page.items : prev.concat(page.items)));
         setNext(page.next_after);
-        if (after === null) setTotal(page.total ?? null);
         setError(null);
       } catch (e) {
         if (gen !== generation.current) return;
@@ -107,12 +112,23 @@ export function Gallery({ project, q }: { project: string; q: string }) {
     inflight.current = false;
     setItems([]);
     setNext(null);
+    setTotal(null);
     setSelected(new Set());
     setAnchor(null);
     setNotice(null);
     scroller.current?.scrollTo(0, 0);
-    void fetchPage(null, FIRST_PAGE);
+    // the first page is what fills the view (and a row more), so it comes back fast
+    const el = scroller.current;
+    const fits = el ? Math.max(1, Math.floor(el.clientWidth / CELL)) * (Math.ceil(el.clientHeight / ROW) + 1) : FIRST_PAGE;
+    void fetchPage(null, Math.min(FIRST_PAGE, Math.max(24, fits)));
   }, [fetchPage]);
+
+  useEffect(() => {
+    if (items.length && !firstCellsMarked) {
+      firstCellsMarked = true;
+      requestAnimationFrame(() => performance.mark("dsgen:first-cells"));
+    }
+  }, [items.length]);
 
   useLayoutEffect(() => {
     const el = scroller.current;
