@@ -127,18 +127,15 @@ def infer(endpoint: str, request: Request, data: bytes | JSONResponse = Depends(
     """Detections of the endpoint's model on the image: class, box (x, y, w, h pixels), score."""
     if isinstance(data, JSONResponse):
         return data
-    try:
-        _d, project = eps.find_endpoint(s, endpoint)
-    except NotFound:
-        raise NotFound(f"no endpoint {endpoint!r}") from None
+    d, project = eps.find_endpoint(s, endpoint)
     role = project_role(s, p, project)
     if role is None:
         raise NotFound(f"no endpoint {endpoint!r}")  # the same answer as one that does not exist
     require(role, "editor" if write_back_asset_id is not None else "viewer", project=project.name)
     reg = registry(request)
     try:
-        r = eps.infer(s, endpoint, data, storage=open_storage(reg.settings.storage_root), cache_dir=_cache_dir(request),
-                      conf=conf, iou=iou, write_back_asset_id=write_back_asset_id, project=project, actor=p.actor)
+        r = eps.infer(s, d, data, storage=open_storage(reg.settings.storage_root), cache_dir=_cache_dir(request),
+                      conf=conf, iou=iou, write_back_asset_id=write_back_asset_id, actor=p.actor)
     except eps.BadImage as exc:
         return problem(413 if exc.too_large else 400, "Bad image", str(exc))
     except eps.EndpointConflict as exc:

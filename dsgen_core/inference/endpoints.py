@@ -182,6 +182,9 @@ def _retire(d: Deployment) -> None:
     d.status, d.endpoint_url = "inactive", None
     if d.model_artifact_id is not None:
         MODELS.evict(d.model_artifact_id)
+    with _PLANS_LOCK:
+        for key in [k for k in _PLANS if k[1] == d.id]:
+            del _PLANS[key]
 
 
 def undeploy_endpoint(session: Session, project: Project, name: str, *, actor: str | None = None) -> Endpoint:
@@ -387,44 +390,76 @@ def _class_names(session: Session, project: Project, mv: ModelVersion, det: Onnx
     return out
 
 
-def infer(session: Session, name: str, data: bytes, *, storage: Storage, cache_dir: Path,
+@dataclass(frozen=True)
+class _Plan:
+    """What serving a deployment needs beyond its row, read once per process: its artifact (loaded
+    attributes, detached), its model version and the class of each output index."""
+
+    artifact: ModelArtifact
+    mv_id: int
+    model_version: str
+    classes: tuple[tuple[str, str], ...]
+
+
+_PLANS: dict[tuple[object, int], _Plan] = {}
+_PLANS_LOCK = threading.Lock()
+
+
+def _plan(session: Session, d: Deployment, project: Project, storage: Storage,
+          cache_dir: Path) -> tuple[_Plan, OnnxDetector]:
+    key = (session.get_bind(), d.id)
+    plan = _PLANS.get(key)
+    if plan is None:
+        art = session.get(ModelArtifact, d.model_artifact_id) if d.model_artifact_id is not None else None
+        mv = session.get(ModelVersion, d.model_version_id)
+        if art is None or mv is None:
+            raise EndpointConflict(f"endpoint {d.name!r} lost its model artifact; deploy it again")
+        detector = MODELS.get(art, storage, cache_dir)
+        plan = _Plan(art, mv.id, mv.human_id, tuple(_class_names(session, project, mv, detector)))
+        with _PLANS_LOCK:
+            if len(_PLANS) >= 256:  # deployments of registries long closed (tests): start afresh
+                _PLANS.clear()
+            _PLANS[key] = plan
+        return plan, detector
+    return plan, MODELS.get(plan.artifact, storage, cache_dir)
+
+
+def infer(session: Session, endpoint: str | Deployment, data: bytes, *, storage: Storage, cache_dir: Path,
           conf: float = 0.25, iou: float = 0.7, write_back_asset_id: int | None = None,
-          project: Project | None = None, actor: str | None = None) -> InferenceResult:
-    """Run endpoint ``name`` on an image's bytes.
+          actor: str | None = None) -> InferenceResult:
+    """Run ``endpoint`` (its name, or its row as :func:`find_endpoint` gave it) on an image's bytes.
 
     With ``write_back_asset_id`` (an image of the endpoint's project), the detections also become
     the model's annotations of that image (replacing the model's earlier ones there), through the
-    ingest in the caller's transaction. ``project``, when given, must be the endpoint's (the API
-    passes the one it checked the caller's role in).
+    ingest in the caller's transaction.
     """
     if not 0.0 <= conf <= 1.0 or not 0.0 <= iou <= 1.0:
         raise DsgenError(f"conf and iou must be between 0 and 1, got conf={conf}, iou={iou}")
-    d, found = find_endpoint(session, name)
-    if project is not None and project.id != found.id:
-        raise NotFound(f"no endpoint {name!r}")
+    if isinstance(endpoint, str):
+        d, project = find_endpoint(session, endpoint)
+    else:
+        d, found = endpoint, session.get(Project, endpoint.project_id)
+        assert found is not None  # a foreign key
+        project = found
+    name = d.name
     if d.status != "active":
         raise EndpointConflict(f"endpoint {name!r} is {d.status}"
                                + (f": {(d.reason or {}).get('error')}" if d.status == "error" else "")
                                + "; deploy it again")
-    art = session.get(ModelArtifact, d.model_artifact_id) if d.model_artifact_id is not None else None
-    mv = session.get(ModelVersion, d.model_version_id)
-    if art is None or mv is None:
-        raise EndpointConflict(f"endpoint {name!r} lost its model artifact; deploy it again")
     asset = None
     if write_back_asset_id is not None:
         asset = session.get(Asset, write_back_asset_id)
-        if asset is None or asset.project_id != found.id or asset.deleted_at is not None:
-            raise NotFound(f"no image {write_back_asset_id} in project {found.name!r}")
+        if asset is None or asset.project_id != project.id or asset.deleted_at is not None:
+            raise NotFound(f"no image {write_back_asset_id} in project {project.name!r}")
     t0 = time.perf_counter()
     image = decode_image(data)
-    detector = MODELS.get(art, storage, cache_dir)
+    plan, detector = _plan(session, d, project, storage, cache_dir)
     det: Detections = detector.predict([image], conf=conf, iou=iou)[0]
     ms = (time.perf_counter() - t0) * 1000
-    classes = _class_names(session, found, mv, detector)
-    detections = [Detection(classes[c][0] if c < len(classes) else str(c), classes[c][1] if c < len(classes) else str(c),
-                            (x1, y1, x2 - x1, y2 - y1), score)
-                  for (x1, y1, x2, y2), score, c in zip(det.boxes.tolist(), det.scores.tolist(), det.class_ids.tolist(),
-                                                        strict=True)]
+    detections = []
+    for (x1, y1, x2, y2), score, c in zip(det.boxes.tolist(), det.scores.tolist(), det.class_ids.tolist(), strict=True):
+        key, label = plan.classes[c] if c < len(plan.classes) else (str(c), str(c))
+        detections.append(Detection(key, label, (x1, y1, x2 - x1, y2 - y1), score))
     engine = session.get_bind()
     if isinstance(engine, Engine) and USAGE.record(engine, d.id, datetime.now(UTC)):
         USAGE.flush(engine)  # before any write of this transaction: SQLite would make the two wait on each other
@@ -432,8 +467,10 @@ def infer(session: Session, name: str, data: bytes, *, storage: Storage, cache_d
     if asset is not None:
         from dsgen_core.ml.auto_annotate import write_detections
 
-        r = write_detections(session, found, mv, {asset.id: det}, storage=storage, actor=actor,
+        mv = session.get(ModelVersion, plan.mv_id)
+        assert mv is not None  # a foreign key of the live row
+        r = write_detections(session, project, mv, {asset.id: det}, storage=storage, actor=actor,
                              detail={"endpoint": name, "conf": conf, "iou": iou}, audit_action="annotate.endpoint")
         written = r.objects_new
-    return InferenceResult(name, mv.human_id, int(image.shape[1]), int(image.shape[0]), detections, round(ms, 2),
-                           written)
+    return InferenceResult(name, plan.model_version, int(image.shape[1]), int(image.shape[0]), detections,
+                           round(ms, 2), written)
