@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 from urllib.parse import quote
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -87,10 +90,10 @@ def _masks(request: Request) -> MaskStore:
     return MaskStore(open_storage(registry(request).settings.storage_root))
 
 
-@router.get("/api/projects/{project}/assets", **requires("viewer"))
+@router.get("/api/projects/{project}/assets", response_model=AssetPage, **requires("viewer"))
 def assets(request: Request, ctx: ProjectCtx = project_ctx("viewer"), q: str = Query("", max_length=4000),
            limit: int = Query(100, ge=1, le=MAX_PAGE), after: int | None = Query(None, ge=0),
-           count: bool = Query(False), shapes: bool = Query(False)) -> AssetPage:
+           count: bool = Query(False), shapes: bool = Query(False)) -> Response:
     """Images matching the query ``q`` (the CLI's language), ``limit`` per page, in id order after ``after``;
     ``shapes``: with each image's objects in pixels, to draw over its thumbnail."""
     ids = run_query(ctx.session, ctx.project, q, limit=limit + 1, after=after)
@@ -98,17 +101,23 @@ def assets(request: Request, ctx: ProjectCtx = project_ctx("viewer"), q: str = Q
     ids = ids[:limit]
     rows = {a.id: a for a in ctx.session.execute(select(Asset.id, Asset.file_name, Asset.width, Asset.height)
                                                  .where(Asset.id.in_(ids)))} if ids else {}
-    counts: dict[int, int] = {}
-    if ids:
+    if shapes:
+        drawn = display_shapes(ctx.session, ids, masks=_masks(request),
+                               sizes={i: (r.width, r.height) for i, r in rows.items()})
+        counts = {i: len(v) for i, v in drawn.items()}
+    elif ids:
         counts = dict(ctx.session.execute(select(Annotation.asset_id, func.count()).where(
             Annotation.asset_id.in_(ids)).group_by(Annotation.asset_id)).all())
-    drawn = display_shapes(ctx.session, ids, masks=_masks(request)) if shapes else {}
-    items = [AssetOut(id=i, file_name=rows[i].file_name, width=rows[i].width, height=rows[i].height,
-                      objects=counts.get(i, 0), **_urls(ctx, request, i),
-                      shapes=[ShapeOut(**vars(sh)) for sh in drawn.get(i, [])] if shapes else None)
-             for i in ids if i in rows]
-    return AssetPage(items=items, next_after=ids[-1] if more and ids else None,
-                     total=count_query(ctx.session, ctx.project, q) if count else None)
+    else:
+        counts = {}
+    items = [{"id": i, "file_name": rows[i].file_name, "width": rows[i].width, "height": rows[i].height,
+              "objects": counts.get(i, 0), **_urls(ctx, request, i),
+              "shapes": drawn.get(i, []) if shapes else None} for i in ids if i in rows]
+    page = {"items": items, "next_after": ids[-1] if more and ids else None,
+            "total": count_query(ctx.session, ctx.project, q) if count else None}
+    # Serialized once by orjson, not validated again through AssetPage: a gallery page holds thousands
+    # of shapes, and that second pass cost more than the query (the schema above still documents it).
+    return Response(orjson.dumps(page), media_type="application/json")
 
 
 @router.get("/api/projects/{project}/assets/{asset_id}", **requires("viewer"))
@@ -123,6 +132,6 @@ def asset(asset_id: int, request: Request, ctx: ProjectCtx = project_ctx("viewer
     return AssetDetail(id=a.id, file_name=a.file_name, width=a.width, height=a.height, objects=len(drawn),
                        tags=get_tags(ctx.session, a.id), metadata=get_metadata(ctx.session, a.id),
                        **_urls(ctx, request, a.id),
-                       objects_list=[ObjectOut(**vars(sh), geometry_type=rows[sh.id].geometry_type,
+                       objects_list=[ObjectOut(**asdict(sh), geometry_type=rows[sh.id].geometry_type,
                                                attributes=rows[sh.id].attributes, tags=tags.get(sh.id, []),
                                                metadata=meta.get(sh.id, {})) for sh in drawn])
