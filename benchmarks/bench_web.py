@@ -110,9 +110,14 @@ def measure(base: str, query: str, thumbs: bool, scroll: bool) -> dict[str, Any]
     token = refresh_token(base)
     with chromium() as ctx:
         page = ctx.new_page()
-        page.add_init_script(f"sessionStorage.setItem('dsgen.refresh', {json.dumps(token)})")
+        # on the first navigation only: a later one must keep the token the page rotated it to (sending
+        # the first again would be a reuse, which ends the login)
+        page.add_init_script(f"sessionStorage.getItem('dsgen.refresh') || sessionStorage.setItem('dsgen.refresh', {json.dumps(token)})")
         page.goto(url)
-        page.wait_for_selector(".cell[data-id]", timeout=60_000)
+        try:
+            page.wait_for_selector(".cell[data-id]", timeout=60_000)
+        except Exception as exc:  # say where the page is stuck, not only that it is
+            raise RuntimeError(f"no gallery cells at {page.url}: {page.inner_text('body')[:300]!r}") from exc
         if thumbs:
             page.wait_for_function("() => performance.getEntriesByName('dsgen:first-thumbnail').length > 0",
                                    timeout=60_000)
