@@ -220,6 +220,22 @@ def test_a_version_shows_its_splits(site: tuple[str, Registry], page: Any) -> No
     assert dict(bars) == {k: n for k, n in splits.items() if n} and sum(splits.values()) == len(_ids(reg, ""))
 
 
+def test_logging_out_ends_the_login(site: tuple[str, Registry], page: Any) -> None:
+    base, _reg = site
+    refresh = page.evaluate("sessionStorage.getItem('dsgen.refresh')")
+    page.click("text=Log out")
+    page.wait_for_selector("input[name=email]")
+    assert page.evaluate("sessionStorage.getItem('dsgen.refresh')") is None
+    req = urllib.request.Request(f"{base}/api/auth/refresh", data=json.dumps({"refresh_token": refresh}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(req)
+    assert caught.value.code == 401
+    page.goto(f"{base}/p/{PROJECT}/gallery")  # a page of the app sends a logged-out visitor to the login
+    page.wait_for_selector("input[name=email]")
+    assert "/login?next=" in page.url
+
+
 def test_client_routes_get_the_app_and_unknown_api_paths_a_problem(site: tuple[str, Registry]) -> None:
     base, _reg = site
     with urllib.request.urlopen(f"{base}/p/{PROJECT}/versions/v1") as r:
