@@ -56,3 +56,28 @@ def edit_metadata(body: MetaEdit, ctx: ProjectCtx = project_ctx("editor")) -> Ch
         n = tagging.unset_metadata(ctx.session, ctx.project, body.key, asset_ids=body.ids, query=body.query,
                                    level=body.level, actor=ctx.principal.actor)
     return Changed(changed=n)
+
+
+class AssetPatch(BaseModel):
+    """Changes to one image, applied together (one transaction): tags to add and remove, metadata to set
+    and unset."""
+
+    tags_add: list[str] = Field(default_factory=list, max_length=100)
+    tags_remove: list[str] = Field(default_factory=list, max_length=100)
+    metadata_set: dict[str, Any] = Field(default_factory=dict, max_length=100)
+    metadata_unset: list[str] = Field(default_factory=list, max_length=100)
+
+
+@router.patch("/api/projects/{project}/assets/{asset_id}", **requires("editor"))
+def patch_asset(asset_id: int, body: AssetPatch, ctx: ProjectCtx = project_ctx("editor")) -> Changed:
+    ids, s, actor = [asset_id], ctx.session, ctx.principal.actor
+    n = 0
+    if body.tags_add:
+        n += tagging.add_tags(s, ctx.project, body.tags_add, asset_ids=ids, actor=actor)
+    if body.tags_remove:
+        n += tagging.remove_tags(s, ctx.project, body.tags_remove, asset_ids=ids, actor=actor)
+    for key, value in body.metadata_set.items():
+        n += tagging.set_metadata(s, ctx.project, key, value, asset_ids=ids, actor=actor)
+    for key in body.metadata_unset:
+        n += tagging.unset_metadata(s, ctx.project, key, asset_ids=ids, actor=actor)
+    return Changed(changed=n)

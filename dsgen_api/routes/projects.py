@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from dsgen_api.deps import ProjectCtx, principal, project_ctx, registry, requires, session, signed_url
 from dsgen_core.accounts.access import Principal, visible_projects
-from dsgen_core.errors import NotFound
-from dsgen_core.query import count_query, run_query
+from dsgen_core.errors import DsgenError, NotFound
+from dsgen_core.query import SORTS, count_query, run_query, run_query_page
 from dsgen_core.registry.display import display_shapes
 from dsgen_core.registry.schema import Annotation, Asset
 from dsgen_core.registry.tagging import get_metadata, get_tags, object_metadata, object_tags
@@ -57,7 +57,8 @@ class AssetOut(BaseModel):
 
 class AssetPage(BaseModel):
     items: list[AssetOut]
-    next_after: int | None  # pass as ``after`` for the next page; None: this was the last
+    next_after: int | None  # id order: pass as ``after`` for the next page; None: this was the last
+    next_cursor: str | None  # any order: pass as ``cursor`` for the next page
     total: int | None
 
 
@@ -93,12 +94,22 @@ def _masks(request: Request) -> MaskStore:
 @router.get("/api/projects/{project}/assets", response_model=AssetPage, **requires("viewer"))
 def assets(request: Request, ctx: ProjectCtx = project_ctx("viewer"), q: str = Query("", max_length=4000),
            limit: int = Query(100, ge=1, le=MAX_PAGE), after: int | None = Query(None, ge=0),
-           count: bool = Query(False), shapes: bool = Query(False)) -> Response:
-    """Images matching the query ``q`` (the CLI's language), ``limit`` per page, in id order after ``after``;
-    ``shapes``: with each image's objects in pixels, to draw over its thumbnail."""
-    ids = run_query(ctx.session, ctx.project, q, limit=limit + 1, after=after)
-    more = len(ids) > limit
-    ids = ids[:limit]
+           count: bool = Query(False), shapes: bool = Query(False),
+           sort: str = Query("id", max_length=20, description=f"one of {', '.join(SORTS)}; -field: descending"),
+           cursor: str | None = Query(None, max_length=1000)) -> Response:
+    """Images matching the query ``q`` (the CLI's language), ``limit`` per page, sorted by ``sort``: pages
+    follow ``next_cursor`` (or, in id order, ``next_after`` as ``after``); ``shapes``: with each image's
+    objects in pixels, to draw over its thumbnail."""
+    if after is not None and (sort != "id" or cursor is not None):
+        raise DsgenError("after pages in id order; with sort or cursor, page with cursor")
+    next_cursor = None
+    if after is not None:
+        ids = run_query(ctx.session, ctx.project, q, limit=limit + 1, after=after)
+        more = len(ids) > limit
+        ids = ids[:limit]
+    else:
+        found = run_query_page(ctx.session, ctx.project, q, sort=sort, limit=limit, cursor=cursor)
+        ids, next_cursor, more = found.ids, found.next_cursor, found.next_cursor is not None
     rows = {a.id: a for a in ctx.session.execute(select(Asset.id, Asset.file_name, Asset.width, Asset.height)
                                                  .where(Asset.id.in_(ids)))} if ids else {}
     if shapes:
@@ -113,7 +124,8 @@ def assets(request: Request, ctx: ProjectCtx = project_ctx("viewer"), q: str = Q
     items = [{"id": i, "file_name": rows[i].file_name, "width": rows[i].width, "height": rows[i].height,
               "objects": counts.get(i, 0), **_urls(ctx, request, i),
               "shapes": drawn.get(i, []) if shapes else None} for i in ids if i in rows]
-    page = {"items": items, "next_after": ids[-1] if more and ids else None,
+    page = {"items": items, "next_after": ids[-1] if more and ids and sort == "id" else None,
+            "next_cursor": next_cursor,
             "total": count_query(ctx.session, ctx.project, q) if count else None}
     # Serialized once by orjson, not validated again through AssetPage: a gallery page holds thousands
     # of shapes, and that second pass cost more than the query (the schema above still documents it).

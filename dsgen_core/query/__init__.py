@@ -44,10 +44,14 @@ Levels
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, func
@@ -56,6 +60,7 @@ from sqlalchemy.orm import Session
 
 from dsgen_core.errors import DsgenError
 from dsgen_core.query.compiler import Level, compile_query
+from dsgen_core.registry.schema import Asset
 
 if TYPE_CHECKING:
     from dsgen_core.registry.schema import Project
@@ -63,6 +68,7 @@ if TYPE_CHECKING:
 from dsgen_core.query.parser import ALIASES, BUILTIN_FIELDS, NUMBER_RE, And, Node, Not, Or, Predicate, QueryError, parse
 
 __all__ = [
+    "SORTS",
     "And",
     "Level",
     "Node",
@@ -71,12 +77,14 @@ __all__ = [
     "Predicate",
     "QueryError",
     "QueryTimeout",
+    "SortedPage",
     "compile_query",
     "count_query",
     "is_builtin_field",
     "is_numeric_text",
     "parse",
     "run_query",
+    "run_query_page",
     "statement_timeout",
 ]
 
@@ -163,6 +171,69 @@ def run_query(
     stmt = stmt.order_by(stmt.selected_columns[0]).offset(offset).limit(limit)
     with statement_timeout(session):
         return list(session.scalars(stmt))
+
+
+# Image fields a page can be sorted by, NULLs read as the value that sorts them first.
+SORTS: dict[str, tuple[Any, Any]] = {
+    "id": (Asset.id, None), "file_name": (Asset.file_name, ""), "width": (Asset.width, -1),
+    "height": (Asset.height, -1), "created_at": (Asset.created_at, None),
+}
+
+
+@dataclass(frozen=True)
+class SortedPage:
+    ids: list[int]
+    next_cursor: str | None  # give it back as ``cursor`` for the next page; None: this was the last
+
+
+def run_query_page(session: Session, project: Project, text: str, *, sort: str = "id", limit: int = 100,
+                   cursor: str | None = None) -> SortedPage:
+    """One page of matching image ids sorted by ``sort`` (a field of :data:`SORTS`, ``-`` for descending),
+    ties broken by id. The cursor carries the last row's (value, id): a keyset, so page 1,000 costs
+    what page 1 does, and rows inserted meanwhile neither repeat nor skip others."""
+    desc = sort.startswith("-")
+    field = sort.lstrip("-")
+    if field not in SORTS:
+        raise DsgenError(f"sort by one of {', '.join(SORTS)} (prefix - for descending), not {sort!r}")
+    col, null_as = SORTS[field]
+    key = func.coalesce(col, null_as) if null_as is not None else col
+    stmt: Select[Any] = compile_query(text, project_id=project.id, level="image", session=session)
+    if cursor is not None:
+        value, last = _read_cursor(cursor)
+        if field == "created_at" and value is not None:
+            value = datetime.fromisoformat(value)
+        if field == "id":  # one column: a plain range the primary key answers
+            after = Asset.id < last if desc else Asset.id > last
+        else:
+            after = (key < value) | ((key == value) & (Asset.id < last)) if desc else \
+                (key > value) | ((key == value) & (Asset.id > last))
+        stmt = stmt.where(after)
+    order: list[Any] = [key.desc(), Asset.id.desc()] if desc else [key, Asset.id]
+    if field == "id":
+        order = order[:1]
+    stmt = stmt.add_columns(key).order_by(*order).limit(limit + 1)
+    with statement_timeout(session):
+        rows = session.execute(stmt).all()
+    more, rows = len(rows) > limit, rows[:limit]
+    nxt = None
+    if more and rows:
+        v = rows[-1][1]
+        nxt = _write_cursor(v.isoformat() if isinstance(v, datetime) else v, rows[-1][0])
+    return SortedPage([r[0] for r in rows], nxt)
+
+
+def _write_cursor(value: Any, last_id: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps([value, last_id]).encode()).decode().rstrip("=")
+
+
+def _read_cursor(cursor: str) -> tuple[Any, int]:
+    try:
+        value, last = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(last, int) or isinstance(value, (list, dict)):
+            raise ValueError
+    except (ValueError, TypeError, UnicodeDecodeError):
+        raise DsgenError("cursor is not one this server gave out; start again without it") from None
+    return value, last
 
 
 def count_query(session: Session, project: Project, text: str, *, level: Level = "image") -> int:

@@ -120,3 +120,22 @@ def test_the_gallery_gets_every_objects_shape_in_pixels(world: World) -> None:
                 x, y, w, h = sh["bbox"]
                 assert -1 <= x and x + w <= i["width"] + 1 and y + h <= i["height"] + 1
     assert world.get("/api/projects/alpha/assets", "viewer", params={"limit": 2}).json()["items"][0]["shapes"] is None
+
+
+def test_one_image_is_patched_all_or_nothing(world: World) -> None:
+    first = _ids(world, "alpha")[0]
+    url = f"/api/projects/alpha/assets/{first}"
+    r = world.client.patch(url, headers=world.as_("editor"),
+                           json={"tags_add": ["keep", "drop"], "metadata_set": {"color": "red", "n": 3}})
+    assert r.status_code == 200, r.text
+    r = world.client.patch(url, headers=world.as_("editor"), json={"tags_remove": ["drop"], "metadata_unset": ["n"]})
+    assert r.status_code == 200
+    detail = world.get(url, "viewer").json()
+    assert detail["tags"] == ["keep"] and detail["metadata"] == {"color": "red"}
+    bad = world.client.patch(url, headers=world.as_("editor"), json={"tags_add": ["new"], "metadata_set": {"": 1}})
+    assert bad.status_code == 400
+    assert world.get(url, "viewer").json()["tags"] == ["keep"]  # the tag before the bad key was not kept
+    assert world.client.patch(url, headers=world.as_("viewer"), json={"tags_add": ["x"]}).status_code == 403
+    beta = _ids(world, "beta")[0]
+    r = world.client.patch(f"/api/projects/alpha/assets/{beta}", headers=world.as_("editor"), json={"tags_add": ["x"]})
+    assert r.status_code == 404
