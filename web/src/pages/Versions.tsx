@@ -4,7 +4,7 @@ import { useCallback, useEffect, useState } from "react";
 import { P, download, get, post, type RunEvent } from "../api";
 import { Bars } from "../components/Charts";
 import { RunProgress } from "../components/Progress";
-import { Table, Value } from "../components/Value";
+import { Table, Value, scalar } from "../components/Value";
 import { Link } from "../router";
 
 type Rec = Record<string, unknown>;
@@ -81,8 +81,41 @@ export function Versions({ project, tag, q }: { project: string; tag: string | n
           <select value={b} onChange={(e) => setB(e.target.value)} name="diff-b"><option value="">to…</option>{tags.map((t) => <option key={t}>{t}</option>)}</select>
           <button type="submit" disabled={!a || !b}>Compare</button>
         </form>
-        {diff !== null && <div data-testid="diff"><Value v={diff} /></div>}
+        {diff !== null && <div data-testid="diff"><DiffView d={diff as Rec} /></div>}
       </section>
+    </div>
+  );
+}
+
+/** A diff's counts first; its lists (possibly of 100,000 names) only as their first few. */
+function DiffView({ d }: { d: Rec }) {
+  if (!Array.isArray(d.images_added)) return <Value v={d} />;
+  const list = (k: string) => (d[k] as unknown[]) ?? [];
+  const first = (k: string) => list(k).slice(0, 12).map((x) => (typeof x === "string" ? x : JSON.stringify(x))).join(", ");
+  const rows: [string, string, number][] = [
+    ["images added", "images_added", list("images_added").length],
+    ["images removed", "images_removed", list("images_removed").length],
+    ["images moved between splits", "images_moved", list("images_moved").length],
+    ["objects relabelled", "relabelled", list("relabelled").length],
+  ];
+  const byClass = (k: string) => Object.entries((d[k] ?? {}) as Record<string, number>).map(([c, n]) => [c === "null" ? "(unlabeled)" : c, n] as [string, number]);
+  return (
+    <div className="cols">
+      <table className="kv">
+        <tbody>
+          <tr><th>from → to</th><td>{String(d.from_tag)} → {String(d.to_tag)}</td></tr>
+          {rows.map(([label, key, n]) => (
+            <tr key={key} data-diff={key} data-count={n}>
+              <th>{label}</th>
+              <td>{n.toLocaleString()}{n ? <span className="muted"> ({first(key)}{n > 12 ? ", …" : ""})</span> : null}</td>
+            </tr>
+          ))}
+          <tr data-diff="annotations_added" data-count={Number(d.annotations_added)}><th>objects added</th><td>{scalar(d.annotations_added)}</td></tr>
+          <tr data-diff="annotations_removed" data-count={Number(d.annotations_removed)}><th>objects removed</th><td>{scalar(d.annotations_removed)}</td></tr>
+        </tbody>
+      </table>
+      <Bars title="Objects added by class" colored data={byClass("annotations_added_by_class")} />
+      <Bars title="Objects removed by class" colored data={byClass("annotations_removed_by_class")} />
     </div>
   );
 }
