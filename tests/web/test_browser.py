@@ -183,6 +183,19 @@ def test_insights_show_each_class_and_its_count(site: tuple[str, Registry], page
     assert dict(bars) == {c["name"]: c["objects"] for c in classes}
     assert len(classes) >= 3
 
+    # a saved view of a query: listed, it opens its query, and it can be deleted
+    page.goto(f"{base}/p/{PROJECT}/insights?q=category%3Asquare")
+    page.wait_for_selector(".summary")
+    page.fill("input[name=view-name]", "squares")
+    page.click("button:text-is('Save view')")
+    page.wait_for_selector("[data-view=squares]")
+    page.goto(f"{base}/p/{PROJECT}/insights")
+    page.click("[data-view=squares] a")
+    page.wait_for_selector(f".summary[data-images='{len(_ids(reg, 'category:square'))}']")
+    assert page.url.endswith("/insights?q=category%3Asquare")
+    page.click("button[aria-label='delete view squares']")
+    page.wait_for_selector("[data-view=squares]", state="detached")
+
 
 def _has_route(base: str, path: str) -> bool:
     with urllib.request.urlopen(f"{base}/api/openapi.json") as r:
