@@ -18,6 +18,8 @@ costs no database write of its own and concurrent requests (or processes) lose n
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
 import re
 import threading
@@ -302,10 +304,14 @@ class _Usage:
         self._lock = threading.Lock()
         self._pending: dict[tuple[Engine, int], tuple[int, datetime]] = {}
         self._last_flush = time.monotonic()
+        self._at_exit = False
 
     def record(self, engine: Engine, deployment_id: int, at: datetime) -> bool:
         """Count one request; True when the caller should flush now."""
         with self._lock:
+            if not self._at_exit:  # the last second's counts are written when the server stops
+                atexit.register(self._flush_quietly)
+                self._at_exit = True
             n, _ = self._pending.get((engine, deployment_id), (0, at))
             self._pending[(engine, deployment_id)] = (n + 1, at)
             return time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S
@@ -333,6 +339,13 @@ class _Usage:
                     m, last = self._pending.get(key, (0, at))
                     self._pending[key] = (m + n, max(last, at))
         return sum(n for _k, (n, _at) in items)
+
+
+    def _flush_quietly(self) -> None:
+        try:
+            self.flush()
+        except Exception:  # noqa: BLE001 - at exit with the database gone there is no one left to tell
+            logging.getLogger("dsgen.endpoints").warning("request counts of endpoints were not written at exit")
 
 
 USAGE = _Usage()

@@ -54,7 +54,11 @@ def letterbox(image: np.ndarray, imgsz: int | tuple[int, int], *,
     resized = image if (h, w) == (h0, w0) else cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
     if out is None:
         out = np.empty((3, height, width), np.float32)
-    out.fill(_PAD)
+    # Only the border is filled: the image covers the rest (at 640 px a whole fill wrote 3.7 MB more per image).
+    out[:, :top].fill(_PAD)
+    out[:, top + h:].fill(_PAD)
+    out[:, top:top + h, :left].fill(_PAD)
+    out[:, top:top + h, left + w:].fill(_PAD)
     np.divide(resized[..., ::-1].transpose(2, 0, 1), _SCALE, out=out[:, top:top + h, left:left + w])
     return out, LetterboxParams((h0, w0), (w / w0, h / h0), (left, top))
 

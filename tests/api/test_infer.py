@@ -298,3 +298,23 @@ def test_the_cli_deploys_lists_and_removes(world: World, tiny: Tiny, models: dic
     assert missing.exit_code == 2 and "no endpoint 'shapes'" in missing.output
     unknown = cli.invoke("endpoints", "deploy", "x", "--model", "m9", "--project", "alpha")
     assert unknown.exit_code == 2 and "m9" in unknown.output
+
+
+def test_a_model_that_does_not_load_leaves_the_endpoint_in_error(world: World, tiny: Tiny, models: dict[str, str],
+                                                                  tmp_path: Path) -> None:
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an ONNX file" * 64)
+    storage = open_storage(world.registry.settings.storage_root)
+    with world.registry.session() as s:
+        p = get_project(s, "alpha")
+        mv = create_model_version(s, ensure_model(s, p, "yolo", "detect"), create_version(s, p, "v2"), "tiny",
+                                  training_config={"classes": CLASSES})
+        mv.status = "succeeded"
+        register_artifacts(s, mv, [ArtifactFile(broken, "models/broken.onnx", ONNX_ROLE, "onnx")], storage)
+        human = mv.human_id
+    r = _deploy(world, "shapes", model=human)
+    assert r.status_code == 201 and r.json()["status"] == "error" and "cannot load ONNX model" in r.json()["error"]
+    refused = _infer(world, "shapes", tiny.images[0].read_bytes())
+    assert refused.status_code == 409 and "is error" in refused.json()["detail"]
+    assert _deploy(world, "shapes", model="m1").json()["status"] == "active"  # deploying again mends it
+    assert _infer(world, "shapes", tiny.images[0].read_bytes()).status_code == 200
