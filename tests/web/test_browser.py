@@ -66,14 +66,6 @@ def _search(page: Any, q: str) -> None:
     page.press("input[name=q]", "Enter")
 
 
-def _thumbnails_loaded(page: Any) -> int:
-    page.wait_for_function("""() => {
-        const imgs = [...document.querySelectorAll('.cell .thumb img')];
-        return imgs.length > 0 && imgs.every(i => i.complete);
-    }""")
-    return int(page.evaluate("[...document.querySelectorAll('.cell .thumb img')].filter(i => i.naturalWidth > 0).length"))
-
-
 def test_a_query_shows_its_count_and_thumbnails_with_their_objects(site: tuple[str, Registry], page: Any) -> None:
     _base, reg = site
     page.click(f"[data-project={PROJECT}] a")
@@ -88,9 +80,16 @@ def test_a_query_shows_its_count_and_thumbnails_with_their_objects(site: tuple[s
     page.wait_for_selector(f".total[data-total='{len(wanted)}']")
     page.wait_for_selector(".cell[data-id]")  # the count and the first page are two requests
     assert page.url.endswith("/p/demo/gallery?q=category%3Acircle")
-    shown = [int(x) for x in page.eval_on_selector_all(".cell[data-id]", "els => els.map(e => e.dataset.id)")]
+    # one look at the page once every thumbnail in it has loaded: the grid may grow between two looks
+    grid = page.wait_for_function("""() => {
+        const cells = [...document.querySelectorAll('.cell[data-id]')];
+        const imgs = cells.map(c => c.querySelector('img'));
+        if (!cells.length || !imgs.every(i => i && i.complete)) return null;
+        return {ids: cells.map(c => Number(c.dataset.id)), drawn: imgs.filter(i => i.naturalWidth > 0).length};
+    }""").json_value()
+    shown = grid["ids"]
     assert shown == wanted[: len(shown)] and shown  # the grid renders what is in view, in id order
-    assert _thumbnails_loaded(page) == len(shown)
+    assert grid["drawn"] == len(shown)
     # each image's objects drawn over its thumbnail, a circle among them
     assert page.locator(".cell[data-id] svg.overlay g[data-category=circle]").count() >= len(shown)
     assert page.locator(".chip[data-term='category:circle']").count() == 1
