@@ -285,3 +285,18 @@ def import_file(registry: Any, annotations: Any, *, project: str = "p", images: 
     if report_path is not None:
         result.report_path = result.report.write(Path(report_path))
     return result
+
+
+def tiny_onnx_encoder(path: Path, dim: int, seed: int) -> Path:
+    """A seeded random conv net exported to ONNX: a real image encoder (32x32 px in, ``dim`` out) in a second."""
+    import torch
+
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(), torch.nn.Linear(32, dim),
+    ).eval()
+    torch.onnx.export(net, (torch.zeros(1, 3, 32, 32),), str(path), input_names=["images"], output_names=["embeddings"],
+                      dynamic_axes={"images": {0: "n"}, "embeddings": {0: "n"}}, dynamo=False)
+    return path

@@ -216,3 +216,34 @@ def test_plan_limits_refuse_uploads_and_training_and_usage_is_recorded(world: Wo
         rows = list(s.scalars(select(UsageRecord).where(UsageRecord.resource_type == "storage")))
         assert [(u.amount, u.unit) for u in rows] == [(float(len(payload)), "bytes")]
     _wait(world, r.json())
+
+
+def test_find_similar_objects_of_the_project_only(world: World, cli: Any, tmp_path: Path) -> None:
+    from dsgen_core.registry.schema import Annotation
+    from support import tiny_onnx_encoder
+
+    weights = tiny_onnx_encoder(tmp_path / "enc.onnx", 16, 0)
+    for project in ("alpha", "beta"):
+        for args in (("create", f"vis-{project}", "--encoder", "onnx", "--weights", weights), ("sync",)):
+            done = cli.invoke("embed", *args, "--project", project, "--json")
+            assert done.exit_code == 0, done.output
+    with world.registry.session() as s:
+        def first_box(project: str) -> int:
+            oid = s.scalar(select(Annotation.id).join(Asset).where(
+                Asset.project_id == get_project(s, project).id, Annotation.bbox_w.is_not(None)).order_by(Annotation.id))
+            assert oid is not None
+            return int(oid)
+        alpha_obj, beta_obj = first_box("alpha"), first_box("beta")
+    r = world.get("/api/projects/alpha/similar", "viewer", params={"object_id": alpha_obj, "k": 5})
+    assert r.status_code == 200, r.text
+    hits = r.json()["hits"]
+    assert len(hits) == 5 and alpha_obj not in [h["object_id"] for h in hits]
+    assert [h["distance"] for h in hits] == sorted(h["distance"] for h in hits)
+    alpha_images = {i["id"] for i in world.get("/api/projects/alpha/assets", "viewer", params={"limit": 100}).json()["items"]}
+    assert {h["image_id"] for h in hits} <= alpha_images
+    assert world.client.get(hits[0]["thumbnail_url"]).status_code == 200  # signed for <img src>
+    circles = world.get("/api/projects/alpha/similar", "viewer",
+                        params={"object_id": alpha_obj, "q": "category:circle"}).json()["hits"]
+    assert circles and {h["category"] for h in circles} == {"circle"}
+    # beta's object through alpha: not found, nothing of beta's told
+    assert world.get("/api/projects/alpha/similar", "viewer", params={"object_id": beta_obj}).status_code == 404

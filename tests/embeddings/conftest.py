@@ -19,35 +19,21 @@ from pathlib import Path
 import pytest
 
 from dsgen_core.demo.synth import generate_demo_dataset
-from support import _free_port
+from support import _free_port, tiny_onnx_encoder
 
 CHROMA = str(Path(sys.executable).with_name("chroma"))
-
-
-def _tiny_encoder(path: Path, dim: int, seed: int) -> Path:
-    import torch
-
-    torch.manual_seed(seed)
-    net = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
-        torch.nn.Flatten(), torch.nn.Linear(32, dim),
-    ).eval()
-    torch.onnx.export(net, (torch.zeros(1, 3, 32, 32),), str(path), input_names=["images"], output_names=["embeddings"],
-                      dynamic_axes={"images": {0: "n"}, "embeddings": {0: "n"}}, dynamo=False)
-    return path
 
 
 @pytest.fixture(scope="session")
 def onnx_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 16-d ONNX image encoder at 32x32 px."""
-    return _tiny_encoder(tmp_path_factory.mktemp("encoder") / "tiny16.onnx", 16, 0)
+    return tiny_onnx_encoder(tmp_path_factory.mktemp("encoder") / "tiny16.onnx", 16, 0)
 
 
 @pytest.fixture(scope="session")
 def onnx_encoder_24d(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Another encoder: 24-d, other weights."""
-    return _tiny_encoder(tmp_path_factory.mktemp("encoder24") / "tiny24.onnx", 24, 1)
+    return tiny_onnx_encoder(tmp_path_factory.mktemp("encoder24") / "tiny24.onnx", 24, 1)
 
 
 @pytest.fixture(scope="session")
