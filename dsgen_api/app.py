@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from dsgen_api import limits, observe, problems, web
+from dsgen_api.bodylimit import BodyLimit
 from dsgen_api.routes import (
     auth,
     cvat,
@@ -55,6 +56,7 @@ def create_app(registry: Registry | None = None) -> FastAPI:
     limits.install(app)
     app.state.runs = RunLauncher(reg)
     app.state.metrics.runs_in_flight.set_function(app.state.runs.running)
+    app.add_middleware(BodyLimit)
     cors(app)
     for router in (health.router, auth.router, projects.router, edits.router, media.router, insights.router,
                    versions.router, models.router, similar.router, runs.router, uploads.router, cvat.router,

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, unquote
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
@@ -108,16 +109,42 @@ def _signed_viewer(project: str, request: Request, s: Session = session) -> Proj
     """Viewer by credentials, or by a URL signed for a user who is (still) a viewer: ``<img src>``."""
     if "sig" not in request.query_params:
         return _in_project("viewer", project, principal(request, s), s)
-    uid = verify_path(request.app.state.signing_key, request.url.path, request.query_params)
+    uid = verify_path(request.app.state.signing_key, request.scope["path"], request.query_params)  # decoded
     user = s.get(User, uid)
     if user is None or user.deleted_at is not None:
         raise Unauthenticated("the signed URL's user no longer exists")
     return _in_project("viewer", project, Principal(user.id, user.email, bool(user.is_admin)), s)
 
 
+def project_path(project: str, *parts: str | int) -> str:
+    """``/api/projects/<project>/<parts>``, each part percent-encoded."""
+    return "/".join(["/api/projects", *(quote(str(p), safe="") for p in (project, *parts))])
+
+
 def signed_url(ctx: ProjectCtx, request: Request, path: str) -> str:
-    """``path`` with a signature for the caller, for ``<img src>`` (see :mod:`dsgen_core.accounts.signing`)."""
-    return f"{path}?{sign_path(request.app.state.signing_key, path, ctx.principal.user_id)}"
+    """``path`` (percent-encoded, as :func:`project_path` makes it) with a signature for the caller, for
+    ``<img src>`` (see :mod:`dsgen_core.accounts.signing`). The signature covers the decoded path: the
+    one the server sees when the URL comes back."""
+    return f"{path}?{sign_path(request.app.state.signing_key, unquote(path), ctx.principal.user_id)}"
+
+
+@dataclass(frozen=True)
+class Access:
+    """A checked caller and project, held without a database session (see :func:`check_access`)."""
+
+    project_id: int
+    project: str
+    owner_id: int | None
+    role: str
+    principal: Principal
+
+
+def check_access(request: Request, project: str, level: str) -> Access:
+    """The check ``requires(level)`` makes, in a session of its own that is closed when it returns: for a
+    route that then waits on its client (a streamed upload) without holding a connection."""
+    with registry(request).session() as s:
+        ctx = _in_project(level, project, principal(request, s), s)
+        return Access(ctx.project.id, ctx.project.name, ctx.project.owner_id, ctx.role, ctx.principal)
 
 
 def _site_admin(p: Principal = Depends(principal)) -> Principal:
@@ -130,12 +157,18 @@ _CHECKS: dict[str, Any] = {"user": principal, "site-admin": _site_admin,
                            **{lvl: _project_check(lvl) for lvl in PROJECT_LEVELS}}
 
 
-def requires(level: str, *, signed: bool = False) -> dict[str, Any]:
+def requires(level: str, *, signed: bool = False, in_route: bool = False) -> dict[str, Any]:
     """The route keywords that declare and enforce ``level``; ``signed``: a viewer route that also
-    takes a signed URL in place of credentials (media for ``<img src>``)."""
-    if level not in LEVELS or (signed and level != "viewer"):
+    takes a signed URL in place of credentials (media for ``<img src>``); ``in_route``: declared here,
+    enforced by the route itself with :func:`check_access` (the access test holds it to the declaration)."""
+    if level not in LEVELS or (signed and level != "viewer") or (in_route and level not in PROJECT_LEVELS):
         raise ValueError(f"unknown access level {level!r}")
-    deps = [Depends(limit_anonymous)] if level == "public" else [Depends(_signed_viewer if signed else _CHECKS[level])]
+    if in_route:
+        deps = []
+    elif level == "public":
+        deps = [Depends(limit_anonymous)]
+    else:
+        deps = [Depends(_signed_viewer if signed else _CHECKS[level])]
     return {"dependencies": deps, "openapi_extra": {"x-dsgen-access": level, **({"x-dsgen-signed": True} if signed else {})}}
 
 

@@ -82,7 +82,10 @@ class RunLauncher:
         return path
 
     def launch(self, job: str, *, project: str, principal: Principal, run_config: dict[str, Any] | None = None,
-               partition: str | None = None, assets: list[str] | None = None) -> str:
+               partition: str | None = None, assets: list[str] | None = None,
+               remove_on_failure: Path | None = None) -> str:
+        """Start ``job`` in its own process; ``remove_on_failure``: a folder the run's inputs are in,
+        deleted if the run fails (an upload the import refused)."""
         run_id = str(uuid.uuid4())
         s = self.registry.settings
         env = {**os.environ, "DSGEN_HOME": str(s.home), "DSGEN_DATABASE_URL": s.database_url,
@@ -92,14 +95,18 @@ class RunLauncher:
                "--config", json.dumps(run_config or {}), "--tag", f"{PROJECT_TAG}={project}", "--tag", f"{ACTOR_TAG}={principal.actor}",
                "--tag", f"{RUN_USER_TAG}={principal.user_id}"]
         if partition:
-            cmd += ["--partition", partition]
+            cmd.append(f"--partition={partition}")  # one token: a value starting with - is not an option
         for a in assets or []:
-            cmd += ["--asset", a]
+            cmd.append(f"--asset={a}")
+        if remove_on_failure is not None:
+            cmd.append(f"--remove-on-failure={remove_on_failure}")
         with open(self.log_dir() / f"{run_id}.log", "wb") as log:
             proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True)
         with self._lock:
             self._procs[run_id] = (proc, job, project)
+            for done in [k for k, (p, _j, _pr) in self._procs.items() if p.poll() is not None and k != run_id]:
+                del self._procs[done]  # reaped by poll(); a finished run is answered from Dagster's records
         return run_id
 
     def running(self) -> int:
@@ -122,6 +129,12 @@ class RunLauncher:
             return RunState(run_id, job, "FAILED_TO_START", error=tail[0] if tail else f"exit {proc.returncode}")
         if run.tags.get(PROJECT_TAG) != project:
             raise NotFound(f"no run {run_id} in project {project!r}")
+        if run.status.value not in TERMINAL:
+            with self._lock:
+                started = self._procs.get(run_id)
+            if started is not None and started[0].poll() is not None:  # killed (out of memory, kill -9)
+                self.instance.report_run_failed(run, f"the run's process ended with exit code {started[0].returncode}")
+                run = self.instance.get_run_by_id(run_id) or run
         stats = self.instance.get_run_stats(run_id)
         total = None
         if run.execution_plan_snapshot_id:
@@ -129,9 +142,18 @@ class RunLauncher:
             total = len(run.step_keys_to_execute or [s.key for s in snap.steps])
         error = None
         if run.status.value == "FAILURE":  # the failed step says why; the run's own message only names it
-            failures = {e.type: e.message for e in self.events(run_id) if e.type in ("STEP_FAILURE", "RUN_FAILURE")}
-            error = failures.get("STEP_FAILURE") or failures.get("RUN_FAILURE")
+            error = self._failure(run_id)
         return RunState(run_id, run.job_name, run.status.value, stats.steps_succeeded, total, error, dict(run.tags))
+
+    def _failure(self, run_id: str) -> str | None:
+        from dagster import DagsterEventType
+
+        found: dict[str, str] = {}
+        for kind in (DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE):
+            recs = self.instance.get_records_for_run(run_id, of_type=kind, ascending=False, limit=1).records
+            if recs:
+                found[kind.name] = _message(recs[0].event_log_entry)
+        return found.get("STEP_FAILURE") or found.get("RUN_FAILURE")
 
     def events(self, run_id: str, after: int | None = None) -> list[RunEvent]:
         """The run's events after the cursor ``after`` (a storage id), oldest first."""

@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from dsgen_core.errors import DsgenError
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -28,11 +30,11 @@ class Settings:
 
     def export_dir(self, project: str, tag: str, fmt: str) -> Path:
         """Where an export of a dataset version goes: ``$DSGEN_HOME/exports/<project>/<tag>/<fmt>``."""
-        return self.home / "exports" / project / tag / fmt
+        return _inside(self.home / "exports", project, tag, fmt)
 
     def insights_dir(self, project: str, tag: str) -> Path:
         """Where the charts of a dataset version go: ``$DSGEN_HOME/insights/<project>/<tag>``."""
-        return self.home / "insights" / project / tag
+        return _inside(self.home / "insights", project, tag)
 
 
 def redact_url(url: str) -> str:
@@ -50,3 +52,12 @@ def load_settings(home: str | os.PathLike[str] | None = None, database_url: str 
     url = database_url or os.environ.get("DSGEN_DATABASE_URL") or f"sqlite:///{root / 'registry' / 'registry.db'}"
     storage = os.environ.get("DSGEN_STORAGE") or str(root / "registry")
     return Settings(home=root, database_url=url, storage_root=storage)
+
+
+def _inside(root: Path, *parts: str) -> Path:
+    """``root/parts...``, refused unless every part is one plain folder name (a project or version named
+    ``..`` or ``a/b`` must not reach another's files)."""
+    for part in parts:
+        if not part or part in (".", "..") or "/" in part or "\\" in part or "\0" in part:
+            raise DsgenError(f"{part!r} cannot name a folder under {root}")
+    return root.joinpath(*parts)

@@ -10,7 +10,9 @@ its materializations are in the Dagster UI with the others.
 
 import argparse
 import json
+import shutil
 import sys
+from pathlib import Path
 
 import dagster as dg
 
@@ -27,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="{}", help="run config as JSON")
     parser.add_argument("--asset", action="append", default=[], help="materialize only these assets of the job")
     parser.add_argument("--tag", action="append", default=[], help="a run tag, KEY=VALUE")
+    parser.add_argument("--remove-on-failure", type=Path, help="a folder of the run's inputs, deleted if it fails")
     args = parser.parse_args(argv)
     ensure_dagster_home()
     job = defs.resolve_job_def(args.job)
@@ -40,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
             run_config=json.loads(args.config), instance=instance, partition_key=args.partition, run_id=args.run_id,
             tags=tags, asset_selection=[dg.AssetKey.from_user_string(a) for a in args.asset] or None,
             raise_on_error=False)
+    if not result.success and args.remove_on_failure is not None:
+        shutil.rmtree(args.remove_on_failure, ignore_errors=True)
     return 0 if result.success else 1
 
 

@@ -5,13 +5,14 @@ one is a Dagster run of ``train_model_job`` (train, ONNX export, parity check, e
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from dsgen_api.deps import ProjectCtx, project_ctx, registry, requires, signed_url
+from dsgen_api.deps import ProjectCtx, project_ctx, project_path, registry, requires, signed_url
 from dsgen_api.routes.runs import Started, launcher, started
 from dsgen_core.accounts.plans import check_training
 from dsgen_core.errors import DsgenError, NotFound
@@ -82,7 +83,7 @@ def model(ref: str, request: Request, ctx: ProjectCtx = project_ctx("viewer")) -
     evals = s.execute(select(Evaluation, DatasetVersion.version_tag).outerjoin(
         DatasetVersion, DatasetVersion.id == Evaluation.dataset_version_id).where(
         Evaluation.model_version_id == mv.id).order_by(Evaluation.id)).all()
-    base = f"/api/projects/{ctx.project.name}/models/{mv.human_id}/evaluations"
+    base = project_path(ctx.project.name, "models", mv.human_id, "evaluations")
     return ModelDetail(
         summary=model_version_summary(s, mv),
         epochs=[EpochOut(epoch=e.epoch, train_loss=e.train_loss, val_loss=e.val_loss, precision=e.precision,
@@ -91,7 +92,7 @@ def model(ref: str, request: Request, ctx: ProjectCtx = project_ctx("viewer")) -
             id=e.id, dataset_version=tag, split=e.split, precision=e.precision, recall=e.recall, f1=e.f1_score,
             map50=e.map50, map50_95=e.map50_95, per_class=e.per_class,
             confusion_matrix=(e.extra or {}).get("confusion_matrix"), confusion_names=(e.extra or {}).get("confusion_names"),
-            charts={name: signed_url(ctx, request, f"{base}/{e.id}/charts/{name}") for name in (e.extra or {}).get("charts", {})},
+            charts={name: signed_url(ctx, request, f"{base}/{e.id}/charts/{quote(name, safe='')}") for name in (e.extra or {}).get("charts", {})},
             parent=(e.extra or {}).get("parent"), created_at=e.created_at.isoformat()) for e, tag in evals],
         children=list(s.scalars(select(ModelVersion.human_id).where(ModelVersion.parent_model_version_id == mv.id)
                                 .order_by(ModelVersion.id))),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from typing import Any
-from urllib.parse import quote
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
@@ -13,7 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from dsgen_api.deps import ProjectCtx, principal, project_ctx, registry, requires, session, signed_url
+from dsgen_api.deps import ProjectCtx, principal, project_ctx, project_path, registry, requires, session, signed_url
 from dsgen_core.accounts.access import Principal, visible_projects
 from dsgen_core.errors import DsgenError, NotFound
 from dsgen_core.query import SORTS, count_query, run_query, run_query_page
@@ -82,9 +81,8 @@ def projects(p: Principal = Depends(principal), s: Session = session) -> list[Pr
 
 
 def _urls(ctx: ProjectCtx, request: Request, asset_id: int) -> dict[str, str]:
-    base = f"/api/projects/{quote(ctx.project.name, safe='')}/assets/{asset_id}"
-    return {"thumbnail_url": signed_url(ctx, request, f"{base}/thumbnail"),
-            "image_url": signed_url(ctx, request, f"{base}/image")}
+    return {"thumbnail_url": signed_url(ctx, request, project_path(ctx.project.name, "assets", asset_id, "thumbnail")),
+            "image_url": signed_url(ctx, request, project_path(ctx.project.name, "assets", asset_id, "image"))}
 
 
 def _masks(request: Request) -> MaskStore:

@@ -18,7 +18,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from dsgen_api.deps import ProjectCtx, project_ctx, requires
+from dsgen_api.deps import ProjectCtx, project_ctx, project_path, requires
 from dsgen_api.runs import RunLauncher, RunState
 
 router = APIRouter(tags=["runs"])
@@ -47,15 +47,19 @@ def launcher(request: Request) -> RunLauncher:
     return runs
 
 
-def started(ctx: ProjectCtx, run_id: str) -> Started:
-    base = f"/api/projects/{ctx.project.name}/runs/{run_id}"
+def started_for(project: str, run_id: str) -> Started:
+    base = project_path(project, "runs", run_id)
     return Started(run_id=run_id, status_url=base, events_url=f"{base}/events")
+
+
+def started(ctx: ProjectCtx, run_id: str) -> Started:
+    return started_for(ctx.project.name, run_id)
 
 
 def _out(project: str, st: RunState) -> RunOut:
     return RunOut(run_id=st.run_id, job=st.job, status=st.status, done=st.done, steps_done=st.steps_done,
                   steps_total=st.steps_total, error=st.error,
-                  events_url=f"/api/projects/{project}/runs/{st.run_id}/events")
+                  events_url=project_path(project, "runs", st.run_id, "events"))
 
 
 @router.get("/api/projects/{project}/runs/{run_id}", **requires("viewer"))

@@ -6,14 +6,16 @@ from __future__ import annotations
 import threading
 from dataclasses import asdict
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
+from sqlalchemy import select
 
-from dsgen_api.deps import ProjectCtx, project_ctx, registry, requires, signed_url
+from dsgen_api.deps import ProjectCtx, project_ctx, project_path, registry, requires, signed_url
 from dsgen_core.embeddings.search import SimilarResult, similar_objects
 from dsgen_core.embeddings.store import VectorStore, open_store
+from dsgen_core.errors import NotFound
+from dsgen_core.registry.schema import Annotation, Asset
 
 router = APIRouter(tags=["similarity"])
 _lock = threading.Lock()
@@ -52,8 +54,12 @@ class SimilarOut(BaseModel):
 def similar(request: Request, ctx: ProjectCtx = project_ctx("viewer"), object_id: int = Query(ge=1),
             k: int = Query(12, ge=1, le=200), q: str = Query("", max_length=4000),
             version: str | None = Query(None, max_length=100)) -> SimilarOut:
+    owner = ctx.session.scalar(select(Asset.project_id).join(Annotation, Annotation.asset_id == Asset.id)
+                               .where(Annotation.id == object_id))
+    if owner != ctx.project.id:  # another project's object is not searched with, whatever versions are shared
+        raise NotFound(f"no object {object_id} in project {ctx.project.name!r}")
     found: SimilarResult = similar_objects(ctx.session, ctx.project, store=vector_store(request), object_id=object_id,
                                            version=version, top_k=k, query=q or None)
-    base = f"/api/projects/{quote(ctx.project.name, safe='')}/assets"
     return SimilarOut(version=found.version, seconds=found.seconds, hits=[
-        HitOut(**asdict(h), thumbnail_url=signed_url(ctx, request, f"{base}/{h.image_id}/thumbnail")) for h in found.hits])
+        HitOut(**asdict(h), thumbnail_url=signed_url(ctx, request, project_path(ctx.project.name, "assets", h.image_id,
+                                                                                "thumbnail"))) for h in found.hits])

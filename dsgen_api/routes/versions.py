@@ -22,7 +22,6 @@ from dsgen_core.versions.lifecycle import (
     diff_versions,
     get_version,
     list_versions,
-    request_freeze,
     version_summary,
 )
 
@@ -60,11 +59,12 @@ def version(tag: str, ctx: ProjectCtx = project_ctx("viewer")) -> VersionSummary
 
 @router.post("/api/projects/{project}/versions/{tag}/freeze", status_code=202, **requires("editor"))
 def freeze(tag: str, request: Request, ctx: ProjectCtx = project_ctx("editor")) -> Started:
-    """Freeze the draft in a Dagster run (its checks, exports and insights follow in the same run)."""
-    v = request_freeze(ctx.session, ctx.project, tag, actor=ctx.principal.actor)
-    if v.is_frozen:
+    """Freeze the draft in a Dagster run (its checks, exports and insights follow in the same run).
+
+    Not through ``request_freeze``: its change record is what the registry sensor launches a freeze
+    for, and this run is that freeze."""
+    if get_version(ctx.session, ctx.project, tag).is_frozen:
         raise DsgenError(f"version {tag!r} is already frozen")
-    ctx.session.commit()  # the run's process reads the request
     return started(ctx, launcher(request).launch("dataset_version_job", project=ctx.project.name,
                                                  principal=ctx.principal, partition=tag))
 

@@ -51,6 +51,8 @@ def view_to_dict(view: InsightView) -> dict[str, Any]:
 def _validate(name: str, query: str, charts: list[str] | None, visualization: dict[str, Any] | None, project_id: int) -> None:
     if not name.strip() or len(name) > NAME_MAX:
         raise DsgenError(f"a view name must be 1 to {NAME_MAX} characters, got {name!r}")
+    if "/" in name or "\\" in name or any(ord(c) < 32 for c in name):  # it is a URL path segment
+        raise DsgenError(f"a view name cannot hold '/', '\\' or control characters, got {name!r}")
     if charts:
         parse_which(charts)
     if visualization is not None:

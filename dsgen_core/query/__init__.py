@@ -199,9 +199,7 @@ def run_query_page(session: Session, project: Project, text: str, *, sort: str =
     key = func.coalesce(col, null_as) if null_as is not None else col
     stmt: Select[Any] = compile_query(text, project_id=project.id, level="image", session=session)
     if cursor is not None:
-        value, last = _read_cursor(cursor)
-        if field == "created_at" and value is not None:
-            value = datetime.fromisoformat(value)
+        value, last = _read_cursor(cursor, field)
         if field == "id":  # one column: a plain range the primary key answers
             after = Asset.id < last if desc else Asset.id > last
         else:
@@ -218,21 +216,40 @@ def run_query_page(session: Session, project: Project, text: str, *, sort: str =
     nxt = None
     if more and rows:
         v = rows[-1][1]
-        nxt = _write_cursor(v.isoformat() if isinstance(v, datetime) else v, rows[-1][0])
+        nxt = _write_cursor(field, v.isoformat() if isinstance(v, datetime) else v, rows[-1][0])
     return SortedPage([r[0] for r in rows], nxt)
 
 
-def _write_cursor(value: Any, last_id: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps([value, last_id]).encode()).decode().rstrip("=")
+def _write_cursor(field: str, value: Any, last_id: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps([field, value, last_id]).encode()).decode().rstrip("=")
 
 
-def _read_cursor(cursor: str) -> tuple[Any, int]:
+_INT64 = 2**63
+
+
+def _read_cursor(cursor: str, field: str) -> tuple[Any, int]:
+    """The (value, id) a cursor of this sort carries; a 400 for anything this server did not write."""
+    bad = DsgenError("cursor is not one this server gave out for this sort; start again without it")
     try:
-        value, last = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(last, int) or isinstance(value, (list, dict)):
-            raise ValueError
+        got = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, TypeError, UnicodeDecodeError):
-        raise DsgenError("cursor is not one this server gave out; start again without it") from None
+        raise bad from None
+    if not (isinstance(got, list) and len(got) == 3 and got[0] == field):
+        raise bad
+    _, value, last = got
+    if type(last) is not int or not -_INT64 <= last < _INT64:
+        raise bad
+    if field in ("id", "width", "height"):
+        if type(value) is not int or not -_INT64 <= value < _INT64:
+            raise bad
+    elif field == "file_name":
+        if not isinstance(value, str):
+            raise bad
+    else:  # created_at
+        try:
+            value = datetime.fromisoformat(value)
+        except (TypeError, ValueError):
+            raise bad from None
     return value, last
 
 

@@ -7,7 +7,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from dsgen_core.errors import NotFound
+from dsgen_core.errors import DsgenError, NotFound
 from dsgen_core.registry.changes import audit, record_change
 from dsgen_core.registry.schema import Dataset, OntologyVersion, Project, utcnow
 
@@ -31,6 +31,10 @@ def ensure_project(session: Session, name: str = DEFAULT_PROJECT, *, source: str
     project = session.scalar(select(Project).where(Project.name == name))
     if project is not None:
         return project
+    if not name.strip() or name in (".", "..") or any(c in name for c in "/\\") or any(ord(c) < 32 for c in name):
+        # a project's name is a folder (exports, insights) and a URL path segment
+        raise DsgenError(f"project name {name!r}: use a name without '/', '\\' or control characters, other than "
+                         "'.' and '..'")
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     created = session.execute(insert(Project).values(name=name, source=source, tags=[], status="ready",
                                                      created_at=utcnow())

@@ -4,6 +4,7 @@ an annotation snapshot and a content hash, and never changes after that.
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -46,6 +47,11 @@ SNAPSHOT_COLUMNS = tuple(
 MEMBER_COLUMNS = tuple(
     c.name for c in DatasetVersionAsset.__table__.columns if c.name not in ("dataset_version_id", "asset_id", "split_id")
 )
+
+
+# A tag names the version's export and insight folders and its URLs: nothing that could climb out of
+# them ("..", "/"), start an option ("-x") or need quoting.
+TAG_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,49}")
 
 
 def get_version(session: Session, project: Project, tag: str) -> DatasetVersion:
@@ -91,8 +97,9 @@ def create_version(
     Its images keep the split earlier frozen versions of the project gave them (only new ones are
     split), so a model is never tested on what its parent trained on; ``fresh_splits`` splits all anew.
     """
-    if not tag or any(c.isspace() for c in tag) or "|" in tag:
-        raise DsgenError(f"version tag {tag!r}: use a non-empty name without spaces or '|' (e.g. v3)")
+    if not TAG_RE.fullmatch(tag):
+        raise DsgenError(f"version tag {tag!r}: use up to 50 letters, digits, '.', '_' or '-', starting with a letter "
+                         "or digit (e.g. v3); the tag names folders and URLs")
     if session.scalar(select(DatasetVersion.id).where(DatasetVersion.project_id == project.id, DatasetVersion.version_tag == tag)):
         raise DsgenError(f"dataset version {tag!r} already exists in project {project.name!r}")
     compile_query(query, project_id=project.id)  # a bad query fails now, not at freeze time

@@ -188,15 +188,19 @@ def test_bad_uploads_are_refused_and_nothing_is_left(world: World, monkeypatch: 
 def test_plan_limits_refuse_uploads_and_training_and_usage_is_recorded(world: World, demo: Path) -> None:
     from dsgen_core.registry.schema import UsageRecord, User
 
-    with world.registry.session() as s:  # the editor's own limits replace their plan's
-        editor = s.scalar(select(User).where(User.email == "editor@example.com"))
-        assert editor is not None
-        editor.storage_gb_limit, editor.gpu_hours_limit = 1e-9, 0.0
+    def user(s: Any, who: str) -> Any:
+        found = s.scalar(select(User).where(User.email == f"{who}@example.com"))
+        assert found is not None
+        return found
+
+    with world.registry.session() as s:  # a user's own limits replace their plan's
+        user(s, "owner").storage_gb_limit = 1e-9  # alpha's owner pays for what alpha stores
+        user(s, "editor").gpu_hours_limit = 0.0  # who starts a training pays for it
     payload = (demo / "annotations" / "instances_default.json").read_bytes()
     headers = world.as_("editor", **{"Content-Type": "application/json"})
     r = world.client.post("/api/projects/alpha/uploads", headers=headers, content=payload)
-    assert r.status_code == 403 and r.json()["title"] == "Plan limit reached", r.text  # alpha has no owner row: the uploader pays
-    assert "storage limit" in r.json()["detail"]
+    assert r.status_code == 403 and r.json()["title"] == "Plan limit reached", r.text
+    assert "storage limit" in r.json()["detail"] and "owner@example.com" in r.json()["detail"]
     uploads = world.registry.settings.home / "uploads"
     assert not uploads.exists() or not any(uploads.iterdir())
     world.client.post("/api/projects/alpha/versions", headers=world.as_("editor"), json={"tag": "t1"})
@@ -207,14 +211,13 @@ def test_plan_limits_refuse_uploads_and_training_and_usage_is_recorded(world: Wo
     r = world.client.post("/api/projects/alpha/models", headers=world.as_("editor"), json={"version": "t1", "recipe": "demo"})
     assert r.status_code == 403 and "training limit" in r.json()["detail"], r.text
     with world.registry.session() as s:
-        editor = s.scalar(select(User).where(User.email == "editor@example.com"))
-        assert editor is not None
-        editor.storage_gb_limit = None
+        user(s, "owner").storage_gb_limit = None
+        owner_id = user(s, "owner").id
     r = world.client.post("/api/projects/alpha/uploads", headers=headers, content=payload)
     assert r.status_code == 202
     with world.registry.session() as s:
         rows = list(s.scalars(select(UsageRecord).where(UsageRecord.resource_type == "storage")))
-        assert [(u.amount, u.unit) for u in rows] == [(float(len(payload)), "bytes")]
+        assert [(u.user_id, u.amount, u.unit) for u in rows] == [(owner_id, float(len(payload)), "bytes")]
     _wait(world, r.json())
 
 
@@ -247,3 +250,49 @@ def test_find_similar_objects_of_the_project_only(world: World, cli: Any, tmp_pa
     assert circles and {h["category"] for h in circles} == {"circle"}
     # beta's object through alpha: not found, nothing of beta's told
     assert world.get("/api/projects/alpha/similar", "viewer", params={"object_id": beta_obj}).status_code == 404
+
+
+def test_archiver_litter_and_a_bom_are_accepted_and_a_failed_import_leaves_nothing(world: World, demo: Path) -> None:
+    coco = (demo / "annotations" / "instances_default.json").read_bytes()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("annotations/instances_default.json", coco)
+        zf.writestr("__MACOSX/annotations/._instances_default.json", b"\x00\x05\x16\x07")
+        for p in sorted(q for q in (demo / "images").rglob("*") if q.is_file()):
+            zf.write(p, f"images/{p.relative_to(demo / 'images').as_posix()}")
+    h = world.as_("editor", **{"Content-Type": "application/zip"})
+    r = world.client.post("/api/projects/alpha/uploads", headers=h, content=buf.getvalue())
+    assert r.status_code == 202, r.text
+    assert _wait(world, r.json())["status"] == "SUCCESS"  # the same images again: nothing new, nothing lost
+    uploads = world.registry.settings.home / "uploads"
+    kept = set(uploads.iterdir())
+    bad = json.loads(coco)
+    bad["annotations"][0]["category_id"] = 987654  # no such category: the import refuses the file
+    r = world.client.post("/api/projects/alpha/uploads", headers=world.as_("editor", **{"Content-Type": "application/json"}),
+                          content=b"\xef\xbb\xbf" + json.dumps(bad).encode())
+    assert r.status_code == 202, r.text  # a byte-order mark is not a reason to refuse
+    state = _wait(world, r.json())
+    assert state["status"] == "FAILURE" and "987654" in (state["error"] or ""), state["error"]
+    assert set(uploads.iterdir()) == kept  # the refused upload's folder is gone
+
+
+def test_a_run_whose_process_is_killed_is_reported_failed(world: World) -> None:
+    import os
+    import signal
+
+    world.client.post("/api/projects/alpha/versions", headers=world.as_("editor"), json={"tag": "k1"})
+    run = world.client.post("/api/projects/alpha/versions/k1/freeze", headers=world.as_("editor")).json()
+    runs = world.client.app.state.runs  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 120
+    while world.get(run["status_url"], "viewer").json()["status"] == "STARTING":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    proc = runs._procs[run["run_id"]][0]
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    state = _wait(world, run)
+    assert state["status"] in ("FAILURE", "SUCCESS"), state  # SUCCESS only if it finished before the kill
+    if state["status"] == "FAILURE":
+        assert "exit code" in (state["error"] or "")
+        events = _events(world, run["events_url"])
+        assert events[-1][0] == "end"

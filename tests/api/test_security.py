@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -62,3 +64,83 @@ def test_malformed_bodies_are_problems_and_write_nothing(world: World) -> None:
 def test_metrics_show_the_runs_queue(world: World) -> None:
     text = world.client.get("/metrics").text
     assert "dsgen_runs_in_flight 0.0" in text and "dsgen_http_requests_in_flight" in text
+
+
+def test_bodies_past_the_cap_are_413_declared_or_streamed(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DSGEN_MAX_BODY_BYTES", "2000")
+    h = world.as_("editor", **{"Content-Type": "application/json"})
+    body = b'{"tags": ["a"], "query": "' + b" " * 5000 + b'"}'
+    r = world.client.post("/api/projects/alpha/tags", headers=h, content=body)
+    assert r.status_code == 413 and r.json()["title"] == "Content Too Large"
+
+    def chunks():  # type: ignore[no-untyped-def]
+        yield body[:1500]
+        yield body[1500:]
+
+    assert world.client.post("/api/projects/alpha/tags", headers=h, content=chunks()).status_code == 413
+    r = world.client.post("/api/auth/login", content=b'{"email": "' + b"x" * 5000 + b'"}',
+                          headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+    small = world.client.post("/api/projects/alpha/tags", headers=h, content=b'{"tags": ["a"], "ids": []}')
+    assert small.status_code == 200
+
+
+def test_names_that_would_escape_their_folders_or_urls_are_refused(world: World) -> None:
+    post = world.client.post
+    for tag in ("..", ".", "a/b", "../../x", "-x", "--help", 'a"b', "a b", "x" * 51):
+        r = post("/api/projects/alpha/versions", headers=world.as_("editor"), json={"tag": tag})
+        assert r.status_code in (400, 422) and "tag" in r.json()["detail"], tag
+    assert post("/api/projects/alpha/versions", headers=world.as_("editor"), json={"tag": "v1.2_rc-3"}).status_code == 201
+    r = post("/api/projects/alpha/insights/views", headers=world.as_("editor"), json={"name": "a/b"})
+    assert r.status_code == 400
+    from dsgen_core.errors import DsgenError
+    from dsgen_core.registry.projects import ensure_project
+
+    with world.registry.session() as s:
+        for name in ("..", "a/b", "x\\y", ""):
+            with pytest.raises(DsgenError):
+                ensure_project(s, name)
+    assert world.registry.settings.export_dir("alpha", "v1", "coco").parts[-3:] == ("alpha", "v1", "coco")
+    with pytest.raises(DsgenError):
+        world.registry.settings.export_dir("alpha", "..", "coco")
+
+
+def test_cursors_and_numbers_out_of_their_range_are_400_not_500(world: World) -> None:
+    import base64
+    import json
+
+    def cur(doc: object) -> str:
+        return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode().rstrip("=")
+
+    first = world.get("/api/projects/alpha/assets", "viewer", params={"sort": "width", "limit": 2}).json()
+    assert first["next_cursor"]
+    bad = [("width", cur(["width", "abc", 1])), ("file_name", cur(["file_name", 5, 1])),
+           ("created_at", cur(["created_at", 5, 1])), ("created_at", cur(["created_at", "notadate", 1])),
+           ("width", cur(["width", None, True])), ("width", cur(["width", 2**70, 1])), ("id", cur(["id", 1, 2**70])),
+           ("file_name", first["next_cursor"]), ("width", "!!!"), ("width", cur({"a": 1}))]
+    for sort, c in bad:
+        r = world.get("/api/projects/alpha/assets", "viewer", params={"sort": sort, "cursor": c})
+        assert r.status_code == 400, (sort, c, r.text)
+    for path in ("/api/projects/alpha/assets/99999999999999999999", "/api/projects/alpha/export-jobs/99999999999999999999"):
+        assert world.get(path, "viewer").status_code in (400, 404, 422), path
+    assert world.get("/api/projects/alpha/assets", "viewer", params={"after": 2**70}).status_code in (400, 422)
+    r = world.client.post("/api/projects/alpha/tags", headers=world.as_("editor"), json={"ids": [2**70], "tags": ["x"]})
+    assert r.status_code in (400, 404, 422)
+
+
+def test_signed_urls_work_for_project_names_that_need_quoting(world: World, demo: Path) -> None:
+    from dsgen_core.accounts.access import grant
+    from dsgen_core.registry.projects import ensure_project, get_project
+    from dsgen_core.registry.schema import User
+    from support import import_file
+
+    with world.registry.session() as s:
+        ensure_project(s, "my proj #1")
+    import_file(world.registry, demo / "annotations" / "instances_default.json", images=demo / "images",
+                project="my proj #1")
+    with world.registry.session() as s:
+        viewer = s.scalar(select(User).where(User.email == "viewer@example.com"))
+        assert viewer is not None
+        grant(s, get_project(s, "my proj #1"), viewer, "viewer")
+    items = world.get("/api/projects/my%20proj%20%231/assets", "viewer", params={"limit": 1}).json()["items"]
+    assert world.client.get(items[0]["thumbnail_url"]).status_code == 200

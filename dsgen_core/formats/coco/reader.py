@@ -130,8 +130,8 @@ def load_json(path: Path) -> tuple[Any, bytes]:
         raise DsgenError(f"{path}: file not found") from None
     except OSError as exc:
         raise DsgenError(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        return orjson.loads(data), data
+    try:  # a UTF-8 byte-order mark (Windows editors write one) is not content: RFC 8259 lets readers skip it
+        return orjson.loads(data.removeprefix(b"\xef\xbb\xbf")), data
     except orjson.JSONDecodeError as exc:
         raise DsgenError(f"{path}: bad JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
 
