@@ -90,18 +90,28 @@ def default_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def cpu_session_options(threads: int | None = None) -> Any:
+SPIN_ENV = "DSGEN_ORT_SPIN"
+
+
+def cpu_session_options(threads: int | None = None, *, spin: bool | None = None) -> Any:
     """ONNX Runtime options for CPU inference beside other work on few cores.
 
-    Idle workers would otherwise busy-wait after each run, taking the cores that decode and letterbox
-    the next image (or another job's); on a shared 2-core machine spinning cut throughput by a third to a half.
+    By default workers sleep between parallel sections: spinning ones would busy-wait after each
+    run, taking the cores that decode and letterbox the next image (or another job's); on a shared
+    2-core machine spinning cut throughput by a third to a half. ``spin`` (default: ``$DSGEN_ORT_SPIN``
+    = 1) lets them spin within a run and stop when it ends: on cores nothing else wants, about a
+    tenth faster for a tenth more CPU (benchmarks/README.md, bench_inference).
     """
     import onnxruntime as ort
 
+    if spin is None:
+        spin = os.environ.get(SPIN_ENV, "").strip().lower() in ("1", "true", "yes")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or default_threads()
     options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    if spin:
+        options.add_session_config_entry("session.force_spinning_stop", "1")
     return options
 
 
@@ -109,18 +119,19 @@ class OnnxDetector(_Detector):
     """An Ultralytics detect model exported to ONNX, run by ONNX Runtime on the CPU.
 
     ``names`` and the input size come from the metadata Ultralytics writes into the file.
-    ``threads`` is ONNX Runtime's intra-op thread count (default: the cores this process may use).
+    ``threads`` is ONNX Runtime's intra-op thread count (default: the cores this process may use);
+    ``spin``: see :func:`cpu_session_options`.
     """
 
     def __init__(self, path: Path, *, conf: float = 0.25, iou: float = 0.7, max_det: int = 300,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, spin: bool | None = None) -> None:
         import onnxruntime as ort
 
         super().__init__(conf=conf, iou=iou, max_det=max_det)
         self.path = Path(path)
         if not self.path.is_file():
             raise DsgenError(f"ONNX model not found: {self.path}")
-        options = cpu_session_options(threads)
+        options = cpu_session_options(threads, spin=spin)
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL  # a YOLO graph is one chain; parallelism is intra-op
         try:

@@ -267,7 +267,7 @@ class _Models:
     def _load(art: ModelArtifact, storage: Storage, cache_dir: Path) -> OnnxDetector:
         cache_dir.mkdir(parents=True, exist_ok=True)
         path = mvs.fetch_artifact(storage, art, cache_dir)
-        return OnnxDetector(path, threads=serving_threads())
+        return OnnxDetector(path, threads=serving_threads(), spin=False)  # concurrent requests share the cores
 
     def evict(self, artifact_id: int) -> None:
         with self._lock:
