@@ -13,6 +13,8 @@ Model: yolov8n built from ``yolov8n.yaml`` with random weights (seed 0, 80 class
   enterprise plan: rate limits are counted, never reached), POST the JPEG
   bytes to ``/api/infer/<name>`` round-robin. The clients run on the same 2 cores as the server,
   so their own HTTP work is part of the cost.
+- ``--redis``: the server gets ``DSGEN_REDIS_URL`` of a throwaway ``redis-server``, so rate
+  counters and token revocations are looked up there instead of in the database.
 - GET /api/me: the same clients on a route without a model, for the cost every authenticated
   request pays here before any model runs.
 - direct: in this process, the same JPEG bytes decoded (``cv2.imdecode``) and run by
@@ -125,6 +127,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def start_redis() -> tuple[subprocess.Popen[bytes], str]:
+    """A throwaway redis-server on a free port, nothing persisted (``--redis``)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("--redis needs redis-server (scripts/setup.sh installs it)")
+    port = free_port()
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return proc, f"redis://127.0.0.1:{port}/0"
+        time.sleep(0.1)
+    proc.terminate()
+    raise SystemExit("redis-server did not start")
+
+
 def start_server(port: int, log: Path) -> subprocess.Popen[bytes]:
     import httpx
 
@@ -220,7 +240,12 @@ def main() -> int:
     ap.add_argument("--images", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=3.0, help="rough length of one round")
+    ap.add_argument("--redis", action="store_true",
+                    help="serve with DSGEN_REDIS_URL (a throwaway redis-server): rate counters and revocations there")
     args = ap.parse_args()
+    redis = None
+    if args.redis:
+        redis, os.environ["DSGEN_REDIS_URL"] = start_redis()
     home = WORK / "home"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
@@ -232,11 +257,13 @@ def main() -> int:
     from dsgen_core.inference.endpoints import serving_threads
 
     load = os.getloadavg()[0]
-    print(f"yolov8n, random weights; {args.images} JPEGs 640x480 (mean {np.mean([len(b) for b in images]) / 1024:.0f} KiB); "
+    print(f"{'Redis' if redis else 'no Redis (the database counts)'}; "
+          f"yolov8n, random weights; {args.images} JPEGs 640x480 (mean {np.mean([len(b) for b in images]) / 1024:.0f} KiB); "
           f"{args.clients} clients; ONNX Runtime {serving_threads()} intra-op threads per run; best of {args.rounds} "
           f"rounds; onnxruntime {__import__('onnxruntime').__version__}; load average {load:.2f}\n")
     row("measure", "endpoint", "direct (decode + OnnxDetector.predict)", "result")
     results: dict[str, object] = {"clients": args.clients, "images": args.images, "rounds": args.rounds,
+                                  "redis": bool(redis),
                                   "load_average_before": load}
     try:
         for imgsz, onnx in models.items():
@@ -265,6 +292,8 @@ def main() -> int:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        if redis is not None:
+            redis.terminate()
     results["load_average_after"] = os.getloadavg()[0]
     print(f"\nload average after: {results['load_average_after']:.2f}")
     (OUT / "bench_api_inference.json").write_text(json.dumps(results, indent=2))
