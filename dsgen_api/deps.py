@@ -13,12 +13,15 @@ does not exist: ids are not a way to learn what others have.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import inspect
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
 
 from fastapi import Depends, Request
+from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
 from dsgen_api.limits import admit, limit_anonymous
@@ -41,7 +44,7 @@ def registry(request: Request) -> Registry:
 
 
 def _session(request: Request) -> Iterator[Session]:
-    with registry(request).session() as s:
+    with registry(request).steps() as s:
         yield s
 
 
@@ -142,7 +145,7 @@ class Access:
 def check_access(request: Request, project: str, level: str) -> Access:
     """The check ``requires(level)`` makes, in a session of its own that is closed when it returns: for a
     route that then waits on its client (a streamed upload) without holding a connection."""
-    with registry(request).session() as s:
+    with registry(request).steps() as s:
         ctx = _in_project(level, project, principal(request, s), s)
         return Access(ctx.project.id, ctx.project.name, ctx.project.owner_id, ctx.role, ctx.principal)
 
@@ -175,3 +178,28 @@ def requires(level: str, *, signed: bool = False, in_route: bool = False) -> dic
 def project_ctx(level: str, *, signed: bool = False) -> Any:
     """The dependency that gives a route its checked project (the same check ``requires`` declares)."""
     return Depends(_signed_viewer if signed else _CHECKS[level])
+
+
+class CommitFirst(APIRoute):
+    """Routes whose request transaction commits in the route's own worker thread, as soon as it returns.
+
+    FastAPI validates a sync route's response in another worker thread and only then ends its
+    dependencies. Committing there would hold SQLite's one write lock across that wait; under load,
+    every worker can be blocked waiting for the lock while the holder waits for a worker, until the
+    30 s busy timeout breaks the tie. Committing here releases the lock before any further wait.
+    """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        if not inspect.iscoroutinefunction(endpoint):
+            inner = endpoint
+
+            @functools.wraps(inner)
+            def endpoint(*args: Any, **kw: Any) -> Any:
+                result = inner(*args, **kw)
+                for value in kw.values():
+                    s = value.session if isinstance(value, ProjectCtx) else value
+                    if isinstance(s, Session) and s.in_transaction():
+                        s.commit()
+                return result
+
+        super().__init__(path, endpoint, **kwargs)

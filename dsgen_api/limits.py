@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -62,13 +62,17 @@ def flush(reg: Registry, tally: RequestTally) -> None:
             forget_old(s, window_s=window_s())
 
 
-def _count(request: Request, hits: list[Hit], after: Any = None) -> None:
-    """Count ``hits`` in a transaction of its own, committed even when the request is refused (its
-    count stands, as it does in Redis); ``after(session)`` runs in it for an admitted request."""
+def _count(request: Request, hits: list[Hit], after: Any = None, session: Session | None = None) -> None:
+    """Count ``hits`` in a transaction committed before the route runs, even when the request is refused
+    (its count stands, as it does in Redis); ``after(session)`` runs in it for an admitted request.
+
+    ``session``: the request's own, which has written nothing yet: its transaction is committed here
+    and the route's begins after. A second connection per request would deadlock the pool under load:
+    every connection held by a request waiting for one more."""
     reg: Registry = request.app.state.registry
     tally: RequestTally = request.app.state.usage_tally
     refused: RateLimited | None = None
-    with reg.session() as own:
+    with nullcontext(session) if session is not None else reg.session() as own:
         try:
             count(own, hits, window_s=window_s())
         except RateLimited as exc:
@@ -80,6 +84,8 @@ def _count(request: Request, hits: list[Hit], after: Any = None) -> None:
                 tally.flush(own)
                 if fast_state.redis_client() is None:
                     forget_old(own, window_s=window_s())
+        if session is not None:
+            session.commit()
     if refused is not None:
         raise refused
 
@@ -101,7 +107,7 @@ def admit(request: Request, session: Session, p: Principal) -> None:
         if key_id is not None:
             count_use(own, key_id)
 
-    _count(request, hits, counted)
+    _count(request, hits, counted, session)
     request.app.state.usage_tally.add(p.user_id, p.api_key_id)
     request.state.admitted = True
 

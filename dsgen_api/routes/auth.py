@@ -6,14 +6,14 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from dsgen_api.deps import principal, registry, requires, session
+from dsgen_api.deps import CommitFirst, principal, registry, requires, session
 from dsgen_core.accounts.access import Principal, visible_projects
 from dsgen_core.accounts.keys import PREFIX
 from dsgen_core.accounts.tokens import RefreshReused, TokenPair, issue_pair, logout, revoke_family, rotate
 from dsgen_core.accounts.users import authenticate
 from dsgen_core.errors import DsgenError
 
-router = APIRouter(tags=["auth"])
+router = APIRouter(tags=["auth"], route_class=CommitFirst)
 
 
 class Login(BaseModel):

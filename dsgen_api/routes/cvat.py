@@ -11,14 +11,14 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from dsgen_api.deps import ProjectCtx, project_ctx, requires
+from dsgen_api.deps import CommitFirst, ProjectCtx, project_ctx, requires
 from dsgen_api.routes.runs import Started, launcher, started
 from dsgen_core.cvat.status import TaskStatus, cvat_status
 from dsgen_core.errors import NotFound
 from dsgen_core.query.parser import parse
 from dsgen_core.registry.schema import ExportJob
 
-router = APIRouter(tags=["cvat"])
+router = APIRouter(tags=["cvat"], route_class=CommitFirst)
 
 
 class PushIn(BaseModel):

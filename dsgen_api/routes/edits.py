@@ -7,10 +7,10 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field, model_validator
 
-from dsgen_api.deps import ProjectCtx, project_ctx, requires
+from dsgen_api.deps import CommitFirst, ProjectCtx, project_ctx, requires
 from dsgen_core.registry import tagging
 
-router = APIRouter(tags=["tags and metadata"])
+router = APIRouter(tags=["tags and metadata"], route_class=CommitFirst)
 
 
 class Target(BaseModel):

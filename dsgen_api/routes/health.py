@@ -10,9 +10,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from dsgen_api.deps import registry, requires
+from dsgen_api.deps import CommitFirst, registry, requires
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=CommitFirst)
 
 
 def _check(fn: Any) -> dict[str, Any]:

@@ -20,14 +20,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from dsgen_api.deps import ProjectCtx, principal, project_ctx, registry, requires, session
+from dsgen_api.deps import CommitFirst, ProjectCtx, principal, project_ctx, registry, requires, session
 from dsgen_api.problems import problem
 from dsgen_core.accounts.access import Principal, project_role, require
 from dsgen_core.errors import NotFound
 from dsgen_core.inference import endpoints as eps
 from dsgen_core.storage import open_storage
 
-router = APIRouter(tags=["inference"])
+router = APIRouter(tags=["inference"], route_class=CommitFirst)
 MAX_BYTES_ENV, MAX_BYTES_DEFAULT = "DSGEN_INFER_MAX_BYTES", 32 * 1024 * 1024
 IMAGE_TYPES = ("application/octet-stream", "image/jpeg", "image/png")
 

@@ -8,11 +8,11 @@ from typing import Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from dsgen_api.deps import ProjectCtx, project_ctx, requires
+from dsgen_api.deps import CommitFirst, ProjectCtx, project_ctx, requires
 from dsgen_core.insights.compute import INSIGHTS, compute_insights
 from dsgen_core.insights.views import delete_view, get_view, list_views, save_view, view_to_dict
 
-router = APIRouter(tags=["insights"])
+router = APIRouter(tags=["insights"], route_class=CommitFirst)
 
 
 class ViewIn(BaseModel):

@@ -13,11 +13,11 @@ import os
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 
-from dsgen_api.deps import ProjectCtx, project_ctx, registry, requires
+from dsgen_api.deps import CommitFirst, ProjectCtx, project_ctx, registry, requires
 from dsgen_core.errors import NotFound
 from dsgen_core.registry.schema import Asset
 
-router = APIRouter(tags=["media"])
+router = APIRouter(tags=["media"], route_class=CommitFirst)
 CACHE = "private, max-age=86400"
 
 

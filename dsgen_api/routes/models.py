@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from dsgen_api.deps import ProjectCtx, project_ctx, project_path, registry, requires, signed_url
+from dsgen_api.deps import CommitFirst, ProjectCtx, project_ctx, project_path, registry, requires, signed_url
 from dsgen_api.routes.runs import Started, launcher, started
 from dsgen_core.accounts.plans import check_training
 from dsgen_core.errors import DsgenError, NotFound
@@ -27,7 +27,7 @@ from dsgen_core.registry.schema import DatasetVersion, Evaluation, ModelVersion,
 from dsgen_core.storage import open_storage
 from dsgen_core.versions.lifecycle import get_version
 
-router = APIRouter(tags=["models"])
+router = APIRouter(tags=["models"], route_class=CommitFirst)
 
 
 class EpochOut(BaseModel):

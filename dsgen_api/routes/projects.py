@@ -12,7 +12,17 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from dsgen_api.deps import ProjectCtx, principal, project_ctx, project_path, registry, requires, session, signed_url
+from dsgen_api.deps import (
+    CommitFirst,
+    ProjectCtx,
+    principal,
+    project_ctx,
+    project_path,
+    registry,
+    requires,
+    session,
+    signed_url,
+)
 from dsgen_core.accounts.access import Principal, visible_projects
 from dsgen_core.errors import DsgenError, NotFound
 from dsgen_core.query import SORTS, count_query, run_query, run_query_page
@@ -22,7 +32,7 @@ from dsgen_core.registry.tagging import get_metadata, get_tags, object_metadata,
 from dsgen_core.storage import open_storage
 from dsgen_core.storage.masks import MaskStore
 
-router = APIRouter(tags=["projects"])
+router = APIRouter(tags=["projects"], route_class=CommitFirst)
 MAX_PAGE = 500
 
 

@@ -18,10 +18,10 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from dsgen_api.deps import ProjectCtx, project_ctx, project_path, requires
+from dsgen_api.deps import CommitFirst, ProjectCtx, project_ctx, project_path, requires
 from dsgen_api.runs import RunLauncher, RunState
 
-router = APIRouter(tags=["runs"])
+router = APIRouter(tags=["runs"], route_class=CommitFirst)
 POLL_S = 0.5
 
 

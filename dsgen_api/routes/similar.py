@@ -11,13 +11,13 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from dsgen_api.deps import ProjectCtx, project_ctx, project_path, registry, requires, signed_url
+from dsgen_api.deps import CommitFirst, ProjectCtx, project_ctx, project_path, registry, requires, signed_url
 from dsgen_core.embeddings.search import SimilarResult, similar_objects
 from dsgen_core.embeddings.store import VectorStore, open_store
 from dsgen_core.errors import NotFound
 from dsgen_core.registry.schema import Annotation, Asset
 
-router = APIRouter(tags=["similarity"])
+router = APIRouter(tags=["similarity"], route_class=CommitFirst)
 _lock = threading.Lock()
 
 

@@ -23,7 +23,7 @@ from fastapi import APIRouter, Query, Request
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from dsgen_api.deps import Access, check_access, registry, requires
+from dsgen_api.deps import Access, CommitFirst, check_access, registry, requires
 from dsgen_api.routes.runs import Started, launcher, started_for
 from dsgen_core.accounts.plans import check_storage
 from dsgen_core.accounts.usage import record_usage
@@ -31,7 +31,7 @@ from dsgen_core.errors import DsgenError, UploadTooLarge
 from dsgen_core.formats.images import unpack_zip
 from dsgen_core.registry.schema import ProjectMember, User
 
-router = APIRouter(tags=["uploads"])
+router = APIRouter(tags=["uploads"], route_class=CommitFirst)
 MAX_UPLOAD_ENV, MAX_UPLOAD = "DSGEN_MAX_UPLOAD_BYTES", 2 << 30
 STALL_S = 60.0
 _ACCESS = requires("editor", in_route=True)

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from dsgen_api.deps import ProjectCtx, project_ctx, registry, requires
+from dsgen_api.deps import CommitFirst, ProjectCtx, project_ctx, registry, requires
 from dsgen_api.routes.runs import Started, launcher, started
 from dsgen_core.errors import DsgenError, NotFound
 from dsgen_core.versions.lifecycle import (
@@ -25,7 +25,7 @@ from dsgen_core.versions.lifecycle import (
     version_summary,
 )
 
-router = APIRouter(tags=["versions"])
+router = APIRouter(tags=["versions"], route_class=CommitFirst)
 EXPORT_FORMATS = ("coco", "yolo")  # the formats the pipeline's export assets write
 
 

@@ -165,6 +165,19 @@ class Registry:
         return self.engine.dialect.name
 
     @contextmanager
+    def steps(self) -> Iterator[Session]:
+        """A session that may commit along the way (each commit ends one step and the next begins on
+        use): committed at the end, rolled back on any error. An API request is one: its rate count
+        is committed before its route runs, on the same connection."""
+        with self._sessions() as s:
+            try:
+                yield s
+                s.commit()
+            except BaseException:
+                s.rollback()
+                raise
+
+    @contextmanager
     def session(self, *, bulk: bool = False) -> Iterator[Session]:
         """A session in one transaction: committed on success, rolled back on any error.
 
