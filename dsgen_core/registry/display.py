@@ -7,7 +7,8 @@ image pixels, for many images in one query (a gallery page of 100 thumbnails is 
 
 from __future__ import annotations
 
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,7 +49,7 @@ def display_shapes(session: Session, asset_ids: Sequence[int], *, masks: MaskSto
         select(Annotation.id, Annotation.asset_id, Annotation.label_class_id, Annotation.geometry_type,
                Annotation.bbox_x, Annotation.bbox_y, Annotation.bbox_w, Annotation.bbox_h, Annotation.polygon,
                Annotation.mask_uri, Annotation.keypoints, Annotation.is_normalized, Annotation.source,
-               Annotation.confidence)
+               Annotation.confidence, Annotation.updated_at)
         .where(Annotation.asset_id.in_(asset_ids)).order_by(Annotation.asset_id, Annotation.id))]
     class_ids = {r[2] for r in rows} - {None}
     keys = dict(session.execute(select(LabelClass.id, LabelClass.key).where(LabelClass.id.in_(class_ids))).all()) \
@@ -57,7 +58,7 @@ def display_shapes(session: Session, asset_ids: Sequence[int], *, masks: MaskSto
         sizes = {i: (w, h) for i, w, h in session.execute(
             select(Asset.id, Asset.width, Asset.height).where(Asset.id.in_(asset_ids)))}
     out: dict[int, list[Shape]] = defaultdict(list)
-    for oid, aid, class_id, gtype, bx, by, bw, bh, polygon, mask_uri, kp, normalized, source, conf in rows:
+    for oid, aid, class_id, gtype, bx, by, bw, bh, polygon, mask_uri, kp, normalized, source, conf, changed in rows:
         if normalized:
             w, h = (sizes or {}).get(aid, (None, None))
             sx, sy = float(w or 1), float(h or 1)
@@ -69,10 +70,32 @@ def display_shapes(session: Session, asset_ids: Sequence[int], *, masks: MaskSto
         if polygon:
             polygons = [_scaled(p, sx, sy) for p in polygon]
         elif mask_uri and masks is not None:
-            polygons = mask_outlines(masks.get(mask_uri))
+            polygons = _outlines(masks, mask_uri, changed)
         points = [[kp[i] * sx, kp[i + 1] * sy, kp[i + 2]] for i in range(0, len(kp) - 2, 3)] if kp else None
         out[aid].append(Shape(oid, keys.get(class_id), KINDS.get(gtype, gtype), bbox, polygons, points, source, conf))
     return dict(out)
+
+
+_OUTLINES: OrderedDict[tuple[str, Any], list[list[float]]] = OrderedDict()
+_OUTLINES_MAX = 20_000
+_outlines_lock = threading.Lock()
+
+
+def _outlines(masks: MaskStore, uri: str, changed: Any) -> list[list[float]]:
+    """A mask's outlines, traced once per version of the object (its ``updated_at``): a gallery page
+    of segmentation data would otherwise read and trace every mask on every request."""
+    key = (uri, changed)
+    with _outlines_lock:
+        found = _OUTLINES.get(key)
+        if found is not None:
+            _OUTLINES.move_to_end(key)
+            return found
+    traced = mask_outlines(masks.get(uri))
+    with _outlines_lock:
+        _OUTLINES[key] = traced
+        if len(_OUTLINES) > _OUTLINES_MAX:
+            _OUTLINES.popitem(last=False)
+    return traced
 
 
 def _scaled(part: list[Any], sx: float, sy: float) -> list[float]:
