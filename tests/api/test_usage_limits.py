@@ -7,7 +7,6 @@ straddle two windows and see its count restart.
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 from collections.abc import Iterator
@@ -40,10 +39,8 @@ WINDOW = 3600
 def redis_server() -> Iterator[RedisServer]:
     try:
         server = RedisServer()
-    except RedisUnavailable as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(str(exc), pytrace=False)
-        pytest.skip(str(exc))
+    except RedisUnavailable as exc:  # scripts/setup.sh installs redis-server: a failure, not a skip
+        pytest.fail(str(exc), pytrace=False)
     try:
         yield server.start()
     finally:

@@ -5,7 +5,6 @@ assertion is checked against the registry, not against what the page said before
 from __future__ import annotations
 
 import json
-import os
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -28,10 +27,8 @@ TIMEOUT_MS = 15_000
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Registry]]:
     why = missing()
-    if why:
-        if os.environ.get("CI"):
-            pytest.fail(why, pytrace=False)
-        pytest.skip(why)
+    if why:  # scripts/setup.sh installs Chromium and builds the app: its absence is a failure, not a skip
+        pytest.fail(why, pytrace=False)
     home = build_site(tmp_path_factory.mktemp("web-home"))
     reg = Registry(load_settings(home=home, database_url=f"sqlite:///{home / 'registry' / 'registry.db'}"))
     try:
@@ -171,8 +168,6 @@ def test_an_image_lists_its_objects_and_its_tag_and_metadata_edits_persist(site:
 
 def test_insights_show_each_class_and_its_count(site: tuple[str, Registry], page: Any) -> None:
     base, reg = site
-    if not _has_route(base, "/api/projects/{project}/insights"):
-        pytest.skip("the API has no insights route yet")
     page.goto(f"{base}/p/{PROJECT}/insights")
     page.wait_for_selector("[data-chart='Classes (objects)'] [data-bar]")
     with reg.session() as s:
@@ -196,15 +191,8 @@ def test_insights_show_each_class_and_its_count(site: tuple[str, Registry], page
     page.wait_for_selector("[data-view=squares]", state="detached")
 
 
-def _has_route(base: str, path: str) -> bool:
-    with urllib.request.urlopen(f"{base}/api/openapi.json") as r:
-        return path in json.load(r)["paths"]
-
-
 def test_a_model_shows_its_curves_confusion_matrix_and_lineage(site: tuple[str, Registry], page: Any) -> None:
     base, _reg = site
-    if not _has_route(base, "/api/projects/{project}/models/{ref}"):
-        pytest.skip("the API has no models route yet")
     page.goto(f"{base}/p/{PROJECT}/models")
     page.click(".models table a:text-is('m1')")
     page.wait_for_selector("[data-model=m1] .heatmap")
@@ -219,8 +207,6 @@ def test_a_model_shows_its_curves_confusion_matrix_and_lineage(site: tuple[str, 
 
 def test_a_version_shows_its_splits(site: tuple[str, Registry], page: Any) -> None:
     base, reg = site
-    if not _has_route(base, "/api/projects/{project}/versions/{tag}"):
-        pytest.skip("the API has no versions route yet")
     page.goto(f"{base}/p/{PROJECT}/versions")
     page.click(".versions table a:text-is('v1')")
     page.wait_for_selector("[data-version=v1] [data-chart='Splits (images)'] [data-bar]")
