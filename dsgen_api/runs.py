@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +48,6 @@ class RunState:
     steps_done: int = 0
     steps_total: int | None = None
     error: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def done(self) -> bool:
@@ -143,7 +142,7 @@ class RunLauncher:
         error = None
         if run.status.value == "FAILURE":  # the failed step says why; the run's own message only names it
             error = self._failure(run_id)
-        return RunState(run_id, run.job_name, run.status.value, stats.steps_succeeded, total, error, dict(run.tags))
+        return RunState(run_id, run.job_name, run.status.value, stats.steps_succeeded, total, error)
 
     def _failure(self, run_id: str) -> str | None:
         from dagster import DagsterEventType

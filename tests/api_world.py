@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,3 +31,23 @@ class World:
 
     def get(self, path: str, who: str | None, **kw: Any) -> Any:
         return self.client.get(path, headers=self.as_(who), **kw)
+
+    @contextmanager
+    def served(self) -> Iterator[str]:
+        """The same app behind a real uvicorn server on a free port (concurrency the TestClient cannot
+        give): its base URL, for as long as the block runs."""
+        import uvicorn
+
+        server = uvicorn.Server(uvicorn.Config(self.client.app, host="127.0.0.1", port=0, log_level="warning",
+                                               lifespan="off"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 10
+            while not server.started:
+                assert time.monotonic() < deadline, "uvicorn did not start"
+                time.sleep(0.05)
+            yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+        finally:
+            server.should_exit = True
+            thread.join(timeout=20)

@@ -88,15 +88,20 @@ def model(ref: str, request: Request, ctx: ProjectCtx = project_ctx("viewer")) -
         summary=model_version_summary(s, mv),
         epochs=[EpochOut(epoch=e.epoch, train_loss=e.train_loss, val_loss=e.val_loss, precision=e.precision,
                          recall=e.recall, map50=e.map50, map50_95=e.map50_95) for e in epochs],
-        evaluations=[EvaluationOut(
-            id=e.id, dataset_version=tag, split=e.split, precision=e.precision, recall=e.recall, f1=e.f1_score,
-            map50=e.map50, map50_95=e.map50_95, per_class=e.per_class,
-            confusion_matrix=(e.extra or {}).get("confusion_matrix"), confusion_names=(e.extra or {}).get("confusion_names"),
-            charts={name: signed_url(ctx, request, f"{base}/{e.id}/charts/{quote(name, safe='')}") for name in (e.extra or {}).get("charts", {})},
-            parent=(e.extra or {}).get("parent"), created_at=e.created_at.isoformat()) for e, tag in evals],
+        evaluations=[_evaluation(e, tag, {name: signed_url(ctx, request, f"{base}/{e.id}/charts/{quote(name, safe='')}")
+                                          for name in (e.extra or {}).get("charts", {})}) for e, tag in evals],
         children=list(s.scalars(select(ModelVersion.human_id).where(ModelVersion.parent_model_version_id == mv.id)
                                 .order_by(ModelVersion.id))),
     )
+
+
+def _evaluation(e: Evaluation, tag: str | None, charts: dict[str, str]) -> EvaluationOut:
+    extra = e.extra or {}
+    return EvaluationOut(
+        id=e.id, dataset_version=tag, split=e.split, precision=e.precision, recall=e.recall, f1=e.f1_score,
+        map50=e.map50, map50_95=e.map50_95, per_class=e.per_class, confusion_matrix=extra.get("confusion_matrix"),
+        confusion_names=extra.get("confusion_names"), charts=charts, parent=extra.get("parent"),
+        created_at=e.created_at.isoformat())
 
 
 @router.get("/api/projects/{project}/models/{ref}/evaluations/{evaluation_id}/charts/{name}",

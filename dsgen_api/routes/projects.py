@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import orjson
@@ -26,7 +26,7 @@ from dsgen_api.deps import (
 from dsgen_core.accounts.access import Principal, visible_projects
 from dsgen_core.errors import DsgenError, NotFound
 from dsgen_core.query import SORTS, count_query, run_query, run_query_page
-from dsgen_core.registry.display import display_shapes
+from dsgen_core.registry.display import Shape, display_shapes
 from dsgen_core.registry.schema import Annotation, Asset
 from dsgen_core.registry.tagging import get_metadata, get_tags, object_metadata, object_tags
 from dsgen_core.storage import open_storage
@@ -42,17 +42,6 @@ class ProjectOut(BaseModel):
     description: str | None = None
 
 
-class ShapeOut(BaseModel):
-    id: int
-    category: str | None
-    kind: str
-    bbox: list[float] | None
-    polygons: list[list[float]] | None
-    points: list[list[float]] | None
-    source: str
-    confidence: float | None
-
-
 class AssetOut(BaseModel):
     id: int
     file_name: str
@@ -61,7 +50,7 @@ class AssetOut(BaseModel):
     objects: int
     thumbnail_url: str  # signed: usable as <img src> without a header
     image_url: str
-    shapes: list[ShapeOut] | None = None
+    shapes: list[Shape] | None = None
 
 
 class AssetPage(BaseModel):
@@ -71,7 +60,10 @@ class AssetPage(BaseModel):
     total: int | None
 
 
-class ObjectOut(ShapeOut):
+@dataclass(slots=True)
+class ObjectOut(Shape):
+    """An object as the image detail shows it: its shape, and what else it carries."""
+
     geometry_type: str
     attributes: dict[str, Any] | None
     tags: list[str]

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from dsgen_api.deps import CommitFirst, ProjectCtx, project_ctx, project_path, registry, requires, signed_url
-from dsgen_core.embeddings.search import SimilarResult, similar_objects
+from dsgen_core.embeddings.search import SimilarHit, SimilarResult, similar_objects
 from dsgen_core.embeddings.store import VectorStore, open_store
 from dsgen_core.errors import NotFound
 from dsgen_core.registry.schema import Annotation, Asset
@@ -31,16 +31,8 @@ def vector_store(request: Request) -> VectorStore:
     return result
 
 
-class HitOut(BaseModel):
-    object_id: int
-    distance: float
-    image_id: int
-    file_name: str
-    category: str | None
-    bbox: tuple[float, float, float, float] | None
-    source: str
-    confidence: float | None
-    validated: bool
+@dataclass(frozen=True)
+class HitOut(SimilarHit):
     thumbnail_url: str  # signed, for <img src>
 
 

@@ -20,16 +20,14 @@ from pathlib import Path
 from typing import Literal
 
 from fastapi import APIRouter, Query, Request
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from dsgen_api.deps import Access, CommitFirst, check_access, registry, requires
 from dsgen_api.routes.runs import Started, launcher, started_for
-from dsgen_core.accounts.plans import check_storage
+from dsgen_core.accounts.plans import check_storage, storage_payer
 from dsgen_core.accounts.usage import record_usage
 from dsgen_core.errors import DsgenError, UploadTooLarge
 from dsgen_core.formats.images import unpack_zip
-from dsgen_core.registry.schema import ProjectMember, User
 
 router = APIRouter(tags=["uploads"], route_class=CommitFirst)
 MAX_UPLOAD_ENV, MAX_UPLOAD = "DSGEN_MAX_UPLOAD_BYTES", 2 << 30
@@ -97,14 +95,8 @@ async def _receive(request: Request, path: Path, limit: int) -> None:
 
 
 def _charge_storage(request: Request, who: Access, size: int) -> None:
-    """The project's owner's plan pays for what it stores: ``projects.owner_id``, else its first member
-    with the owner role, else the uploader."""
     with registry(request).session() as s:
-        payer_id = who.owner_id or s.scalar(
-            select(ProjectMember.user_id).where(ProjectMember.project_id == who.project_id, ProjectMember.role == "owner")
-            .order_by(ProjectMember.created_at, ProjectMember.user_id).limit(1)) or who.principal.user_id
-        payer = s.get(User, payer_id)
-        assert payer is not None  # a member, or the caller just authenticated
+        payer = storage_payer(s, who.project_id, who.owner_id, fallback_user_id=who.principal.user_id)
         check_storage(s, payer, size)
         record_usage(s, payer.id, "storage", size, project_id=who.project_id, api_key_id=who.principal.api_key_id)
 

@@ -18,12 +18,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dsgen_core.accounts.access import Forbidden
 from dsgen_core.accounts.usage import month_start, stored_bytes, used
 from dsgen_core.errors import DsgenError
-from dsgen_core.registry.schema import User
+from dsgen_core.registry.schema import ProjectMember, User
 
 GB = 1024**3
 
@@ -89,6 +90,19 @@ def plan_of(user: User) -> Plan:
 
 def _gb(n: float) -> str:
     return f"{n / GB:.3g} GB"
+
+
+def storage_payer(session: Session, project_id: int, owner_id: int | None, *, fallback_user_id: int) -> User:
+    """Whose plan pays for what a project stores: its ``owner_id``, else its first member with the
+    owner role (the projects :func:`~dsgen_core.accounts.usage.stored_bytes` counts as theirs), else
+    ``fallback_user_id`` (the one adding to it)."""
+    payer_id = owner_id or session.scalar(
+        select(ProjectMember.user_id).where(ProjectMember.project_id == project_id, ProjectMember.role == "owner")
+        .order_by(ProjectMember.created_at, ProjectMember.user_id).limit(1)) or fallback_user_id
+    payer = session.get(User, payer_id)
+    if payer is None:
+        raise DsgenError(f"user {payer_id} does not exist")
+    return payer
 
 
 def check_storage(session: Session, user: User, extra_bytes: int) -> None:

@@ -5,7 +5,6 @@ under concurrent requests on a real server, write-back as model annotations, bad
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,7 +15,6 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from sqlalchemy import select
 
 from api_world import World
@@ -155,30 +153,18 @@ def test_deploy_infer_and_the_counts(world: World, tiny: Tiny, models: dict[str,
 def test_concurrent_requests_on_a_real_server_are_each_counted(world: World, tiny: Tiny,
                                                                models: dict[str, str]) -> None:
     assert _deploy(world, "shapes", model="m2").status_code == 201
-    config = uvicorn.Config(world.client.app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        for _ in range(200):
-            if server.started:
-                break
-            threading.Event().wait(0.05)
-        port = server.servers[0].sockets[0].getsockname()[1]
+    with world.served() as base:
         data = tiny.images[3].read_bytes()
         expected = _direct(tiny.onnx, tiny.images[3], CONF)
         headers = world.as_("viewer", **{"Content-Type": "image/png"})
 
         def call(_i: int) -> tuple[int, list[dict[str, object]]]:
-            r = httpx.post(f"http://127.0.0.1:{port}/api/infer/shapes?conf={CONF}", content=data, headers=headers,
+            r = httpx.post(f"{base}/api/infer/shapes?conf={CONF}", content=data, headers=headers,
                            timeout=60)
             return r.status_code, [{k: d[k] for k in ("class", "box", "score")} for d in r.json()["detections"]]
 
         with ThreadPoolExecutor(6) as pool:
             results = list(pool.map(call, range(24)))
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
     assert all(status == 200 and dets == expected for status, dets in results)
     listed = world.get("/api/projects/alpha/endpoints", "viewer").json()
     assert listed[0]["model_version"] == "m2" and listed[0]["total_requests"] == 24

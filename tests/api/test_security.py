@@ -149,41 +149,27 @@ def test_signed_urls_work_for_project_names_that_need_quoting(world: World, demo
 def test_many_concurrent_writers_do_not_stall_on_sqlite(world: World) -> None:
     """More writers at once than the server has worker threads: each commits in its own worker, so none
     waits for the 30 s busy timeout (they did when the commit waited for response validation)."""
-    import threading
     import time
     from concurrent.futures import ThreadPoolExecutor
 
     import httpx
-    import uvicorn
 
     from dsgen_core.registry.projects import get_project
     from dsgen_core.registry.schema import Asset
 
     with world.registry.session() as s:
         ids = list(s.scalars(select(Asset.id).where(Asset.project_id == get_project(s, "alpha").id)))
-    server = uvicorn.Server(uvicorn.Config(world.client.app, host="127.0.0.1", port=0, log_level="warning",
-                                           lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        for _ in range(200):
-            if server.started:
-                break
-            time.sleep(0.05)
-        port = server.servers[0].sockets[0].getsockname()[1]
+    with world.served() as base:
         headers = world.as_("editor")
 
         def tag(i: int) -> tuple[int, float]:
             t = time.perf_counter()
-            r = httpx.post(f"http://127.0.0.1:{port}/api/projects/alpha/tags", headers=headers, timeout=60,
+            r = httpx.post(f"{base}/api/projects/alpha/tags", headers=headers, timeout=60,
                            json={"ids": [ids[i % len(ids)]], "tags": [f"w{i}"]})
             return r.status_code, time.perf_counter() - t
 
         with ThreadPoolExecutor(60) as pool:
             results = list(pool.map(tag, range(120)))
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
     assert [code for code, _s in results] == [200] * 120
     assert max(s for _c, s in results) < 20, sorted(s for _c, s in results)[-5:]
     with world.registry.session() as s:
